@@ -1,0 +1,170 @@
+"""Command line: ``harness ladders | ladder | report | ui | bench``.
+
+Exit codes: 0 success, 1 a run failed, 2 bad input (the message says which
+file, key or value), 130 interrupted (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from harness.errors import HarnessError, RunFailed, UserError
+
+SCALES = ("smoke", "standard", "full")
+
+
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("ladders", help="list the built-in ladders")
+
+    lad = sub.add_parser("ladder", help="run a ladder: every rung, logged to MLflow, then the table")
+    lad.add_argument("ladder", help="built-in ladder name (see `harness ladders`) or path to a ladder .yaml")
+    lad.add_argument("--scale", choices=SCALES, default="standard")
+    lad.add_argument("--seeds", type=int, default=1, help="repeat every rung with N seeds (default 1)")
+    lad.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    lad.add_argument("--rungs", help="subset of rungs: indices, ranges or names, e.g. 1,3-5,cnn")
+    lad.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key for every rung (repeatable), e.g. --set lr0=0.01")
+    lad.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
+    lad.add_argument("--tensorboard-dir", default="tensorboard", help="TensorBoard event files root")
+    lad.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
+    lad.add_argument("--out", default="results", help="where the report is written (default results/)")
+    lad.add_argument("--no-report", action="store_true", help="do not print or write the table")
+    _add_tracking(lad)
+
+    rep = sub.add_parser("report", help="rebuild a comparison table from the tracking store")
+    rep_sub = rep.add_subparsers(dest="kind", required=True, metavar="KIND")
+    rl = rep_sub.add_parser("ladder", help="the table of a ladder run")
+    rl.add_argument("ladder", help="ladder name")
+    rl.add_argument("--run", help="parent run id (default: the latest run of the ladder)")
+    rl.add_argument("--scale", choices=SCALES, help="latest run at this scale")
+    rl.add_argument("--out", default="results", help="output directory (default results/)")
+    _add_tracking(rl)
+
+    ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1")
+    _add_tracking(ui)
+
+    bench = sub.add_parser("bench", help="benchmarks (see `nox -s bench`)")
+    bench.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
+    bench.add_argument("--out", default="results/bench", help="output directory")
+    bench.add_argument("--quick", action="store_true", help="few steps, to check the benchmark runs")
+    return parser
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+    # one model per rung retraces by design; TensorFlow's retracing warning is noise here
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
+    signal.signal(signal.SIGTERM, _interrupt)
+    command_line = "harness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    try:
+        return _dispatch(args, command_line)
+    except KeyboardInterrupt:
+        print("\ninterrupted: the current run and its parent are marked KILLED; finished runs are kept",
+              file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, command_line: str) -> int:
+    if args.command == "ladders":
+        from harness.ladders import builtin_ladders
+
+        for name, title in builtin_ladders().items():
+            print(f"{name:<12} {title}")
+        return 0
+    if args.command == "ladder":
+        return _ladder(args, command_line)
+    if args.command == "report":
+        return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line)
+    if args.command == "ui":
+        from harness.tracking import resolve_tracking_uri
+
+        uri = resolve_tracking_uri(args.tracking_uri)
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+        print("$", shlex.join(cmd))
+        os.execv(sys.executable, cmd)
+    if args.command == "bench":
+        from harness.bench import run_benchmarks
+
+        run_benchmarks(data_dir=args.data_dir, out_dir=Path(args.out), quick=args.quick)
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
+
+
+def _ladder(args: argparse.Namespace, command_line: str) -> int:
+    from harness.config import parse_cli_overrides
+    from harness.ladders import load_ladder
+    from harness.ladders._runner import LadderRequest, run_ladder
+    from harness.tracking import Tracker
+
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, but got {args.seeds}")
+    ladder = load_ladder(args.ladder).select(args.rungs)
+    request = LadderRequest(
+        ladder=ladder,
+        scale=args.scale,
+        seeds=args.seeds,
+        base_seed=args.seed,
+        overrides=parse_cli_overrides(args.set),
+        data_dir=args.data_dir,
+        tensorboard_dir=Path(args.tensorboard_dir),
+        command=command_line,
+        prices=args.prices,
+    )
+    ladder.configs(args.scale, request.overrides)  # fail on a bad --set before loading anything
+    tracker = Tracker(args.tracking_uri)
+    run_id = run_ladder(request, tracker)
+    if args.no_report:
+        return 0
+    report_cmd = f"harness report ladder {ladder.name} --run {run_id}"
+    return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd)
+
+
+def _report(
+    ladder: str, run_id: str | None, scale: str | None, out: str, uri: str | None, command_line: str
+) -> int:
+    from harness.report import display_table, ladder_report, verdict, write_report
+    from harness.tracking import Tracker
+
+    report = ladder_report(Tracker(uri), ladder, run_id, scale)
+    print(display_table(report).to_string(index=False))
+    for line in verdict(report):
+        print(line)
+    md, csv = write_report(report, Path(out), command_line)
+    print(f"wrote {md} and {csv}")
+    return 0

@@ -1,0 +1,92 @@
+"""Dataset container and registry.
+
+Datasets are small enough to live in memory as numpy arrays (MNIST, PlanesNet);
+``harness.data.pipeline`` turns them into ``tf.data`` pipelines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import DataError
+
+DATA_DIR_ENV = "HARNESS_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDataset:
+    """Train and test splits held in memory.
+
+    Images are ``uint8`` arrays of shape ``[N, H, W, C]``; labels are ``int64``
+    class indices of shape ``[N]``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    checksum: str  # sha256 over the source files, identifies the exact data
+    source: str  # where it was read from, for humans
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if len(x) != len(y):
+                raise DataError(
+                    f"{self.name} {split}: {len(x)} images but {len(y)} labels in {self.source}"
+                )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def subset(self, n_train: int | None, n_test: int | None) -> ArrayDataset:
+        """The first ``n_train``/``n_test`` examples (None keeps the split whole)."""
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[:n_train],
+            y_train=self.y_train[:n_train],
+            x_test=self.x_test[:n_test],
+            y_test=self.y_test[:n_test],
+        )
+
+
+Loader = Callable[[Path | None], ArrayDataset]
+_LOADERS: dict[str, Loader] = {}
+
+
+def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: register ``fn(data_dir) -> ArrayDataset`` under ``name``."""
+
+    def wrap(fn: Loader) -> Loader:
+        if name in _LOADERS:
+            raise ValueError(f"dataset {name!r} is registered twice")
+        _LOADERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    return sorted(_LOADERS)
+
+
+def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The explicit directory, else ``$HARNESS_DATA_DIR``, else None."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env).expanduser() if env else None
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> ArrayDataset:
+    """Load a registered dataset; an unknown name lists the valid ones."""
+    if name not in _LOADERS:
+        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
+    return _LOADERS[name](resolve_data_dir(data_dir))

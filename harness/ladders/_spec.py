@@ -1,0 +1,155 @@
+"""Ladders as data: a base config plus an ordered list of rungs, each a small override.
+
+A ladder file is YAML (see ``mnist.yaml``). Everything is checked strictly on
+load: an unknown key or a wrong type is an error naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import Config, apply_overrides
+from harness.errors import ConfigError
+
+SCALES = ("smoke", "standard", "full")
+_TOP_KEYS = {"name", "title", "metric", "base", "scales", "rungs"}
+_RUNG_KEYS = {"name", "changes", "reference", "note", "set"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Rung:
+    index: int  # 1-based, as in the talk
+    name: str
+    changes: str  # one line: what this rung changes
+    reference: float | None  # the talk's result for ``Ladder.metric``
+    note: str
+    config: Config  # resolved: base + every rung up to this one
+
+
+@dataclasses.dataclass(frozen=True)
+class Ladder:
+    name: str
+    title: str
+    metric: str
+    source: str  # the file it was read from
+    scales: dict[str, dict[str, Any]]
+    rungs: tuple[Rung, ...]
+
+    def configs(self, scale: str, overrides: Mapping[str, Any] | None = None) -> list[tuple[Rung, Config]]:
+        """Each rung's config at ``scale``, then the user's overrides on top."""
+        if scale not in self.scales:
+            raise ConfigError(f"{self.source}: unknown scale {scale!r}; valid: {', '.join(self.scales)}")
+        out = []
+        for rung in self.rungs:
+            cfg = apply_overrides(rung.config, self.scales[scale], f"{self.source}: scales.{scale}")
+            cfg = apply_overrides(cfg, overrides or {}, "command line")
+            out.append((rung, cfg))
+        return out
+
+    def select(self, spec: str | None) -> Ladder:
+        """Keep rungs by 1-based index or name: ``"1,3-5,cnn"``."""
+        if not spec:
+            return self
+        keep: set[int] = set()
+        by_name = {r.name: r.index for r in self.rungs}
+        for part in spec.split(","):
+            part = part.strip()
+            lo, dash, hi = part.partition("-")
+            if part in by_name:
+                keep.add(by_name[part])
+            elif lo.isdigit() and (not dash or hi.isdigit()):
+                keep.update(range(int(lo), int(hi if dash else lo) + 1))
+            else:
+                raise ConfigError(f"--rungs: cannot parse {part!r}; use indices, ranges or names: {', '.join(by_name)}")
+        unknown = keep - set(by_name.values())
+        if unknown:
+            raise ConfigError(f"--rungs: no rung {sorted(unknown)} in {self.name} (1..{len(self.rungs)})")
+        return dataclasses.replace(self, rungs=tuple(r for r in self.rungs if r.index in keep))
+
+
+def builtin_ladders() -> dict[str, str]:
+    """Name -> title of every ladder shipped inside the package."""
+    out = {}
+    for entry in sorted(resources.files("harness.ladders").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+            out[entry.name.removesuffix(".yaml")] = str(data.get("title", ""))
+    return out
+
+
+def load_ladder(name_or_path: str) -> Ladder:
+    """A built-in ladder by name, or a ladder file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"ladder file {path}: cannot read it ({exc.strerror})") from None
+        return parse_ladder(text, str(path))
+    builtin = builtin_ladders()
+    if name_or_path not in builtin:
+        raise ConfigError(
+            f"unknown ladder {name_or_path!r}; valid ladders: {', '.join(builtin)} "
+            "(or give the path of a ladder .yaml file)"
+        )
+    text = resources.files("harness.ladders").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
+    return parse_ladder(text, f"harness/ladders/{name_or_path}.yaml")
+
+
+def parse_ladder(text: str, source: str) -> Ladder:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with keys {sorted(_TOP_KEYS)}")
+    _strict_keys(data, _TOP_KEYS, source)
+    for key in ("name", "rungs"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing required key {key!r}")
+    scales = data.get("scales") or {"standard": {}}
+    if not isinstance(scales, dict):
+        raise ConfigError(f"{source}: scales must be a mapping of scale name to overrides")
+    for scale, over in scales.items():
+        if scale not in SCALES:
+            raise ConfigError(f"{source}: unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+        scales[scale] = over or {}
+    cfg = apply_overrides(Config(), data.get("base") or {}, f"{source}: base")
+    rungs = data["rungs"]
+    if not isinstance(rungs, list) or not rungs:
+        raise ConfigError(f"{source}: rungs must be a non-empty list")
+    parsed = []
+    for i, raw in enumerate(rungs, start=1):
+        where = f"{source}: rungs[{i}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping with keys {sorted(_RUNG_KEYS)}")
+        _strict_keys(raw, _RUNG_KEYS, where)
+        name = str(raw.get("name") or f"rung{i}")
+        cfg = apply_overrides(cfg, raw.get("set") or {}, f"{where} ({name}).set")
+        reference = raw.get("reference")
+        if reference is not None and (isinstance(reference, bool) or not isinstance(reference, int | float)):
+            raise ConfigError(f"{where}: reference must be a number, but got {reference!r}")
+        parsed.append(Rung(i, name, str(raw.get("changes", "")), reference, str(raw.get("note", "")), cfg))
+    ladder = Ladder(
+        name=str(data["name"]),
+        title=str(data.get("title", data["name"])),
+        metric=str(data.get("metric", "test_accuracy")),
+        source=source,
+        scales=scales,
+        rungs=tuple(parsed),
+    )
+    for scale in scales:  # check every scale's keys now, not halfway through a run
+        ladder.configs(scale)
+    return ladder
+
+
+def _strict_keys(data: dict[str, Any], valid: set[str], where: str) -> None:
+    unknown = sorted(set(map(str, data)) - valid)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")

@@ -1,0 +1,216 @@
+"""Ladder comparison tables, rebuilt from the tracking store (never from memory)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import UserError
+from harness.ladders._runner import experiment_name
+from harness.tracking import Tracker
+
+TOLERANCE = 0.003  # "within 0.3 points of the reference"
+
+
+@dataclasses.dataclass
+class LadderReport:
+    table: pd.DataFrame  # one row per rung, numeric
+    meta: dict[str, str]  # where the numbers came from
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """``mlflow.search_runs`` reads the global URI; set it for this call only."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: str | None) -> Any:
+    """The given parent run, else the latest parent run of ``ladder`` (at ``scale``)."""
+    exp = tracker.client.get_experiment_by_name(experiment_name(ladder))
+    if exp is None:
+        raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}; run `harness ladder {ladder}` first")
+    if run_id:
+        try:
+            return tracker.client.get_run(run_id)
+        except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
+            raise UserError(f"no run {run_id!r} in {tracker.uri} ({exc})") from None
+    filters = ["tags.`harness.kind` = 'ladder'"]
+    if scale:
+        filters.append(f"tags.`harness.scale` = '{scale}'")
+    runs = tracker.client.search_runs(
+        [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not runs:
+        raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.uri}")
+    return runs[0]
+
+
+def ladder_report(tracker: Tracker, ladder: str, run_id: str | None = None, scale: str | None = None) -> LadderReport:
+    import mlflow
+
+    parent = find_parent_run(tracker, ladder, run_id, scale)
+    with _tracking_uri(tracker.uri):
+        runs = mlflow.search_runs(
+            experiment_ids=[parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+            output_format="pandas",
+        )
+    if runs.empty:
+        raise UserError(f"parent run {parent.info.run_id} of ladder {ladder!r} has no rung runs yet")
+    table = _aggregate(runs)
+    tags = parent.data.tags
+    meta = {
+        "ladder": ladder,
+        "parent_run_id": parent.info.run_id,
+        "parent_status": parent.info.status,
+        "tracking_uri": tracker.uri,
+        "scale": tags.get("harness.scale", "?"),
+        "seeds": tags.get("harness.seeds", "?"),
+        "command": tags.get("harness.command", ""),
+        "device": tags.get("device", "?"),
+        "host": tags.get("host", "?"),
+        "git_commit": tags.get("mlflow.source.git.commit", "?"),
+        "versions": ", ".join(
+            f"{k.removesuffix('.version')} {tags[k]}"
+            for k in ("tensorflow.version", "keras.version", "mlflow.version")
+            if k in tags
+        ),
+        "data_checksum": tags.get("data.checksum", "?"),
+        "price_per_hour": tags.get("price_per_hour", "unknown"),
+        "started": datetime.fromtimestamp(parent.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return LadderReport(table, meta)
+
+
+def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sd over seeds of each rung's FINISHED runs."""
+    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int))
+    rows = []
+    for index, group in runs.groupby("rung_index", sort=True):
+        done = group[group["status"] == "FINISHED"]
+        first = group.iloc[0]
+        reference = first.get("tags.harness.reference") or ""
+        row: dict[str, Any] = {
+            "rung_index": index,
+            "rung": first["tags.harness.rung"],
+            "changes": first["tags.harness.rung_changes"],
+            "reference": float(reference) if reference else math.nan,
+            "runs": len(done),
+            "runs_not_finished": len(group) - len(done),
+        }
+        for out, metric in (
+            ("final", "final_test_accuracy"),
+            ("best", "best_test_accuracy"),
+            ("train_s", "time_train_s"),
+            ("total_s", "time_total_s"),
+            ("warmup_s", "time_warmup_s"),
+            ("examples_per_s", "examples_per_s"),
+            ("cost_usd", "cost_usd"),
+        ):
+            values = done.get(f"metrics.{metric}", pd.Series(dtype=float)).astype(float)
+            row[f"{out}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{out}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["delta_prev"] = table["best_mean"].diff()
+    table["vs_reference"] = table["best_mean"] - table["reference"]
+    return table
+
+
+def _pct(mean: float, sd: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{100 * mean:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}")
+
+
+def _points(value: float) -> str:
+    return "" if math.isnan(value) else f"{100 * value:+.2f}"
+
+
+def display_table(report: LadderReport) -> pd.DataFrame:
+    """The table people read: percentages, mean ± sd, deltas in points."""
+    t = report.table
+    return pd.DataFrame(
+        {
+            "#": t["rung_index"],
+            "rung": t["rung"],
+            "what changed": t["changes"],
+            "reference %": [("" if math.isnan(r) else f"{100 * r:.1f}") for r in t["reference"]],
+            "final acc %": [_pct(m, s) for m, s in zip(t["final_mean"], t["final_sd"], strict=True)],
+            "best acc %": [_pct(m, s) for m, s in zip(t["best_mean"], t["best_sd"], strict=True)],
+            "Δ best vs prev (pts)": [_points(v) for v in t["delta_prev"]],
+            "best vs ref (pts)": [_points(v) for v in t["vs_reference"]],
+            "train time (s)": [f"{v:.1f}" for v in t["train_s_mean"]],
+            "examples/s": [f"{v:,.0f}" for v in t["examples_per_s_mean"]],
+            "cost/run ($)": [("n/a" if math.isnan(v) else f"{v:.4f}") for v in t["cost_usd_mean"]],
+            "runs": t["runs"],
+        }
+    )
+
+
+def verdict(report: LadderReport) -> list[str]:
+    """Which rungs fall short of the reference by more than the tolerance, and the ordering."""
+    t = report.table.dropna(subset=["reference", "best_mean"])
+    short = t[t["vs_reference"] < -TOLERANCE]
+    lines = []
+    if short.empty:
+        lines.append(f"Every rung is within {100 * TOLERANCE:.1f} points of its reference or better.")
+    else:
+        for _, row in short.iterrows():
+            lines.append(
+                f"Rung {row['rung_index']} ({row['rung']}) is {100 * -row['vs_reference']:.2f} points "
+                f"below its reference."
+            )
+    ours = t.sort_values("best_mean")["rung_index"].tolist()
+    talk = t.sort_values(["reference", "rung_index"])["rung_index"].tolist()
+    lines.append(
+        "Ordering by best accuracy "
+        + ("matches the talk's." if ours == talk else f"differs from the talk's: ours {ours}, talk {talk}.")
+    )
+    return lines
+
+
+def to_markdown(report: LadderReport, report_command: str) -> str:
+    m = report.meta
+    head = [
+        f"# Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)",
+        "",
+        "Generated from the MLflow tracking store by "
+        f"`{report_command}`; do not edit by hand.",
+        "",
+        f"- Ladder run: `{m['command']}`" if m["command"] else "- Ladder run: (command not recorded)",
+        f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
+        f"- Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"- Data checksum (sha256): `{m['data_checksum']}`",
+        f"- Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
+        "- Accuracy on the test set: *final* at the last step, *best* = best seen at an evaluation "
+        "step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, excludes evaluation.",
+        "",
+    ]
+    body = display_table(report).to_markdown(index=False)
+    return "\n".join(head) + body + "\n\n" + "\n".join(f"- {line}" for line in verdict(report)) + "\n"
+
+
+def write_report(report: LadderReport, out_dir: Path, report_command: str) -> tuple[Path, Path]:
+    """``<ladder>_ladder.md`` and ``.csv`` (suffixed ``_<scale>`` unless standard scale)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scale = report.meta["scale"]
+    stem = f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
+    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
+    md.write_text(to_markdown(report, report_command), encoding="utf-8")
+    report.table.assign(parent_run_id=report.meta["parent_run_id"]).to_csv(csv, index=False)
+    return md, csv

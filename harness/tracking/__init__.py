@@ -1,0 +1,26 @@
+"""Tracking: MLflow runs, and the metric sinks the training loop writes to."""
+
+from harness.tracking._base import MetricSink
+from harness.tracking._env import environment_tags, git_commit, versions
+from harness.tracking._mlflow import (
+    DEFAULT_TRACKING_URI,
+    RunHandle,
+    RunKilled,
+    Tracker,
+    resolve_tracking_uri,
+)
+from harness.tracking._sinks import JsonlSink, TensorBoardSink
+
+__all__ = [
+    "DEFAULT_TRACKING_URI",
+    "JsonlSink",
+    "MetricSink",
+    "RunHandle",
+    "RunKilled",
+    "TensorBoardSink",
+    "Tracker",
+    "environment_tags",
+    "git_commit",
+    "resolve_tracking_uri",
+    "versions",
+]

@@ -1,0 +1,130 @@
+"""MLflow: experiments, parent/child runs that always end in a final state, and a sink.
+
+Uses ``MlflowClient`` with an explicit tracking URI rather than MLflow's global
+"active run", so nothing here depends on or changes process-wide state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``--tracking-uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` here.
+
+    A relative SQLite path is made absolute so that child processes and a later
+    ``harness report`` from the same directory find the same store.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
+def local_artifact_root(uri: str) -> str | None:
+    """For a local SQLite store, artifacts live beside it in ``mlartifacts/``; else the server decides."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return None
+
+
+class Tracker:
+    """One tracking store. Creates experiments and runs; runs end FINISHED, FAILED or KILLED."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+
+    def experiment_id(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        root = local_artifact_root(self.uri)
+        location = f"{root}/{name.replace('/', '-')}" if root else None
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    @contextlib.contextmanager
+    def run(
+        self,
+        experiment_id: str,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        parent: RunHandle | None = None,
+    ) -> Iterator[RunHandle]:
+        """A run that ends FINISHED on success, KILLED on Ctrl-C/SIGTERM/pruning, FAILED on error."""
+        all_tags = {MLFLOW_RUN_NAME: name, **(tags or {})}
+        if parent is not None:
+            all_tags[MLFLOW_PARENT_RUN_ID] = parent.run_id
+        run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
+        handle = RunHandle(self.client, run.info.run_id)
+        status = RunStatus.to_string(RunStatus.FAILED)
+        try:
+            yield handle
+            status = RunStatus.to_string(RunStatus.FINISHED)
+        except (KeyboardInterrupt, SystemExit, RunKilled):
+            status = RunStatus.to_string(RunStatus.KILLED)
+            raise
+        except BaseException as exc:
+            handle.set_tags({"error": f"{type(exc).__name__}: {exc}"[:5000]})
+            raise
+        finally:
+            self.client.set_terminated(handle.run_id, status=status)
+
+
+class RunKilled(Exception):
+    """Raise inside :meth:`Tracker.run` to end the run KILLED (e.g. a pruned trial)."""
+
+
+class RunHandle:
+    """One MLflow run: params, tags, metrics (it is a :class:`MetricSink`) and artifacts."""
+
+    def __init__(self, client: MlflowClient, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        items = [Param(str(k), str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's per-call param limit
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if math.isfinite(float(v))]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
+
+    def close(self) -> None:
+        """Nothing buffered: every call above is synchronous."""
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, filename: str) -> None:
+        self.client.log_text(self.run_id, text, filename)
+
+    def log_figure(self, figure: Any, filename: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(filename).name
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+            parent = str(Path(filename).parent)
+            self.log_artifact(path, None if parent == "." else parent)
