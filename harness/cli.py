@@ -10,12 +10,11 @@ import argparse
 import logging
 import os
 import shlex
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
+from harness import interrupts
 from harness.errors import HarnessError, RunFailed, UserError
 
 SCALES = ("smoke", "standard", "full")
@@ -40,8 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     lad.add_argument("--seeds", type=int, default=1, help="repeat every rung with N seeds (default 1)")
     lad.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     lad.add_argument("--rungs", help="subset of rungs: indices, ranges or names, e.g. 1,3-5,cnn")
-    lad.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key for every rung (repeatable), e.g. --set lr0=0.01")
+    lad.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key for every rung (repeatable), e.g. --set lr0=0.01",
+    )
     lad.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     lad.add_argument("--tensorboard-dir", default="tensorboard", help="TensorBoard event files root")
     lad.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
@@ -70,23 +74,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
     # one model per rung retraces by design; TensorFlow's retracing warning is noise here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
-    signal.signal(signal.SIGTERM, _interrupt)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"
     command_line = "harness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     try:
-        return _dispatch(args, command_line)
+        # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
+        with interrupts.graceful():
+            return _dispatch(args, command_line)
     except KeyboardInterrupt:
-        print("\ninterrupted: the current run and its parent are marked KILLED; finished runs are kept",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: the current run and its parent are marked KILLED; finished runs are kept",
+            file=sys.stderr,
+        )
         return 130
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -114,8 +117,18 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.tracking import resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri)
-        cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+        ]
         print("$", shlex.join(cmd))
         os.execv(sys.executable, cmd)
     if args.command == "bench":
@@ -155,9 +168,7 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
     return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd)
 
 
-def _report(
-    ladder: str, run_id: str | None, scale: str | None, out: str, uri: str | None, command_line: str
-) -> int:
+def _report(ladder: str, run_id: str | None, scale: str | None, out: str, uri: str | None, command_line: str) -> int:
     from harness.report import display_table, ladder_report, verdict, write_report
     from harness.tracking import Tracker
 

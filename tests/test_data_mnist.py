@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mnist_files import IMAGES, LABELS, write_idx
 
 from harness.data import _mnist, load_dataset
 from harness.data._mnist import load_mnist
@@ -19,18 +20,6 @@ from harness.errors import DataError
 
 N_TRAIN, N_TEST = 64, 32
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-IMAGES, LABELS = 2051, 2049
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int, *, gz: bool | None = None) -> bytes:
-    """Write ``array`` (uint8) as an IDX file; gzipped when the name ends in .gz."""
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    if path.name.endswith(".gz") if gz is None else gz:
-        data = gzip.compress(data, compresslevel=1, mtime=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return data
 
 
 def tiny_arrays(seed: int = 0) -> dict[str, np.ndarray]:
@@ -101,9 +90,7 @@ def test_loads_gz_idx_from_mnist_subdir(tmp_path: Path) -> None:
         "t10k-images-idx3-ubyte.gz",
         "t10k-labels-idx1-ubyte.gz",
     ]
-    expected = hashlib.sha256(
-        b"".join((tmp_path / "data" / "mnist" / f).read_bytes() for f in files)
-    ).hexdigest()
+    expected = hashlib.sha256(b"".join((tmp_path / "data" / "mnist" / f).read_bytes() for f in files)).hexdigest()
     assert ds.checksum == expected
 
 
@@ -165,9 +152,7 @@ def test_bad_magic(tmp_path: Path) -> None:
     arrays = make_idx_dir(tmp_path)
     # A labels file written where the images belong.
     write_idx(tmp_path / "train-images-idx3-ubyte.gz", arrays["y_train"], LABELS)
-    with pytest.raises(
-        DataError, match=r"train-images-idx3-ubyte\.gz: expected IDX magic 2051 .*but got 2049"
-    ):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: expected IDX magic 2051 .*but got 2049"):
         load_mnist(tmp_path)
 
 
@@ -215,9 +200,7 @@ def test_label_out_of_range(tmp_path: Path) -> None:
     labels = arrays["y_test"].copy()
     labels[7] = 12
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels, LABELS)
-    with pytest.raises(
-        DataError, match=r"t10k-labels-idx1-ubyte\.gz: labels must be in 0\.\.9 but found 12"
-    ):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: labels must be in 0\.\.9 but found 12"):
         load_mnist(tmp_path)
 
 
@@ -251,8 +234,7 @@ def test_sha256sums_mismatch(tmp_path: Path) -> None:
     make_idx_dir(tmp_path / "mnist")
     good = hashlib.sha256((tmp_path / "mnist" / "train-images-idx3-ubyte.gz").read_bytes())
     (tmp_path / "SHA256SUMS").write_text(
-        f"{good.hexdigest()}  ./mnist/train-images-idx3-ubyte.gz\n"
-        f"{'0' * 64}  mnist/t10k-labels-idx1-ubyte.gz\n"
+        f"{good.hexdigest()}  ./mnist/train-images-idx3-ubyte.gz\n{'0' * 64}  mnist/t10k-labels-idx1-ubyte.gz\n"
     )
     with pytest.raises(
         DataError,
@@ -336,9 +318,7 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def test_download_checksum_mismatch_leaves_nothing(mirror: Path, clean_env: Path) -> None:
     make_npz(mirror / "mnist.npz")
-    with pytest.raises(
-        DataError, match=r"checksum mismatch .*expected sha256 731c5ac6.* but got [0-9a-f]{64}"
-    ):
+    with pytest.raises(DataError, match=r"checksum mismatch .*expected sha256 731c5ac6.* but got [0-9a-f]{64}"):
         load_mnist(None)
     assert list((clean_env / "datasets").iterdir()) == []
 

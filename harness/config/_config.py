@@ -9,6 +9,7 @@ so that a search space can name a parameter exactly as the talk's trainer did.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -70,18 +71,35 @@ class Config:
         _check(self.lr2, self.lr2 >= 0, "lr2", ">= 0 (0 = constant learning rate)")
         _check(self.bnexp, 0.0 < self.bnexp < 1.0, "bnexp", "in (0, 1)")
         _check(self.init_stddev, self.init_stddev > 0, "init_stddev", "> 0")
-        for name in ("iterations", "batch_size", "eval_every", "eval_batch_size",
-                     "steps_per_execution", "conv1", "conv2", "conv3", "dense"):
+        for name in (
+            "iterations",
+            "batch_size",
+            "eval_every",
+            "eval_batch_size",
+            "steps_per_execution",
+            "conv1",
+            "conv2",
+            "conv3",
+            "dense",
+        ):
             value = getattr(self, name)
             _check(value, value > 0, name, "> 0")
         for name in ("train_subset", "test_subset"):
             value = getattr(self, name)
             _check(value, value is None or value > 0, name, "> 0 or null (all)")
         _check(self.layers, all(w > 0 for w in self.layers), "layers", "positive widths")
-        _check(self.filter_sizes, len(self.filter_sizes) == 3 and min(self.filter_sizes) > 0,
-               "filter_sizes", "three positive sizes")
-        _check(self.strides, len(self.strides) == 3 and min(self.strides) > 0,
-               "strides", "three positive strides")
+        _check(
+            self.filter_sizes,
+            len(self.filter_sizes) == 3 and min(self.filter_sizes) > 0,
+            "filter_sizes",
+            "three positive sizes",
+        )
+        _check(
+            self.strides,
+            len(self.strides) == 3 and min(self.strides) > 0,
+            "strides",
+            "three positive strides",
+        )
         if self.iterations % self.eval_every:
             raise ConfigError(
                 f"iterations must be a multiple of eval_every, but got "
@@ -110,6 +128,7 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
 _HINTS = typing.get_type_hints(Config)
 
@@ -129,9 +148,7 @@ def coerce(key: str, value: Any, where: str) -> Any:
 
         close = difflib.get_close_matches(key, FIELDS, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"{where}: unknown config key {key!r}{hint} Valid keys: {', '.join(FIELDS)}"
-        )
+        raise ConfigError(f"{where}: unknown config key {key!r}{hint} Valid keys: {', '.join(FIELDS)}")
     try:
         return _coerce_type(value, _HINTS[key])
     except TypeError as exc:
@@ -162,6 +179,8 @@ def _coerce_type(value: Any, hint: Any) -> Any:
             raise TypeError("an int")
         return value
     if hint is float:
+        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError("a number")
         return float(value)

@@ -38,9 +38,7 @@ class ArrayDataset:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if len(x) != len(y):
-                raise DataError(
-                    f"{self.name} {split}: {len(x)} images but {len(y)} labels in {self.source}"
-                )
+                raise DataError(f"{self.name} {split}: {len(x)} images but {len(y)} labels in {self.source}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -57,9 +57,7 @@ OFFICIAL_MD5 = {
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 EXPECTED_FILES = (
-    ", ".join(f"{base}.gz" for _, base, _, _ in IDX_FILES)
-    + " (or the same names without .gz), or Keras' "
-    + NPZ_NAME
+    ", ".join(f"{base}.gz" for _, base, _, _ in IDX_FILES) + " (or the same names without .gz), or Keras' " + NPZ_NAME
 )
 
 
@@ -110,11 +108,7 @@ def _load_from_data_dir(data_dir: Path) -> ArrayDataset:
                 sums = {**sums, **_read_sums(folder / SUMS_NAME)}
             return load_npz(npz, sums=sums)
         if any(found):
-            missing = [
-                f"{base}.gz"
-                for (_, base, _, _), p in zip(IDX_FILES, found, strict=True)
-                if p is None
-            ]
+            missing = [f"{base}.gz" for (_, base, _, _), p in zip(IDX_FILES, found, strict=True) if p is None]
             partial.append(f"{folder} lacks {', '.join(missing)}")
     detail = f" ({'; '.join(partial)})" if partial else ""
     raise DataError(
@@ -178,9 +172,7 @@ def _read_bytes(path: Path) -> bytes:
 # ----------------------------------------------------------------------------- IDX
 
 
-def load_idx(
-    paths: list[Path], *, sums: dict[Path, str] | None = None, source: Path | None = None
-) -> ArrayDataset:
+def load_idx(paths: list[Path], *, sums: dict[Path, str] | None = None, source: Path | None = None) -> ArrayDataset:
     """Load MNIST from the four IDX files, in :data:`IDX_FILES` order (gzipped or not)."""
     if len(paths) != len(IDX_FILES):
         raise ValueError(f"expected {len(IDX_FILES)} IDX paths, got {len(paths)}")
@@ -226,8 +218,7 @@ def _parse_idx(path: Path, raw: bytes, *, role: str, split: str, magic: int) -> 
     got_magic = int.from_bytes(data[0:4], "big")
     if got_magic != magic:
         raise DataError(
-            f"{path}: expected IDX magic {magic} ({kind}) but got {got_magic};"
-            f" this is not the MNIST {role} file"
+            f"{path}: expected IDX magic {magic} ({kind}) but got {got_magic}; this is not the MNIST {role} file"
         )
     count = int.from_bytes(data[4:8], "big")
     item = 1
@@ -316,18 +307,12 @@ def load_npz(path: Path, *, sums: dict[Path, str] | None = None) -> ArrayDataset
             or x.shape[1:3] != (ROWS, COLS)
             or (x.ndim == 4 and x.shape[3] != 1)
         ):
-            raise DataError(
-                f"{path}: x_{split} must be uint8 [N, {ROWS}, {COLS}] but is"
-                f" {x.dtype} {list(x.shape)}"
-            )
+            raise DataError(f"{path}: x_{split} must be uint8 [N, {ROWS}, {COLS}] but is {x.dtype} {list(x.shape)}")
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(
-                f"{path}: y_{split} must be integer [N] but is {y.dtype} {list(y.shape)}"
-            )
+            raise DataError(f"{path}: y_{split} must be integer [N] but is {y.dtype} {list(y.shape)}")
         if len(x) != len(y):
             raise DataError(
-                f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels;"
-                " expected the same count"
+                f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels; expected the same count"
             )
         _check_labels(f"{path} y_{split}", y)
         out[f"x_{split}"] = np.ascontiguousarray(x.reshape(len(x), ROWS, COLS, 1))
@@ -391,9 +376,7 @@ def download_npz(dest: Path) -> Path:
                 TimeoutError,
                 ConnectionError,
             ) as e:
-                raise DataError(
-                    f"MNIST not found offline and the download from {url} failed ({e}): {hint}"
-                ) from e
+                raise DataError(f"MNIST not found offline and the download from {url} failed ({e}): {hint}") from e
         actual = sha.hexdigest()
         if actual != KERAS_MNIST_SHA256:
             raise DataError(

@@ -15,11 +15,12 @@ from typing import Any
 
 import yaml
 
+from harness import interrupts
 from harness.config import Config
 from harness.data import ArrayDataset, load_dataset
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.ladders._spec import Ladder, Rung
-from harness.tracking import JsonlSink, RunHandle, TensorBoardSink, Tracker, environment_tags
+from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker, environment_tags
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,7 @@ class LadderRequest:
     tensorboard_dir: Path = Path("tensorboard")
     command: str = ""
     prices: str | None = None
+    datasets: Mapping[str, ArrayDataset] | None = None  # preloaded (benchmarks); else loaded by name
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -45,15 +47,13 @@ def experiment_name(ladder_name: str) -> str:
     return f"ladder/{ladder_name}"
 
 
-def run_ladder(
-    request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print
-) -> str:
+def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print) -> str:
     """Run every rung x seed; return the parent run id."""
     ladder = request.ladder
     configs = ladder.configs(request.scale, request.overrides)
     strategy, hardware = make_strategy(configs[0][1].backend)
     price = price_per_hour(hardware.hardware, load_prices(request.prices))
-    datasets: dict[str, ArrayDataset] = {}
+    datasets: dict[str, ArrayDataset] = dict(request.datasets or {})
     for _, cfg in configs:  # load (and validate) all data before the first run starts
         if cfg.dataset not in datasets:
             datasets[cfg.dataset] = load_dataset(cfg.dataset, request.data_dir)
@@ -81,10 +81,12 @@ def run_ladder(
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
         for rung, cfg in configs:
             for i in range(request.seeds):
+                interrupts.check()
                 seed_cfg = dataclasses.replace(cfg, seed=request.base_seed + i)
                 data = datasets[cfg.dataset]
                 tags = {
                     **base_tags,
+                    "harness.kind": "rung",
                     "harness.rung": rung.name,
                     "harness.rung_index": str(rung.index),
                     "harness.rung_changes": rung.changes,
@@ -122,7 +124,7 @@ def _run_rung(
     run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
     tb_dir = request.tensorboard_dir / request.ladder.name / run.run_id[:8] / name
     with tempfile.TemporaryDirectory() as tmp:
-        sinks = [run, TensorBoardSink(tb_dir), JsonlSink(Path(tmp) / "metrics.jsonl")]
+        sinks: list[MetricSink] = [run, TensorBoardSink(tb_dir), JsonlSink(Path(tmp) / "metrics.jsonl")]
         try:
             result = train(cfg, data, sinks, strategy=strategy)
         finally:
@@ -148,8 +150,13 @@ def _ladder_dump(ladder: Ladder, request: LadderRequest) -> dict[str, Any]:
         "seeds": request.seeds,
         "overrides": dict(request.overrides),
         "rungs": [
-            {"index": r.index, "name": r.name, "changes": r.changes, "reference": r.reference,
-             "config": c.to_dict()}
+            {
+                "index": r.index,
+                "name": r.name,
+                "changes": r.changes,
+                "reference": r.reference,
+                "config": c.to_dict(),
+            }
             for r, c in ladder.configs(request.scale, request.overrides)
         ],
     }

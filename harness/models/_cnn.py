@@ -20,7 +20,11 @@ def cnn(cfg: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Mo
     depths = (cfg.conv1, cfg.conv2, cfg.conv3)
     for i, (depth, size, stride) in enumerate(zip(depths, cfg.filter_sizes, cfg.strides, strict=True), 1):
         x = keras.layers.Conv2D(
-            depth, size, strides=stride, padding="same", name=f"conv{i}",
+            depth,
+            size,
+            strides=stride,
+            padding="same",
+            name=f"conv{i}",
             **init_kwargs(cfg, use_bias=not cfg.batchnorm),
         )(x)
         x = activate(x, cfg, f"conv{i}")

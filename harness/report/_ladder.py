@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from harness.errors import UserError
 from harness.ladders._runner import experiment_name
@@ -40,6 +41,11 @@ def _tracking_uri(uri: str) -> Iterator[None]:
 
 def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: str | None) -> Any:
     """The given parent run, else the latest parent run of ``ladder`` (at ``scale``)."""
+    if tracker.uri.startswith("sqlite:///") and not Path(tracker.uri.removeprefix("sqlite:///")).exists():
+        raise UserError(
+            f"no tracking store at {tracker.uri.removeprefix('sqlite:///')}; run "
+            f"`harness ladder {ladder}` here first, or pass --tracking-uri"
+        )
     exp = tracker.client.get_experiment_by_name(experiment_name(ladder))
     if exp is None:
         raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}; run `harness ladder {ladder}` first")
@@ -51,9 +57,13 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
     filters = ["tags.`harness.kind` = 'ladder'"]
     if scale:
         filters.append(f"tags.`harness.scale` = '{scale}'")
-    runs = tracker.client.search_runs(
-        [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
-    )
+    runs = [
+        run
+        for run in tracker.client.search_runs(
+            [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"]
+        )
+        if MLFLOW_PARENT_RUN_ID not in run.data.tags
+    ]
     if not runs:
         raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.uri}")
     return runs[0]
@@ -189,8 +199,7 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
     head = [
         f"# Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)",
         "",
-        "Generated from the MLflow tracking store by "
-        f"`{report_command}`; do not edit by hand.",
+        f"Generated from the MLflow tracking store by `{report_command}`; do not edit by hand.",
         "",
         f"- Ladder run: `{m['command']}`" if m["command"] else "- Ladder run: (command not recorded)",
         f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",

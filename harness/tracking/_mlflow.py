@@ -47,7 +47,14 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None) -> None:
         self.uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """Created on first use, so that a command refused for bad input leaves no store behind."""
+        if self._client is None:
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
 
     def experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from harness import interrupts
 from harness.errors import RunFailed
 from harness.tracking._base import MetricSink
 
@@ -52,6 +53,16 @@ class Clock(keras.callbacks.Callback):
 
     def on_test_end(self, logs: Any = None) -> None:
         self.eval_s += time.perf_counter() - self._t
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turn a requested Ctrl-C/SIGTERM into ``KeyboardInterrupt`` after the current execution."""
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        interrupts.check()
+
+    def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+        interrupts.check()
 
 
 class EvalRecorder(keras.callbacks.Callback):

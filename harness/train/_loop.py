@@ -12,7 +12,6 @@ import io
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import keras
 import tensorflow as tf
@@ -22,7 +21,7 @@ from harness.data import ArrayDataset
 from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.models import create_model
 from harness.tracking._base import MetricSink
-from harness.train._callbacks import Clock, EvalRecorder
+from harness.train._callbacks import Clock, EvalRecorder, StopOnSignal
 from harness.train._schedules import learning_rate
 
 
@@ -104,7 +103,7 @@ def train(
         epochs=cfg.iterations // cfg.eval_every,
         steps_per_epoch=cfg.eval_every,
         validation_data=test_ds,
-        callbacks=[clock, recorder, *extra_callbacks],
+        callbacks=[clock, recorder, StopOnSignal(), *extra_callbacks],
         shuffle=False,  # train_ds shuffles itself; Keras cannot shuffle a tf.data input
         verbose=0,
     )

@@ -1,0 +1,48 @@
+"""What each benchmark runs, in standard and in quick mode."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+# quick mode only checks that the benchmark runs: a few dozen steps on small subsets
+_QUICK_DATA: dict[str, Any] = {"train_subset": 2000, "test_subset": 500, "eval_batch_size": 500}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSettings:
+    quick: bool
+    repeats: int  # timed A/B pairs of the overhead benchmark, after one untimed warm-up of each
+    overhead_rung: str
+    overhead: dict[str, Any]  # config overrides of the overhead rung
+    numpy_row: bool  # also time plain Keras fed numpy arrays (informative)
+    throughput_rung: str
+    throughput: dict[str, Any]
+    tta_target: float  # test accuracy to reach
+    tta: dict[str, Any]
+
+
+def bench_settings(quick: bool) -> BenchSettings:
+    if quick:
+        return BenchSettings(
+            quick=True,
+            repeats=1,
+            overhead_rung="cnn",
+            overhead={"iterations": 60, "eval_every": 20, **_QUICK_DATA},
+            numpy_row=False,
+            throughput_rung="cnn-bigger-dropout",
+            throughput={"iterations": 40, "eval_every": 40, **_QUICK_DATA},
+            tta_target=0.5,
+            tta={"iterations": 60, "eval_every": 20, **_QUICK_DATA},
+        )
+    return BenchSettings(
+        quick=False,
+        repeats=3,
+        overhead_rung="cnn",
+        overhead={"iterations": 2000, "eval_every": 200},
+        numpy_row=True,
+        throughput_rung="cnn-bigger-dropout",
+        throughput={"iterations": 1000, "eval_every": 1000},
+        tta_target=0.99,
+        tta={"iterations": 10_000, "eval_every": 100},
+    )

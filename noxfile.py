@@ -1,0 +1,61 @@
+"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench``.
+
+Data: sessions read ``$HARNESS_DATA_DIR``, defaulting to ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+DATA = os.environ.get("HARNESS_DATA_DIR", str(Path(__file__).parent.parent / "shared" / "data"))
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every test, the slow end-to-end and real-data ones included (what CI runs)."""
+    _install(session)
+    session.run("pytest", "-m", "", *session.posargs, env={"HARNESS_DATA_DIR": DATA})
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """The fast suite only (the default of a bare `pytest`)."""
+    _install(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    _install(session)
+    session.run("mypy", "harness")
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """The whole MNIST ladder at smoke scale, end to end, in a throwaway directory."""
+    _install(session)
+    tmp = session.create_tmp()
+    session.chdir(tmp)
+    session.run("harness", "ladder", "mnist", "--scale", "smoke", "--data-dir", DATA)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side in one run; writes results/bench/bench.md and bench.json."""
+    _install(session)
+    session.run("harness", "bench", "--data-dir", DATA, "--out", "results/bench", *session.posargs)

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny generated data, a throwaway tracking store, the real data dir."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests import mnist_files
+
+from mnist_files import write_tiny_mnist
+
+REAL_DATA = Path(os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding a tiny learnable MNIST (600 train / 200 test) in IDX .gz files."""
+    return write_tiny_mnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a temp dir with its own default tracking store; never touch the user's."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    if not (REAL_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real MNIST not found under {REAL_DATA} (set HARNESS_DATA_DIR)")
+    return REAL_DATA

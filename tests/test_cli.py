@@ -1,0 +1,199 @@
+"""End to end through the CLI: the smoke ladder lands in MLflow complete; bad input is refused."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.cli import main
+from harness.config import Config
+
+N_RUNGS = 8
+
+
+@dataclasses.dataclass
+class Smoke:
+    root: Path
+    rc: int
+    seconds: float
+    client: MlflowClient
+    runs: list  # every run of the ladder experiment
+    stdout: str
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Iterator[Smoke]:
+    """``harness ladder mnist --scale smoke`` once, in its own directory and store."""
+    root = tmp_path_factory.mktemp("smoke")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("HARNESS_OFFLINE", "1")
+        capture = root / "stdout.txt"
+        start = time.perf_counter()
+        with capture.open("w") as out, contextlib.redirect_stdout(out):
+            rc = main(["ladder", "mnist", "--scale", "smoke", "--data-dir", str(tiny_data_dir)])
+        seconds = time.perf_counter() - start
+        client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+        exp = client.get_experiment_by_name("ladder/mnist")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        yield Smoke(root, rc, seconds, client, runs, capture.read_text())
+
+
+def _children(smoke: Smoke) -> list:
+    return [r for r in smoke.runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_smoke_ladder_makes_one_parent_and_eight_children(smoke: Smoke) -> None:
+    assert smoke.rc == 0, smoke.stdout
+    parents = [r for r in smoke.runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and len(_children(smoke)) == N_RUNGS
+    assert {r.info.status for r in smoke.runs} == {"FINISHED"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in _children(smoke)} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags["harness.rung_index"]) for r in _children(smoke)) == list(range(1, 9))
+    print(f"smoke ladder took {smoke.seconds:.1f}s")
+
+
+def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
+    for run in _children(smoke):
+        assert set(run.data.params) == {f.name for f in dataclasses.fields(Config)}
+        assert run.data.params["iterations"] == "20" and run.data.params["dataset"] == "mnist"
+        for metric in (
+            "final_test_accuracy",
+            "best_test_accuracy",
+            "final_train_loss",
+            "time_total_s",
+            "time_train_s",
+            "time_warmup_s",
+            "time_train_steady_s",
+            "time_eval_s",
+            "examples_per_s",
+            "cost_usd",
+            "params_count",
+        ):
+            assert metric in run.data.metrics, metric
+        assert run.data.metrics["time_warmup_s"] > 0 and run.data.metrics["examples_per_s"] > 0
+        history = smoke.client.get_metric_history(run.info.run_id, "test_accuracy")
+        assert [m.step for m in history] == [10, 20]  # every evaluation step
+        for metric in ("train_loss", "train_accuracy", "test_loss", "lr"):
+            assert len(smoke.client.get_metric_history(run.info.run_id, metric)) == 2
+        tags = run.data.tags
+        for tag in (
+            "harness.version",
+            "tensorflow.version",
+            "keras.version",
+            "optuna.version",
+            "mlflow.version",
+            "mlflow.source.git.commit",
+            "host",
+            "device",
+            "backend",
+            "harness.seed",
+            "harness.scale",
+            "data.checksum",
+        ):
+            assert tags.get(tag), tag
+        assert tags["harness.scale"] == "smoke" and tags["backend"] == "cpu" and len(tags["data.checksum"]) == 64
+
+
+def test_child_runs_hold_artifacts_and_tensorboard_events(smoke: Smoke) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = _children(smoke)[0]
+    top = {a.path for a in smoke.client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "model_summary.txt", "learning_curve.png", "metrics.jsonl", "tensorboard"} <= top
+    local = Path(smoke.client.download_artifacts(run.info.run_id, "", str(smoke.root / "dl")))
+    assert (local / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Total params" in (local / "model_summary.txt").read_text()
+    events = EventAccumulator(str(local / "tensorboard" / "test")).Reload()
+    assert "accuracy" in events.Tags()["tensors"]
+    # and the same curves in the TensorBoard log dir for `tensorboard --logdir tensorboard`
+    assert list((smoke.root / "tensorboard" / "mnist").rglob("events.out.tfevents.*"))
+
+
+def test_table_is_written_and_rebuilt_from_the_store(
+    smoke: Smoke, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    md = smoke.root / "results" / "mnist_ladder_smoke.md"
+    csv = smoke.root / "results" / "mnist_ladder_smoke.csv"
+    first = pd.read_csv(csv)
+    assert len(first) == N_RUNGS and first["reference"].tolist()[0] == 0.92
+    assert "harness report ladder mnist --run" in md.read_text()
+    monkeypatch.chdir(smoke.root)
+    csv.unlink()
+    assert main(["report", "ladder", "mnist", "--scale", "smoke", "--out", "again"]) == 0
+    again = pd.read_csv(smoke.root / "again" / "mnist_ladder_smoke.csv")
+    pd.testing.assert_frame_equal(first, again)
+    assert "cnn-batchnorm" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ladder", "mnits"], r"unknown ladder 'mnits'; valid ladders: .*mnist"),
+        (
+            ["ladder", "mnist", "--set", "lr_0=1"],
+            r"command line: unknown config key 'lr_0'; did you mean lr0",
+        ),
+        (["ladder", "mnist", "--set", "iterations=lots"], r"key 'iterations' expects an int, but got 'lots'"),
+        (["ladder", "mnist", "--set", "lr0"], r"--set expects KEY=VALUE"),
+        (["ladder", "mnist", "--seeds", "0"], r"--seeds must be >= 1"),
+        (["ladder", "mnist", "--rungs", "12"], r"no rung \[12\]"),
+        (["ladder", "nope/ladder.yaml"], r"ladder file nope/ladder.yaml: cannot read it"),
+        (
+            ["ladder", "mnist", "--scale", "smoke", "--data-dir", "empty"],
+            r"train-images-idx3.*HARNESS_DATA_DIR",
+        ),
+        (["report", "ladder", "mnist"], r"no tracking store at .*mlflow.db"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message_and_no_run(
+    workdir: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    (workdir / "empty").mkdir()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: "), err
+    assert re.search(message, err), err
+    assert not (workdir / "mlflow.db").exists()  # refused before any store or run was made
+
+
+def test_nan_run_ends_failed_and_exits_1(
+    workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "ladder",
+        "mnist",
+        "--scale",
+        "smoke",
+        "--rungs",
+        "3",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--set",
+        "optimizer=sgd",
+        "--set",
+        "lr0=1e10",
+        "--set",
+        "loss_reduction=sum",
+    ]
+    assert main(argv) == 1
+    assert "training loss is nan" in capsys.readouterr().err
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert "RunFailed: training loss is nan" in child.data.tags["error"]
+
+
+def test_ladders_lists_mnist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ladders"]) == 0
+    assert capsys.readouterr().out.startswith("mnist")

@@ -1,0 +1,88 @@
+"""Config: strict, typed overrides with messages that name the key and the source."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.config import Config, apply_overrides, coerce, parse_cli_overrides
+from harness.errors import ConfigError
+
+
+def test_defaults_are_valid_and_round_trip() -> None:
+    cfg = Config()
+    again = apply_overrides(Config(), cfg.to_dict(), "test")
+    assert again == cfg
+
+
+def test_override_converts_types() -> None:
+    cfg = apply_overrides(Config(), {"lr0": 1, "layers": [200, 100], "batchnorm": True}, "test")
+    assert cfg.lr0 == 1.0 and isinstance(cfg.lr0, float)
+    assert cfg.layers == (200, 100)
+    assert cfg.batchnorm is True
+
+
+def test_unknown_key_names_key_source_and_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"my\.yaml: unknown config key 'lr_0'; did you mean lr0"):
+        apply_overrides(Config(), {"lr_0": 0.1}, "my.yaml")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("iterations", "many", "expects an int"),
+        ("iterations", 1.5, "expects an int"),
+        ("iterations", True, "expects an int"),
+        ("lr0", "fast", "expects a number"),
+        ("batchnorm", "yes", r"expects a bool \(true/false\)"),
+        ("activation", "swish", r"expects one of 'relu', 'sigmoid', 'tanh', 'elu'"),
+        ("layers", 200, "expects a list of int"),
+    ],
+)
+def test_wrong_type_names_key_and_expected_type(key: str, value: object, expected: str) -> None:
+    with pytest.raises(ConfigError, match=rf"cli: key '{key}' {expected}, but got"):
+        coerce(key, value, "cli")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), but got dropout=1.0"),
+        ({"lr0": 0}, r"lr0 must be > 0, but got lr0=0.0"),
+        ({"iterations": 1000, "eval_every": 300}, "iterations must be a multiple of eval_every"),
+        ({"batch_size": 0}, "batch_size must be > 0"),
+        ({"filter_sizes": [5, 5]}, "filter_sizes must be three positive sizes"),
+    ],
+)
+def test_out_of_range_values_are_rejected(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(Config(), overrides, "test")
+
+
+def test_cli_overrides_parse_yaml_scalars() -> None:
+    assert parse_cli_overrides(["lr0=0.01", "layers=[10, 20]", "batchnorm=true", "test_subset=null"]) == {
+        "lr0": 0.01,
+        "layers": [10, 20],
+        "batchnorm": True,
+        "test_subset": None,
+    }
+
+
+def test_scientific_notation_is_a_number_even_without_a_dot() -> None:
+    cfg = apply_overrides(Config(), parse_cli_overrides(["lr0=1e-3", "lr1=2E-5"]), "cli")
+    assert (cfg.lr0, cfg.lr1) == (0.001, 2e-5)
+    with pytest.raises(ConfigError, match="key 'iterations' expects an int"):
+        apply_overrides(Config(), parse_cli_overrides(["iterations=1e4"]), "cli")
+
+
+def test_cli_override_without_equals_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="--set expects KEY=VALUE, but got 'lr0'"):
+        parse_cli_overrides(["lr0"])
+
+
+def test_learning_rate_schedule_is_the_talks() -> None:
+    cfg = Config(lr0=0.003, lr1=0.0001, lr2=2000)
+    assert cfg.learning_rate(0) == pytest.approx(0.0031)
+    assert cfg.learning_rate(2000) == pytest.approx(0.0001 + 0.003 / math.e)
+    assert Config(lr0=0.005).learning_rate(5000) == 0.005  # lr2 = 0: constant

@@ -1,0 +1,113 @@
+"""Ladders as data: the built-in MNIST ladder, strict parsing, rung selection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.ladders import builtin_ladders, load_ladder
+
+GOOD = """
+name: tiny
+base: {dataset: mnist, iterations: 20, eval_every: 10}
+rungs:
+  - name: a
+    changes: softmax
+    reference: 0.9
+    set: {model: mlp}
+  - name: b
+    changes: + hidden layer
+    set: {layers: [16]}
+"""
+
+
+def test_builtin_ladders_are_listed() -> None:
+    assert "mnist" in builtin_ladders()
+
+
+def test_mnist_ladder_is_the_talks() -> None:
+    ladder = load_ladder("mnist")
+    assert [r.index for r in ladder.rungs] == list(range(1, 9))
+    assert [r.reference for r in ladder.rungs] == [0.92, 0.979, 0.98, 0.982, 0.982, 0.989, 0.993, 0.994]
+    configs = dict((r.name, c) for r, c in ladder.configs("standard"))
+    softmax = configs["softmax"]
+    assert (softmax.layers, softmax.optimizer, softmax.lr0, softmax.loss_reduction, softmax.iterations) == (
+        (),
+        "sgd",
+        0.005,
+        "sum",
+        2000,
+    )
+    # each rung overrides the one before: lr decay keeps ReLU, dropout keeps the decay
+    assert configs["lr-decay"].activation == "relu"
+    assert (configs["dropout"].lr1, configs["dropout"].lr2, configs["dropout"].dropout) == (
+        0.0001,
+        2000,
+        0.25,
+    )
+    bn = configs["cnn-batchnorm"]
+    assert (bn.conv1, bn.conv2, bn.conv3, bn.filter_sizes, bn.strides) == (24, 48, 64, (6, 5, 4), (1, 2, 2))
+    assert (bn.batchnorm, bn.bnexp, bn.lr0, bn.lr1, bn.lr2, bn.dropout) == (
+        True,
+        0.999,
+        0.02,
+        0.0002,
+        1000,
+        0.25,
+    )
+    assert all(c.batch_size == 100 and c.init_stddev == 0.1 for c in configs.values())
+
+
+def test_smoke_scale_and_cli_overrides_apply_on_top() -> None:
+    ladder = load_ladder("mnist")
+    configs = ladder.configs("smoke", {"lr0": 0.5})
+    assert all(c.iterations == 20 and c.lr0 == 0.5 for _, c in configs)
+
+
+def test_user_ladder_file(tmp_path: Path) -> None:
+    path = tmp_path / "my.yaml"
+    path.write_text(GOOD)
+    ladder = load_ladder(str(path))
+    assert [r.name for r in ladder.rungs] == ["a", "b"]
+    assert ladder.rungs[1].config.layers == (16,)
+
+
+def test_unknown_ladder_lists_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown ladder 'mnits'; valid ladders: .*mnist"):
+        load_ladder("mnits")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (GOOD.replace("layers: [16]", "layerz: [16]"), r"rungs\[2\] \(b\)\.set: unknown config key 'layerz'"),
+        (
+            GOOD.replace("layers: [16]", "layers: sixteen"),
+            r"rungs\[2\] \(b\)\.set: key 'layers' expects a list",
+        ),
+        (GOOD.replace("iterations: 20", "iterations: 2O"), r"base: key 'iterations' expects an int"),
+        (GOOD.replace("name: tiny", "name: tiny\nrugns: []"), r"unknown key 'rugns'"),
+        (GOOD.replace("    changes: softmax", "    chnages: softmax"), r"rungs\[1\]: unknown key 'chnages'"),
+        (GOOD + "scales:\n  huge: {}\n", r"unknown scale 'huge'"),
+        (GOOD + "scales:\n  smoke: {iters: 3}\n", r"scales\.smoke: unknown config key 'iters'"),
+        (GOOD.replace("reference: 0.9", "reference: high"), r"reference must be a number"),
+        ("name: x\nrungs: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_ladder_file_names_file_and_key(tmp_path: Path, bad: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_ladder(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_rung_selection() -> None:
+    ladder = load_ladder("mnist")
+    assert [r.index for r in ladder.select("1,3-4,cnn").rungs] == [1, 3, 4, 6]
+    with pytest.raises(ConfigError, match=r"no rung \[9\]"):
+        ladder.select("9")
+    with pytest.raises(ConfigError, match="cannot parse 'x-y'"):
+        ladder.select("x-y")

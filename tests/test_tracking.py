@@ -1,0 +1,89 @@
+"""MLflow tracking: store resolution, and runs that always end in a final state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.tracking import JsonlSink, RunKilled, TensorBoardSink, Tracker, resolve_tracking_uri
+
+
+def test_default_store_is_sqlite_in_the_working_dir(workdir: Path) -> None:
+    assert resolve_tracking_uri(None) == f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def test_env_and_option_override_the_default(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert resolve_tracking_uri(None) == "http://127.0.0.1:5999"
+    assert resolve_tracking_uri("sqlite:///other.db") == f"sqlite:///{workdir / 'other.db'}"
+
+
+@pytest.fixture
+def tracker(workdir: Path) -> Tracker:
+    return Tracker()
+
+
+def _status(tracker: Tracker, run_id: str) -> str:
+    return str(tracker.client.get_run(run_id).info.status)
+
+
+def test_artifacts_live_beside_the_sqlite_store(tracker: Tracker, workdir: Path) -> None:
+    exp = tracker.client.get_experiment(tracker.experiment_id("ladder/x"))
+    assert exp.artifact_location == (workdir / "mlartifacts" / "ladder-x").as_uri()
+    assert tracker.experiment_id("ladder/x") == exp.experiment_id  # found, not created twice
+
+
+def test_run_ends_finished_with_params_metrics_artifacts(tracker: Tracker) -> None:
+    exp = tracker.experiment_id("t")
+    with tracker.run(exp, "ok", {"k": "v"}) as run:
+        run.log_params({"lr0": 0.1})
+        run.log_metrics(10, {"test_accuracy": 0.5, "nan_is_dropped": float("nan")})
+        run.log_text("hello", "notes/hello.txt")
+    got = tracker.client.get_run(run.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.params == {"lr0": "0.1"} and got.data.tags["k"] == "v"
+    assert got.data.metrics == {"test_accuracy": 0.5}
+    assert [a.path for a in tracker.client.list_artifacts(run.run_id, "notes")] == ["notes/hello.txt"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [(ValueError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED"), (RunKilled("pruned"), "KILLED")],
+)
+def test_run_never_stays_running(tracker: Tracker, exc: BaseException, status: str) -> None:
+    exp = tracker.experiment_id("t")
+    with (
+        pytest.raises(type(exc)),
+        tracker.run(exp, "parent") as parent,
+        tracker.run(exp, "child", parent=parent) as child,
+    ):
+        raise exc
+    assert _status(tracker, parent.run_id) == status
+    assert _status(tracker, child.run_id) == status
+    assert tracker.client.get_run(child.run_id).data.tags["mlflow.parentRunId"] == parent.run_id
+    if status == "FAILED":
+        assert tracker.client.get_run(child.run_id).data.tags["error"] == "ValueError: boom"
+
+
+def test_file_sinks_write_jsonl_and_tensorboard_events(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    jsonl, tb = JsonlSink(tmp_path / "m.jsonl"), TensorBoardSink(tmp_path / "tb")
+    for step in (10, 20):
+        for sink in (jsonl, tb):
+            sink.log_metrics(step, {"train_accuracy": step / 100, "test_accuracy": step / 50, "lr": 0.1})
+    jsonl.close()
+    tb.close()
+    assert (tmp_path / "m.jsonl").read_text().count("\n") == 2
+    test = EventAccumulator(str(tmp_path / "tb" / "test"), size_guidance={"tensors": 0}).Reload()
+    values = [(e.step, float(_scalar(e))) for e in test.Tensors("accuracy")]
+    assert values == [(10, pytest.approx(0.2)), (20, pytest.approx(0.4))]
+    train = EventAccumulator(str(tmp_path / "tb" / "train"), size_guidance={"tensors": 0}).Reload()
+    assert {"accuracy", "lr"} <= set(train.Tags()["tensors"])
+
+
+def _scalar(event: object) -> float:
+    import tensorflow as tf
+
+    return float(tf.make_ndarray(event.tensor_proto))  # type: ignore[attr-defined]
