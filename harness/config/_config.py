@@ -15,6 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_origin
 
+from harness.data._base import Split
 from harness.errors import ConfigError
 
 Activation = Literal["relu", "sigmoid", "tanh", "elu"]
@@ -31,6 +32,9 @@ class Config:
     dataset: str = "mnist"
     train_subset: int | None = None  # first N training examples; None = all
     test_subset: int | None = None  # first N test examples; None = all
+    split: str = "default"  # the dataset's own split, or e.g. "scene" / "random" (PlanesNet)
+    split_seed: int = 0  # seed of a generated split (not of training)
+    eval_fraction: float = 0.2  # share held out by a generated split
 
     # --- model (see harness.models) --------------------------------------
     model: str = "mlp"
@@ -71,6 +75,7 @@ class Config:
         _check(self.lr2, self.lr2 >= 0, "lr2", ">= 0 (0 = constant learning rate)")
         _check(self.bnexp, 0.0 < self.bnexp < 1.0, "bnexp", "in (0, 1)")
         _check(self.init_stddev, self.init_stddev > 0, "init_stddev", "> 0")
+        _check(self.eval_fraction, 0.0 < self.eval_fraction < 1.0, "eval_fraction", "in (0, 1)")
         for name in (
             "iterations",
             "batch_size",
@@ -109,6 +114,9 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain types (lists, not tuples) for YAML and MLflow params."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def data_split(self) -> Split:
+        return Split(self.split, self.split_seed, self.eval_fraction)
 
     def learning_rate(self, step: int) -> float:
         """The talk's schedule, in plain Python (the training loop uses the Keras one)."""

@@ -4,6 +4,7 @@ from harness.data import _mnist  # noqa: F401  (registers "mnist")
 from harness.data._base import (
     DATA_DIR_ENV,
     ArrayDataset,
+    Split,
     list_datasets,
     load_dataset,
     register_dataset,
@@ -13,6 +14,7 @@ from harness.data._base import (
 __all__ = [
     "DATA_DIR_ENV",
     "ArrayDataset",
+    "Split",
     "list_datasets",
     "load_dataset",
     "register_dataset",

@@ -55,12 +55,37 @@ class ArrayDataset:
         )
 
 
-Loader = Callable[[Path | None], ArrayDataset]
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """How to split a dataset into train and eval parts.
+
+    ``kind="default"`` is the dataset's own choice (MNIST: the official
+    train/test files; PlanesNet: by scene). Datasets that ship one fixed split
+    accept only ``default``/``official``.
+    """
+
+    kind: str = "default"
+    seed: int = 0
+    eval_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise DataError(f"eval_fraction must be in (0, 1), but got eval_fraction={self.eval_fraction}")
+
+
+def fixed_split_only(name: str, split: Split) -> None:
+    """For datasets with one published split: refuse any other."""
+    if split.kind not in ("default", "official"):
+        raise DataError(f"{name} has one official train/test split; split={split.kind!r} is not available "
+                        "(valid: default, official)")
+
+
+Loader = Callable[[Path | None, Split], ArrayDataset]
 _LOADERS: dict[str, Loader] = {}
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register ``fn(data_dir) -> ArrayDataset`` under ``name``."""
+    """Decorator: register ``fn(data_dir, split) -> ArrayDataset`` under ``name``."""
 
     def wrap(fn: Loader) -> Loader:
         if name in _LOADERS:
@@ -83,8 +108,8 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> ArrayDataset:
+def load_dataset(name: str, data_dir: str | Path | None = None, split: Split | None = None) -> ArrayDataset:
     """Load a registered dataset; an unknown name lists the valid ones."""
     if name not in _LOADERS:
         raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
-    return _LOADERS[name](resolve_data_dir(data_dir))
+    return _LOADERS[name](resolve_data_dir(data_dir), split or Split())

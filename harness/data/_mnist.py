@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data._base import DATA_DIR_ENV, ArrayDataset, register_dataset
+from harness.data._base import DATA_DIR_ENV, ArrayDataset, Split, fixed_split_only, register_dataset
 from harness.errors import DataError
 
 OFFLINE_ENV = "HARNESS_OFFLINE"
@@ -62,12 +62,13 @@ EXPECTED_FILES = (
 
 
 @register_dataset("mnist")
-def load_mnist(data_dir: Path | None) -> ArrayDataset:
+def load_mnist(data_dir: Path | None, split: Split | None = None) -> ArrayDataset:
     """Load MNIST from ``data_dir``, else the Keras cache, else download it.
 
     A given ``data_dir`` that holds no MNIST files is an error rather than a
     silent fallback: the user asked for that directory.
     """
+    fixed_split_only("mnist", split or Split())
     if data_dir is not None:
         return _load_from_data_dir(Path(data_dir))
     cached = keras_cache_dir() / NPZ_NAME

@@ -17,7 +17,7 @@ import yaml
 
 from harness import interrupts
 from harness.config import Config
-from harness.data import ArrayDataset, load_dataset
+from harness.data import ArrayDataset, Split, load_dataset
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.ladders._spec import Ladder, Rung
 from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker, environment_tags
@@ -53,10 +53,13 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     configs = ladder.configs(request.scale, request.overrides)
     strategy, hardware = make_strategy(configs[0][1].backend)
     price = price_per_hour(hardware.hardware, load_prices(request.prices))
-    datasets: dict[str, ArrayDataset] = dict(request.datasets or {})
+    datasets: dict[tuple[str, Split], ArrayDataset] = {
+        (name, Split()): data for name, data in (request.datasets or {}).items()
+    }
     for _, cfg in configs:  # load (and validate) all data before the first run starts
-        if cfg.dataset not in datasets:
-            datasets[cfg.dataset] = load_dataset(cfg.dataset, request.data_dir)
+        key = (cfg.dataset, cfg.data_split())
+        if key not in datasets:
+            datasets[key] = load_dataset(cfg.dataset, request.data_dir, cfg.data_split())
 
     base_tags = {
         **environment_tags(),
@@ -74,7 +77,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.seeds": str(request.seeds),
         "harness.command": request.command,
         "harness.ladder_source": ladder.source,
-        "data.checksum": ",".join(f"{n}:{d.checksum}" for n, d in datasets.items()),
+        "data.checksum": ",".join(sorted({f"{n}:{d.checksum}" for (n, _), d in datasets.items()})),
     }
     with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.uri}")
@@ -83,7 +86,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
             for i in range(request.seeds):
                 interrupts.check()
                 seed_cfg = dataclasses.replace(cfg, seed=request.base_seed + i)
-                data = datasets[cfg.dataset]
+                data = datasets[(cfg.dataset, cfg.data_split())]
                 tags = {
                     **base_tags,
                     "harness.kind": "rung",
@@ -94,6 +97,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     "harness.seed": str(seed_cfg.seed),
                     "data.checksum": data.checksum,
                     "data.source": data.source,
+                    "data.split": cfg.split,
                 }
                 name = f"{rung.index:02d}-{rung.name}-s{seed_cfg.seed}"
                 with tracker.run(exp_id, name, tags, parent=parent) as child:
