@@ -1,0 +1,34 @@
+"""The ladder verdict: tolerance against the reference, and the talk's ordering."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harness.report import LadderReport, verdict
+
+
+def _report(refs: list[float], ours: list[float]) -> LadderReport:
+    table = pd.DataFrame(
+        {
+            "rung_index": range(1, len(refs) + 1),
+            "rung": [f"r{i}" for i in range(1, len(refs) + 1)],
+            "reference": refs,
+            "best_mean": ours,
+        }
+    )
+    table["vs_reference"] = table["best_mean"] - table["reference"]
+    return LadderReport(table, {})
+
+
+def test_within_tolerance_and_ties_in_the_reference_impose_no_order() -> None:
+    lines = verdict(_report([0.92, 0.982, 0.982, 0.989], [0.921, 0.981, 0.980, 0.990]))
+    assert lines == [
+        "Every rung is within 0.3 points of its reference or better.",
+        "Ordering by best accuracy matches the talk's.",
+    ]
+
+
+def test_shortfall_and_inversion_are_reported() -> None:
+    lines = verdict(_report([0.92, 0.979, 0.989], [0.921, 0.990, 0.985]))
+    assert "Rung 3 (r3) is 0.40 points below its reference." in lines
+    assert lines[-1] == "Ordering differs from the talk's where the reference rises but ours does not: 2->3."
