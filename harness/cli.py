@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key for every rung (repeatable), e.g. --set lr0=0.01",
     )
+    lad.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="run every rung once per value (repeatable: all combinations), e.g. --vary split=scene,random",
+    )
     lad.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     lad.add_argument("--tensorboard-dir", default="tensorboard", help="TensorBoard event files root")
     lad.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
@@ -61,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--scale", choices=SCALES, help="latest run at this scale")
     rl.add_argument("--out", default="results", help="output directory (default results/)")
     _add_tracking(rl)
+
+    ds = sub.add_parser("detect-scan", help="slide a trained tile classifier over large images")
+    ds.add_argument("run", help="MLflow run id of a trained tile classifier (a rung run of a ladder)")
+    ds.add_argument("images", nargs="+", help="images to scan (PNG, JPEG, ...)")
+    ds.add_argument("--scales", default="0.8,1.0,1.25", help="resize factors (default 0.8,1.0,1.25)")
+    ds.add_argument("--stride", type=int, default=10, help="pixels between windows (default 10)")
+    ds.add_argument("--threshold", type=float, default=0.9, help="min P(plane) of a detection (default 0.9)")
+    ds.add_argument("--iou", type=float, default=0.3, help="non-max suppression IoU (default 0.3)")
+    ds.add_argument("--out", default="results/detect_scan", help="output directory")
+    _add_tracking(ds)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
@@ -113,6 +130,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return _ladder(args, command_line)
     if args.command == "report":
         return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line)
+    if args.command == "detect-scan":
+        return _detect_scan(args)
     if args.command == "ui":
         from harness.tracking import resolve_tracking_uri
 
@@ -140,7 +159,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _ladder(args: argparse.Namespace, command_line: str) -> int:
-    from harness.config import parse_cli_overrides
+    from harness.config import parse_cli_overrides, parse_variants
     from harness.ladders import load_ladder
     from harness.ladders._runner import LadderRequest, run_ladder
     from harness.tracking import Tracker
@@ -158,8 +177,9 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
         tensorboard_dir=Path(args.tensorboard_dir),
         command=command_line,
         prices=args.prices,
+        variants=parse_variants(args.vary),
     )
-    ladder.configs(args.scale, request.overrides)  # fail on a bad --set before loading anything
+    request.variant_configs()  # fail on a bad --set or --vary before loading anything
     tracker = Tracker(args.tracking_uri)
     run_id = run_ladder(request, tracker)
     if args.no_report:
@@ -178,4 +198,27 @@ def _report(ladder: str, run_id: str | None, scale: str | None, out: str, uri: s
         print(line)
     md, csv = write_report(report, Path(out), command_line)
     print(f"wrote {md} and {csv}")
+    return 0
+
+
+def _detect_scan(args: argparse.Namespace) -> int:
+    from harness.detect import ScanSettings, load_run_model, read_image, scan, write_outputs
+    from harness.tracking import Tracker
+
+    try:
+        scales = tuple(float(v) for v in args.scales.split(","))
+    except ValueError:
+        raise UserError(f"--scales expects numbers like 0.8,1.0,1.25, but got {args.scales!r}") from None
+    settings = ScanSettings(scales, args.stride, args.threshold, args.iou)
+    images = {Path(p): read_image(Path(p)) for p in args.images}  # every image decodes before any work
+    tracker = Tracker(args.tracking_uri)
+    model = load_run_model(tracker, args.run)
+    out_dir = Path(args.out) / args.run[:8]
+    for path, image in images.items():
+        boxes = scan(model, image, settings)
+        png, js = write_outputs(path, image, boxes, settings, args.run, out_dir)
+        tracker.client.log_artifact(args.run, str(png), "detect_scan")
+        tracker.client.log_artifact(args.run, str(js), "detect_scan")
+        tracker.client.log_metric(args.run, f"detect_scan/{path.stem}", len(boxes))
+        print(f"{path}: {len(boxes)} detections -> {png}")
     return 0

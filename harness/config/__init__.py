@@ -6,6 +6,7 @@ from harness.config._config import (
     coerce,
     field_names,
     parse_cli_overrides,
+    parse_variants,
 )
 
-__all__ = ["Config", "apply_overrides", "coerce", "field_names", "parse_cli_overrides"]
+__all__ = ["Config", "apply_overrides", "coerce", "field_names", "parse_cli_overrides", "parse_variants"]

@@ -35,6 +35,7 @@ class Config:
     split: str = "default"  # the dataset's own split, or e.g. "scene" / "random" (PlanesNet)
     split_seed: int = 0  # seed of a generated split (not of training)
     eval_fraction: float = 0.2  # share held out by a generated split
+    augment: bool = False  # random flips and 90-degree rotations of training images
 
     # --- model (see harness.models) --------------------------------------
     model: str = "mlp"
@@ -224,3 +225,17 @@ def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: cannot parse value {raw!r}") from None
     return out
+
+
+def parse_variants(items: list[str]) -> tuple[dict[str, Any], ...]:
+    """``["split=scene,random", "seed=1,2"]`` -> every combination, as override dicts."""
+    import itertools
+
+    axes = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or not raw.strip():
+            raise ConfigError(f"--vary expects KEY=V1,V2,..., but got {item!r}")
+        values = [parse_cli_overrides([f"{key}={v}"])[key.strip()] for v in raw.split(",")]
+        axes.append([(key.strip(), v) for v in values])
+    return tuple(dict(combo) for combo in itertools.product(*axes)) if axes else ({},)

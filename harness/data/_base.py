@@ -76,8 +76,10 @@ class Split:
 def fixed_split_only(name: str, split: Split) -> None:
     """For datasets with one published split: refuse any other."""
     if split.kind not in ("default", "official"):
-        raise DataError(f"{name} has one official train/test split; split={split.kind!r} is not available "
-                        "(valid: default, official)")
+        raise DataError(
+            f"{name} has one official train/test split; split={split.kind!r} is not available "
+            "(valid: default, official)"
+        )
 
 
 Loader = Callable[[Path | None, Split], ArrayDataset]

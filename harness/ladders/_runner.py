@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from harness import interrupts
-from harness.config import Config
+from harness.config import Config, apply_overrides
 from harness.data import ArrayDataset, Split, load_dataset
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.ladders._spec import Ladder, Rung
@@ -37,6 +37,16 @@ class LadderRequest:
     command: str = ""
     prices: str | None = None
     datasets: Mapping[str, ArrayDataset] | None = None  # preloaded (benchmarks); else loaded by name
+    variants: tuple[Mapping[str, Any], ...] = ({},)  # --vary: each rung runs once per variant
+
+    def variant_configs(self) -> list[tuple[Rung, str, Config]]:
+        """(rung, variant label, config) for every rung and variant, in run order."""
+        out = []
+        for rung, cfg in self.ladder.configs(self.scale, self.overrides):
+            for variant in self.variants:
+                label = ",".join(f"{k}={v}" for k, v in variant.items())
+                out.append((rung, label, apply_overrides(cfg, variant, "--vary")))
+        return out
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -50,13 +60,13 @@ def experiment_name(ladder_name: str) -> str:
 def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print) -> str:
     """Run every rung x seed; return the parent run id."""
     ladder = request.ladder
-    configs = ladder.configs(request.scale, request.overrides)
-    strategy, hardware = make_strategy(configs[0][1].backend)
+    configs = request.variant_configs()
+    strategy, hardware = make_strategy(configs[0][2].backend)
     price = price_per_hour(hardware.hardware, load_prices(request.prices))
     datasets: dict[tuple[str, Split], ArrayDataset] = {
         (name, Split()): data for name, data in (request.datasets or {}).items()
     }
-    for _, cfg in configs:  # load (and validate) all data before the first run starts
+    for _, _, cfg in configs:  # load (and validate) all data before the first run starts
         key = (cfg.dataset, cfg.data_split())
         if key not in datasets:
             datasets[key] = load_dataset(cfg.dataset, request.data_dir, cfg.data_split())
@@ -75,6 +85,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     parent_tags = {
         **base_tags,
         "harness.seeds": str(request.seeds),
+        "harness.variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label),
         "harness.command": request.command,
         "harness.ladder_source": ladder.source,
         "data.checksum": ",".join(sorted({f"{n}:{d.checksum}" for (n, _), d in datasets.items()})),
@@ -82,7 +93,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.uri}")
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
-        for rung, cfg in configs:
+        for rung, variant, cfg in configs:
             for i in range(request.seeds):
                 interrupts.check()
                 seed_cfg = dataclasses.replace(cfg, seed=request.base_seed + i)
@@ -93,13 +104,14 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     "harness.rung": rung.name,
                     "harness.rung_index": str(rung.index),
                     "harness.rung_changes": rung.changes,
+                    "harness.variant": variant,
                     "harness.reference": "" if rung.reference is None else str(rung.reference),
                     "harness.seed": str(seed_cfg.seed),
                     "data.checksum": data.checksum,
                     "data.source": data.source,
                     "data.split": cfg.split,
                 }
-                name = f"{rung.index:02d}-{rung.name}-s{seed_cfg.seed}"
+                name = "-".join(filter(None, [f"{rung.index:02d}", rung.name, variant, f"s{seed_cfg.seed}"]))
                 with tracker.run(exp_id, name, tags, parent=parent) as child:
                     final = _run_rung(child, rung, seed_cfg, data, strategy, hardware, price, request, name)
                 progress(
@@ -141,6 +153,9 @@ def _run_rung(
         run.log_artifact(Path(tmp) / "metrics.jsonl")
     run.log_text(result.summary, "model_summary.txt")
     run.log_figure(learning_curve(result.history, f"{request.ladder.name} {name}"), "learning_curve.png")
+    with tempfile.TemporaryDirectory() as tmp:  # the trained model, for `harness detect-scan RUN_ID`
+        result.model.save(Path(tmp) / "model.keras")
+        run.log_artifact(Path(tmp) / "model.keras")
     run.log_artifact(tb_dir, "tensorboard")
     return final
 

@@ -107,38 +107,46 @@ def ladder_report(tracker: Tracker, ladder: str, run_id: str | None = None, scal
 
 
 def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds of each rung's FINISHED runs."""
-    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int))
+    """Mean and sd over seeds of each rung's (and variant's) FINISHED runs."""
+    variant = runs["tags.harness.variant"] if "tags.harness.variant" in runs else pd.Series("", index=runs.index)
+    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int), variant=variant.fillna(""))
     rows = []
-    for index, group in runs.groupby("rung_index", sort=True):
+    for (index, variant_label), group in runs.groupby(["rung_index", "variant"], sort=True):
         done = group[group["status"] == "FINISHED"]
         first = group.iloc[0]
         reference = first.get("tags.harness.reference") or ""
         row: dict[str, Any] = {
             "rung_index": index,
             "rung": first["tags.harness.rung"],
+            "variant": variant_label,
             "changes": first["tags.harness.rung_changes"],
             "reference": float(reference) if reference else math.nan,
             "runs": len(done),
             "runs_not_finished": len(group) - len(done),
         }
-        for out, metric in (
-            ("final", "final_test_accuracy"),
-            ("best", "best_test_accuracy"),
-            ("train_s", "time_train_s"),
-            ("total_s", "time_total_s"),
-            ("warmup_s", "time_warmup_s"),
-            ("examples_per_s", "examples_per_s"),
-            ("cost_usd", "cost_usd"),
-        ):
-            values = done.get(f"metrics.{metric}", pd.Series(dtype=float)).astype(float)
+        for out, metric in _AGGREGATED:
+            column = f"metrics.{metric}"
+            values = done[column].dropna().astype(float) if column in done else pd.Series(dtype=float)
             row[f"{out}_mean"] = values.mean() if len(values) else math.nan
             row[f"{out}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         rows.append(row)
-    table = pd.DataFrame(rows)
-    table["delta_prev"] = table["best_mean"].diff()
+    table = pd.DataFrame(rows).sort_values(["variant", "rung_index"], kind="stable").reset_index(drop=True)
+    table["delta_prev"] = table.groupby("variant")["best_mean"].diff()
     table["vs_reference"] = table["best_mean"] - table["reference"]
     return table
+
+
+_AGGREGATED = (
+    ("final", "final_test_accuracy"),
+    ("best", "best_test_accuracy"),
+    ("precision", "final_test_precision"),
+    ("recall", "final_test_recall"),
+    ("train_s", "time_train_s"),
+    ("total_s", "time_total_s"),
+    ("warmup_s", "time_warmup_s"),
+    ("examples_per_s", "examples_per_s"),
+    ("cost_usd", "cost_usd"),
+)
 
 
 def _pct(mean: float, sd: float) -> str:
@@ -154,14 +162,23 @@ def _points(value: float) -> str:
 def display_table(report: LadderReport) -> pd.DataFrame:
     """The table people read: percentages, mean ± sd, deltas in points."""
     t = report.table
+    columns: dict[str, Any] = {"#": t["rung_index"], "rung": t["rung"]}
+    if t["variant"].astype(bool).any():
+        columns["variant"] = t["variant"]
+    extra: dict[str, Any] = {}
+    if t["precision_mean"].notna().any():  # 2-class data: the positive class, at the last step
+        extra = {
+            "precision %": [_pct(m, s) for m, s in zip(t["precision_mean"], t["precision_sd"], strict=True)],
+            "recall %": [_pct(m, s) for m, s in zip(t["recall_mean"], t["recall_sd"], strict=True)],
+        }
     return pd.DataFrame(
         {
-            "#": t["rung_index"],
-            "rung": t["rung"],
+            **columns,
             "what changed": t["changes"],
             "reference %": [("" if math.isnan(r) else f"{100 * r:.1f}") for r in t["reference"]],
             "final acc %": [_pct(m, s) for m, s in zip(t["final_mean"], t["final_sd"], strict=True)],
             "best acc %": [_pct(m, s) for m, s in zip(t["best_mean"], t["best_sd"], strict=True)],
+            **extra,
             "Δ best vs prev (pts)": [_points(v) for v in t["delta_prev"]],
             "best vs ref (pts)": [_points(v) for v in t["vs_reference"]],
             "train time (s)": [f"{v:.1f}" for v in t["train_s_mean"]],
@@ -174,30 +191,33 @@ def display_table(report: LadderReport) -> pd.DataFrame:
 
 def verdict(report: LadderReport) -> list[str]:
     """Which rungs fall short of the reference by more than the tolerance, and the ordering."""
-    t = report.table.dropna(subset=["reference", "best_mean"])
-    short = t[t["vs_reference"] < -TOLERANCE]
+    table = report.table if "variant" in report.table else report.table.assign(variant="")
     lines = []
-    if short.empty:
-        lines.append(f"Every rung is within {100 * TOLERANCE:.1f} points of its reference or better.")
-    else:
+    for variant, t in table.groupby("variant", sort=False):
+        t = t.dropna(subset=["reference", "best_mean"])
+        where = f" [{variant}]" if variant else ""
+        short = t[t["vs_reference"] < -TOLERANCE]
+        if short.empty:
+            lines.append(f"Every rung{where} is within {100 * TOLERANCE:.1f} points of its reference or better.")
         for _, row in short.iterrows():
             lines.append(
-                f"Rung {row['rung_index']} ({row['rung']}) is {100 * -row['vs_reference']:.2f} points "
-                f"below its reference."
+                f"Rung {row['rung_index']} ({row['rung']}){where} is {100 * -row['vs_reference']:.2f} points "
+                "below its reference."
             )
-    # same ordering: wherever the talk's reference rises, ours rises too (ties impose nothing)
-    rows = list(t.itertuples())
-    inversions = [
-        f"{a.rung_index}->{b.rung_index}"
-        for i, a in enumerate(rows)
-        for b in rows[i + 1 :]
-        if (a.reference < b.reference) and not (a.best_mean < b.best_mean)
-    ]
-    lines.append(
-        "Ordering by best accuracy matches the talk's."
-        if not inversions
-        else f"Ordering differs from the talk's where the reference rises but ours does not: {', '.join(inversions)}."
-    )
+        # same ordering: wherever the talk's reference rises, ours rises too (ties impose nothing)
+        rows = list(t.itertuples())
+        inversions = [
+            f"{a.rung_index}->{b.rung_index}"
+            for i, a in enumerate(rows)
+            for b in rows[i + 1 :]
+            if (a.reference < b.reference) and not (a.best_mean < b.best_mean)
+        ]
+        lines.append(
+            f"Ordering by best accuracy{where} matches the talk's."
+            if not inversions
+            else f"Ordering{where} differs from the talk's where the reference rises but ours does not: "
+            f"{', '.join(inversions)}."
+        )
     return lines
 
 

@@ -90,6 +90,12 @@ class EvalRecorder(keras.callbacks.Callback):
             "train_accuracy": float(logs["accuracy"]),
             "test_loss": float(logs["val_xent"]),
             "test_accuracy": float(logs["val_accuracy"]),
+            **{
+                f"{split}_{m}": float(logs[f"{prefix}{m}"])
+                for split, prefix in (("train", ""), ("test", "val_"))
+                for m in ("precision", "recall")
+                if f"{prefix}{m}" in logs
+            },
             "lr": float(self.lr_at(step)),
             "wall_s": time.perf_counter() - self.started,
         }

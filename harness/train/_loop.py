@@ -22,6 +22,7 @@ from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.models import create_model
 from harness.tracking._base import MetricSink
 from harness.train._callbacks import Clock, EvalRecorder, StopOnSignal
+from harness.train._metrics import PositiveClassPrecision, PositiveClassRecall
 from harness.train._schedules import learning_rate
 
 
@@ -56,14 +57,17 @@ def build_and_compile(cfg: Config, data: ArrayDataset) -> keras.Model:
     else:
         optimizer = keras.optimizers.Adam(learning_rate=lr)
     reduction = "sum" if cfg.loss_reduction == "sum" else "sum_over_batch_size"
+    # "xent" is the mean cross-entropy whatever the training reduction, so losses compare
+    metrics: list[keras.metrics.Metric] = [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
+    ]
+    if data.num_classes == 2:  # imbalanced detection data: precision and recall of the positive class
+        metrics += [PositiveClassPrecision(name="precision"), PositiveClassRecall(name="recall")]
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction),
-        # "xent" is the mean cross-entropy whatever the training reduction, so losses compare
-        metrics=[
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
-        ],
+        metrics=metrics,
         steps_per_execution=math.gcd(cfg.steps_per_execution, cfg.eval_every),
     )
     return model
@@ -92,7 +96,7 @@ def train(
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model = build_and_compile(cfg, data)
-    train_ds = train_pipeline(data.x_train, data.y_train, cfg.batch_size, cfg.seed)
+    train_ds = train_pipeline(data.x_train, data.y_train, cfg.batch_size, cfg.seed, cfg.augment)
     test_ds = eval_pipeline(data.x_test, data.y_test, cfg.eval_batch_size)
 
     clock = Clock()
@@ -114,6 +118,7 @@ def train(
     best = max(recorder.history, key=lambda row: row["test_accuracy"])
     steady_steps = last["step"] - clock.warmup_steps
     final = {
+        **{f"final_{k}": v for k, v in last.items() if k.startswith("test_") and k not in ("test_loss",)},
         "final_test_accuracy": last["test_accuracy"],
         "final_test_loss": last["test_loss"],
         "final_train_accuracy": last["train_accuracy"],

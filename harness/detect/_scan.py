@@ -1,0 +1,147 @@
+"""Classifier as detector: slide a trained tile classifier over large images.
+
+The talk's "real life is hard" demo: cut the image in overlapping tiles of the
+classifier's input size, at a few scales, score every tile, keep the confident
+ones and merge overlapping hits with non-max suppression (``tf.image``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import DataError, UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanSettings:
+    scales: tuple[float, ...] = (0.8, 1.0, 1.25)  # image resize factors: larger objects need < 1
+    stride: int = 10  # pixels between windows at each scale (half a 20-px tile: overlapping)
+    threshold: float = 0.9  # minimum P(positive class) of a kept window
+    iou: float = 0.3  # NMS: windows overlapping more than this with a better one are dropped
+    batch_size: int = 2048
+
+    def __post_init__(self) -> None:
+        if not self.scales or min(self.scales) <= 0:
+            raise UserError(f"scales must be positive, but got scales={self.scales}")
+        if self.stride < 1:
+            raise UserError(f"stride must be >= 1 pixel, but got stride={self.stride}")
+        if not 0.0 < self.threshold < 1.0:
+            raise UserError(f"threshold must be in (0, 1), but got threshold={self.threshold}")
+        if not 0.0 < self.iou <= 1.0:
+            raise UserError(f"iou must be in (0, 1], but got iou={self.iou}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    x: float  # top-left corner and side, in pixels of the original image
+    y: float
+    w: float
+    h: float
+    score: float
+    scale: float
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An RGB uint8 array; a clear error naming the file if it cannot be decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot decode image ({exc})") from None
+
+
+def _windows(image: np.ndarray, size: tuple[int, int], stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """All ``size`` windows every ``stride`` pixels, and their top-left (row, col)."""
+    h, w = size
+    view = np.lib.stride_tricks.sliding_window_view(image, (h, w), axis=(0, 1))[::stride, ::stride]
+    rows, cols = np.meshgrid(np.arange(view.shape[0]) * stride, np.arange(view.shape[1]) * stride, indexing="ij")
+    tiles = view.reshape(-1, image.shape[2], h, w).transpose(0, 2, 3, 1)  # -> [N, h, w, C]
+    return tiles, np.stack([rows.ravel(), cols.ravel()], axis=1)
+
+
+def scan(model: Any, image: np.ndarray, settings: ScanSettings) -> list[Box]:
+    """Score every window at every scale; return the boxes NMS keeps, best first."""
+    import tensorflow as tf
+    from PIL import Image
+
+    _, h, w, channels = model.input_shape
+    if channels != 3:
+        raise UserError(
+            f"the model takes {h}x{w}x{channels} inputs; detect-scan needs a classifier of RGB tiles "
+            "(for example a PlanesNet rung)"
+        )
+    candidates: list[np.ndarray] = []  # rows of [y1, x1, y2, x2, score, scale]
+    for scale in settings.scales:
+        resized = image
+        if scale != 1.0:
+            size = (max(w, round(image.shape[1] * scale)), max(h, round(image.shape[0] * scale)))
+            resized = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        if resized.shape[0] < h or resized.shape[1] < w:
+            continue
+        tiles, corners = _windows(resized, (h, w), settings.stride)
+        logits = model.predict(tiles.astype(np.float32) / 255.0, batch_size=settings.batch_size, verbose=0)
+        scores = tf.nn.softmax(logits, axis=-1).numpy()[:, 1]
+        keep = scores >= settings.threshold
+        y1, x1 = corners[keep, 0] / scale, corners[keep, 1] / scale
+        candidates.append(
+            np.stack([y1, x1, y1 + h / scale, x1 + w / scale, scores[keep], np.full(keep.sum(), scale)], axis=1)
+        )
+    found = np.concatenate(candidates) if candidates else np.zeros((0, 6))
+    if not len(found):
+        return []
+    kept = tf.image.non_max_suppression(
+        found[:, :4].astype(np.float32),
+        found[:, 4].astype(np.float32),
+        max_output_size=len(found),
+        iou_threshold=settings.iou,
+    ).numpy()
+    return [
+        Box(float(r[1]), float(r[0]), float(r[3] - r[1]), float(r[2] - r[0]), float(r[4]), float(r[5]))
+        for r in found[kept]
+    ]
+
+
+def draw(image: np.ndarray, boxes: Sequence[Box]) -> Any:
+    """The image with every box drawn and its score written beside it."""
+    from PIL import Image, ImageDraw
+
+    out = Image.fromarray(image)
+    pen = ImageDraw.Draw(out)
+    for b in boxes:
+        pen.rectangle([b.x, b.y, b.x + b.w, b.y + b.h], outline=(255, 40, 40), width=2)
+        pen.text((b.x, max(0.0, b.y - 11)), f"{b.score:.2f}", fill=(255, 255, 0))
+    return out
+
+
+def write_outputs(
+    image_path: Path, image: np.ndarray, boxes: Sequence[Box], settings: ScanSettings, run_id: str, out_dir: Path
+) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, js = out_dir / f"{image_path.stem}_detections.png", out_dir / f"{image_path.stem}_detections.json"
+    draw(image, boxes).save(png)
+    js.write_text(
+        json.dumps(
+            {
+                "image": str(image_path),
+                "model_run_id": run_id,
+                "height": image.shape[0],
+                "width": image.shape[1],
+                "settings": dataclasses.asdict(settings),
+                "count": len(boxes),
+                "boxes": [dataclasses.asdict(b) for b in boxes],
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    return png, js
