@@ -1,4 +1,4 @@
-"""Command line: ``harness ladders | ladder | report | ui | bench``.
+"""Command line: ladders, studies, reports, detection scans, UI and benchmarks.
 
 Exit codes: 0 success, 1 a run failed, 2 bad input (the message says which
 file, key or value), 130 interrupted (Ctrl-C or SIGTERM).
@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     _add_tracking(ui)
 
+    from harness.studies import _cli as study_cli
+
+    study_cli.add_commands(sub, rep_sub)
+
     bench = sub.add_parser("bench", help="benchmarks (see `nox -s bench`)")
     bench.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     bench.add_argument("--out", default="results/bench", help="output directory")
@@ -128,6 +132,12 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return 0
     if args.command == "ladder":
         return _ladder(args, command_line)
+    if args.command in ("study", "worker", "compare-samplers") or (
+        args.command == "report" and args.kind == "study"
+    ):
+        from harness.studies import _cli as study_cli
+
+        return study_cli.dispatch(args, command_line)
     if args.command == "report":
         return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line)
     if args.command == "detect-scan":

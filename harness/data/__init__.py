@@ -1,7 +1,9 @@
 """Datasets: readers for the standard file formats, and tf.data pipelines."""
 
-from harness.data import _mnist  # noqa: F401  (registers "mnist")
-from harness.data import _planesnet  # noqa: F401  (registers "planesnet")
+from harness.data import (
+    _mnist,  # noqa: F401  (registers "mnist")
+    _planesnet,  # noqa: F401  (registers "planesnet")
+)
 from harness.data._base import (
     DATA_DIR_ENV,
     ArrayDataset,
