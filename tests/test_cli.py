@@ -197,3 +197,40 @@ def test_nan_run_ends_failed_and_exits_1(
 def test_ladders_lists_mnist(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ladders"]) == 0
     assert capsys.readouterr().out.startswith("mnist")
+
+
+def test_vary_runs_every_rung_per_value_and_reports_per_variant(
+    workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "ladder",
+        "mnist",
+        "--scale",
+        "smoke",
+        "--rungs",
+        "1-2",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--vary",
+        "lr0=0.01,0.02",
+    ]
+    assert main(argv) == 0
+    table = pd.read_csv(workdir / "results" / "mnist_ladder_smoke.csv")
+    assert sorted(zip(table["rung_index"], table["variant"], strict=True)) == [
+        (1, "lr0=0.01"),
+        (1, "lr0=0.02"),
+        (2, "lr0=0.01"),
+        (2, "lr0=0.02"),
+    ]
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.params["lr0"] for r in children) == ["0.01", "0.01", "0.02", "0.02"]
+    assert all("model.keras" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in children)
+
+
+def test_bad_vary_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ladder", "mnist", "--vary", "lr0"]) == 2
+    assert "--vary expects KEY=V1,V2" in capsys.readouterr().err
+    assert main(["ladder", "mnist", "--vary", "lr9=1,2"]) == 2
+    assert "--vary: unknown config key 'lr9'" in capsys.readouterr().err
