@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests import mnist_files
+sys.path.insert(0, str(Path(__file__).parent))  # tests import mnist_files, planesnet_files
 
 from mnist_files import write_tiny_mnist
+from planesnet_files import write_tiny_planesnet
 
 REAL_DATA = Path(os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
@@ -19,6 +20,12 @@ REAL_DATA = Path(os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding a tiny learnable MNIST (600 train / 200 test) in IDX .gz files."""
     return write_tiny_mnist(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_planesnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding a tiny learnable PlanesNet zip (400 tiles over 40 scenes)."""
+    return write_tiny_planesnet(tmp_path_factory.mktemp("planesnet"))
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import math
 import re
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -200,17 +200,16 @@ def _read_zip(path: Path) -> PlanesNetTiles:
             f" expected {ZIP_NAME} holding PNG tiles named {NAME_PATTERN}"
         ) from e
     with archive:
-        infos = [
-            info
+        # (tile name, info); string ops rather than PurePosixPath, which costs a second on 32,000 members.
+        named = [
+            (info.filename.rsplit("/", 1)[-1], info)
             for info in archive.infolist()
-            if not info.is_dir()
-            and "__MACOSX" not in PurePosixPath(info.filename).parts
-            and _is_png(PurePosixPath(info.filename).name)
+            if not info.is_dir() and "__MACOSX/" not in f"/{info.filename}"
         ]
         # By tile name, then full path: the same order as the folder form, whatever the zip's order.
-        infos.sort(key=lambda info: (PurePosixPath(info.filename).name, info.filename))
+        named = sorted(((name, info) for name, info in named if _is_png(name)), key=lambda t: (t[0], t[1].filename))
         members: list[tuple[str, str, bytes]] = []
-        for info in infos:
+        for name, info in named:
             where = f"{path}: member {info.filename!r}"
             try:
                 data = archive.read(info)
@@ -218,7 +217,7 @@ def _read_zip(path: Path) -> PlanesNetTiles:
                 raise DataError(
                     f"{where}: cannot be extracted ({type(e).__name__}: {e}); the archive is corrupt"
                 ) from e
-            members.append((where, PurePosixPath(info.filename).name, data))
+            members.append((where, name, data))
     if not members:
         raise DataError(f"{path}: no PlanesNet tiles in the archive; expected PNG members named {NAME_PATTERN}")
     return _decode_tiles(members, checksum=hashlib.sha256(raw).hexdigest(), source=str(path))

@@ -1,0 +1,36 @@
+"""The PlanesNet ladder at smoke scale on tiny generated tiles, both splits in one invocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.cli import main
+
+
+@pytest.mark.slow
+def test_planesnet_smoke_ladder_both_splits(workdir: Path, tiny_planesnet_dir: Path) -> None:
+    argv = [
+        "ladder",
+        "planesnet",
+        "--scale",
+        "smoke",
+        "--data-dir",
+        str(tiny_planesnet_dir),
+        "--vary",
+        "split=scene,random",
+    ]
+    assert main(argv) == 0
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("ladder/planesnet").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 10 and {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted({r.data.tags["harness.variant"] for r in children}) == ["split=random", "split=scene"]
+    assert all("final_test_precision" in r.data.metrics and "final_test_recall" in r.data.metrics for r in children)
+    table = pd.read_csv(workdir / "results" / "planesnet_ladder_smoke.csv")
+    assert len(table) == 10 and table["precision_mean"].notna().all()
+    md = (workdir / "results" / "planesnet_ladder_smoke.md").read_text()
+    assert "precision %" in md and "split=scene" in md and "split=random" in md
