@@ -1,0 +1,89 @@
+"""The MLflow UI on a harness store, rendered by a real headless browser (Debian's chromium)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.cli import main
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=15000",
+]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def _render(browser: str, url: str, profile: Path) -> str:
+    """The DOM after the page's JavaScript ran."""
+    out = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Path) -> None:
+    browser = _chromium()
+    assert (
+        main(["ladder", "mnist", "--scale", "smoke", "--rungs", "1,8", "--data-dir", str(tiny_data_dir), "--no-report"])
+        == 0
+    )
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("ladder/mnist").experiment_id
+    child = next(r for r in client.search_runs([exp]) if r.data.tags.get("harness.rung") == "cnn-batchnorm")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "harness", "ui", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and ui.poll() is None, "harness ui did not start"
+                time.sleep(0.5)
+        base = f"http://127.0.0.1:{port}/#/experiments/{exp}/runs"
+        runs_page = _render(browser, base, workdir / "profile")
+        assert "mnist-smoke" in runs_page  # the parent run, its rungs folded under it
+        run_page = _render(browser, f"{base}/{child.info.run_id}", workdir / "profile")
+        assert "08-cnn-batchnorm-s0" in run_page and "Parent run" in run_page
+        assert "final_test_accuracy" in run_page
+    finally:
+        os.killpg(ui.pid, 15)
+        ui.wait(timeout=30)
