@@ -132,9 +132,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return 0
     if args.command == "ladder":
         return _ladder(args, command_line)
-    if args.command in ("study", "worker", "compare-samplers") or (
-        args.command == "report" and args.kind == "study"
-    ):
+    if args.command in ("study", "worker", "compare-samplers") or (args.command == "report" and args.kind == "study"):
         from harness.studies import _cli as study_cli
 
         return study_cli.dispatch(args, command_line)

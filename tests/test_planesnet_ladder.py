@@ -34,3 +34,13 @@ def test_planesnet_smoke_ladder_both_splits(workdir: Path, tiny_planesnet_dir: P
     assert len(table) == 10 and table["precision_mean"].notna().all()
     md = (workdir / "results" / "planesnet_ladder_smoke.md").read_text()
     assert "precision %" in md and "split=scene" in md and "split=random" in md
+
+
+def test_corrupt_archive_is_refused_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = workdir / "data" / "planesnet"
+    data.mkdir(parents=True)
+    (data / "planesnet.zip").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["ladder", "planesnet", "--scale", "smoke", "--data-dir", str(workdir / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "planesnet.zip" in err
+    assert not (workdir / "mlflow.db").exists()  # nothing half-written, nothing RUNNING

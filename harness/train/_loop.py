@@ -10,6 +10,7 @@ import dataclasses
 import gc
 import io
 import math
+import os
 import time
 from collections.abc import Sequence
 
@@ -73,6 +74,16 @@ def build_and_compile(cfg: Config, data: ArrayDataset) -> keras.Model:
     return model
 
 
+def _rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def model_summary(model: keras.Model) -> str:
     buf = io.StringIO()
     model.summary(print_fn=lambda line, **_: buf.write(line + "\n"))
@@ -134,5 +145,6 @@ def train(
         "time_train_steady_s": clock.train_s,
         "time_eval_s": clock.eval_s,
         "examples_per_s": steady_steps * cfg.batch_size / clock.train_s if clock.train_s > 0 else 0.0,
+        "memory_rss_mb": _rss_mb(),  # after the run: flat across rungs if sessions are cleared
     }
     return TrainResult(model=model, history=recorder.history, final=final, summary=model_summary(model))
