@@ -1,0 +1,159 @@
+"""Samplers and pruners: Optuna's own, configured from a search space; no home-made versions.
+
+A sampler is rebuilt for every trial with a seed derived from the study's seed and
+the trial number (``SeedSequence([seed, number])``), so that a study proposes the
+same parameters whichever worker runs which trial, and parallel workers never
+replay one random sequence. The grid sampler keeps the study seed (it fixes the
+shuffled order of the grid, which every worker must share).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from harness.config import Config
+from harness.errors import ConfigError
+from harness.studies._space import PRUNERS, SAMPLERS, PrunerSpec, SearchSpace
+
+_SAMPLER_CLASSES = {
+    "grid": "GridSampler",
+    "random": "RandomSampler",
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "cmaes": "CmaEsSampler",
+}
+_PRUNER_CLASSES = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
+_EXTRA_DEPENDENCY = {"gp": ("torch", "pip install torch"), "cmaes": ("cmaes", "pip install cmaes")}
+_SET_BY_HARNESS = {"seed", "search_space"}
+
+
+def _plain_options(cls: type) -> dict[str, Any]:
+    """Constructor options that take plain values (numbers, bools, strings), with their defaults."""
+    out = {}
+    for name, p in inspect.signature(cls).parameters.items():
+        if name in _SET_BY_HARNESS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty or p.default is None or isinstance(p.default, bool | int | float | str):
+            out[name] = None if p.default is inspect.Parameter.empty else p.default
+    return out
+
+
+def _checked_options(cls: type, options: Any, what: str, where: str) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of {what} options, but got {options!r}")
+    valid = _plain_options(cls)
+    for key, value in options.items():
+        if key not in valid:
+            raise ConfigError(
+                f"{where}: unknown {what} option {key!r}; {cls.__name__} takes: {', '.join(valid) or 'none'}"
+            )
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise ConfigError(f"{where}: {what} option {key!r} expects a number, bool or string, but got {value!r}")
+    return {str(k): v for k, v in options.items()}
+
+
+def sampler_class(name: str, where: str) -> type:
+    import optuna
+
+    if name not in SAMPLERS:
+        raise ConfigError(f"{where}: unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
+    return getattr(optuna.samplers, _SAMPLER_CLASSES[name])  # type: ignore[no-any-return]
+
+
+def check_sampler_options(name: str, options: Any, where: str) -> dict[str, Any]:
+    return _checked_options(sampler_class(name, where), options, f"{name} sampler", where)
+
+
+def check_pruner(name: Any, options: Any, where: str) -> PrunerSpec:
+    import optuna
+
+    if not isinstance(name, str) or name.lower() not in PRUNERS:
+        raise ConfigError(f"{where}: unknown pruner {name!r}; valid: {', '.join(PRUNERS)}")
+    name = name.lower()
+    cls = getattr(optuna.pruners, _PRUNER_CLASSES[name])
+    return PrunerSpec(name, _checked_options(cls, options, f"{name} pruner", where))
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A per-trial seed: independent streams for (study seed, trial number)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSpec:
+    """Which Optuna sampler, its seed and its options; ``build`` makes the sampler for one trial."""
+
+    name: str
+    seed: int = 0
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, but got {self.name=}")
+
+    @classmethod
+    def for_space(cls, name: str, seed: int, space: SearchSpace, where: str = "--sampler") -> SamplerSpec:
+        """Check that ``name`` can run ``space`` here (grid points, extra packages); fail now if not."""
+        sampler_class(name, where)
+        if name in _EXTRA_DEPENDENCY:
+            module, hint = _EXTRA_DEPENDENCY[name]
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(f"{where}: the {name} sampler needs the {module!r} package ({hint})")
+        if name == "grid":
+            space.grid()  # every float needs grid points: the error names the parameter and file
+        options = space.sampler_options.get(name, {})
+        return cls(name, seed, dict(options))
+
+    def build(self, space: SearchSpace, trial_number: int | None = None) -> Any:
+        cls = sampler_class(self.name, "sampler")
+        if self.name == "grid":
+            return cls(space.grid(), seed=self.seed, **self.options)
+        seed = self.seed if trial_number is None else trial_seed(self.seed, trial_number)
+        return cls(seed=seed, **self.options)
+
+    def config(self) -> dict[str, Any]:
+        """The full configuration: class, seed rule and every option with its default."""
+        cls = sampler_class(self.name, "sampler")
+        options = {**_plain_options(cls), **self.options}
+        return {
+            "name": self.name,
+            "class": f"optuna.samplers.{cls.__name__}",
+            "seed": self.seed,
+            "seed_rule": (
+                "grid order shuffled with the study seed"
+                if self.name == "grid"
+                else "per trial: numpy SeedSequence([seed, trial number])"
+            ),
+            "options": options,
+        }
+
+
+def build_pruner(spec: PrunerSpec, base: Config) -> Any:
+    """Optuna pruner; intermediate values are reported at training steps (every ``eval_every``)."""
+    import optuna
+
+    if spec.name == "median":
+        return optuna.pruners.MedianPruner(**spec.options)
+    if spec.name == "hyperband":
+        options = {"min_resource": base.eval_every, "max_resource": base.iterations, **spec.options}
+        return optuna.pruners.HyperbandPruner(**options)
+    return optuna.pruners.NopPruner()
+
+
+def pruner_config(spec: PrunerSpec, base: Config) -> dict[str, Any]:
+    import optuna
+
+    cls = getattr(optuna.pruners, _PRUNER_CLASSES[spec.name])
+    options = _plain_options(cls)
+    if spec.name == "hyperband":
+        options.update(min_resource=base.eval_every, max_resource=base.iterations)
+    options.update(spec.options)
+    return {"name": spec.name, "class": f"optuna.pruners.{cls.__name__}", "options": options}

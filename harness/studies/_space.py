@@ -1,0 +1,432 @@
+"""The search space: one dataclass, whichever file format it was read from.
+
+A :class:`SearchSpace` says what a study tunes (a ladder rung or a plain config,
+plus fixed overrides), the objective (a harness metric and its direction), the
+budget, the default sampler and pruner, and the parameters. Every parameter is a
+:class:`~harness.config.Config` key; its candidate values are checked with
+``harness.config.coerce`` when the file is read, so an unknown name or a value of
+the wrong type is an error naming the file and the field.
+
+Two parsers produce it: :mod:`harness.studies._native` (the harness YAML format)
+and :mod:`harness.studies._cmle` (Cloud ML Engine / AI Platform
+``trainingInput.hyperparameters`` files, read unchanged). ``resolve`` then fixes
+the base :class:`Config` (rung at a scale, fixed overrides, command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.config import Config, apply_overrides, coerce, field_names
+from harness.errors import ConfigError
+
+Direction = Literal["maximize", "minimize"]
+ParamKind = Literal["int", "float", "categorical"]
+Scale = Literal["linear", "log", "reverse_log"]
+OptunaValue = str | int | float | bool | None
+
+SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes")
+PRUNERS = ("none", "median", "hyperband")
+NOT_TUNABLE = ("backend", "dataset")  # one worker holds one strategy and one dataset
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """An objective: the final metric the training loop logs, and its per-evaluation twin."""
+
+    name: str  # as the user wrote it, normalised: accuracy, loss, best_test_accuracy, ...
+    final_key: str  # key of TrainResult.final, e.g. final_test_accuracy
+    step_key: str  # key of the per-evaluation rows, e.g. test_accuracy (intermediate values)
+    direction: Direction
+    running_best: bool = False  # intermediate value = best so far (for best_* metrics)
+
+
+# Objective metric names (case-insensitive). The Cloud ML Engine tags of the reference
+# trainers are `accuracy`, `loss` and `IOU`; the rest are the harness's own names.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "final_test_accuracy", "test_accuracy", "maximize"),
+        Metric("loss", "final_test_loss", "test_loss", "minimize"),
+        Metric("final_test_accuracy", "final_test_accuracy", "test_accuracy", "maximize"),
+        Metric("final_test_loss", "final_test_loss", "test_loss", "minimize"),
+        Metric("best_test_accuracy", "best_test_accuracy", "test_accuracy", "maximize", running_best=True),
+        Metric("precision", "final_test_precision", "test_precision", "maximize"),
+        Metric("recall", "final_test_recall", "test_recall", "maximize"),
+        Metric("final_test_precision", "final_test_precision", "test_precision", "maximize"),
+        Metric("final_test_recall", "final_test_recall", "test_recall", "maximize"),
+    )
+}
+
+
+def metric_for(tag: Any, where: str) -> Metric:
+    """The harness metric behind an objective name or Cloud ML Engine metric tag."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise ConfigError(f"{where}: expected a metric name ({', '.join(METRICS)}), but got {tag!r}")
+    key = tag.strip().lower()
+    if key in ("iou", "mean_iou"):
+        raise ConfigError(
+            f"{where}: metric {tag!r} (intersection over union) needs the detection (YOLO) experiments, "
+            f"which harness does not have yet; tune a classifier on one of: {', '.join(METRICS)}"
+        )
+    if key not in METRICS:
+        raise ConfigError(f"{where}: unknown metric {tag!r}; valid: {', '.join(METRICS)}")
+    return METRICS[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Counted over all trials of the study, old and new, across every worker."""
+
+    max_trials: int
+    max_parallel: int | None = None  # trials running at once, over all workers; None: no limit
+    max_failed: int | None = None  # failed trials that stop the study; None: no limit below the budget
+
+    def __post_init__(self) -> None:
+        if self.max_trials < 0:
+            raise ValueError(f"max_trials must be >= 0, but got {self.max_trials=}")
+        if self.max_parallel is not None and self.max_parallel < 1:
+            raise ValueError(f"max_parallel must be >= 1 or None, but got {self.max_parallel=}")
+        if self.max_failed is not None and self.max_failed < 1:
+            raise ValueError(f"max_failed must be >= 1 or None, but got {self.max_failed=}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PrunerSpec:
+    name: str = "none"  # none | median | hyperband
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in PRUNERS:
+            raise ValueError(f"pruner must be one of {PRUNERS}, but got {self.name=}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    """A Cloud ML Engine scale tier / machine type: which backend and what it costs."""
+
+    name: str  # e.g. BASIC_GPU, CUSTOM/complex_model_m_v100
+    backend: str  # harness backend: cpu, gpu, multi-gpu, tpu
+    machines: tuple[str, ...]  # price-table keys, one per machine ("gpu:V100 x4", "cpu", "tpu:v2")
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One tuned Config key and how to sample it.
+
+    ``choices`` are what Optuna sees (None, bool, int, float or str); ``values``
+    maps a choice to the Config value when they differ (e.g. ``'S'`` -> ``(3, 3, 3)``).
+    """
+
+    name: str
+    kind: ParamKind
+    where: str  # file and field, for messages
+    low: float | None = None
+    high: float | None = None
+    scale: Scale = "linear"
+    step: float | None = None
+    grid: tuple[OptunaValue, ...] | None = None  # grid points (ints and floats); None = none given
+    choices: tuple[OptunaValue, ...] = ()
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # str(choice) -> Config value
+
+    def __post_init__(self) -> None:
+        if self.kind == "categorical":
+            if not self.choices:
+                raise ValueError(f"a categorical parameter needs choices, but got {self.choices=}")
+            return
+        if self.low is None or self.high is None or not self.low <= self.high:
+            raise ValueError(f"{self.name}: needs low <= high, but got {self.low=} and {self.high=}")
+        if self.scale != "linear" and self.low <= 0:
+            raise ValueError(f"{self.name}: a {self.scale} scale needs low > 0, but got {self.low=}")
+
+    @property
+    def optuna_name(self) -> str:
+        """The name in the Optuna study; a reverse-log parameter is sampled in a mirrored space."""
+        return f"{self.name}__reverse_log" if self.scale == "reverse_log" else self.name
+
+    def distribution(self) -> Any:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "categorical":
+            return CategoricalDistribution(list(self.choices))
+        assert self.low is not None and self.high is not None
+        log = self.scale != "linear"
+        if self.kind == "int":
+            return IntDistribution(int(self.low), int(self.high), log=log, step=int(self.step or 1))
+        return FloatDistribution(float(self.low), float(self.high), log=log, step=self.step)
+
+    def suggest(self, trial: Any) -> Any:
+        """Ask the trial for this parameter; return the Config value."""
+        if self.kind == "categorical":
+            return self.to_config(trial.suggest_categorical(self.optuna_name, list(self.choices)))
+        assert self.low is not None and self.high is not None
+        log = self.scale != "linear"
+        if self.kind == "int":
+            step = int(self.step or 1)
+            raw: float = trial.suggest_int(self.optuna_name, int(self.low), int(self.high), step=step, log=log)
+        else:
+            raw = trial.suggest_float(self.optuna_name, float(self.low), float(self.high), step=self.step, log=log)
+        return self.to_config(raw)
+
+    def to_config(self, raw: Any) -> Any:
+        """An Optuna value (choice label or sampled number) -> the Config value."""
+        if self.kind == "categorical":
+            return self.values.get(str(raw), raw) if self.values else raw
+        if self.scale == "reverse_log":  # mirror: dense near the top of [low, high]
+            assert self.low is not None and self.high is not None
+            value = self.low + self.high - raw
+            return int(round(value)) if self.kind == "int" else value
+        return raw
+
+    def grid_points(self) -> list[OptunaValue]:
+        """The values the grid sampler visits (Optuna's side)."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.grid is not None:
+            return list(self.grid)
+        if self.kind == "int":
+            assert self.low is not None and self.high is not None
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is not None:
+            assert self.low is not None and self.high is not None
+            n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+            return [round(self.low + i * self.step, 12) for i in range(n)]
+        raise ConfigError(
+            f"{self.where}: float parameter {self.name!r} has no grid points, so the grid sampler "
+            "cannot use it; give it `grid: [...]` (or a `step`), or use --sampler random/tpe"
+        )
+
+    def config_candidates(self) -> list[Any]:
+        """Config values to validate up front: the bounds, grid points and every choice."""
+        if self.kind == "categorical":
+            return [self.to_config(c) for c in self.choices]
+        assert self.low is not None and self.high is not None
+        numbers: list[Any] = [self.low, self.high, *(self.grid or ())]
+        return [int(v) if self.kind == "int" else float(v) for v in numbers]
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind}
+        if self.kind == "categorical":
+            out["choices"] = list(self.choices)
+            if self.values:
+                out["values"] = {k: _plain(v) for k, v in self.values.items()}
+        else:
+            out.update(low=self.low, high=self.high, scale=self.scale)
+            if self.step is not None:
+                out["step"] = self.step
+            if self.grid is not None:
+                out["grid"] = list(self.grid)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentRef:
+    """What a space tunes: a ladder rung, or a plain config (Config defaults + ``config``)."""
+
+    ladder: str | None = None
+    rung: str | None = None  # name or 1-based index
+    scale: str = "standard"
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if self.ladder:
+            return f"{self.ladder}:{self.rung}@{self.scale}"
+        return "config"
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> ExperimentRef:
+        """``LADDER:RUNG`` (e.g. ``mnist:cnn`` or ``mnist:6``) from the command line."""
+        ladder, sep, rung = text.partition(":")
+        if not sep or not ladder.strip() or not rung.strip():
+            raise ConfigError(f"{where}: expected LADDER:RUNG such as mnist:cnn, but got {text!r}")
+        return cls(ladder=ladder.strip(), rung=rung.strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """A search space as read from a file (not yet resolved against a ladder)."""
+
+    name: str
+    source: str  # the file it was read from
+    format: Literal["native", "cmle"]
+    text: str  # the file, verbatim
+    experiment: ExperimentRef | None  # None: the file does not say (Cloud ML Engine files)
+    fixed: Mapping[str, Any]  # Config overrides for every trial
+    objective: Metric
+    budget: Budget
+    sampler: str  # default sampler name (--sampler overrides)
+    sampler_options: Mapping[str, Mapping[str, Any]]  # per sampler name: constructor options
+    pruner: PrunerSpec
+    params: tuple[ParamSpec, ...]
+    tier: Tier | None = None
+    notes: tuple[str, ...] = ()  # warnings about settings harness cannot honour exactly
+
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError(f"parameter names must be unique, but got {names=}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, but got {self.sampler=}")
+
+    @property
+    def direction(self) -> Direction:
+        return self.objective.direction
+
+    def param(self, name: str) -> ParamSpec:
+        return next(p for p in self.params if p.name == name)
+
+    def grid(self) -> dict[str, list[OptunaValue]]:
+        """Optuna name -> grid points; an error names every float without grid points."""
+        return {p.optuna_name: p.grid_points() for p in self.params}
+
+    def grid_size(self) -> int:
+        return math.prod(len(v) for v in self.grid().values())
+
+    def resolve(
+        self,
+        experiment: ExperimentRef | None = None,
+        scale: str | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ResolvedSpace:
+        """Fix the base Config: experiment (file, else ``experiment``), scale, fixed, command line.
+
+        Every parameter's bounds, grid points and choices are applied to the base config
+        once here, so a value the Config refuses fails now, not in the middle of a study.
+        """
+        ref = experiment or self.experiment
+        if ref is None:
+            raise ConfigError(
+                f"{self.source}: the file does not say which experiment it tunes; "
+                "pass --experiment LADDER:RUNG (e.g. --experiment mnist:cnn)"
+            )
+        if scale:
+            ref = dataclasses.replace(ref, scale=scale)
+        base = _experiment_config(ref, self.source)
+        if self.tier is not None and "backend" not in self.fixed and "backend" not in (overrides or {}):
+            base = apply_overrides(base, {"backend": self.tier.backend}, f"{self.source}: scale tier {self.tier.name}")
+        base = apply_overrides(base, self.fixed, f"{self.source}: fixed")
+        base = apply_overrides(base, overrides or {}, "command line (--set)")
+        for p in self.params:
+            for value in p.config_candidates():
+                apply_overrides(base, {p.name: value}, p.where)
+        return ResolvedSpace(self, ref, base, dict(overrides or {}))
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedSpace:
+    """A search space with its base Config: ready to turn trial parameters into configs."""
+
+    space: SearchSpace
+    experiment: ExperimentRef
+    base: Config
+    overrides: Mapping[str, Any]  # the command line's --set, already in ``base``
+
+    def config_for(self, values: Mapping[str, Any], where: str) -> Config:
+        return apply_overrides(self.base, values, where)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that defines the study's trials; its hash must not change on resume."""
+        s = self.space
+        return {
+            "space": s.name,
+            "experiment": self.experiment.label,
+            "objective": {"metric": s.objective.name, "key": s.objective.final_key, "direction": s.direction},
+            "base_config": self.base.to_dict(),
+            "params": {p.name: p.describe() for p in s.params},
+        }
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.describe(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _experiment_config(ref: ExperimentRef, source: str) -> Config:
+    from harness.ladders import SCALES, load_ladder
+
+    if ref.ladder is None:
+        return apply_overrides(Config(), ref.config, f"{source}: experiment.config")
+    if ref.scale not in SCALES:
+        raise ConfigError(f"{source}: unknown scale {ref.scale!r}; valid: {', '.join(SCALES)}")
+    ladder = load_ladder(ref.ladder)
+    rung = str(ref.rung)
+    try:
+        chosen = ladder.select(rung)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: experiment rung {rung!r}: {exc}") from None
+    if len(chosen.rungs) != 1:
+        raise ConfigError(f"{source}: experiment rung must name one rung of {ladder.name}, but got {rung!r}")
+    cfg = chosen.configs(ref.scale)[0][1]
+    return apply_overrides(cfg, ref.config, f"{source}: experiment.config")
+
+
+def check_param_name(name: Any, where: str) -> str:
+    """A tunable Config key, or an error naming the file and field."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: expected a config key as parameter name, but got {name!r}")
+    if name not in field_names():
+        coerce(name, None, where)  # raises: unknown config key, with close matches and the valid keys
+    if name in NOT_TUNABLE:
+        raise ConfigError(f"{where}: {name!r} cannot be tuned (one worker holds one {name}); fix it instead")
+    return name
+
+
+def is_optuna_value(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"search space {path}: cannot read it ({exc.strerror})") from None
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read a search space file in either format (Cloud ML Engine if it has ``trainingInput``)."""
+    p = Path(path)
+    return parse_space(read_text(p), str(p))
+
+
+def parse_space(text: str, source: str) -> SearchSpace:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping (a harness search space or a Cloud ML Engine config)")
+    if "trainingInput" in data:
+        from harness.studies._cmle import parse_cmle
+
+        return parse_cmle(data, text, source)
+    from harness.studies._native import parse_native
+
+    return parse_native(data, text, source)
+
+
+def space_name_from(source: str) -> str:
+    """``search_spaces/mnist_cnn_hptune.yaml`` -> ``mnist-cnn-hptune``."""
+    return Path(source).stem.replace("_", "-").lower()
+
+
+def strict_keys(data: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
+    unknown = [str(k) for k in data if str(k) not in valid]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{where}: unknown field {unknown[0]!r}{hint}; valid fields: {', '.join(valid)}")
