@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import store_runs
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -169,26 +170,11 @@ def test_bad_input_exits_2_with_a_clear_message_and_no_run(
 def test_nan_run_ends_failed_and_exits_1(
     workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = [
-        "ladder",
-        "mnist",
-        "--scale",
-        "smoke",
-        "--rungs",
-        "3",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--set",
-        "optimizer=sgd",
-        "--set",
-        "lr0=1e10",
-        "--set",
-        "loss_reduction=sum",
-    ]
+    argv = [*"ladder mnist --scale smoke --rungs 3 --data-dir".split(), str(tiny_data_dir)]
+    argv += "--set optimizer=sgd --set lr0=1e10 --set loss_reduction=sum".split()
     assert main(argv) == 1
     assert "training loss is nan" in capsys.readouterr().err
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])
+    runs = store_runs(workdir, "ladder/mnist")
     assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED"]
     child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
     assert "RunFailed: training loss is nan" in child.data.tags["error"]
@@ -202,18 +188,7 @@ def test_ladders_lists_mnist(capsys: pytest.CaptureFixture[str]) -> None:
 def test_vary_runs_every_rung_per_value_and_reports_per_variant(
     workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = [
-        "ladder",
-        "mnist",
-        "--scale",
-        "smoke",
-        "--rungs",
-        "1-2",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--vary",
-        "lr0=0.01,0.02",
-    ]
+    argv = [*"ladder mnist --scale smoke --rungs 1-2 --vary lr0=0.01,0.02 --data-dir".split(), str(tiny_data_dir)]
     assert main(argv) == 0
     table = pd.read_csv(workdir / "results" / "mnist_ladder_smoke.csv")
     assert sorted(zip(table["rung_index"], table["variant"], strict=True)) == [
@@ -222,10 +197,10 @@ def test_vary_runs_every_rung_per_value_and_reports_per_variant(
         (2, "lr0=0.01"),
         (2, "lr0=0.02"),
     ]
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])
+    runs = store_runs(workdir, "ladder/mnist")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert sorted(r.data.params["lr0"] for r in children) == ["0.01", "0.01", "0.02", "0.02"]
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     assert all("model.keras" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in children)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_for_http
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -47,15 +46,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
+        wait_for_http(f"{url}/health", proc)
         yield url
     finally:
         proc.terminate()
@@ -64,18 +55,8 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_ladder_logs_to_an_mlflow_server(workdir: Path, tiny_data_dir: Path, mlflow_server: str) -> None:
-    argv = [
-        "ladder",
-        "mnist",
-        "--scale",
-        "smoke",
-        "--rungs",
-        "1,6",
-        "--data-dir",
-        str(tiny_data_dir),
-        "--tracking-uri",
-        mlflow_server,
-    ]
+    argv = [*"ladder mnist --scale smoke --rungs 1,6 --data-dir".split(), str(tiny_data_dir)]
+    argv += ["--tracking-uri", mlflow_server]
     assert main(argv) == 0
     client = MlflowClient(mlflow_server)
     runs = client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])

@@ -6,26 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
+from helpers import store_runs
 
 from harness.cli import main
 
 
 @pytest.mark.slow
 def test_planesnet_smoke_ladder_both_splits(workdir: Path, tiny_planesnet_dir: Path) -> None:
-    argv = [
-        "ladder",
-        "planesnet",
-        "--scale",
-        "smoke",
-        "--data-dir",
-        str(tiny_planesnet_dir),
-        "--vary",
-        "split=scene,random",
-    ]
+    argv = [*"ladder planesnet --scale smoke --vary split=scene,random --data-dir".split(), str(tiny_planesnet_dir)]
     assert main(argv) == 0
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("ladder/planesnet").experiment_id])
+    runs = store_runs(workdir, "ladder/planesnet")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 10 and {r.info.status for r in runs} == {"FINISHED"}
     assert sorted({r.data.tags["harness.variant"] for r in children}) == ["split=random", "split=scene"]

@@ -1,11 +1,11 @@
-"""Real training on the real MNIST files: floors that only real learning on real data can pass."""
+"""Real training on the real datasets: floors that only real learning on real data can pass."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
+from helpers import rung_run
 
 from harness.cli import main
 
@@ -14,26 +14,9 @@ from harness.cli import main
 def test_cnn_rung_learns_real_mnist(workdir: Path, real_data_dir: Path) -> None:
     # 400 steps of the talk's small CNN: about 97% in the talk's curves; chance is 10%,
     # and a model that learned nothing real (or wrong labels) stays far below 95%.
-    argv = [
-        "ladder",
-        "mnist",
-        "--rungs",
-        "cnn",
-        "--data-dir",
-        str(real_data_dir),
-        "--set",
-        "iterations=400",
-        "--set",
-        "eval_every=200",
-        "--no-report",
-    ]
-    assert main(argv) == 0
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    run = next(
-        r
-        for r in client.search_runs([client.get_experiment_by_name("ladder/mnist").experiment_id])
-        if r.data.tags.get("harness.rung") == "cnn"
-    )
+    argv = "ladder mnist --rungs cnn --set iterations=400 --set eval_every=200 --no-report".split()
+    assert main([*argv, "--data-dir", str(real_data_dir)]) == 0
+    run = rung_run(workdir, "ladder/mnist", "cnn")
     assert run.data.metrics["final_test_accuracy"] >= 0.95
     assert run.data.tags["data.checksum"].startswith("227111746c19")
 
@@ -44,26 +27,9 @@ def test_planesnet_cnn_learns_real_tiles_on_a_scene_split(workdir: Path, real_da
         pytest.skip(f"no planesnet/planesnet.zip under {real_data_dir}")
     # 400 steps of the small CNN on unseen scenes: predicting "no plane" everywhere scores 75%;
     # the floors need a model that really finds planes.
-    argv = [
-        "ladder",
-        "planesnet",
-        "--rungs",
-        "cnn",
-        "--data-dir",
-        str(real_data_dir),
-        "--set",
-        "iterations=400",
-        "--set",
-        "eval_every=200",
-        "--no-report",
-    ]
-    assert main(argv) == 0
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
-    run = next(
-        r
-        for r in client.search_runs([client.get_experiment_by_name("ladder/planesnet").experiment_id])
-        if r.data.tags.get("harness.rung") == "cnn"
-    )
+    argv = "ladder planesnet --rungs cnn --set iterations=400 --set eval_every=200 --no-report".split()
+    assert main([*argv, "--data-dir", str(real_data_dir)]) == 0
+    run = rung_run(workdir, "ladder/planesnet", "cnn")
     assert run.data.tags["data.split"] == "scene"
     assert run.data.metrics["final_test_accuracy"] >= 0.90
     assert run.data.metrics["final_test_recall"] >= 0.60

@@ -7,11 +7,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import wait_for_http
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -70,14 +69,7 @@ def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Pat
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and ui.poll() is None, "harness ui did not start"
-                time.sleep(0.5)
+        wait_for_http(f"http://127.0.0.1:{port}/health", ui)
         base = f"http://127.0.0.1:{port}/#/experiments/{exp}/runs"
         runs_page = _render(browser, base, workdir / "profile")
         assert "mnist-smoke" in runs_page  # the parent run, its rungs folded under it
