@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(rl)
 
     ds = sub.add_parser("detect-scan", help="slide a trained tile classifier over large images")
-    ds.add_argument("run", help="MLflow run id of a trained tile classifier (a rung run of a ladder)")
+    ds.add_argument("run", help="a rung run with a model: run id, or LADDER/RUNG[:VARIANT] for its latest run")
     ds.add_argument("images", nargs="+", help="images to scan (PNG, JPEG, ...)")
     ds.add_argument("--scales", default="0.8,1.0,1.25", help="resize factors (default 0.8,1.0,1.25)")
     ds.add_argument("--stride", type=int, default=10, help="pixels between windows (default 10)")
@@ -210,7 +210,7 @@ def _report(ladder: str, run_id: str | None, scale: str | None, out: str, uri: s
 
 
 def _detect_scan(args: argparse.Namespace) -> int:
-    from harness.detect import ScanSettings, load_run_model, read_image, scan, write_outputs
+    from harness.detect import ScanSettings, load_run_model, read_image, resolve_model_run, scan, write_outputs
     from harness.tracking import Tracker
 
     try:
@@ -220,13 +220,16 @@ def _detect_scan(args: argparse.Namespace) -> int:
     settings = ScanSettings(scales, args.stride, args.threshold, args.iou)
     images = {Path(p): read_image(Path(p)) for p in args.images}  # every image decodes before any work
     tracker = Tracker(args.tracking_uri)
-    model = load_run_model(tracker, args.run)
-    out_dir = Path(args.out) / args.run[:8]
+    run_id = resolve_model_run(tracker, args.run)
+    model = load_run_model(tracker, run_id)
+    name = tracker.client.get_run(run_id).data.tags.get("mlflow.runName", run_id[:8])
+    out_dir = Path(args.out) / name
+    print(f"model: run {run_id} ({name})")
     for path, image in images.items():
         boxes = scan(model, image, settings)
-        png, js = write_outputs(path, image, boxes, settings, args.run, out_dir)
-        tracker.client.log_artifact(args.run, str(png), "detect_scan")
-        tracker.client.log_artifact(args.run, str(js), "detect_scan")
-        tracker.client.log_metric(args.run, f"detect_scan/{path.stem}", len(boxes))
+        png, js = write_outputs(path, image, boxes, settings, run_id, out_dir)
+        tracker.client.log_artifact(run_id, str(png), "detect_scan")
+        tracker.client.log_artifact(run_id, str(js), "detect_scan")
+        tracker.client.log_metric(run_id, f"detect_scan/{path.stem}", len(boxes))
         print(f"{path}: {len(boxes)} detections -> {png}")
     return 0

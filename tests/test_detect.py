@@ -31,7 +31,7 @@ def _brightness_classifier(channels: int = 3) -> keras.Model:
 def model_run(workdir: Path) -> str:
     tracker = Tracker()
     exp = tracker.experiment_id("ladder/tiles")
-    with tracker.run(exp, "tile-classifier") as run, tempfile.TemporaryDirectory() as tmp:
+    with tracker.run(exp, "tile-classifier", {"harness.rung": "tiny"}) as run, tempfile.TemporaryDirectory() as tmp:
         _brightness_classifier().save(Path(tmp) / "model.keras")
         run.log_artifact(Path(tmp) / "model.keras")
     return run.run_id
@@ -49,7 +49,7 @@ def test_scan_finds_each_object_once_and_logs_to_the_run(workdir: Path, model_ru
     scene = _scene(workdir / "scene.png")
     argv = ["detect-scan", model_run, str(scene), "--scales", "1.0", "--stride", "5", "--threshold", "0.9"]
     assert main(argv) == 0
-    out = workdir / "results" / "detect_scan" / model_run[:8]
+    out = workdir / "results" / "detect_scan" / "tile-classifier"
     found = json.loads((out / "scene_detections.json").read_text())
     assert found["count"] == 2
     corners = sorted((round(b["x"]), round(b["y"])) for b in found["boxes"])
@@ -69,6 +69,8 @@ def test_scan_finds_each_object_once_and_logs_to_the_run(workdir: Path, model_ru
         (lambda d, run: ["detect-scan", run, str(d / "missing.png")], r"missing.png: no such image file"),
         (lambda d, run: ["detect-scan", run, str(_garbage(d))], r"garbage.png: cannot decode image"),
         (lambda d, run: ["detect-scan", "0" * 32, str(_scene(d / "s.png"))], r"no run '0{32}'"),
+        (lambda d, run: ["detect-scan", "tiles/nope", str(_scene(d / "s.png"))], r"no finished run of rung 'nope'"),
+        (lambda d, run: ["detect-scan", "nothing", str(_scene(d / "s.png"))], r"run id or LADDER/RUNG"),
         (lambda d, run: ["detect-scan", run, str(_scene(d / "s.png")), "--threshold", "2"], r"threshold must be in"),
         (lambda d, run: ["detect-scan", run, str(_scene(d / "s.png")), "--scales", "big"], r"--scales expects"),
     ],
@@ -101,3 +103,9 @@ def test_run_without_a_model_and_a_model_of_the_wrong_kind(workdir: Path, capsys
     assert "has no model.keras artifact" in capsys.readouterr().err
     assert main(["detect-scan", gray.run_id, scene]) == 2
     assert "takes 28x28x1 inputs; detect-scan needs a classifier of RGB tiles" in capsys.readouterr().err
+
+
+def test_model_run_by_ladder_and_rung(workdir: Path, model_run: str) -> None:
+    scene = _scene(workdir / "scene.png")
+    assert main(["detect-scan", "tiles/tiny", str(scene), "--scales", "1.0", "--stride", "5"]) == 0
+    assert Tracker().client.get_run(model_run).data.metrics["detect_scan/scene"] == 2

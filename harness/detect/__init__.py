@@ -1,6 +1,16 @@
 """Classifier-as-detector: sliding windows at several scales, NMS, drawn boxes."""
 
-from harness.detect._runs import MODEL_ARTIFACT, load_run_model
+from harness.detect._runs import MODEL_ARTIFACT, load_run_model, resolve_model_run
 from harness.detect._scan import Box, ScanSettings, draw, read_image, scan, write_outputs
 
-__all__ = ["MODEL_ARTIFACT", "Box", "ScanSettings", "draw", "load_run_model", "read_image", "scan", "write_outputs"]
+__all__ = [
+    "MODEL_ARTIFACT",
+    "Box",
+    "ScanSettings",
+    "draw",
+    "load_run_model",
+    "read_image",
+    "resolve_model_run",
+    "scan",
+    "write_outputs",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Any
 
@@ -9,6 +10,31 @@ from harness.errors import UserError
 from harness.tracking import Tracker
 
 MODEL_ARTIFACT = "model.keras"
+
+
+def resolve_model_run(tracker: Tracker, spec: str) -> str:
+    """A run id as is, or ``LADDER/RUNG[:VARIANT]``: the latest FINISHED run of that rung.
+
+    E.g. ``planesnet/tuned:split=random`` or ``planesnet/dense``.
+    """
+    if re.fullmatch(r"[0-9a-f]{32}", spec):
+        return spec
+    ladder, slash, rest = spec.partition("/")
+    rung, _, variant = rest.partition(":")
+    if not slash or not ladder or not rung:
+        raise UserError(f"model run must be a run id or LADDER/RUNG[:VARIANT], but got {spec!r}")
+    exp = tracker.client.get_experiment_by_name(f"ladder/{ladder}")
+    if exp is None:
+        raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}")
+    filters = [f"tags.`harness.rung` = '{rung}'", "attributes.status = 'FINISHED'"]
+    if variant:
+        filters.append(f"tags.`harness.variant` = '{variant}'")
+    runs = tracker.client.search_runs(
+        [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
+    )
+    if not runs:
+        raise UserError(f"no finished run of rung {rung!r}{f' ({variant})' if variant else ''} in ladder {ladder!r}")
+    return str(runs[0].info.run_id)
 
 
 def load_run_model(tracker: Tracker, run_id: str) -> Any:
