@@ -235,6 +235,8 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
         f"- Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
         "- Accuracy on the test set: *final* at the last step, *best* = best seen at an evaluation "
         "step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, excludes evaluation.",
+        "- Times and examples/s are wall-clock as measured in this run, on whatever else shared the machine; "
+        "controlled throughput numbers come from `nox -s bench` (results/bench/).",
         "",
     ]
     body = display_table(report).to_markdown(index=False, disable_numparse=True)
