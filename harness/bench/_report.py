@@ -136,11 +136,14 @@ def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
+    from harness.bench._study_overhead import render_section
+
     lines = [
         *_header(results["meta"]),
         *_overhead(results["overhead"]),
         *_throughput(results["throughput"]),
         *_time_to_accuracy(results["time_to_accuracy"]),
+        *(render_section(results["study_overhead"]) if "study_overhead" in results else []),
         "Every raw number, every repeat: `bench.json` beside this file.",
         "",
     ]

@@ -12,6 +12,7 @@ from typing import Any
 from harness.bench._overhead import measure_overhead
 from harness.bench._report import write_report
 from harness.bench._settings import bench_settings
+from harness.bench._study_overhead import measure_study_overhead
 from harness.bench._throughput import measure_throughput
 from harness.bench._time_to_accuracy import measure_time_to_accuracy
 from harness.data import ArrayDataset, load_dataset
@@ -49,7 +50,7 @@ def _meta(quick: bool, data: ArrayDataset, load_s: float, out_dir: Path) -> dict
 
 
 def run_benchmarks(data_dir: str | None, out_dir: Path, quick: bool = False) -> dict[str, Any]:
-    """Run the three benchmarks in this process; write ``bench.md`` and ``bench.json`` to ``out_dir``."""
+    """Run the benchmarks in this process; write ``bench.md`` and ``bench.json`` to ``out_dir``."""
     settings = bench_settings(quick)
     progress = _progress_printer()
     progress(f"harness bench{' --quick' if quick else ''} -> {out_dir}")
@@ -65,6 +66,7 @@ def run_benchmarks(data_dir: str | None, out_dir: Path, quick: bool = False) -> 
     results["overhead"] = measure_overhead(ladder, data, data_dir, settings, progress)
     results["throughput"] = measure_throughput(ladder, data, settings, progress)
     results["time_to_accuracy"] = measure_time_to_accuracy(ladder, data, settings, progress)
+    results["study_overhead"] = measure_study_overhead(quick, progress)
     md, js = write_report(results, out_dir)
     progress(f"wrote {md} and {js}")
     return results

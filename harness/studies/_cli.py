@@ -7,14 +7,248 @@ Importing this module must stay cheap (no TensorFlow, no Optuna at import).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 COMMANDS = ("study", "worker", "compare-samplers")
+SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
+PRUNER_NAMES = ("none", "median", "hyperband")
+SCALES = ("smoke", "standard", "full")
+
+
+def _tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)",
+    )
+
+
+def _space_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", help="search space file: harness YAML or a Cloud ML Engine hptune config")
+    p.add_argument(
+        "--experiment",
+        metavar="LADDER:RUNG",
+        help="the ladder rung to tune, e.g. mnist:cnn (overrides the file's; a Cloud ML Engine file does not "
+        "say, and defaults to mnist:cnn-batchnorm)",
+    )
+    p.add_argument(
+        "--scale", choices=SCALES, help="ladder scale of the tuned rung (default: the file's, else standard)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a config key for every trial (repeatable), e.g. --set iterations=1500",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage, any SQLAlchemy URL (default: sqlite optuna.db beside the MLflow store); "
+        "postgresql://host/db to share a study between machines",
+    )
+    p.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
+    p.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=10,
+        metavar="S",
+        help="seconds between a running trial's heartbeats (default 10)",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=60,
+        metavar="S",
+        help="a trial without heartbeat for S seconds is FAIL and retried once (default 60)",
+    )
+    _tracking(p)
 
 
 def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParsersAction) -> None:
     """Register the study subcommands on the main parser and ``report study`` on the report parser."""
+    st = sub.add_parser(
+        "study",
+        help="tune a ladder rung or experiment with Optuna (grid, random, TPE), logged to MLflow",
+        description="Create or resume a hyperparameter study; with the same name it resumes and counts old trials.",
+    )
+    _space_options(st)
+    st.add_argument("--sampler", choices=SAMPLER_NAMES, help="default: the file's (CMLE algorithm), else tpe")
+    st.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    st.add_argument("--pruner", choices=PRUNER_NAMES, help="default: the file's (enableTrialEarlyStopping)")
+    st.add_argument("--trials", type=int, help="budget: trials of the study, old and new (default: the file's)")
+    st.add_argument("--max-failed", type=int, help="stop after N failed trials (default: the file's, else no limit)")
+    st.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="K trials at once, each in its own worker process (default 1, in this process); "
+        "0 = run none here and wait for `harness worker` processes elsewhere",
+    )
+    st.add_argument("--name", help="study name (default: <space name>-<sampler>)")
+    st.add_argument("--out", default="results", help="where the report is written (default results/)")
+    st.add_argument("--no-report", action="store_true", help="do not print or write the table")
+
+    wk = sub.add_parser(
+        "worker",
+        help="join a study from any machine and run its trials until the budget is spent",
+        description="Everything else (space, sampler, tracking store) comes from the study in the storage.",
+    )
+    wk.add_argument("study", help="study name, e.g. mnist-cnn-tpe")
+    wk.add_argument("--storage", required=True, metavar="URL", help="the study's Optuna storage (SQLAlchemy URL)")
+    wk.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR, else the study's)")
+    wk.add_argument("--prices", help="price table YAML (default: the study's, else the shipped one)")
+    wk.add_argument("--label", default="", help=argparse.SUPPRESS)
+    wk.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
+    wk.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: the one the study was created with)",
+    )
+
+    cmp = sub.add_parser(
+        "compare-samplers",
+        help="same budget of full-fidelity trials per sampler, R seeds each; report which sampler won",
+    )
+    _space_options(cmp)
+    cmp.add_argument("--samplers", default="grid,random,tpe", help="comma list (default grid,random,tpe)")
+    cmp.add_argument("--repeats", type=int, default=5, help="sampler seeds per sampler (default 5)")
+    cmp.add_argument("--budget", type=int, help="trials per study (default: the grid's size)")
+    cmp.add_argument(
+        "--target",
+        type=float,
+        help="objective value to reach (default: the median of the studies' best values)",
+    )
+    cmp.add_argument("--parallel", type=int, default=1, metavar="K", help="worker processes per study (default 1)")
+    cmp.add_argument("--out", default="results", help="where the report is written (default results/)")
+
+    rs = report_sub.add_parser("study", help="the trials table of a study")
+    rs.add_argument("name", help="study name")
+    rs.add_argument("--out", default="results", help="output directory (default results/)")
+    _tracking(rs)
 
 
 def dispatch(args: argparse.Namespace, command_line: str) -> int:
     """Run a study command; ``args.command`` is one of COMMANDS or ``report`` with ``args.kind == 'study'``."""
-    raise NotImplementedError(args.command)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the harness prints one line per trial
+    if args.command == "study":
+        return _study(args, command_line)
+    if args.command == "worker":
+        return _worker(args)
+    if args.command == "compare-samplers":
+        return _compare(args, command_line)
+    if args.command == "report" and args.kind == "study":
+        return _report(args.name, args.out, args.tracking_uri, command_line)
+    raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
+
+
+def _heartbeat(args: argparse.Namespace) -> tuple[int, int]:
+    from harness.errors import UserError
+
+    if args.heartbeat_interval < 1 or args.grace_period <= args.heartbeat_interval:
+        raise UserError(
+            f"need --heartbeat-interval >= 1 and --grace-period > --heartbeat-interval, but got "
+            f"{args.heartbeat_interval} and {args.grace_period}"
+        )
+    return args.heartbeat_interval, args.grace_period
+
+
+def _study(args: argparse.Namespace, command_line: str) -> int:
+    from harness.config import parse_cli_overrides
+    from harness.errors import UserError
+    from harness.studies._study import StudyRequest, run_study
+
+    if args.parallel < 0:
+        raise UserError(f"--parallel must be >= 0, but got {args.parallel}")
+    interval, grace = _heartbeat(args)
+    request = StudyRequest(
+        space_file=args.space,
+        experiment=args.experiment,
+        scale=args.scale,
+        overrides=parse_cli_overrides(args.set),
+        sampler=args.sampler,
+        seed=args.seed,
+        pruner=args.pruner,
+        trials=args.trials,
+        max_failed=args.max_failed,
+        parallel=args.parallel,
+        name=args.name,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        data_dir=args.data_dir,
+        prices=args.prices,
+        heartbeat_interval=interval,
+        grace_period=grace,
+        command=command_line,
+    )
+    ctx = run_study(request, _print)
+    if args.no_report:
+        return 0
+    return _report(ctx.name, args.out, ctx.tracker.uri, f"harness report study {ctx.name}")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from harness.studies._study import run_attached_worker
+
+    return run_attached_worker(
+        args.study,
+        args.storage,
+        args.tracking_uri,
+        args.data_dir,
+        args.prices,
+        label=args.label,
+        finalize_study=not args.no_finalize,
+        progress=_print,
+    )
+
+
+def _compare(args: argparse.Namespace, command_line: str) -> int:
+    from harness.config import parse_cli_overrides
+    from harness.errors import UserError
+    from harness.studies._compare import CompareRequest, parse_samplers, run_compare
+
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be >= 1, but got {args.repeats}")
+    if args.parallel < 1:
+        raise UserError(f"--parallel must be >= 1 for compare-samplers, but got {args.parallel}")
+    interval, grace = _heartbeat(args)
+    request = CompareRequest(
+        space_file=args.space,
+        samplers=parse_samplers(args.samplers),
+        repeats=args.repeats,
+        budget=args.budget,
+        target=args.target,
+        experiment=args.experiment,
+        scale=args.scale,
+        overrides=parse_cli_overrides(args.set),
+        parallel=args.parallel,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        data_dir=args.data_dir,
+        prices=args.prices,
+        out_dir=Path(args.out),
+        command=command_line,
+        heartbeat_interval=interval,
+        grace_period=grace,
+    )
+    run_compare(request, _print)
+    return 0
+
+
+def _report(name: str, out: str, tracking_uri: str | None, command_line: str) -> int:
+    from harness.report._study import display_study, study_report, write_study_report
+    from harness.tracking import Tracker
+
+    report = study_report(Tracker(tracking_uri), name)
+    print(display_study(report).to_string(index=False))
+    if report.best:
+        print(f"best: trial {report.best['trial']}, objective {report.best['objective']:.4f}")
+    md, csv = write_study_report(report, Path(out), command_line)
+    print(f"wrote {md} and {csv}")
+    return 0
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)

@@ -63,7 +63,8 @@ def sampler_class(name: str, where: str) -> type:
 
     if name not in SAMPLERS:
         raise ConfigError(f"{where}: unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}")
-    return getattr(optuna.samplers, _SAMPLER_CLASSES[name])  # type: ignore[no-any-return]
+    cls: type = getattr(optuna.samplers, _SAMPLER_CLASSES[name])
+    return cls
 
 
 def check_sampler_options(name: str, options: Any, where: str) -> dict[str, Any]:

@@ -182,7 +182,7 @@ class ParamSpec:
         if self.scale == "reverse_log":  # mirror: dense near the top of [low, high]
             assert self.low is not None and self.high is not None
             value = self.low + self.high - raw
-            return int(round(value)) if self.kind == "int" else value
+            return round(value) if self.kind == "int" else value
         return raw
 
     def grid_points(self) -> list[OptunaValue]:
@@ -196,7 +196,7 @@ class ParamSpec:
             return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         if self.step is not None:
             assert self.low is not None and self.high is not None
-            n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+            n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
             return [round(self.low + i * self.step, 12) for i in range(n)]
         raise ConfigError(
             f"{self.where}: float parameter {self.name!r} has no grid points, so the grid sampler "
@@ -210,6 +210,12 @@ class ParamSpec:
         assert self.low is not None and self.high is not None
         numbers: list[Any] = [self.low, self.high, *(self.grid or ())]
         return [int(v) if self.kind == "int" else float(v) for v in numbers]
+
+    def check_types(self) -> ParamSpec:
+        """Every candidate value has the Config field's type (an int field refuses 0.5)."""
+        for value in self.config_candidates():
+            coerce(self.name, value, self.where)
+        return self
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind}
@@ -248,6 +254,11 @@ class ExperimentRef:
         if not sep or not ladder.strip() or not rung.strip():
             raise ConfigError(f"{where}: expected LADDER:RUNG such as mnist:cnn, but got {text!r}")
         return cls(ladder=ladder.strip(), rung=rung.strip())
+
+
+# A Cloud ML Engine file does not say what it tunes; the talk's mlengine/ configs tuned the MNIST
+# trainer's batch-norm CNN, the last rung of the MNIST ladder. --experiment LADDER:RUNG overrides.
+DEFAULT_CMLE_EXPERIMENT = ExperimentRef(ladder="mnist", rung="cnn-batchnorm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -301,7 +312,7 @@ class SearchSpace:
         Every parameter's bounds, grid points and choices are applied to the base config
         once here, so a value the Config refuses fails now, not in the middle of a study.
         """
-        ref = experiment or self.experiment
+        ref = experiment or self.experiment or (DEFAULT_CMLE_EXPERIMENT if self.format == "cmle" else None)
         if ref is None:
             raise ConfigError(
                 f"{self.source}: the file does not say which experiment it tunes; "
@@ -310,14 +321,16 @@ class SearchSpace:
         if scale:
             ref = dataclasses.replace(ref, scale=scale)
         base = _experiment_config(ref, self.source)
+        tier_backend = None
         if self.tier is not None and "backend" not in self.fixed and "backend" not in (overrides or {}):
-            base = apply_overrides(base, {"backend": self.tier.backend}, f"{self.source}: scale tier {self.tier.name}")
+            tier_backend = self.tier.backend
+            base = apply_overrides(base, {"backend": tier_backend}, f"{self.source}: scale tier {self.tier.name}")
         base = apply_overrides(base, self.fixed, f"{self.source}: fixed")
         base = apply_overrides(base, overrides or {}, "command line (--set)")
         for p in self.params:
             for value in p.config_candidates():
                 apply_overrides(base, {p.name: value}, p.where)
-        return ResolvedSpace(self, ref, base, dict(overrides or {}))
+        return ResolvedSpace(self, ref, base, dict(overrides or {}), tier_backend)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,6 +341,7 @@ class ResolvedSpace:
     experiment: ExperimentRef
     base: Config
     overrides: Mapping[str, Any]  # the command line's --set, already in ``base``
+    tier_backend: str | None = None  # backend asked for by a Cloud ML Engine scale tier (may fall back)
 
     def config_for(self, values: Mapping[str, Any], where: str) -> Config:
         return apply_overrides(self.base, values, where)

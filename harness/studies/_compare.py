@@ -1,0 +1,135 @@
+"""``harness compare-samplers``: the same budget of full-fidelity trials for each sampler, R seeds each.
+
+Each (sampler, seed) pair is its own study, ``<space>-cmp-<sampler>-r<seed>``, in
+the same storage and tracking store, without pruning, so a sampler is judged on
+the trials it chose, not on early stopping. The default budget is the size of the
+grid: grid search sees every point once, and the other samplers get as many
+trials. Running the command again resumes unfinished studies and rebuilds the
+report. The numbers come back from the tracking store (``harness.report._study``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RunFailed, UserError
+from harness.report._study import compare_report, compare_study_name, display_compare, write_compare_report
+from harness.studies._samplers import SamplerSpec
+from harness.studies._space import SAMPLERS, ExperimentRef, load_space
+from harness.studies._storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
+from harness.studies._study import StudyRequest, run_study
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareRequest:
+    space_file: str
+    samplers: tuple[str, ...] = ("grid", "random", "tpe")
+    repeats: int = 5
+    budget: int | None = None  # default: the grid's size
+    target: float | None = None  # default: median of the studies' best values
+    experiment: str | None = None
+    scale: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    parallel: int = 1
+    storage: str | None = None
+    tracking_uri: str | None = None
+    data_dir: str | None = None
+    prices: str | None = None
+    out_dir: Path = Path("results")
+    command: str = ""
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+    grace_period: int = GRACE_PERIOD_S
+    plots: bool = False  # Optuna's plots on each study's parent run
+
+    def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, but got {self.repeats=}")
+        if not self.samplers:
+            raise ValueError(f"need at least one sampler, but got {self.samplers=}")
+
+
+def parse_samplers(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in names if s not in SAMPLERS]
+    if unknown or not names:
+        raise UserError(f"--samplers expects a comma list of {', '.join(SAMPLERS)}, but got {text!r}")
+    if len(set(names)) != len(names):
+        raise UserError(f"--samplers lists a sampler twice: {text!r}")
+    return names
+
+
+def plan_budget(request: CompareRequest) -> tuple[str, int]:
+    """(space name, budget): checks every sampler against the space before anything runs."""
+    space = load_space(request.space_file)
+    experiment = ExperimentRef.parse(request.experiment, "--experiment") if request.experiment else None
+    space.resolve(experiment, request.scale, request.overrides)
+    for name in request.samplers:
+        SamplerSpec.for_space(name, 0, space, f"--samplers {name}")
+    if request.budget is None:
+        try:
+            budget = space.grid_size()
+        except UserError as exc:
+            raise UserError(f"{exc}; or give --budget N (the default budget is the grid's size)") from None
+    else:
+        budget = request.budget
+        if budget < 1:
+            raise UserError(f"--budget must be >= 1, but got {budget}")
+        if "grid" in request.samplers and budget > space.grid_size():
+            raise UserError(
+                f"--budget {budget} is more than the grid's {space.grid_size()} points; the grid sampler "
+                "would repeat points. Lower --budget or drop grid from --samplers"
+            )
+    return space.name, budget
+
+
+def run_compare(request: CompareRequest, progress: Progress = print, runner: Any = None) -> tuple[Path, Path, Path]:
+    """Run (or resume) every study of the comparison, then write the report; returns its files."""
+    from harness.studies._objective import TrainingRunner
+    from harness.tracking import Tracker
+
+    space_name, budget = plan_budget(request)
+    progress(
+        f"compare-samplers {space_name}: {', '.join(request.samplers)} x {request.repeats} seeds, "
+        f"budget {budget} trials each, no pruning"
+    )
+    if request.parallel == 1 and runner is None:
+        runner = TrainingRunner(request.data_dir, request.prices)
+    for name in request.samplers:
+        for repeat in range(request.repeats):
+            study = compare_study_name(space_name, name, repeat)
+            progress(f"--- {study}")
+            study_request = StudyRequest(
+                space_file=request.space_file,
+                experiment=request.experiment,
+                scale=request.scale,
+                overrides=request.overrides,
+                sampler=name,
+                seed=repeat,
+                pruner="none",
+                trials=budget,
+                parallel=request.parallel,
+                name=study,
+                storage=request.storage,
+                tracking_uri=request.tracking_uri,
+                data_dir=request.data_dir,
+                prices=request.prices,
+                heartbeat_interval=request.heartbeat_interval,
+                grace_period=request.grace_period,
+                command=request.command,
+                plots=request.plots,
+            )
+            try:
+                run_study(study_request, progress, runner=runner)
+            except RunFailed as exc:  # one study stopped (max_failed): the others still count
+                progress(f"{study}: {exc}")
+    tracker = Tracker(request.tracking_uri)
+    report = compare_report(tracker, space_name, request.samplers, request.repeats, budget, request.target)
+    progress(display_compare(report).to_string(index=False))
+    files = write_compare_report(report, request.out_dir, request.command)
+    progress(f"wrote {', '.join(str(f) for f in files)}")
+    return files

@@ -1,0 +1,246 @@
+"""The harness's own search-space format (YAML), parsed strictly.
+
+Example (``search_spaces/mnist_cnn.yaml`` is a complete one)::
+
+    name: mnist-cnn                       # study names default to <name>-<sampler>
+    experiment: {ladder: mnist, rung: cnn, scale: standard}   # or {config: {...}}
+    fixed: {iterations: 1500}             # Config overrides for every trial
+    objective: {metric: accuracy}         # accuracy | loss | best_test_accuracy | ...; direction optional
+    budget: {max_trials: 12, max_parallel: 2, max_failed: 3}
+    sampler: tpe                          # default; --sampler overrides
+    sampler_options: {tpe: {n_startup_trials: 4}}
+    pruner: none                          # none | median | hyperband, or {name: median, n_warmup_steps: 500}
+    params:
+      lr0: {type: float, low: 0.0003, high: 0.03, log: true, grid: [0.001, 0.003, 0.01]}
+      dense: {type: int, low: 50, high: 300, step: 50}
+      optimizer: {type: categorical, choices: [adam, sgd]}
+
+Every error names the file and the field (``params.lr0.grid``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from harness.config import coerce
+from harness.errors import ConfigError
+from harness.studies._samplers import check_pruner, check_sampler_options
+from harness.studies._space import (
+    SAMPLERS,
+    Budget,
+    ExperimentRef,
+    ParamSpec,
+    SearchSpace,
+    check_param_name,
+    is_optuna_value,
+    metric_for,
+    space_name_from,
+    strict_keys,
+)
+
+TOP = ("name", "title", "experiment", "fixed", "objective", "budget", "sampler", "sampler_options", "pruner", "params")
+EXPERIMENT = ("ladder", "rung", "scale", "config")
+OBJECTIVE = ("metric", "direction")
+BUDGET = ("max_trials", "max_parallel", "max_failed")
+NUMERIC = ("type", "low", "high", "log", "step", "grid")
+CATEGORICAL = ("type", "choices")
+TYPES = ("int", "float", "categorical")
+
+
+def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
+    strict_keys(data, TOP, source)
+    for key in ("objective", "budget", "params"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing required field {key!r}")
+    name = data.get("name", space_name_from(source))
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() or c == "/" for c in name):
+        raise ConfigError(f"{source}: name must be a word without spaces or '/', but got {name!r}")
+
+    experiment = _experiment(data.get("experiment"), f"{source}: experiment")
+    fixed = _mapping(data.get("fixed"), f"{source}: fixed")
+    for key, value in fixed.items():
+        fixed[key] = coerce(str(key), value, f"{source}: fixed.{key}")
+
+    objective = _mapping(data["objective"], f"{source}: objective")
+    strict_keys(objective, OBJECTIVE, f"{source}: objective")
+    metric = metric_for(objective.get("metric"), f"{source}: objective.metric")
+    direction = objective.get("direction", metric.direction)
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"{source}: objective.direction must be maximize or minimize, but got {direction!r}")
+    if direction != metric.direction:
+        raise ConfigError(
+            f"{source}: objective.direction {direction!r} contradicts metric {metric.name!r}, "
+            f"which harness {metric.direction}s"
+        )
+
+    budget_raw = _mapping(data["budget"], f"{source}: budget")
+    strict_keys(budget_raw, BUDGET, f"{source}: budget")
+    if "max_trials" not in budget_raw:
+        raise ConfigError(f"{source}: budget.max_trials is required (trials of the study, old and new)")
+    budget = Budget(
+        max_trials=_int(budget_raw["max_trials"], f"{source}: budget.max_trials", minimum=1),
+        max_parallel=_optional_int(budget_raw.get("max_parallel"), f"{source}: budget.max_parallel"),
+        max_failed=_optional_int(budget_raw.get("max_failed"), f"{source}: budget.max_failed"),
+    )
+
+    sampler = data.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"{source}: sampler: unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+    sampler_options = {}
+    for sname, options in _mapping(data.get("sampler_options"), f"{source}: sampler_options").items():
+        sampler_options[str(sname)] = check_sampler_options(str(sname), options, f"{source}: sampler_options.{sname}")
+
+    pruner_raw = data.get("pruner", "none")
+    if isinstance(pruner_raw, Mapping):
+        options = dict(pruner_raw)
+        pruner = check_pruner(options.pop("name", None), options, f"{source}: pruner")
+    else:
+        pruner = check_pruner(pruner_raw, None, f"{source}: pruner")
+
+    params_raw = _mapping(data["params"], f"{source}: params")
+    if not params_raw:
+        raise ConfigError(f"{source}: params must list at least one parameter")
+    params = tuple(_param(str(k), v, f"{source}: params.{k}") for k, v in params_raw.items())
+    overlap = sorted(set(fixed) & {p.name for p in params})
+    if overlap:
+        raise ConfigError(f"{source}: {overlap[0]!r} is both fixed and tuned; keep it in one of fixed or params")
+    return SearchSpace(
+        name=name.strip(),
+        source=source,
+        format="native",
+        text=text,
+        experiment=experiment,
+        fixed=fixed,
+        objective=metric,
+        budget=budget,
+        sampler=sampler,
+        sampler_options=sampler_options,
+        pruner=pruner,
+        params=params,
+    )
+
+
+def _experiment(raw: Any, where: str) -> ExperimentRef | None:
+    if raw is None:
+        return None
+    raw = _mapping(raw, where)
+    strict_keys(raw, EXPERIMENT, where)
+    config = _mapping(raw.get("config"), f"{where}.config")
+    if "ladder" not in raw:
+        if "rung" in raw or "scale" in raw:
+            raise ConfigError(f"{where}: rung and scale need a ladder (experiment.ladder)")
+        return ExperimentRef(config=config)
+    ladder, rung = raw.get("ladder"), raw.get("rung")
+    if not isinstance(ladder, str) or not ladder:
+        raise ConfigError(f"{where}.ladder: expected a ladder name or file, but got {ladder!r}")
+    if isinstance(rung, bool) or not isinstance(rung, str | int):
+        raise ConfigError(f"{where}.rung: expected a rung name or 1-based index, but got {rung!r}")
+    scale = raw.get("scale", "standard")
+    if not isinstance(scale, str):
+        raise ConfigError(f"{where}.scale: expected smoke, standard or full, but got {scale!r}")
+    return ExperimentRef(ladder=ladder, rung=str(rung), scale=scale, config=config)
+
+
+def _param(name: str, raw: Any, where: str) -> ParamSpec:
+    check_param_name(name, where)
+    raw = _mapping(raw, where)
+    kind = raw.get("type")
+    if kind not in TYPES:
+        raise ConfigError(f"{where}.type: expected one of {', '.join(TYPES)}, but got {kind!r}")
+    if kind == "categorical":
+        strict_keys(raw, CATEGORICAL, where)
+        return _categorical(name, raw.get("choices"), where)
+    strict_keys(raw, NUMERIC, where)
+    number = _int if kind == "int" else _float
+    grid = raw.get("grid")
+    if grid is not None:
+        if not isinstance(grid, list) or not grid:
+            raise ConfigError(f"{where}.grid: expected a non-empty list of {kind} values, but got {grid!r}")
+        points = [number(v, f"{where}.grid") for v in grid]
+        if len(set(points)) != len(points):
+            raise ConfigError(f"{where}.grid: grid points must be distinct, but got {grid!r}")
+    if "low" not in raw and "high" not in raw and grid is not None:
+        low, high = min(points), max(points)
+    else:
+        for key in ("low", "high"):
+            if key not in raw:
+                raise ConfigError(f"{where}: missing {key!r} (or give only grid points)")
+        low, high = number(raw["low"], f"{where}.low"), number(raw["high"], f"{where}.high")
+    if not low <= high:
+        raise ConfigError(f"{where}: low must be <= high, but got low={low!r}, high={high!r}")
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}.log: expected true or false, but got {log!r}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}.log: a log scale needs low > 0, but got low={low!r}")
+    step = raw.get("step")
+    if step is not None:
+        step = number(step, f"{where}.step")
+        if step <= 0:
+            raise ConfigError(f"{where}.step: expected a step > 0, but got {step!r}")
+        if log and not (kind == "int" and step == 1):
+            raise ConfigError(f"{where}: step and log cannot be combined (Optuna samples a log scale continuously)")
+    if grid is not None:
+        outside = [p for p in points if not low <= p <= high]
+        if outside:
+            raise ConfigError(f"{where}.grid: point {outside[0]!r} is outside [low, high] = [{low}, {high}]")
+    return ParamSpec(
+        name=name,
+        kind=kind,
+        where=where,
+        low=low,
+        high=high,
+        scale="log" if log else "linear",
+        step=step,
+        grid=tuple(points) if grid is not None else None,
+    ).check_types()
+
+
+def _categorical(name: str, choices: Any, where: str) -> ParamSpec:
+    if not isinstance(choices, list) or not choices:
+        raise ConfigError(f"{where}.choices: expected a non-empty list, but got {choices!r}")
+    labels: list[Any] = []
+    values: dict[str, Any] = {}
+    for i, choice in enumerate(choices):
+        value = coerce(name, choice, f"{where}.choices[{i}]")
+        if is_optuna_value(value):
+            label = value
+        else:  # e.g. a tuple for filter_sizes: Optuna stores a string label
+            label = ",".join(str(v) for v in value)
+            values[label] = value
+        if label in labels:
+            raise ConfigError(f"{where}.choices: choices must be distinct, but {choice!r} appears twice")
+        labels.append(label)
+    return ParamSpec(name=name, kind="categorical", where=where, choices=tuple(labels), values=values)
+
+
+def _mapping(raw: Any, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, but got {raw!r}")
+    return {str(k): v for k, v in raw.items()}
+
+
+def _int(value: Any, where: str, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, but got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{where}: expected an integer >= {minimum}, but got {value!r}")
+    return value
+
+
+def _optional_int(value: Any, where: str) -> int | None:
+    return None if value is None else _int(value, where, minimum=1)
+
+
+def _float(value: Any, where: str) -> float:
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a number, but got {value!r}")
+    return float(value)

@@ -1,0 +1,183 @@
+"""Optuna storage: a SQLAlchemy URL, by default a SQLite file beside the MLflow store.
+
+``optuna.db`` next to ``mlflow.db`` is the embedded default; any SQLAlchemy URL
+works, and PostgreSQL (``postgresql://host/db``) is the multi-machine setup. The
+storage is always Optuna's ``RDBStorage`` because heartbeats (a killed worker's
+trial becomes FAIL and is retried) need it. The local SQLite file runs in WAL mode
+with ``synchronous=NORMAL``: several worker processes on one machine share it,
+and a commit costs no fsync (a power cut may lose the last trials, not corrupt
+the file). Keep it on a local disk, not on a network file system.
+
+``budget_lock`` serialises "count the trials, then create one" across every
+worker of a study (a file lock for SQLite, an advisory lock on PostgreSQL and
+MySQL), so a budget is never overrun and the grid sampler's trial number -> grid
+point assignment never repeats a point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import os
+import sqlite3
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+DEFAULT_FILE = "optuna.db"
+HEARTBEAT_INTERVAL_S = 10
+GRACE_PERIOD_S = 60
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def default_storage_url(tracking_uri: str) -> str:
+    """``sqlite:///<dir of mlflow.db>/optuna.db``; for a tracking server, ``optuna.db`` here."""
+    if tracking_uri.startswith("sqlite:///"):
+        folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    else:
+        folder = Path.cwd()
+    return f"sqlite:///{(folder / DEFAULT_FILE).resolve()}"
+
+
+def normalise_url(url: str) -> str:
+    """Relative SQLite paths made absolute, so every worker process finds the same file;
+    ``postgresql://`` given the installed driver (SQLAlchemy 2.1 defaults to psycopg 3,
+    harness installs psycopg2)."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    parsed = _parsed(url)
+    psycopg2_only = importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None
+    if parsed.drivername == "postgresql" and psycopg2_only:
+        return str(parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False))
+    return url
+
+
+def _parsed(url: str) -> Any:
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UserError(
+            f"--storage: {url!r} is not a SQLAlchemy URL (e.g. sqlite:///optuna.db, postgresql://host/db)"
+        ) from None
+
+
+def storage_kind(url: str) -> str:
+    """The database: sqlite, postgresql, mysql, ..."""
+    return str(_parsed(url).get_backend_name())
+
+
+def redact(url: str) -> str:
+    """The URL with any password masked, for logs and tags."""
+    return str(_parsed(url).render_as_string(hide_password=True))
+
+
+def _sqlite_path(url: str) -> Path | None:
+    database = _parsed(url).database
+    return None if not database or database == ":memory:" else Path(database)
+
+
+def _prepare_sqlite(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
+        conn.execute("pragma journal_mode=wal")  # persistent in the file
+
+
+def open_storage(
+    url: str,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int = GRACE_PERIOD_S,
+    on_stale: Callable[[Any, Any], None] | None = None,
+) -> Any:
+    """Optuna ``RDBStorage`` with heartbeats; ``on_stale(study, trial)`` runs for each trial it fails."""
+    import optuna
+    import sqlalchemy
+
+    kind = storage_kind(url)
+    engine_kwargs: dict[str, Any] = {}
+    if kind == "sqlite":
+        path = _sqlite_path(url)
+        if path is not None:
+            _prepare_sqlite(path)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=on_stale,
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
+        raise UserError(f"--storage {redact(url)}: cannot open it ({type(exc).__name__}: {exc})"[:2000]) from None
+    if kind == "sqlite":
+
+        @sqlalchemy.event.listens_for(storage.engine, "connect")
+        def _fast_commits(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.execute("pragma synchronous=normal")
+
+        storage.engine.dispose()  # reconnect with the pragma
+    return storage
+
+
+def _lock_key(study_name: str) -> int:
+    return int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def budget_lock(storage: Any, url: str, study_name: str) -> Iterator[None]:
+    """Held while a worker counts trials and creates the next one; one holder per study."""
+    import sqlalchemy
+
+    kind = storage_kind(url)
+    if kind == "sqlite":
+        path = _sqlite_path(url)
+        if path is None:  # in-memory: one process
+            lock = _local_locks.setdefault(study_name, threading.Lock())
+            with lock:
+                yield
+            return
+        import fcntl
+
+        lock_path = path.with_name(f"{path.name}.lock")  # one per file: holding it takes milliseconds
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return
+    if kind == "postgresql":
+        key = _lock_key(study_name)
+        with storage.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("select pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    if kind in ("mysql", "mariadb"):
+        name = f"harness-{study_name}"[:64]
+        with storage.engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select get_lock(:n, 600)"), {"n": name})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("select release_lock(:n)"), {"n": name})
+        return
+    warnings.warn(
+        f"no cross-process lock for {kind} storage: parallel workers may overrun the budget by a few trials",
+        stacklevel=2,
+    )
+    yield

@@ -1,0 +1,596 @@
+"""Hyperparameter studies: both search-space formats (valid and broken), samplers, pruning,
+failed trials, resume, reports and sampler comparison, on tiny generated MNIST."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.cli import main
+from harness.errors import ConfigError, UserError
+from harness.studies import SamplerSpec, load_space, parse_space
+from harness.studies._cmle import cmle_param_name
+from harness.studies._objective import PruningSink
+from harness.studies._space import METRICS, ExperimentRef
+from harness.studies._storage import default_storage_url, normalise_url, redact
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACES = ROOT / "search_spaces"
+# a few steps of the softmax rung on the tiny data: ~1-2 s per trial
+TINY = {
+    "iterations": 20,
+    "eval_every": 10,
+    "steps_per_execution": 10,
+    "train_subset": 600,
+    "test_subset": 200,
+    "eval_batch_size": 200,
+}
+
+
+def _native(name: str, params: str, extra: str = "", budget: str = "{max_trials: 4}", fixed: dict | None = None) -> str:
+    fixed_yaml = json.dumps({**TINY, **(fixed or {})})
+    return textwrap.dedent(
+        f"""\
+        name: {name}
+        experiment: {{ladder: mnist, rung: softmax, scale: smoke}}
+        fixed: {fixed_yaml}
+        objective: {{metric: accuracy}}
+        budget: {budget}
+        {extra}
+        params:
+        """
+    ) + textwrap.indent(textwrap.dedent(params), "  ")
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- search spaces: the shipped files ---------------------------------------------------------------
+
+
+def test_shipped_native_mnist_space_is_a_small_grid_on_the_cnn_rung() -> None:
+    space = load_space(SPACES / "mnist_cnn.yaml")
+    assert (space.name, space.format, space.sampler, space.pruner.name) == ("mnist-cnn", "native", "tpe", "none")
+    assert [p.name for p in space.params] == ["lr0", "dropout", "dense"]
+    assert space.grid_size() == 12
+    assert space.budget.max_trials == 12 and space.budget.max_parallel == 2 and space.budget.max_failed == 3
+    assert space.objective.final_key == "final_test_accuracy" and space.direction == "maximize"
+    assert space.sampler_options["tpe"] == {"n_startup_trials": 4}
+    resolved = space.resolve()
+    assert resolved.experiment.label == "mnist:cnn@standard"
+    assert (resolved.base.model, resolved.base.iterations, resolved.base.eval_every) == ("cnn", 1500, 250)
+    assert resolved.base.lr2 == 2000  # the rung's own settings are kept
+    cfg = resolved.config_for({"lr0": 0.01, "dropout": 0.25, "dense": 100}, "test")
+    assert (cfg.lr0, cfg.dropout, cfg.dense) == (0.01, 0.25, 100)
+
+
+def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
+    mnist = load_space(SPACES / "mnist_cnn_hptune.yaml")
+    assert mnist.format == "cmle" and mnist.name == "mnist-cnn-hptune"
+    assert [p.name for p in mnist.params] == ["lr0", "lr2", "dropout", "dense"]
+    assert mnist.sampler == "tpe"  # ALGORITHM_UNSPECIFIED: Bayesian optimisation
+    assert mnist.param("lr0").scale == "log" and mnist.param("lr2").kind == "int"
+    assert mnist.param("dense").choices == (100, 200)  # DISCRETE
+    assert mnist.tier is not None and mnist.tier.backend == "cpu"
+    assert mnist.budget.max_failed == 3 and mnist.budget.max_parallel == 2
+    # a Cloud ML Engine file does not say what it tunes: the talk's batch-norm CNN, or --experiment
+    assert mnist.resolve().experiment.label == "mnist:cnn-batchnorm@standard"
+    cnn = mnist.resolve(ExperimentRef.parse("mnist:cnn", "test"), overrides={"iterations": 1500, "eval_every": 250})
+    assert cnn.base.model == "cnn" and cnn.base.backend == "cpu" and cnn.tier_backend == "cpu"
+
+    planes = load_space(SPACES / "planesnet_hptune.yaml")
+    assert [p.name for p in planes.params] == ["lr2", "filter_sizes", "dense"]
+    fs = planes.param("filter_sizes")
+    assert fs.choices == ("S", "M") and fs.to_config("S") == (3, 3, 3) and fs.to_config("M") == (5, 5, 5)
+    assert planes.objective.final_key == "final_test_loss" and planes.direction == "minimize"
+    assert planes.budget.max_trials == 50 and planes.budget.max_parallel == 10
+    assert planes.tier is not None
+    assert (planes.tier.name, planes.tier.backend, planes.tier.machines) == (
+        "CUSTOM/complex_model_m_v100",
+        "multi-gpu",
+        ("gpu:V100 x4",),
+    )
+    assert planes.param("lr2").grid_points()[:2] == [800, 801]  # INTEGER: every value is a grid point
+
+
+def test_shipped_planesnet_spaces_target_the_cnn_rung() -> None:
+    native = load_space(SPACES / "planesnet_cnn.yaml")
+    assert native.experiment == ExperimentRef(ladder="planesnet", rung="cnn", scale="standard")
+    assert native.grid_size() == 24 and native.pruner.name == "median"
+    assert native.param("filter_sizes").to_config("3,3,3") == (3, 3, 3)
+    resolved = native.resolve()  # needs the ladder file only, no data
+    assert (resolved.base.dataset, resolved.base.model) == ("planesnet", "cnn")
+    cmle = load_space(SPACES / "planesnet_hptune.yaml")
+    assert cmle.resolve(ExperimentRef.parse("planesnet:cnn", "t")).base.dataset == "planesnet"
+
+
+def test_cmle_parameter_names_drop_the_hp_prefix() -> None:
+    assert cmle_param_name("hp-lr2") == "lr2"
+    assert cmle_param_name("hp-filter-sizes") == "filter_sizes"
+    assert cmle_param_name("dropout") == "dropout"
+
+
+# --- search spaces: broken files -------------------------------------------------------------------
+
+NATIVE_OK = _native("t", "lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.01, 0.05]}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (NATIVE_OK + "bogus: 1\n", "unknown field 'bogus'"),
+        (NATIVE_OK.replace("params:", "colour: red\nparams:"), "t.yaml: unknown field 'colour'"),
+        (
+            _native("t", "lr0: {type: float, low: abc, high: 0.1}\n"),
+            "t.yaml: params.lr0.low: expected a number, but got 'abc'",
+        ),
+        (_native("t", "lr0: {type: float, low: 0.1, hgih: 0.2}\n"), "params.lr0: unknown field 'hgih'"),
+        (_native("t", "lr9: {type: float, low: 0.1, high: 0.2}\n"), "params.lr9: unknown config key 'lr9'"),
+        (_native("t", "dense: {type: float, low: 0.5, high: 20}\n"), "params.dense: key 'dense' expects an int"),
+        (_native("t", "dense: {type: number, low: 1, high: 20}\n"), "params.dense.type: expected one of int"),
+        (_native("t", "lr0: {type: float, low: 0.1, high: 0.01}\n"), "params.lr0: low must be <= high"),
+        (_native("t", "lr0: {type: float, low: 0.0, high: 0.1, log: true}\n"), "params.lr0.log: a log scale"),
+        (
+            _native("t", "lr0: {type: float, low: 0.01, high: 0.1, grid: [0.5]}\n"),
+            "params.lr0.grid: point 0.5 is outside",
+        ),
+        (_native("t", "optimizer: {type: categorical, choices: [adam, rmsprop]}\n"), "choices[1]: key 'optimizer'"),
+        (_native("t", "backend: {type: categorical, choices: [cpu]}\n"), "'backend' cannot be tuned"),
+        (
+            NATIVE_OK.replace("metric: accuracy}", "metric: IOU}"),
+            "objective.metric: metric 'IOU' (intersection over union) needs the detection (YOLO)",
+        ),
+        (NATIVE_OK.replace("metric: accuracy}", "metric: accuracy, direction: minimize}"), "contradicts metric"),
+        (NATIVE_OK.replace("{max_trials: 4}", "{max_trials: four}"), "budget.max_trials: expected an integer"),
+        (NATIVE_OK.replace("params:", "pruner: sometimes\nparams:"), "t.yaml: pruner: unknown pruner 'sometimes'"),
+        (
+            NATIVE_OK.replace("params:", "sampler_options: {tpe: {n_startup: 3}}\nparams:"),
+            "sampler_options.tpe: unknown tpe sampler option 'n_startup'",
+        ),
+        (NATIVE_OK.replace("params:", "sampler: bayes\nparams:"), "t.yaml: sampler: unknown sampler 'bayes'"),
+        ("name: [unclosed", "t.yaml: not valid YAML"),
+    ],
+)
+def test_broken_native_space_names_file_and_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_space(text, "t.yaml")
+    assert message in str(err.value)
+    assert "t.yaml" in str(err.value)
+
+
+def test_grid_needs_grid_points_for_floats() -> None:
+    space = parse_space(_native("t", "lr0: {type: float, low: 0.001, high: 0.1, log: true}\n"), "t.yaml")
+    with pytest.raises(ConfigError) as err:
+        SamplerSpec.for_space("grid", 0, space)
+    assert "t.yaml: params.lr0: float parameter 'lr0' has no grid points" in str(err.value)
+    assert SamplerSpec.for_space("random", 0, space).name == "random"  # other samplers do not need them
+
+
+def test_config_value_checked_against_the_rung_when_resolved() -> None:
+    space = parse_space(_native("t", "dropout: {type: float, low: 0.0, high: 1.0}\n"), "t.yaml")
+    with pytest.raises(ConfigError) as err:
+        space.resolve()
+    assert "t.yaml: params.dropout" in str(err.value) and "dropout must be in [0, 1)" in str(err.value)
+
+
+CMLE_OK = """\
+trainingInput:
+  scaleTier: BASIC
+  hyperparameters:
+    goal: MAXIMIZE
+    hyperparameterMetricTag: accuracy
+    maxTrials: 4
+    algorithm: GRID_SEARCH
+    params:
+      - parameterName: hp-lr0
+        type: DISCRETE
+        discreteValues: [0.01, 0.05]
+      - parameterName: hp-filter-sizes
+        type: CATEGORICAL
+        categoricalValues: ['S', 'M']
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("scaleTier: BASIC", "scaleTier: BASIC_MEGA", "trainingInput.scaleTier: unsupported scale tier 'BASIC_MEGA'"),
+        (
+            "scaleTier: BASIC",
+            "scaleTier: CUSTOM\n  masterType: huge_tpu_pod",
+            "trainingInput.masterType: unsupported machine type 'huge_tpu_pod'",
+        ),
+        ("scaleTier: BASIC", "scaleTier: CUSTOM", "trainingInput.masterType: scaleTier CUSTOM needs a masterType"),
+        ("scaleTier: BASIC", "scaleTier: BASIC\n  workerCount: 3", "only scaleTier CUSTOM takes workerCount"),
+        ("algorithm: GRID_SEARCH", "algorithm: HILL_CLIMB", "hyperparameters.algorithm: expected one of GRID_SEARCH"),
+        ("goal: MAXIMIZE", "goal: BEST", "hyperparameters.goal: expected MAXIMIZE or MINIMIZE"),
+        ("goal: MAXIMIZE", "goal: MINIMIZE", "goal: MINIMIZE contradicts hyperparameterMetricTag 'accuracy'"),
+        ("hyperparameterMetricTag: accuracy", "hyperparameterMetricTag: IOU", "detection (YOLO) experiments"),
+        ("hyperparameterMetricTag: accuracy", "hyperparameterMetricTag: f1", "unknown metric 'f1'"),
+        ("maxTrials: 4", "maxTrials: 4\n    maxTrails: 5", "hyperparameters: unknown field 'maxTrails'"),
+        ("maxTrials: 4", "maxTrials: many", "hyperparameters.maxTrials: expected an integer"),
+        ("hp-lr0", "hp-lr9", "params[0].parameterName ('hp-lr9'): unknown config key 'lr9'"),
+        ("type: DISCRETE", "type: FLOAT", "params[0] (hp-lr0).type: expected one of INTEGER"),
+        (
+            "type: DISCRETE\n        discreteValues: [0.01, 0.05]",
+            "type: DOUBLE\n        minValue: 0.01\n        maxValue: 0.1",
+            "params[0] (hp-lr0): a DOUBLE parameter ('lr0') cannot be searched with GRID_SEARCH",
+        ),
+        (
+            "type: DISCRETE\n        discreteValues: [0.01, 0.05]",
+            "type: DOUBLE\n        minValue: 0.01\n        maxValue: 0.1\n        scaleType: UNIT_SQRT_SCALE",
+            "params[0] (hp-lr0).scaleType: expected one of UNIT_LINEAR_SCALE",
+        ),
+        ("categoricalValues: ['S', 'M']", "categoricalValues: ['S', 'XL']", "'XL' is not a value of config key"),
+        ("discreteValues: [0.01, 0.05]", "discreteValues: [0.05, 0.01]", "must be distinct and increasing"),
+    ],
+)
+def test_broken_cmle_config_names_file_and_field(old: str, new: str, message: str) -> None:
+    assert old in CMLE_OK
+    text = CMLE_OK.replace(old, new)
+    with pytest.raises(ConfigError) as err:
+        parse_space(text, "job-hptune.yaml")
+    assert "job-hptune.yaml" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_cmle_integer_on_a_float_key_and_log_scale_need_positive_bounds() -> None:
+    text = CMLE_OK.replace(
+        "type: DISCRETE\n        discreteValues: [0.01, 0.05]",
+        "type: INTEGER\n        minValue: 0\n        maxValue: 10\n        scaleType: UNIT_LOG_SCALE",
+    ).replace("algorithm: GRID_SEARCH", "algorithm: RANDOM_SEARCH")
+    with pytest.raises(ConfigError) as err:
+        parse_space(text.replace("hp-lr0", "hp-lr2"), "job.yaml")
+    assert "scaleType: UNIT_LOG_SCALE needs minValue > 0" in str(err.value)
+
+
+def test_cmle_settings_that_cannot_be_honoured_are_warnings_not_silence() -> None:
+    text = CMLE_OK.replace(
+        "scaleTier: BASIC",
+        "scaleTier: STANDARD_1\n  runtimeVersion: '1.8'\n  region: us-central1",
+    ).replace("maxTrials: 4", "maxTrials: 4\n    resumePreviousJobId: job7")
+    space = parse_space(text, "job.yaml")
+    notes = " | ".join(space.notes)
+    assert "trainingInput.runtimeVersion is ignored" in notes and "trainingInput.region is ignored" in notes
+    assert "resumePreviousJobId is ignored" in notes
+    assert "STANDARD_1: harness trains each trial on one machine" in notes
+    assert space.tier is not None and len(space.tier.machines) == 8
+    assert space.sampler == "grid" and space.grid_size() == 4
+
+
+def test_cmle_reverse_log_scale_crowds_values_near_the_top() -> None:
+    text = (
+        CMLE_OK.replace(
+            "type: DISCRETE\n        discreteValues: [0.01, 0.05]",
+            "type: DOUBLE\n        minValue: 0.001\n        maxValue: 0.999\n        scaleType: UNIT_REVERSE_LOG_SCALE",
+        )
+        .replace("hp-lr0", "hp-bnexp")
+        .replace("algorithm: GRID_SEARCH", "algorithm: RANDOM_SEARCH")
+    )
+    p = parse_space(text, "job.yaml").param("bnexp")
+    assert p.optuna_name == "bnexp__reverse_log"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = [p.suggest(study.ask()) for _ in range(400)]
+    assert all(0.001 <= v <= 0.999 for v in values)
+    assert sum(v > 0.5 for v in values) > 0.8 * len(values)  # log-uniform distance from the top: ~90% here
+
+
+def test_metric_names_map_to_harness_metrics() -> None:
+    assert METRICS["accuracy"].final_key == "final_test_accuracy" and METRICS["accuracy"].step_key == "test_accuracy"
+    assert METRICS["loss"].final_key == "final_test_loss" and METRICS["loss"].direction == "minimize"
+    space = parse_space(CMLE_OK.replace("accuracy", "ACCURACY"), "job.yaml")
+    assert space.objective.name == "accuracy"
+
+
+def test_storage_urls() -> None:
+    assert default_storage_url("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/optuna.db"
+    assert normalise_url("postgresql://u:secret@127.0.0.1/harness").startswith("postgresql+psycopg2://u:secret@")
+    assert "secret" not in redact("postgresql://u:secret@127.0.0.1/harness")
+    with pytest.raises(UserError, match="not a SQLAlchemy URL"):
+        redact("not a url")
+
+
+def test_pruning_sink_reports_each_evaluation_and_prunes() -> None:
+    reported: list[tuple[float, int]] = []
+    trial = SimpleNamespace(report=lambda v, s: reported.append((v, s)), should_prune=lambda: len(reported) >= 2)
+    sink = PruningSink(trial, METRICS["best_test_accuracy"])
+    sink.log_metrics(10, {"test_accuracy": 0.5, "test_loss": 1.0})
+    with pytest.raises(optuna.TrialPruned, match="step 20"):
+        sink.log_metrics(20, {"test_accuracy": 0.4})
+    assert reported == [(0.5, 10), (0.5, 20)]  # best-so-far for best_test_accuracy
+
+
+# --- end to end, in one tracking store -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Iterator[SimpleNamespace]:
+    """One working directory and tracking store for the end-to-end tests of this module."""
+    root = tmp_path_factory.mktemp("studies")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("HARNESS_OFFLINE", "1")
+        mp.setenv("HARNESS_DATA_DIR", str(tiny_data_dir))
+        yield SimpleNamespace(root=root, client=MlflowClient(f"sqlite:///{root / 'mlflow.db'}"))
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue() + err.getvalue()
+
+
+def study_runs(store: SimpleNamespace, space: str, study: str) -> tuple[Any, list[Any]]:
+    exp = store.client.get_experiment_by_name(f"study/{space}")
+    runs = store.client.search_runs([exp.experiment_id], f"tags.`harness.study` = '{study}'")
+    parents = [r for r in runs if r.data.tags.get("harness.kind") == "study"]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return parents[0], sorted(children, key=lambda r: int(r.data.tags["optuna.trial_number"]))
+
+
+def trials(store: SimpleNamespace, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{store.root / 'optuna.db'}").trials
+
+
+def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) -> None:
+    space = _write(
+        store.root,
+        "grid.yaml",
+        _native(
+            "grid",
+            """\
+            lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.005, 0.05]}
+            batch_size: {type: categorical, choices: [25, 50]}
+            """,
+        ),
+    )
+    rc, out = run_cli("study", str(space), "--sampler", "grid")
+    assert rc == 0, out
+    done = trials(store, "grid-grid")
+    assert len(done) == 4 and {t.state.name for t in done} == {"COMPLETE"}
+    assert sorted((t.params["lr0"], t.params["batch_size"]) for t in done) == [
+        (0.005, 25),
+        (0.005, 50),
+        (0.05, 25),
+        (0.05, 50),
+    ]
+    parent, children = study_runs(store, "grid", "grid-grid")
+    assert parent.info.status == "FINISHED" and [c.info.status for c in children] == ["FINISHED"] * 4
+    assert parent.data.params["sampler"] == "grid" and parent.data.params["sampler.seed"] == "0"
+    assert parent.data.tags["optuna.storage_kind"] == "sqlite" and parent.data.tags["optuna.version"]
+    assert parent.data.metrics["trials_complete"] == 4
+    child = children[0]
+    assert child.data.tags["optuna.state"] == "COMPLETE" and "objective" in child.data.metrics
+    assert "test_accuracy" in child.data.metrics and child.data.params["iterations"] == "20"
+    artifacts = {a.path for a in store.client.list_artifacts(parent.info.run_id, "optuna")}
+    assert {"optuna/optimization_history.png", "optuna/parallel_coordinate.png", "optuna/trials.csv"} <= artifacts
+    assert "optuna/param_importances.png" in artifacts
+    assert {a.path for a in store.client.list_artifacts(parent.info.run_id, "search_space")} >= {
+        "search_space/grid.yaml",
+        "search_space/resolved.yaml",
+    }
+    md = (store.root / "results" / "study_grid-grid.md").read_text()
+    assert "harness report study grid-grid" in md and f"harness study {space} --sampler grid" in md
+    assert "Best: trial" in md and md.count("| COMPLETE |") == 4
+
+    rc, out = run_cli("report", "study", "grid-grid", "--out", "again")
+    assert rc == 0 and (store.root / "again" / "study_grid-grid.csv").is_file()
+    rc, out = run_cli("report", "study", "nope")
+    assert rc == 2 and "no study 'nope'" in out
+
+
+def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: SimpleNamespace) -> None:
+    space = _write(
+        store.root,
+        "tpe.yaml",
+        _native(
+            "tpe",
+            "lr0: {type: float, low: 0.001, high: 0.1, log: true}\n",
+            extra="sampler_options: {tpe: {n_startup_trials: 2}}",
+        ),
+    )
+    rc, out = run_cli("study", str(space), "--trials", "3", "--seed", "7", "--no-report")
+    assert rc == 0, out
+    assert [t.state.name for t in trials(store, "tpe-tpe")] == ["COMPLETE"] * 3
+    parent, _ = study_runs(store, "tpe", "tpe-tpe")
+    assert parent.data.params["sampler.n_startup_trials"] == "2" and parent.data.params["sampler.seed"] == "7"
+    assert parent.data.params["sampler.class"] == "optuna.samplers.TPESampler"
+
+    cmle = _write(
+        store.root,
+        "cmle-hptune.yaml",
+        CMLE_OK.replace("algorithm: GRID_SEARCH", "algorithm: RANDOM_SEARCH").replace("maxTrials: 4", "maxTrials: 2"),
+    )
+    sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
+    common = ["study", str(cmle), "--experiment", "mnist:softmax", "--scale", "smoke", *sets, "--no-report"]
+    rc, out = run_cli(*common)
+    assert rc == 0, out
+    first = trials(store, "cmle-hptune-random")
+    assert len(first) == 2 and {t.params["filter_sizes"] for t in first} <= {"S", "M"}
+    rc, out = run_cli(*common, "--trials", "3")  # resume: the same study, one more trial
+    assert rc == 0, out
+    assert "(resumed)" in out and "2/3 trials so far" in out
+    again = trials(store, "cmle-hptune-random")
+    assert len(again) == 3 and [t.params for t in again[:2]] == [t.params for t in first]
+    parent, children = study_runs(store, "cmle-hptune", "cmle-hptune-random")
+    assert parent.data.tags["harness.resumed"] == "1" and len(children) == 3
+    assert parent.data.tags["cmle.tier"] == "BASIC" and parent.data.tags["harness.max_trials"] == "3"
+    assert {c.data.params["filter_sizes"] for c in children} <= {"[3, 3, 3]", "[5, 5, 5]"}
+
+    rc, out = run_cli(*common, "--seed", "1")
+    assert rc == 2 and "runs sampler random seed 0" in out  # a resumed study keeps its sampler
+    rc, out = run_cli("study", str(space), "--trials", "3", "--seed", "7", "--set", "lr1=0.001")
+    assert rc == 2 and "exists with a different search space" in out
+
+
+def test_pruned_trials_are_killed_child_runs(store: SimpleNamespace) -> None:
+    space = _write(
+        store.root,
+        "prune.yaml",
+        _native(
+            "prune",
+            # the grid sampler's seed 0 order: 0.05 first, then the two that learn nothing
+            "lr0: {type: float, low: 1.0e-8, high: 0.1, log: true, grid: [1.0e-8, 2.0e-8, 0.05]}\n",
+            extra="pruner: {name: median, n_startup_trials: 1}",
+            budget="{max_trials: 3}",
+            fixed={"iterations": 30},
+        ),
+    )
+    rc, out = run_cli("study", str(space), "--sampler", "grid", "--no-report")
+    assert rc == 0, out
+    states = {t.params["lr0"]: t.state.name for t in trials(store, "prune-grid")}
+    assert "PRUNED" in states.values(), states
+    _, children = study_runs(store, "prune", "prune-grid")
+    pruned = [c for c in children if c.data.tags["optuna.state"] == "PRUNED"]
+    assert pruned and {c.info.status for c in pruned} == {"KILLED"}
+    assert all(float(c.data.params["lr0"]) < 1e-6 for c in pruned)
+
+
+def test_nan_trial_fails_alone_and_max_failed_stops_the_study(store: SimpleNamespace) -> None:
+    relu = {"layers": [16], "optimizer": "sgd", "loss_reduction": "mean"}  # lr0=1e10 on a ReLU layer: NaN
+    space = _write(
+        store.root,
+        "nan.yaml",
+        _native(
+            "nan",
+            "lr0: {type: float, low: 0.001, high: 1.0e+11, log: true, grid: [1.0e+10, 0.01]}\n",
+            budget="{max_trials: 2, max_failed: 2}",
+            fixed=relu,
+        ),
+    )
+    rc, out = run_cli("study", str(space), "--sampler", "grid", "--no-report")
+    assert rc == 0, out
+    assert "RunFailed: training loss is nan" in out
+    states = {t.params["lr0"]: t.state.name for t in trials(store, "nan-grid")}
+    assert states == {1e10: "FAIL", 0.01: "COMPLETE"}
+    _, children = study_runs(store, "nan", "nan-grid")
+    status = {c.data.params["lr0"]: c.info.status for c in children}
+    assert status == {"10000000000.0": "FAILED", "0.01": "FINISHED"}
+
+    stop = _write(
+        store.root,
+        "stop.yaml",
+        _native(
+            "stop",
+            "lr0: {type: float, low: 0.001, high: 1.0e+11, log: true, grid: [1.0e+10, 1.0e+11, 0.01]}\n",
+            budget="{max_trials: 3, max_failed: 1}",
+            fixed=relu,
+        ),
+    )
+    rc, out = run_cli("study", str(stop), "--sampler", "grid", "--no-report")
+    assert rc == 1 and "reached max_failed (maxFailedTrials) = 1" in out
+    done = trials(store, "stop-grid")
+    assert len(done) < 3 and sum(t.state.name == "FAIL" for t in done) == 1
+    parent, _ = study_runs(store, "stop", "stop-grid")
+    assert parent.info.status == "FAILED"
+
+
+def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNamespace) -> None:
+    space = _write(
+        store.root,
+        "cmp.yaml",
+        _native("cmp", "lr0: {type: float, low: 1.0e-6, high: 0.1, log: true, grid: [1.0e-6, 0.05]}\n"),
+    )
+    rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid,random", "--repeats", "2")
+    assert rc == 0, out
+    for sampler in ("grid", "random"):
+        for r in range(2):
+            assert len(trials(store, f"cmp-cmp-{sampler}-r{r}")) == 2  # the grid's size: the default budget
+    md = (store.root / "results" / "compare_cmp.md").read_text()
+    assert f"harness compare-samplers {space} --samplers grid,random --repeats 2" in md
+    assert "| grid " in md and "| random " in md and "Random " in md
+    assert (store.root / "results" / "compare_cmp_curves.png").stat().st_size > 1000
+    assert "best_mean" in (store.root / "results" / "compare_cmp.csv").read_text()
+    rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid", "--budget", "5")
+    assert rc == 2 and "more than the grid's 2 points" in out
+
+
+def test_bad_study_commands_are_refused(store: SimpleNamespace) -> None:
+    rc, out = run_cli("study", str(SPACES / "mnist_cnn.yaml"), "--parallel", "3")
+    assert rc == 2 and "--parallel 3 is more than the search space allows" in out
+    rc, out = run_cli("study", str(SPACES / "mnist_cnn.yaml"), "--experiment", "mnist")
+    assert rc == 2 and "expected LADDER:RUNG" in out
+    rc, out = run_cli("study", str(SPACES / "planesnet_cnn.yaml"), "--sampler", "gp")
+    assert rc == 2 and "gp sampler needs the 'torch' package" in out
+    rc, out = run_cli("worker", "ghost", "--storage", f"sqlite:///{store.root / 'optuna.db'}")
+    assert rc == 2 and "no study 'ghost'" in out
+    rc, out = run_cli("study", str(store.root / "missing.yaml"))
+    assert rc == 2 and "cannot read it" in out
+
+
+def test_study_overhead_bench_section_quick() -> None:
+    from harness.bench._study_overhead import measure_study_overhead, render_section
+
+    result = measure_study_overhead(True, lambda s: None, counts=(5,), stores=("local",))
+    assert [r["trials"] for r in result["rows"]] == [5] and result["rows"][0]["completed"] == 5
+    assert result["rows"][0]["ms_per_trial"] > 0 and result["libraries"][0]["mlflow_ms_per_trial"] > 0
+    text = "\n".join(render_section(result))
+    assert "## (d) Study overhead" in text and "| local | 5 |" in text and "checked in standard mode only" in text
+
+
+def test_trial_of_a_worker_lost_before_its_first_heartbeat_is_failed_and_retried(store: SimpleNamespace) -> None:
+    import time
+
+    from harness.studies._study import StudyRequest, open_study, plan_study
+    from harness.studies._worker import fail_orphans, tally
+
+    space = _write(store.root, "orphan.yaml", _native("orphan", "lr0: {type: float, grid: [0.01, 0.02]}\n"))
+    request = StudyRequest(space_file=str(space), sampler="grid", heartbeat_interval=1, grace_period=2)
+    ctx, _ = open_study(plan_study(request), lambda line: None)
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        ctx.study.ask()  # a worker that died right after creating its trial: no heartbeat, never claimed
+    assert not fail_orphans(ctx, ctx.study.get_trials())
+    time.sleep(2.5)
+    assert fail_orphans(ctx, ctx.study.get_trials())
+    after = ctx.study.get_trials()
+    assert [t.state.name for t in after] == ["FAIL", "WAITING"] and after[1].system_attrs["failed_trial"] == 0
+    assert after[1].system_attrs["grid_id"] == after[0].system_attrs["grid_id"]  # the same grid point
+    assert tally(after).used == 1  # the retry replaces the lost trial in the budget
+    store.client.set_terminated(ctx.settings.parent_run_id)
+
+
+def test_pruners_and_sampler_config() -> None:
+    from harness.config import Config
+    from harness.studies._samplers import build_pruner, check_pruner, pruner_config
+
+    base = Config(iterations=1500, eval_every=250)
+    hyperband = build_pruner(check_pruner("hyperband", None, "t"), base)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    cfg = pruner_config(check_pruner("hyperband", {"reduction_factor": 2}, "t"), base)
+    assert cfg["options"]["min_resource"] == 250 and cfg["options"]["max_resource"] == 1500
+    assert cfg["options"]["reduction_factor"] == 2
+    assert isinstance(
+        build_pruner(check_pruner("median", {"n_warmup_steps": 500}, "t"), base), optuna.pruners.MedianPruner
+    )
+    assert isinstance(build_pruner(check_pruner("none", None, "t"), base), optuna.pruners.NopPruner)
+    space = load_space(SPACES / "mnist_cnn.yaml")
+    tpe = SamplerSpec.for_space("tpe", 3, space).config()
+    assert tpe["seed"] == 3 and tpe["options"]["n_startup_trials"] == 4 and "n_ei_candidates" in tpe["options"]
+    # per-trial seeds: a study proposes the same trials whichever worker runs them
+    a, b = (SamplerSpec("random", 3).build(space, 5) for _ in range(2))
+    assert a._rng.rng.randint(10**9) == b._rng.rng.randint(10**9)
+
+
+def test_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.studies._study import gpu_ids
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    assert gpu_ids() == ["0", "2"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
+    assert gpu_ids() == []
