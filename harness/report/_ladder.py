@@ -30,13 +30,16 @@ class LadderReport:
 def _tracking_uri(uri: str) -> Iterator[None]:
     """``mlflow.search_runs`` reads the global URI; set it for this call only."""
     import mlflow
+    from mlflow.tracking._tracking_service import utils
 
-    previous = mlflow.get_tracking_uri()
+    # restore the global exactly (usually "unset"): setting it back explicitly would pin a default
+    # resolved against today's working directory for every later MLflow call in this process
+    previous = utils._tracking_uri
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        utils._tracking_uri = previous
 
 
 def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: str | None) -> Any:
