@@ -6,8 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from harness.config import load_mapping
 from harness.errors import ConfigError
 
 PRICES_ENV = "HARNESS_PRICES"
@@ -25,12 +24,7 @@ def load_prices(path: str | Path | None = None) -> dict[str, float]:
     else:
         source = Path("harness/hardware/prices.yaml")
         text = resources.files("harness.hardware").joinpath("prices.yaml").read_text(encoding="utf-8")
-    try:
-        table = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"price table {source}: not valid YAML ({exc})") from None
-    if not isinstance(table, dict):
-        raise ConfigError(f"price table {source}: expected a mapping of hardware to $/hour")
+    table = load_mapping(text, f"price table {source}", "hardware to $/hour")
     prices: dict[str, float] = {}
     for key, value in table.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from harness.config import Config, apply_overrides
+from harness.config import Config, apply_overrides, load_mapping, strict_keys
 from harness.errors import ConfigError
 
 SCALES = ("smoke", "standard", "full")
@@ -103,13 +103,8 @@ def load_ladder(name_or_path: str) -> Ladder:
 
 
 def parse_ladder(text: str, source: str) -> Ladder:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping with keys {sorted(_TOP_KEYS)}")
-    _strict_keys(data, _TOP_KEYS, source)
+    data = load_mapping(text, source, f"keys {', '.join(sorted(_TOP_KEYS))}")
+    strict_keys(data, _TOP_KEYS, source)
     for key in ("name", "rungs"):
         if key not in data:
             raise ConfigError(f"{source}: missing required key {key!r}")
@@ -129,7 +124,7 @@ def parse_ladder(text: str, source: str) -> Ladder:
         where = f"{source}: rungs[{i}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping with keys {sorted(_RUNG_KEYS)}")
-        _strict_keys(raw, _RUNG_KEYS, where)
+        strict_keys(raw, _RUNG_KEYS, where)
         name = str(raw.get("name") or f"rung{i}")
         cfg = apply_overrides(cfg, raw.get("set") or {}, f"{where} ({name}).set")
         reference = raw.get("reference")

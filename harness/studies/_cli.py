@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.studies._study import StudyRequest
 
 COMMANDS = ("study", "worker", "compare-samplers")
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
@@ -155,26 +159,18 @@ def _heartbeat(args: argparse.Namespace) -> tuple[int, int]:
     return args.heartbeat_interval, args.grace_period
 
 
-def _study(args: argparse.Namespace, command_line: str) -> int:
+def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -> StudyRequest:
+    """The StudyRequest both `study` and `compare-samplers` build from their shared options."""
     from harness.config import parse_cli_overrides
-    from harness.errors import UserError
-    from harness.studies._study import StudyRequest, run_study
+    from harness.studies._study import StudyRequest
 
-    if args.parallel < 0:
-        raise UserError(f"--parallel must be >= 0, but got {args.parallel}")
     interval, grace = _heartbeat(args)
-    request = StudyRequest(
+    return StudyRequest(
         space_file=args.space,
         experiment=args.experiment,
         scale=args.scale,
         overrides=parse_cli_overrides(args.set),
-        sampler=args.sampler,
-        seed=args.seed,
-        pruner=args.pruner,
-        trials=args.trials,
-        max_failed=args.max_failed,
         parallel=args.parallel,
-        name=args.name,
         storage=args.storage,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
@@ -182,6 +178,25 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
         heartbeat_interval=interval,
         grace_period=grace,
         command=command_line,
+        **fields,
+    )
+
+
+def _study(args: argparse.Namespace, command_line: str) -> int:
+    from harness.errors import UserError
+    from harness.studies._study import run_study
+
+    if args.parallel < 0:
+        raise UserError(f"--parallel must be >= 0, but got {args.parallel}")
+    request = _study_request(
+        args,
+        command_line,
+        sampler=args.sampler,
+        seed=args.seed,
+        pruner=args.pruner,
+        trials=args.trials,
+        max_failed=args.max_failed,
+        name=args.name,
     )
     ctx = run_study(request, _print)
     if args.no_report:
@@ -205,7 +220,6 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace, command_line: str) -> int:
-    from harness.config import parse_cli_overrides
     from harness.errors import UserError
     from harness.studies._compare import CompareRequest, parse_samplers, run_compare
 
@@ -213,25 +227,13 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
         raise UserError(f"--repeats must be >= 1, but got {args.repeats}")
     if args.parallel < 1:
         raise UserError(f"--parallel must be >= 1 for compare-samplers, but got {args.parallel}")
-    interval, grace = _heartbeat(args)
     request = CompareRequest(
-        space_file=args.space,
+        study=_study_request(args, command_line, plots=False),  # plots: one set per study is noise here
         samplers=parse_samplers(args.samplers),
         repeats=args.repeats,
         budget=args.budget,
         target=args.target,
-        experiment=args.experiment,
-        scale=args.scale,
-        overrides=parse_cli_overrides(args.set),
-        parallel=args.parallel,
-        storage=args.storage,
-        tracking_uri=args.tracking_uri,
-        data_dir=args.data_dir,
-        prices=args.prices,
         out_dir=Path(args.out),
-        command=command_line,
-        heartbeat_interval=interval,
-        grace_period=grace,
     )
     run_compare(request, _print)
     return 0

@@ -11,7 +11,7 @@ report. The numbers come back from the tracking store (``harness.report._study``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from harness.errors import RunFailed, UserError
 from harness.report._study import compare_report, compare_study_name, display_compare, write_compare_report
 from harness.studies._samplers import SamplerSpec
 from harness.studies._space import SAMPLERS, ExperimentRef, load_space
-from harness.studies._storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 from harness.studies._study import StudyRequest, run_study
 
 Progress = Callable[[str], None]
@@ -27,30 +26,23 @@ Progress = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class CompareRequest:
-    space_file: str
+    """``study`` is the template of every study (space, experiment, storage, ...); sampler, seed,
+    pruner, budget and name are set per (sampler, seed)."""
+
+    study: StudyRequest
     samplers: tuple[str, ...] = ("grid", "random", "tpe")
     repeats: int = 5
     budget: int | None = None  # default: the grid's size
     target: float | None = None  # default: median of the studies' best values
-    experiment: str | None = None
-    scale: str | None = None
-    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    parallel: int = 1
-    storage: str | None = None
-    tracking_uri: str | None = None
-    data_dir: str | None = None
-    prices: str | None = None
     out_dir: Path = Path("results")
-    command: str = ""
-    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
-    grace_period: int = GRACE_PERIOD_S
-    plots: bool = False  # Optuna's plots on each study's parent run
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, but got {self.repeats=}")
         if not self.samplers:
             raise ValueError(f"need at least one sampler, but got {self.samplers=}")
+        if self.study.parallel < 1:
+            raise ValueError(f"compare-samplers needs parallel >= 1, but got {self.study.parallel=}")
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:
@@ -65,9 +57,10 @@ def parse_samplers(text: str) -> tuple[str, ...]:
 
 def plan_budget(request: CompareRequest) -> tuple[str, int]:
     """(space name, budget): checks every sampler against the space before anything runs."""
-    space = load_space(request.space_file)
-    experiment = ExperimentRef.parse(request.experiment, "--experiment") if request.experiment else None
-    space.resolve(experiment, request.scale, request.overrides)
+    base = request.study
+    space = load_space(base.space_file)
+    experiment = ExperimentRef.parse(base.experiment, "--experiment") if base.experiment else None
+    space.resolve(experiment, base.scale, base.overrides)
     for name in request.samplers:
         SamplerSpec.for_space(name, 0, space, f"--samplers {name}")
     if request.budget is None:
@@ -93,43 +86,27 @@ def run_compare(request: CompareRequest, progress: Progress = print, runner: Any
     from harness.tracking import Tracker
 
     space_name, budget = plan_budget(request)
+    base = request.study
     progress(
         f"compare-samplers {space_name}: {', '.join(request.samplers)} x {request.repeats} seeds, "
         f"budget {budget} trials each, no pruning"
     )
-    if request.parallel == 1 and runner is None:
-        runner = TrainingRunner(request.data_dir, request.prices)
+    if base.parallel == 1 and runner is None:
+        runner = TrainingRunner(base.data_dir, base.prices)
     for name in request.samplers:
         for repeat in range(request.repeats):
             study = compare_study_name(space_name, name, repeat)
             progress(f"--- {study}")
-            study_request = StudyRequest(
-                space_file=request.space_file,
-                experiment=request.experiment,
-                scale=request.scale,
-                overrides=request.overrides,
-                sampler=name,
-                seed=repeat,
-                pruner="none",
-                trials=budget,
-                parallel=request.parallel,
-                name=study,
-                storage=request.storage,
-                tracking_uri=request.tracking_uri,
-                data_dir=request.data_dir,
-                prices=request.prices,
-                heartbeat_interval=request.heartbeat_interval,
-                grace_period=request.grace_period,
-                command=request.command,
-                plots=request.plots,
+            study_request = dataclasses.replace(
+                base, sampler=name, seed=repeat, pruner="none", trials=budget, name=study
             )
             try:
                 run_study(study_request, progress, runner=runner)
             except RunFailed as exc:  # one study stopped (max_failed): the others still count
                 progress(f"{study}: {exc}")
-    tracker = Tracker(request.tracking_uri)
+    tracker = Tracker(base.tracking_uri)
     report = compare_report(tracker, space_name, request.samplers, request.repeats, budget, request.target)
     progress(display_compare(report).to_string(index=False))
-    files = write_compare_report(report, request.out_dir, request.command)
+    files = write_compare_report(report, request.out_dir, base.command)
     progress(f"wrote {', '.join(str(f) for f in files)}")
     return files

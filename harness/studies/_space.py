@@ -23,7 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import Config, apply_overrides, coerce, field_names
+from harness.config import Config, apply_overrides, coerce, field_names, load_mapping
+from harness.config import strict_keys as _strict_keys
 from harness.errors import ConfigError
 
 Direction = Literal["maximize", "minimize"]
@@ -414,14 +415,7 @@ def load_space(path: str | Path) -> SearchSpace:
 
 
 def parse_space(text: str, source: str) -> SearchSpace:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping (a harness search space or a Cloud ML Engine config)")
+    data = load_mapping(text, source, "a harness search space or a Cloud ML Engine config")
     if "trainingInput" in data:
         from harness.studies._cmle import parse_cmle
 
@@ -437,10 +431,4 @@ def space_name_from(source: str) -> str:
 
 
 def strict_keys(data: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
-    unknown = [str(k) for k in data if str(k) not in valid]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown field {unknown[0]!r}{hint}; valid fields: {', '.join(valid)}")
+    _strict_keys(data, valid, where, noun="field")
