@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     bench.add_argument("--out", default="results/bench", help="output directory")
     bench.add_argument("--quick", action="store_true", help="few steps, to check the benchmark runs")
+    bench.add_argument(
+        "--only",
+        help="measure only these sections again, e.g. d or a,study-overhead (a overhead, b throughput, "
+        "c time-to-accuracy, d study-overhead); the others are kept from the bench.json in --out",
+    )
     return parser
 
 
@@ -159,9 +164,10 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         print("$", shlex.join(cmd))
         os.execv(sys.executable, cmd)
     if args.command == "bench":
-        from harness.bench import run_benchmarks
+        from harness.bench import parse_sections, run_benchmarks
 
-        run_benchmarks(data_dir=args.data_dir, out_dir=Path(args.out), quick=args.quick)
+        only = parse_sections(args.only) if args.only else None
+        run_benchmarks(data_dir=args.data_dir, out_dir=Path(args.out), quick=args.quick, only=only)
         return 0
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 

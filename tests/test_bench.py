@@ -65,3 +65,33 @@ def test_quick_benchmark_writes_report(tmp_path: Path, monkeypatch: pytest.Monke
     text = md.read_text(encoding="utf-8")
     assert "nox -s bench" in text and "harness bench --data-dir ../shared/data" in text
     assert "QUICK MODE" in text
+
+    # --only: (b) measured again, the rest kept from the run above and marked with when it was measured
+    first = saved["meta"]["date"], saved["meta"]["git_commit"]
+    again = run_benchmarks(data_dir=str(data_dir), out_dir=out, quick=True, only=("throughput",))
+    resaved = json.loads(js.read_text(encoding="utf-8"))
+    assert resaved["overhead"]["ratio"] == overhead["ratio"]
+    assert resaved["time_to_accuracy"]["wall_s"] == tta["wall_s"]
+    assert (resaved["overhead"]["measured"]["date"], resaved["overhead"]["measured"]["git_commit"]) == first
+    assert resaved["throughput"]["measured"]["date"] == again["meta"]["date"]
+    assert resaved["meta"]["command"] == "harness bench --quick --only b"
+    text = md.read_text(encoding="utf-8")
+    assert text.count("_Kept from an earlier run") == 3  # (a), (c), (d)
+
+
+def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
+    from harness.bench import SECTIONS, parse_sections
+    from harness.errors import UserError
+
+    assert parse_sections(None) == tuple(SECTIONS)
+    assert parse_sections("d,a") == ("overhead", "study_overhead")
+    assert parse_sections("study-overhead") == ("study_overhead",)
+    with pytest.raises(UserError, match=r"--only expects .*a \(overhead\).*but got 'e'"):
+        parse_sections("e")
+
+
+def test_bench_only_with_an_unknown_section_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    assert main(["bench", "--only", "x"]) == 2
+    assert "--only expects" in capsys.readouterr().err

@@ -1,9 +1,9 @@
-"""Benchmarks: harness overhead vs plain Keras, training throughput, time to accuracy.
+"""Benchmarks: harness overhead vs plain Keras, training throughput, time to accuracy, study overhead.
 
 Run with ``nox -s bench`` (``harness bench --data-dir ../shared/data``);
-``--quick`` only checks that everything runs.
+``--quick`` only checks that everything runs; ``--only d`` measures one section again.
 """
 
-from harness.bench._run import run_benchmarks
+from harness.bench._run import SECTIONS, parse_sections, run_benchmarks
 
-__all__ = ["run_benchmarks"]
+__all__ = ["SECTIONS", "parse_sections", "run_benchmarks"]

@@ -35,10 +35,20 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- TensorFlow {versions['tensorflow.version']}, Keras {versions['keras.version']}, "
         f"MLflow {versions['mlflow.version']}, Python {versions['python.version']}",
         f"- Git commit: `{meta['git_commit']}`",
-        f"- Data: {meta['data_source']} (sha256 {meta['data_checksum'][:12]}…), loaded once before timing",
-        "",
     ]
-    return lines
+    if meta.get("data_source"):
+        lines.append(f"- Data: {meta['data_source']} (sha256 {meta['data_checksum'][:12]}…), loaded once before timing")
+    return [*lines, ""]
+
+
+def _measured(section: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    """A line under a section kept from an earlier run (``--only``): when and where it was measured."""
+    stamp = section.get("measured") or {}
+    if not stamp or stamp.get("date") == meta["date"]:
+        return []
+    commit = str(stamp.get("git_commit") or "unknown")[:12]
+    when = f"measured {stamp.get('date')} at commit `{commit}` ({stamp.get('command')})"
+    return [f"_Kept from an earlier run: {when}._", ""]
 
 
 def _overhead(o: dict[str, Any]) -> list[str]:
@@ -138,15 +148,19 @@ def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
 def render_markdown(results: dict[str, Any]) -> str:
     from harness.bench._study_overhead import render_section
 
-    lines = [
-        *_header(results["meta"]),
-        *_overhead(results["overhead"]),
-        *_throughput(results["throughput"]),
-        *_time_to_accuracy(results["time_to_accuracy"]),
-        *(render_section(results["study_overhead"]) if "study_overhead" in results else []),
-        "Every raw number, every repeat: `bench.json` beside this file.",
-        "",
-    ]
+    meta = results["meta"]
+    renderers = {
+        "overhead": _overhead,
+        "throughput": _throughput,
+        "time_to_accuracy": _time_to_accuracy,
+        "study_overhead": render_section,
+    }
+    lines = _header(meta)
+    for key, render in renderers.items():
+        if key in results:
+            body = render(results[key])
+            lines += [body[0], "", *_measured(results[key], meta), *body[2:]]
+    lines += ["Every raw number, every repeat: `bench.json` beside this file.", ""]
     return "\n".join(lines)
 
 

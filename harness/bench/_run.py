@@ -1,9 +1,10 @@
-"""The benchmark driver: load the data once, run (a), (b), (c), write bench.md and bench.json."""
+"""The benchmark driver: load the data once, run (a) to (d) or a subset, write bench.md and bench.json."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from harness.bench._study_overhead import measure_study_overhead
 from harness.bench._throughput import measure_throughput
 from harness.bench._time_to_accuracy import measure_time_to_accuracy
 from harness.data import ArrayDataset, load_dataset
+from harness.errors import UserError
 from harness.hardware import cpu_description
 from harness.ladders import load_ladder
 from harness.tracking import git_commit, versions
@@ -31,42 +33,103 @@ def _progress_printer() -> Callable[[str], None]:
     return progress
 
 
-def _meta(quick: bool, data: ArrayDataset, load_s: float, out_dir: Path) -> dict[str, Any]:
+# section key in bench.json -> the letters and names `--only` accepts
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "overhead": ("a", "overhead"),
+    "throughput": ("b", "throughput"),
+    "time_to_accuracy": ("c", "time-to-accuracy"),
+    "study_overhead": ("d", "study-overhead"),
+}
+
+
+def parse_sections(text: str | None) -> tuple[str, ...]:
+    """``--only a,d`` (or names) -> section keys, in report order; None -> every section."""
+    if not text:
+        return tuple(SECTIONS)
+    names = {alias: key for key, aliases in SECTIONS.items() for alias in aliases}
+    asked = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in asked if t not in names]
+    if unknown or not asked:
+        valid = ", ".join(f"{a[0]} ({a[1]})" for a in SECTIONS.values())
+        raise UserError(f"--only expects a comma list of sections {valid}, but got {text!r}")
+    chosen = {names[t] for t in asked}
+    return tuple(key for key in SECTIONS if key in chosen)
+
+
+def _meta(quick: bool, data: ArrayDataset | None, load_s: float, out_dir: Path, command: str) -> dict[str, Any]:
     import tensorflow as tf
 
     return {
         "quick": quick,
-        "command": "harness bench --quick" if quick else "nox -s bench",
+        "command": command,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_description(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "versions": versions(),
         "git_commit": git_commit(),
-        "data_source": data.source,
-        "data_checksum": data.checksum,
+        "data_source": data.source if data is not None else None,
+        "data_checksum": data.checksum if data is not None else None,
         "data_load_s": load_s,
         "out_dir": str(out_dir),
     }
 
 
-def run_benchmarks(data_dir: str | None, out_dir: Path, quick: bool = False) -> dict[str, Any]:
-    """Run the benchmarks in this process; write ``bench.md`` and ``bench.json`` to ``out_dir``."""
+def _earlier(out_dir: Path, quick: bool, keep: tuple[str, ...]) -> dict[str, Any]:
+    """Sections of the earlier bench.json in ``out_dir`` that this run does not measure again,
+    each stamped with when and at which commit it was measured. Quick and standard never mix."""
+    path = out_dir / "bench.json"
+    if not keep or not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the earlier results to keep ({exc}); rerun without --only") from None
+    if not isinstance(old, dict) or old.get("meta", {}).get("quick") != quick:
+        return {}
+    stamp = {k: old["meta"].get(k) for k in ("date", "git_commit", "command", "data_source", "data_checksum")}
+    return {key: {"measured": stamp, **old[key]} for key in keep if key in old}
+
+
+def run_benchmarks(
+    data_dir: str | None, out_dir: Path, quick: bool = False, only: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Run the benchmarks in this process; write ``bench.md`` and ``bench.json`` to ``out_dir``.
+
+    ``only`` (section keys) measures a subset again and keeps the other sections of the
+    earlier ``bench.json`` there, each marked with the date and commit it was measured at.
+    """
+    sections = only or tuple(SECTIONS)
     settings = bench_settings(quick)
     progress = _progress_printer()
-    progress(f"harness bench{' --quick' if quick else ''} -> {out_dir}")
+    command = "harness bench" + (" --quick" if quick else "")
+    if only and set(only) != set(SECTIONS):
+        command += " --only " + ",".join(SECTIONS[k][0] for k in only)
+    progress(f"{command} -> {out_dir}")
+    kept = _earlier(out_dir, quick, tuple(k for k in SECTIONS if k not in sections))
     ladder = load_ladder("mnist")
-    t = time.perf_counter()
-    data = load_dataset(ladder.rungs[0].config.dataset, data_dir)
-    load_s = time.perf_counter() - t
-    progress(f"data {data.source}: {len(data.x_train)} train, {len(data.x_test)} test, {load_s:.2f} s")
-    results: dict[str, Any] = {
-        "meta": _meta(quick, data, load_s, out_dir),
-        "settings": dataclasses.asdict(settings),
+    data, load_s = None, 0.0
+    if set(sections) & {"overhead", "throughput", "time_to_accuracy"}:
+        t = time.perf_counter()
+        data = load_dataset(ladder.rungs[0].config.dataset, data_dir)
+        load_s = time.perf_counter() - t
+        progress(f"data {data.source}: {len(data.x_train)} train, {len(data.x_test)} test, {load_s:.2f} s")
+    meta = _meta(quick, data, load_s, out_dir, command)
+    results: dict[str, Any] = {"meta": meta, "settings": dataclasses.asdict(settings)}
+    stamp = {k: meta[k] for k in ("date", "git_commit", "command", "data_source", "data_checksum")}
+    measure: dict[str, Callable[[ArrayDataset], dict[str, Any]]] = {
+        "overhead": lambda d: measure_overhead(ladder, d, data_dir, settings, progress),
+        "throughput": lambda d: measure_throughput(ladder, d, settings, progress),
+        "time_to_accuracy": lambda d: measure_time_to_accuracy(ladder, d, settings, progress),
     }
-    results["overhead"] = measure_overhead(ladder, data, data_dir, settings, progress)
-    results["throughput"] = measure_throughput(ladder, data, settings, progress)
-    results["time_to_accuracy"] = measure_time_to_accuracy(ladder, data, settings, progress)
-    results["study_overhead"] = measure_study_overhead(quick, progress)
+    for key in SECTIONS:
+        if key not in sections:
+            if key in kept:
+                results[key] = kept[key]
+        elif key == "study_overhead":  # no dataset: a trivial objective
+            results[key] = {"measured": stamp, **measure_study_overhead(quick, progress)}
+        else:
+            assert data is not None
+            results[key] = {"measured": stamp, **measure[key](data)}
     md, js = write_report(results, out_dir)
     progress(f"wrote {md} and {js}")
     return results
