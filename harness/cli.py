@@ -144,7 +144,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "report":
         return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line)
     if args.command == "detect-scan":
-        return _detect_scan(args)
+        return _detect_scan(args, command_line)
     if args.command == "ui":
         from harness.tracking import resolve_tracking_uri
 
@@ -215,8 +215,17 @@ def _report(ladder: str, run_id: str | None, scale: str | None, out: str, uri: s
     return 0
 
 
-def _detect_scan(args: argparse.Namespace) -> int:
-    from harness.detect import ScanSettings, load_run_model, read_image, resolve_model_run, scan, write_outputs
+def _detect_scan(args: argparse.Namespace, command_line: str) -> int:
+    from harness.detect import (
+        ScanResult,
+        ScanSettings,
+        load_run_model,
+        read_image,
+        resolve_model_run,
+        scan,
+        write_outputs,
+        write_summary,
+    )
     from harness.tracking import Tracker
 
     try:
@@ -228,14 +237,20 @@ def _detect_scan(args: argparse.Namespace) -> int:
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     model = load_run_model(tracker, run_id)
-    name = tracker.client.get_run(run_id).data.tags.get("mlflow.runName", run_id[:8])
+    run = tracker.client.get_run(run_id)
+    name = run.data.tags.get("mlflow.runName", run_id[:8])
     out_dir = Path(args.out) / name
     print(f"model: run {run_id} ({name})")
+    results = []
     for path, image in images.items():
         boxes = scan(model, image, settings)
         png, js = write_outputs(path, image, boxes, settings, run_id, out_dir)
         tracker.client.log_artifact(run_id, str(png), "detect_scan")
         tracker.client.log_artifact(run_id, str(js), "detect_scan")
         tracker.client.log_metric(run_id, f"detect_scan/{path.stem}", len(boxes))
+        results.append(ScanResult(path, image.shape[0], image.shape[1], tuple(boxes)))
         print(f"{path}: {len(boxes)} detections -> {png}")
+    summary = write_summary(out_dir, run, results, settings, command_line)
+    tracker.client.log_artifact(run_id, str(summary), "detect_scan")
+    print(f"wrote {summary}")
     return 0

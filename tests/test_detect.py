@@ -59,8 +59,13 @@ def test_scan_finds_each_object_once_and_logs_to_the_run(workdir: Path, model_ru
     assert {a.path for a in client.list_artifacts(model_run, "detect_scan")} == {
         "detect_scan/scene_detections.png",
         "detect_scan/scene_detections.json",
+        "detect_scan/summary.md",
     }
     assert client.get_run(model_run).data.metrics["detect_scan/scene"] == 2
+    summary = (out / "summary.md").read_text()
+    assert f"Command: `harness {' '.join(argv)}`" in summary
+    assert f"MLflow run `{model_run}`" in summary and "rung `tiny`" in summary
+    assert "| [scene.png](scene_detections.png) | 160×120 | 2 |" in summary
 
 
 @pytest.mark.parametrize(

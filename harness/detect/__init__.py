@@ -1,11 +1,21 @@
 """Classifier-as-detector: sliding windows at several scales, NMS, drawn boxes."""
 
 from harness.detect._runs import MODEL_ARTIFACT, load_run_model, resolve_model_run
-from harness.detect._scan import Box, ScanSettings, draw, read_image, scan, write_outputs
+from harness.detect._scan import (
+    Box,
+    ScanResult,
+    ScanSettings,
+    draw,
+    read_image,
+    scan,
+    write_outputs,
+    write_summary,
+)
 
 __all__ = [
     "MODEL_ARTIFACT",
     "Box",
+    "ScanResult",
     "ScanSettings",
     "draw",
     "load_run_model",
@@ -13,4 +23,5 @@ __all__ = [
     "resolve_model_run",
     "scan",
     "write_outputs",
+    "write_summary",
 ]

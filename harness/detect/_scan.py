@@ -145,3 +145,55 @@ def write_outputs(
         encoding="utf-8",
     )
     return png, js
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanResult:
+    image: Path
+    height: int
+    width: int
+    boxes: tuple[Box, ...]
+
+
+def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settings: ScanSettings, command: str) -> Path:
+    """``summary.md``: the model (its run and what it scored on its own eval split) and detections per image.
+
+    ``run`` is the MLflow run of the model. The scenes have no ground truth, so detections are
+    counted, not split into true and false positives: the annotated PNGs are the evidence.
+    """
+    tags, metrics = run.data.tags, run.data.metrics
+
+    def metric(key: str) -> str:
+        return f"{metrics[key]:.4f}" if key in metrics else "–"
+
+    variant = tags.get("harness.variant") or "–"
+    lines = [
+        f"# Detection scan — {tags.get('mlflow.runName', run.info.run_id)}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"- Model: MLflow run `{run.info.run_id}`, ladder `{tags.get('harness.ladder', '?')}`, rung "
+        f"`{tags.get('harness.rung', '?')}`, variant `{variant}`, seed {tags.get('harness.seed', '?')}",
+        f"- On its own eval tiles: accuracy {metric('final_test_accuracy')}, plane precision "
+        f"{metric('final_test_precision')}, plane recall {metric('final_test_recall')}",
+        f"- Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
+        f"P(plane) ≥ {settings.threshold:g}, NMS IoU {settings.iou:g}",
+        "",
+        "| image | size (px) | detections | max P(plane) | median P(plane) |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for r in results:
+        scores = [b.score for b in r.boxes]
+        best = f"{max(scores):.3f}" if scores else "–"
+        median = f"{float(np.median(scores)):.3f}" if scores else "–"
+        png = f"{r.image.stem}_detections.png"
+        lines.append(f"| [{r.image.name}]({png}) | {r.width}×{r.height} | {len(r.boxes)} | {best} | {median} |")
+    lines += [
+        "",
+        "These scenes have no ground-truth boxes: a detection here is any window the classifier scored "
+        "above the threshold, plane or not. Look at the PNGs to tell them apart.",
+        "",
+    ]
+    path = out_dir / "summary.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
