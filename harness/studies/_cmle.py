@@ -93,16 +93,15 @@ CATEGORICAL_ALIASES: dict[str, dict[str, Any]] = {
 
 TOP = ("trainingInput",)
 TOP_IGNORED = ("jobId", "labels", "etag", "createTime", "state")
-TRAINING_INPUT = (
-    "scaleTier",
+CUSTOM_ONLY = (  # trainingInput keys that only scaleTier CUSTOM takes
     "masterType",
     "workerType",
     "parameterServerType",
     "workerCount",
     "parameterServerCount",
     "masterConfig",
-    "hyperparameters",
 )
+TRAINING_INPUT = ("scaleTier", *CUSTOM_ONLY, "hyperparameters")
 TRAINING_INPUT_IGNORED = (  # Cloud-only settings: what to install, where to run, what to read
     "runtimeVersion",
     "pythonVersion",
@@ -292,14 +291,7 @@ def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
         if workers or servers:
             description += f" + {workers} workers + {servers} parameter servers"
     else:
-        for key in (
-            "masterType",
-            "workerType",
-            "parameterServerType",
-            "workerCount",
-            "parameterServerCount",
-            "masterConfig",
-        ):
+        for key in CUSTOM_ONLY:
             if key in ti:
                 raise ConfigError(f"{where}.{key}: only scaleTier CUSTOM takes {key}, but scaleTier is {name}")
     if name in ("STANDARD_1", "PREMIUM_1") or (name == "CUSTOM" and len(machines) > 1):
