@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from harness.report import LadderReport, verdict
@@ -32,3 +34,12 @@ def test_shortfall_and_inversion_are_reported() -> None:
     lines = verdict(_report([0.92, 0.979, 0.989], [0.921, 0.990, 0.985]))
     assert "Rung 3 (r3) is 0.40 points below its reference." in lines
     assert lines[-1] == "Ordering differs from the talk's where the reference rises but ours does not: 2->3."
+
+
+def test_a_single_reference_claims_no_ordering_and_flat_rungs_are_named() -> None:
+    report = _report([math.nan, math.nan, 0.996], [0.92, 0.985, 0.977])
+    report.table["delta_prev"] = report.table["best_mean"].diff()
+    lines = verdict(report)
+    assert "Rung 3 (r3) is 1.90 points below its reference." in lines
+    assert "Only 1 rung has a reference: there is no ordering to compare." in lines
+    assert lines[-1] == "Rungs whose best accuracy is not above the rung before: 3 (r3, -0.80) pts."

@@ -193,14 +193,14 @@ def display_table(report: LadderReport) -> pd.DataFrame:
 
 
 def verdict(report: LadderReport) -> list[str]:
-    """Which rungs fall short of the reference by more than the tolerance, and the ordering."""
+    """Which rungs fall short of the reference, the talk's ordering, and which rungs bought nothing."""
     table = report.table if "variant" in report.table else report.table.assign(variant="")
     lines = []
-    for variant, t in table.groupby("variant", sort=False):
-        t = t.dropna(subset=["reference", "best_mean"])
+    for variant, all_rungs in table.groupby("variant", sort=False):
+        t = all_rungs.dropna(subset=["reference", "best_mean"])
         where = f" [{variant}]" if variant else ""
         short = t[t["vs_reference"] < -TOLERANCE]
-        if short.empty:
+        if short.empty and not t.empty:
             lines.append(f"Every rung{where} is within {100 * TOLERANCE:.1f} points of its reference or better.")
         for _, row in short.iterrows():
             lines.append(
@@ -215,12 +215,24 @@ def verdict(report: LadderReport) -> list[str]:
             for b in rows[i + 1 :]
             if (a.reference < b.reference) and not (a.best_mean < b.best_mean)
         ]
-        lines.append(
-            f"Ordering by best accuracy{where} matches the talk's."
-            if not inversions
-            else f"Ordering{where} differs from the talk's where the reference rises but ours does not: "
-            f"{', '.join(inversions)}."
-        )
+        if len(rows) < 2:
+            lines.append(f"Only {len(rows)} rung{where} has a reference: there is no ordering to compare.")
+        elif inversions:
+            lines.append(
+                f"Ordering{where} differs from the talk's where the reference rises but ours does not: "
+                f"{', '.join(inversions)}."
+            )
+        else:
+            lines.append(f"Ordering by best accuracy{where} matches the talk's.")
+        # each rung should buy something: name the ones that did not
+        if "delta_prev" in all_rungs:
+            flat = [
+                f"{r.rung_index} ({r.rung}, {100 * r.delta_prev:+.2f})"
+                for r in all_rungs.itertuples()
+                if r.delta_prev <= 0  # NaN (the first rung) compares False
+            ]
+            if flat:
+                lines.append(f"Rungs{where} whose best accuracy is not above the rung before: {', '.join(flat)} pts.")
     return lines
 
 
