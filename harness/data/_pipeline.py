@@ -11,24 +11,28 @@ def _normalize(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def _augment(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Random flips and a random multiple of 90 degrees, per image (overhead views have no "up")."""
+    """A random symmetry of the square per image (overhead views have no "up"), on a whole batch.
+
+    Flip left-right, flip up-down and transpose, each with probability 1/2 and drawn per image,
+    give the 8 symmetries of a square (the 4 rotations and their mirrors) with equal probability,
+    as flips + ``rot90(k)`` do; batched, they are three vectorised selects instead of a
+    ``map`` over every image (per-image maps cost about a third of the training throughput here).
+    """
     x = tf.image.random_flip_left_right(x)
     x = tf.image.random_flip_up_down(x)
-    k = tf.random.uniform([], 0, 4, dtype=tf.int32)
-    return tf.image.rot90(x, k), y
+    if x.shape[1] != x.shape[2]:  # a transpose would change the shape: rotate by 180 degrees at most
+        return x, y
+    swap = tf.random.uniform([tf.shape(x)[0], 1, 1, 1]) < 0.5
+    return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x), y
 
 
 def train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool = False) -> tf.data.Dataset:
     """Endless, reshuffled every epoch, whole batches only (so every step sees ``batch_size``)."""
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.repeat()
+    ds = ds.repeat().batch(batch_size, drop_remainder=True)
     if augment:
         ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return (
-        ds.batch(batch_size, drop_remainder=True)
-        .map(_normalize, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return ds.map(_normalize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
