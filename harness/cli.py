@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+    # No usage data sent in the background (it would also share the CPU with measured runs);
+    # MLFLOW_DISABLE_TELEMETRY=false opts back in.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # one model per rung retraces by design; TensorFlow's retracing warning is noise here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"

@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import textwrap
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,9 +23,10 @@ from harness.cli import main
 from harness.errors import ConfigError, UserError
 from harness.studies import SamplerSpec, load_space, parse_space
 from harness.studies._cmle import cmle_param_name
+from harness.studies._journal import HEARTBEAT_ATTR, HeartbeatJournalStorage
 from harness.studies._objective import PruningSink
 from harness.studies._space import METRICS, ExperimentRef
-from harness.studies._storage import default_storage_url, normalise_url, redact
+from harness.studies._storage import default_storage_url, normalise_url, open_storage, redact, storage_kind
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
@@ -295,12 +299,101 @@ def test_metric_names_map_to_harness_metrics() -> None:
     assert space.objective.name == "accuracy"
 
 
-def test_storage_urls() -> None:
-    assert default_storage_url("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/optuna.db"
+def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_storage_url(f"sqlite:///{tmp_path}/mlflow.db") == f"journal:{tmp_path}/optuna.journal"
+    (tmp_path / "optuna.db").touch()  # the default before the journal: its studies stay where they are
+    assert default_storage_url(f"sqlite:///{tmp_path}/mlflow.db") == f"sqlite:///{tmp_path}/optuna.db"
+    (tmp_path / "optuna.journal").touch()
+    assert default_storage_url(f"sqlite:///{tmp_path}/mlflow.db") == f"journal:{tmp_path}/optuna.journal"
+    monkeypatch.chdir(tmp_path)
+    for given in ("journal:studies.journal", "studies.journal", f"journal:///{tmp_path}/studies.journal"):
+        assert normalise_url(given) == f"journal:{tmp_path}/studies.journal", given
+        assert storage_kind(given) == "journal" and redact(given) == given
+    assert storage_kind("sqlite:///optuna.db") == "sqlite"
     assert normalise_url("postgresql://u:secret@127.0.0.1/harness").startswith("postgresql+psycopg2://u:secret@")
     assert "secret" not in redact("postgresql://u:secret@127.0.0.1/harness")
-    with pytest.raises(UserError, match="not a SQLAlchemy URL"):
+    with pytest.raises(UserError, match=r"neither a journal file .* nor a SQLAlchemy URL"):
         redact("not a url")
+    with pytest.raises(UserError, match="names no journal file"):
+        normalise_url("journal:")
+
+
+def test_corrupt_journal_is_refused_naming_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.journal"
+    bad.write_text('{"op_code": 0\nnot json either\n', encoding="utf-8")
+    with pytest.raises(UserError, match=re.escape(f"journal:{bad}: cannot open it")):
+        open_storage(f"journal:{bad}")
+
+
+def _running_trial(storage: HeartbeatJournalStorage, name: str) -> tuple[optuna.Study, int]:
+    study = optuna.create_study(study_name=name, storage=storage)
+    return study, study.ask()._trial_id
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_journal_heartbeats_fail_a_silent_trial_and_retry_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failed: list[int] = []
+    storage = HeartbeatJournalStorage(tmp_path / "s.journal", 1, 5, on_stale=lambda s, t: failed.append(t.number))
+    study, trial_id = _running_trial(storage, "hb")
+    storage.record_heartbeat(trial_id)
+    assert storage.get_trial(trial_id).system_attrs[HEARTBEAT_ATTR] == pytest.approx(time.time(), abs=5)
+    assert storage._get_stale_trial_ids(study._study_id) == []
+
+    later = time.time() + 6  # past the grace period, no heartbeat since
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert storage._get_stale_trial_ids(study._study_id) == [trial_id]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    assert storage.get_trial(trial_id).state == optuna.trial.TrialState.FAIL and failed == [0]
+    storage.record_heartbeat(trial_id)  # a finished trial takes none, and says nothing
+
+    # another process on the same file sees the same: heartbeats are journal lines, not process state
+    other = HeartbeatJournalStorage(tmp_path / "s.journal", 1, 5)
+    assert other.get_trial(trial_id).state == optuna.trial.TrialState.FAIL
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_journal_retry_is_not_stale_from_its_predecessors_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = HeartbeatJournalStorage(tmp_path / "s.journal", 1, 5)
+    study, trial_id = _running_trial(storage, "retry")
+    old = storage.get_trial(trial_id)
+    study.add_trial(
+        optuna.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params={},
+            distributions={},
+            system_attrs={HEARTBEAT_ATTR: time.time() - 3600},  # copied from a long-dead trial
+        )
+    )
+    retry = study.ask()  # WAITING -> RUNNING now
+    assert retry.number == old.number + 1
+    assert retry._trial_id not in storage._get_stale_trial_ids(study._study_id)
+
+
+def test_reused_tpe_sampler_proposes_what_a_new_one_would() -> None:
+    """``SamplerSpec.for_trial`` reseeds one TPE sampler per worker; a new sampler per trial is the reference."""
+    spec = SamplerSpec("tpe", seed=3, options={"n_startup_trials": 4})
+    space = load_space(SPACES / "mnist_cnn.yaml")
+
+    def run(reuse: bool) -> list[dict[str, Any]]:
+        study = optuna.create_study(direction="maximize")
+        sampler = None
+        for number in range(12):
+            sampler = spec.for_trial(space, number, sampler) if reuse else spec.build(space, number)
+            study.sampler = sampler
+            trial = study.ask()
+            values = {p.name: p.suggest(trial) for p in space.params}
+            study.tell(trial, sum(float(v) for v in values.values() if isinstance(v, int | float)))
+        return [t.params for t in study.trials]
+
+    reused = run(reuse=True)
+    assert reused == run(reuse=False)
+    first = spec.for_trial(space, 0)
+    assert spec.for_trial(space, 1, first) is first  # kept, not rebuilt
+    assert len({json.dumps(p, sort_keys=True) for p in reused}) == 12  # and they do differ from trial to trial
 
 
 def test_pruning_sink_reports_each_evaluation_and_prunes() -> None:
@@ -345,7 +438,7 @@ def study_runs(store: SimpleNamespace, space: str, study: str) -> tuple[Any, lis
 
 
 def trials(store: SimpleNamespace, study: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=study, storage=f"sqlite:///{store.root / 'optuna.db'}").trials
+    return optuna.load_study(study_name=study, storage=open_storage(f"journal:{store.root / 'optuna.journal'}")).trials
 
 
 def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) -> None:
@@ -373,7 +466,7 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
     parent, children = study_runs(store, "grid", "grid-grid")
     assert parent.info.status == "FINISHED" and [c.info.status for c in children] == ["FINISHED"] * 4
     assert parent.data.params["sampler"] == "grid" and parent.data.params["sampler.seed"] == "0"
-    assert parent.data.tags["optuna.storage_kind"] == "sqlite" and parent.data.tags["optuna.version"]
+    assert parent.data.tags["optuna.storage_kind"] == "journal" and parent.data.tags["optuna.version"]
     assert parent.data.metrics["trials_complete"] == 4
     child = children[0]
     assert child.data.tags["optuna.state"] == "COMPLETE" and "objective" in child.data.metrics

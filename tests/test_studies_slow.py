@@ -1,4 +1,5 @@
-"""Studies across processes: 3 PostgreSQL workers on one grid, a worker killed with -9, Ctrl-C and resume."""
+"""Studies across processes: 3 PostgreSQL workers on one grid, a worker killed with -9 (PostgreSQL and the
+default journal file), Ctrl-C and resume."""
 
 from __future__ import annotations
 
@@ -77,17 +78,20 @@ def _harness(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_study(storage: str, name: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    from harness.studies._storage import normalise_url
+def _load(storage: str, name: str) -> optuna.Study:
+    """The study as any process sees it, through harness's own storage factory (journal or RDB)."""
+    from harness.studies._storage import normalise_url, open_storage
 
+    return optuna.load_study(study_name=name, storage=open_storage(normalise_url(storage)))
+
+
+def _wait_study(storage: str, name: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
         with contextlib.suppress(Exception):
-            if name in {s.study_name for s in optuna.get_all_study_summaries(normalise_url(storage))}:
-                study = optuna.load_study(study_name=name, storage=normalise_url(storage))
-                if "harness" in study.user_attrs:
-                    return
+            if "harness" in _load(storage, name).user_attrs:
+                return
         time.sleep(0.5)
     raise AssertionError(f"study {name} not created:\n{log.read_text()}")
 
@@ -143,9 +147,7 @@ def test_three_postgres_workers_run_every_grid_point_exactly_once(
     codes = _finish(procs, logs)
     assert codes == dict.fromkeys(procs, 0), {k: v.read_text()[-3000:] for k, v in logs.items()}
 
-    from harness.studies._storage import normalise_url
-
-    trials = optuna.load_study(study_name="pg-grid", storage=normalise_url(pg_url)).trials
+    trials = _load(pg_url, "pg-grid").trials
     assert len(trials) == 6 and {t.state.name for t in trials} == {"COMPLETE"}, [t.state for t in trials]
     expected = sorted((("batch_size", b), ("lr0", lr)) for lr in (0.003, 0.01, 0.03) for b in (25, 50))
     assert _grid_points(trials) == expected  # every point once, none lost, none twice
@@ -159,9 +161,11 @@ def test_three_postgres_workers_run_every_grid_point_exactly_once(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql", "journal"])
 def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
-    tmp_path: Path, tiny_data_dir: Path, pg_url: str
+    tmp_path: Path, tiny_data_dir: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"journal:{tmp_path}/optuna.journal"
     space = _space(
         tmp_path,
         "kill",
@@ -176,16 +180,13 @@ def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
     _wait_study(pg_url, "kill-grid", procs["study"], logs["study"])
     procs["a"] = _harness(["worker", "kill-grid", "--storage", pg_url, "--label", "a", *common], tmp_path, logs["a"])
 
-    from harness.studies._storage import normalise_url
-
-    storage = normalise_url(pg_url)
     victim = procs["a"].pid
     deadline = time.monotonic() + 120
     killed = None
     while time.monotonic() < deadline and killed is None:
         assert procs["a"].poll() is None, logs["a"].read_text()
         with contextlib.suppress(Exception):
-            for t in optuna.load_study(study_name="kill-grid", storage=storage).trials:
+            for t in _load(pg_url, "kill-grid").trials:
                 attrs = t.user_attrs.get("harness", {})
                 if (
                     t.state.name == "RUNNING"
@@ -201,7 +202,7 @@ def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
     codes = _finish({k: v for k, v in procs.items() if k != "a"}, logs)
     assert codes == {"study": 0, "b": 0}, {k: v.read_text()[-3000:] for k, v in logs.items()}
 
-    trials = optuna.load_study(study_name="kill-grid", storage=storage).trials
+    trials = _load(pg_url, "kill-grid").trials
     states = {t.number: t.state.name for t in trials}
     assert states[killed] == "FAIL", states
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
@@ -217,13 +218,10 @@ def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
     assert runs[str(retries[0].number)].data.tags["harness.retry_of"] == str(killed)
 
 
-def _finished_trials(db: Path) -> int:
-    import sqlite3
-
+def _finished_trials(journal: Path, name: str) -> int:
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            return int(conn.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0])
-    except sqlite3.Error:
+        return sum(t.state.name == "COMPLETE" for t in _load(f"journal:{journal}", name).trials)
+    except KeyError:  # not created yet
         return 0
 
 
@@ -245,7 +243,8 @@ def test_ctrl_c_stops_parallel_study_cleanly_and_resume_completes_the_budget(
     log = tmp_path / "study.log"
     proc = _harness(args, tmp_path, log)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and _finished_trials(tmp_path / "optuna.db") < 1:
+    journal = tmp_path / "optuna.journal"
+    while time.monotonic() < deadline and proc.poll() is None and _finished_trials(journal, "intr-grid") < 1:
         time.sleep(0.3)
     assert proc.poll() is None, log.read_text()
     proc.send_signal(signal.SIGINT)
@@ -256,7 +255,7 @@ def test_ctrl_c_stops_parallel_study_cleanly_and_resume_completes_the_budget(
     parent = next(r for r in runs if r.data.tags.get("harness.kind") == "study")
     assert parent.info.status == "KILLED"
     assert any(r.info.status == "KILLED" and r.data.tags.get("harness.kind") == "trial" for r in runs)
-    before = optuna.load_study(study_name="intr-grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    before = _load(f"journal:{tmp_path / 'optuna.journal'}", "intr-grid").trials
     assert any(t.state.name == "COMPLETE" for t in before) and not any(t.state.name == "RUNNING" for t in before)
 
     monkeypatch.chdir(tmp_path)
@@ -266,7 +265,7 @@ def test_ctrl_c_stops_parallel_study_cleanly_and_resume_completes_the_budget(
     with contextlib.redirect_stdout(out):
         assert main([*args[:2], "--parallel", "1", *args[4:]]) == 0, out.getvalue()
     assert "(resumed)" in out.getvalue()
-    trials = optuna.load_study(study_name="intr-grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    trials = _load(f"journal:{tmp_path / 'optuna.journal'}", "intr-grid").trials
     expected = sorted((("batch_size", b), ("lr0", lr)) for lr in (0.003, 0.01) for b in (25, 50))
     assert _grid_points(trials) == expected  # nothing lost: the interrupted trials ran again
     runs = _child_runs(tmp_path, "intr")

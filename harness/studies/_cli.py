@@ -47,8 +47,8 @@ def _space_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage, any SQLAlchemy URL (default: sqlite optuna.db beside the MLflow store); "
-        "postgresql://host/db to share a study between machines",
+        help="Optuna storage: journal:PATH (a journal file) or any SQLAlchemy URL (default: the journal file "
+        "optuna.journal beside the MLflow store); postgresql://host/db to share a study between machines",
     )
     p.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     p.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
@@ -100,7 +100,9 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         description="Everything else (space, sampler, tracking store) comes from the study in the storage.",
     )
     wk.add_argument("study", help="study name, e.g. mnist-cnn-tpe")
-    wk.add_argument("--storage", required=True, metavar="URL", help="the study's Optuna storage (SQLAlchemy URL)")
+    wk.add_argument(
+        "--storage", required=True, metavar="URL", help="the study's Optuna storage (journal:PATH or SQLAlchemy URL)"
+    )
     wk.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR, else the study's)")
     wk.add_argument("--prices", help="price table YAML (default: the study's, else the shipped one)")
     wk.add_argument("--label", default="", help=argparse.SUPPRESS)

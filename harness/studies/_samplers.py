@@ -1,10 +1,12 @@
 """Samplers and pruners: Optuna's own, configured from a search space; no home-made versions.
 
-A sampler is rebuilt for every trial with a seed derived from the study's seed and
-the trial number (``SeedSequence([seed, number])``), so that a study proposes the
-same parameters whichever worker runs which trial, and parallel workers never
-replay one random sequence. The grid sampler keeps the study seed (it fixes the
-shuffled order of the grid, which every worker must share).
+Every trial draws with a seed derived from the study's seed and the trial number
+(``SeedSequence([seed, number])``), so that a study proposes the same parameters
+whichever worker runs which trial, and parallel workers never replay one random
+sequence. The grid sampler keeps the study seed (it fixes the shuffled order of
+the grid, which every worker must share). A worker keeps its TPE sampler from trial
+to trial and only reseeds it (``SamplerSpec.for_trial``): a new one would infer the
+search space again from every past trial, an O(trials) cost each trial.
 """
 
 from __future__ import annotations
@@ -120,6 +122,18 @@ class SamplerSpec:
         seed = self.seed if trial_number is None else trial_seed(self.seed, trial_number)
         return cls(seed=seed, **self.options)
 
+    def for_trial(self, space: SearchSpace, trial_number: int, previous: Any = None) -> Any:
+        """The sampler for one trial: ``previous`` (what this returned for the same worker's previous trial of
+        the same study, or None) where it draws exactly what ``build(space, trial_number)`` would, else that."""
+        import optuna
+
+        if self.name == "grid" and type(previous) is optuna.samplers.GridSampler:
+            return previous  # the same grid and seed for every trial
+        reseeded = self.name == "tpe" and type(previous) is optuna.samplers.TPESampler
+        if reseeded and _reseed_tpe(previous, trial_number, self):
+            return previous
+        return self.build(space, trial_number)
+
     def config(self) -> dict[str, Any]:
         """The full configuration: class, seed rule and every option with its default."""
         cls = sampler_class(self.name, "sampler")
@@ -135,6 +149,22 @@ class SamplerSpec:
             ),
             "options": options,
         }
+
+
+def _reseed_tpe(sampler: Any, trial_number: int, spec: SamplerSpec) -> bool:
+    """Give a TPE sampler the random state of ``TPESampler(seed=trial_seed(...))``: its own generator and
+    its start-up random sampler. Optuna has no public way to reseed with a given seed, so this relies on
+    the two attributes its ``reseed_rng`` touches; where they are missing it returns False and the caller
+    builds a new sampler (``test_studies`` checks that a reseeded sampler proposes what a new one does)."""
+    import optuna
+
+    rng = getattr(getattr(sampler, "_rng", None), "rng", None)
+    if rng is None or not hasattr(sampler, "_random_sampler"):
+        return False
+    seed = trial_seed(spec.seed, trial_number)
+    rng.seed(seed)
+    sampler._random_sampler = optuna.samplers.RandomSampler(seed=seed)
+    return True
 
 
 def build_pruner(spec: PrunerSpec, base: Config) -> Any:

@@ -34,6 +34,7 @@ from harness.studies._storage import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
     default_storage_url,
+    is_local_file,
     normalise_url,
     open_storage,
     redact,
@@ -137,7 +138,7 @@ class StudyContext:
 
     name: str
     url: str
-    storage: Any  # optuna RDBStorage (heartbeats)
+    storage: Any  # HeartbeatJournalStorage or optuna RDBStorage: both have heartbeats
     study: Any  # optuna.Study
     settings: StudySettings
     resolved: ResolvedSpace
@@ -733,7 +734,7 @@ def run_study(
         base = plan.resolved.base
         load_dataset(base.dataset, request.data_dir, base.data_split())  # checked before any run exists
     ctx, resumed = open_study(plan, progress)
-    if storage_kind(ctx.url) != "sqlite" and ctx.tracker.uri.startswith("sqlite:///"):
+    if not is_local_file(ctx.url) and ctx.tracker.uri.startswith("sqlite:///"):
         progress(
             f"note: workers on other machines log to {ctx.tracker.uri}; give them (and this command) "
             "--tracking-uri of an MLflow server or database they all reach"

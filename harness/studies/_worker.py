@@ -157,6 +157,7 @@ def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = prin
     prefix = f"[{label}] " if label else ""
     done: list[tuple[int, str, float | None]] = []
     space = ctx.resolved.space
+    sampler: Any = None  # this worker's: kept from trial to trial (SamplerSpec.for_trial)
     while True:
         interrupts.check()
         lock = contextlib.ExitStack()
@@ -179,7 +180,7 @@ def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = prin
                 continue
             waiting = [x for x in trials if x.state == optuna.trial.TrialState.WAITING]
             predicted = waiting[0].number if waiting else len(trials)
-            ctx.study.sampler = ctx.sampler.build(space, predicted)
+            sampler = ctx.study.sampler = ctx.sampler.for_trial(space, predicted, sampler)
             ran: dict[str, Any] = {"waiting": {x.number: x.system_attrs for x in waiting}}
             objective = functools.partial(_start, ctx=ctx, runner=runner, me=me, ran=ran, lock=lock)
             try:
