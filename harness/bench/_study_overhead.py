@@ -167,12 +167,23 @@ def measure_study_overhead(
     stores: Sequence[str] = ("local", "sqlite", "postgresql"),
 ) -> dict[str, Any]:
     """Per-trial time of TPE studies with a trivial objective, per store and study size."""
+    import optuna
+
     counts = tuple(counts or ((10, 30) if quick else (10, 100, 1000)))
     server = os.environ.get(PG_ENV, PG_DEFAULT)
+    tag = uuid.uuid4().hex[:8]
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # as `harness study` runs: no per-trial log line
+    try:
+        return _measure(progress, counts, stores, server, tag)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _measure(progress: Progress, counts: Sequence[int], stores: Sequence[str], server: str, tag: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     libraries: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
-    tag = uuid.uuid4().hex[:8]
     progress(f"(d) study overhead: TPE, trivial objective, {', '.join(map(str, counts))} trials, {', '.join(stores)}")
     with tempfile.TemporaryDirectory(prefix="harness-bench-study-") as tmp:
         root = Path(tmp)

@@ -18,6 +18,7 @@ Every worker (the ``study`` command's own, ``--parallel`` processes, and
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -68,7 +69,7 @@ def tally(trials: Sequence[Any]) -> Tally:
 
     gone = superseded_numbers(trials)
     live = [t for t in trials if t.number not in gone]
-    count = {state: sum(t.state == state for t in live) for state in TrialState}
+    count = collections.Counter(t.state for t in live)  # one pass: this runs before every trial
     return Tally(
         used=len(live),
         complete=count[TrialState.COMPLETE],
@@ -135,8 +136,9 @@ def fail_orphans(ctx: StudyContext, trials: Sequence[Any]) -> bool:
     grace = datetime.timedelta(seconds=ctx.storage.grace_period)
     found = False
     for t in trials:
-        claimed = (t.user_attrs.get("harness") or {}).get("trial") == t.number  # a retry copies the old attr
-        if t.state != TrialState.RUNNING or claimed or t.datetime_start is None or now - t.datetime_start < grace:
+        if t.state != TrialState.RUNNING or t.datetime_start is None or now - t.datetime_start < grace:
+            continue
+        if (t.user_attrs.get("harness") or {}).get("trial") == t.number:  # claimed (a retry copies the old attr)
             continue
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             if ctx.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
