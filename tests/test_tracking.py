@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,15 @@ def test_artifacts_live_beside_the_sqlite_store(tracker: Tracker, workdir: Path)
     exp = tracker.client.get_experiment(tracker.experiment_id("ladder/x"))
     assert exp.artifact_location == (workdir / "mlartifacts" / "ladder-x").as_uri()
     assert tracker.experiment_id("ladder/x") == exp.experiment_id  # found, not created twice
+
+
+def test_sqlite_store_runs_in_wal_mode_and_is_created_only_when_used(workdir: Path) -> None:
+    tracker = Tracker()
+    assert not (workdir / "mlflow.db").exists()  # nothing written before the first call
+    tracker.experiment_id("wal")
+    with contextlib.closing(sqlite3.connect(workdir / "mlflow.db")) as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert Tracker().experiment_id("wal") == tracker.experiment_id("wal")  # reopened as it is
 
 
 def test_run_ends_finished_with_params_metrics_artifacts(tracker: Tracker) -> None:
