@@ -62,7 +62,15 @@ def test_quick_benchmark_writes_report(tmp_path: Path, monkeypatch: pytest.Monke
     assert tta["rung"]["name"] == "cnn-batchnorm" and tta["wall_s"] > 0
     assert tta["time_to_target_s"] is None or 0 < tta["time_to_target_s"] <= tta["wall_s"]
 
+    study = saved["study_overhead"]
+    assert {r["store"] for r in study["rows"]} >= {"local", "sqlite"} and study["repeats"] == 1
+    for row in study["rows"]:
+        assert row["ms_per_trial"] > 0 and row["ms_per_trial_runs"] == [row["runs"][0]["ms_per_trial"]]
+        assert all(run["completed"] == row["trials"] for run in row["runs"])
+    assert study["local_ms_at_max"] is not None and study["sqlite_ms_at_max"] is not None
+
     text = md.read_text(encoding="utf-8")
+    assert "ms per trial (median of 1)" in text
     assert "nox -s bench" in text and "harness bench --data-dir ../shared/data" in text
     assert "QUICK MODE" in text
 

@@ -26,6 +26,7 @@ from typing import Any
 
 Progress = Callable[[str], None]
 TARGET_MS = 50.0  # at 1,000 trials, TPE, local store
+REPEATS = 3  # fresh studies per store and size; the table gives the median
 PG_ENV = "HARNESS_BENCH_POSTGRES"  # server URL without a database; "" skips PostgreSQL
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432"
 SPACE = """
@@ -175,59 +176,75 @@ def measure_study_overhead(
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # as `harness study` runs: no per-trial log line
     try:
-        return _measure(progress, counts, stores, server, tag)
+        return _measure(progress, counts, stores, server, tag, 1 if quick else REPEATS)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _measure(progress: Progress, counts: Sequence[int], stores: Sequence[str], server: str, tag: str) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
-    libraries: list[dict[str, Any]] = []
+def _open_store(store: str, root: Path, server: str, tag: str, stack: contextlib.ExitStack) -> tuple[str, str, Path]:
+    """(Optuna storage, MLflow tracking URI, artifact folder) of one store, fresh for this run."""
+    folder = root / store
+    folder.mkdir()
+    if store == "local":  # the defaults of `harness study`
+        return f"journal:{folder}/optuna.journal", f"sqlite:///{folder}/mlflow.db", folder
+    if store == "sqlite":  # Optuna's RDBStorage on a SQLite file, the default before the journal
+        return f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db", folder
+    if store == "postgresql":
+        if not server:
+            raise LookupError(f"${PG_ENV} is empty")
+        try:
+            storage, tracking = stack.enter_context(_postgres(server, tag))
+        except Exception as exc:
+            raise LookupError(f"no PostgreSQL at {server} ({type(exc).__name__}: {str(exc).strip()[:200]})") from None
+        return storage, tracking, folder
+    raise ValueError(f"store must be local, sqlite or postgresql, but got {store=}")
+
+
+def _measure(
+    progress: Progress, counts: Sequence[int], stores: Sequence[str], server: str, tag: str, repeats: int
+) -> dict[str, Any]:
     skipped: dict[str, str] = {}
-    progress(f"(d) study overhead: TPE, trivial objective, {', '.join(map(str, counts))} trials, {', '.join(stores)}")
-    with tempfile.TemporaryDirectory(prefix="harness-bench-study-") as tmp:
-        root = Path(tmp)
+    progress(
+        f"(d) study overhead: TPE, trivial objective, {', '.join(map(str, counts))} trials, {', '.join(stores)}, "
+        f"{repeats} interleaved repeat(s)"
+    )
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    libraries: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="harness-bench-study-") as tmp, contextlib.ExitStack() as stack:
+        places: dict[str, tuple[str, str, Path]] = {}
         for store in stores:
-            with contextlib.ExitStack() as stack:
-                folder = root / store
-                folder.mkdir()
-                if store == "local":  # the defaults of `harness study`
-                    storage, tracking = f"journal:{folder}/optuna.journal", f"sqlite:///{folder}/mlflow.db"
-                elif store == "sqlite":  # Optuna's RDBStorage on a SQLite file, the default before the journal
-                    storage, tracking = f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
-                elif store == "postgresql":
-                    if not server:
-                        skipped[store] = f"${PG_ENV} is empty"
-                        continue
-                    try:
-                        storage, tracking = stack.enter_context(_postgres(server, tag))
-                    except Exception as exc:
-                        skipped[store] = f"no PostgreSQL at {server} ({type(exc).__name__}: {str(exc).strip()[:200]})"
-                        progress(f"    {store}: skipped, {skipped[store]}")
-                        continue
-                else:
-                    raise ValueError(f"store must be local, sqlite or postgresql, but got {store=}")
+            try:
+                places[store] = _open_store(store, Path(tmp), server, tag, stack)
+            except LookupError as exc:
+                skipped[store] = str(exc)
+                progress(f"    {store}: skipped, {exc}")
+        # repeats interleave the stores, so that a slow spell of a shared machine hits each of them alike
+        for r in range(repeats):
+            for store, (storage, tracking, folder) in places.items():
                 for n in counts:
-                    row = _one_study(n, storage, tracking, folder, f"bench-{store}-{n}-{tag}")
-                    rows.append({"store": store, **row})
+                    row = _one_study(n, storage, tracking, folder, f"bench-{store}-{n}-r{r}-{tag}")
+                    runs.setdefault((store, n), []).append(row)
                     progress(
-                        f"    {store:<10} {n:5d} trials: {row['ms_per_trial']:7.1f} ms/trial "
+                        f"    {store:<10} {n:5d} trials, repeat {r + 1}: {row['ms_per_trial']:7.1f} ms/trial "
                         f"(last 10%: {row['ms_per_trial_last_10pct']:.1f} ms)"
                     )
-                # the local store's libraries-alone row at the target size: what Optuna and MLflow cost
-                # by themselves there is the floor harness's own number stands on
-                n = max(counts) if store == "local" else min(max(counts), 100)
-                alone = _libraries_alone(n, storage, tracking, f"bench-alone-{store}-{tag}")
-                libraries.append({"store": store, **alone})
-                progress(
-                    f"    {store:<10} libraries alone, {n} trials: Optuna {alone['optuna_ms_per_trial']:.1f} ms, "
-                    f"MLflow {alone['mlflow_ms_per_trial']:.1f} ms per trial"
-                )
+        for store, (storage, tracking, _) in places.items():
+            # at the target size on the local store: what Optuna and MLflow cost by themselves there is
+            # the floor harness's own number stands on
+            n = max(counts) if store == "local" else min(max(counts), 100)
+            alone = _libraries_alone(n, storage, tracking, f"bench-alone-{store}-{tag}")
+            libraries.append({"store": store, **alone})
+            progress(
+                f"    {store:<10} libraries alone, {n} trials: Optuna {alone['optuna_ms_per_trial']:.1f} ms, "
+                f"MLflow {alone['mlflow_ms_per_trial']:.1f} ms per trial"
+            )
+    rows = [_summary(store, n, done) for (store, n), done in runs.items()]
     at_max = {r["store"]: r["ms_per_trial"] for r in rows if r["trials"] == max(counts)}
     return {
         "sampler": "tpe",
         "objective": "trivial (no training)",
         "counts": list(counts),
+        "repeats": repeats,
         "rows": rows,
         "libraries": libraries,
         "skipped": skipped,
@@ -235,6 +252,19 @@ def _measure(progress: Progress, counts: Sequence[int], stores: Sequence[str], s
         "target_trials": 1000,
         "local_ms_at_max": at_max.get("local"),
         "sqlite_ms_at_max": at_max.get("sqlite"),
+    }
+
+
+def _summary(store: str, n: int, done: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the repeats of one (store, size), with every repeat kept."""
+    return {
+        "store": store,
+        "trials": n,
+        "ms_per_trial": statistics.median(d["ms_per_trial"] for d in done),
+        "ms_per_trial_last_10pct": statistics.median(d["ms_per_trial_last_10pct"] for d in done),
+        "total_s": statistics.median(d["total_s"] for d in done),
+        "ms_per_trial_runs": [d["ms_per_trial"] for d in done],
+        "runs": done,
     }
 
 
@@ -250,17 +280,20 @@ def render_section(s: dict[str, Any]) -> list[str]:
         f"A {s['sampler'].upper()} study with a {s['objective']} objective through the real worker loop "
         "(budget lock, stale-trial check, `study.optimize(n_trials=1)` with heartbeats, three suggestions, two "
         "intermediate reports, an MLflow child run with the full config as params, the final state): wall time of "
-        "`run_worker` / trials, for a fresh study of each size. local = the defaults, Optuna's journal file + MLflow's "
+        "`run_worker` / trials, for a fresh study of each size, repeated with the stores interleaved. "
+        "local = the defaults, Optuna's journal file + MLflow's "
         "SQLite file (WAL); sqlite = Optuna's RDBStorage on a SQLite file (WAL) + the same MLflow file, the default "
         "before the journal; postgresql = both in PostgreSQL databases created for the run.",
         "",
-        "| store | trials | ms per trial | ms per trial, last 10% | total s |",
-        "|---|---:|---:|---:|---:|",
+        f"| store | trials | ms per trial (median of {s.get('repeats', 1)}) | every repeat | "
+        "ms per trial, last 10% (median) | total s (median) |",
+        "|---|---:|---:|---|---:|---:|",
     ]
     for r in s["rows"]:
+        every = ", ".join(_ms(x) for x in r.get("ms_per_trial_runs", [r["ms_per_trial"]]))
         lines.append(
-            f"| {r['store']} | {r['trials']:,} | {_ms(r['ms_per_trial'])} | {_ms(r['ms_per_trial_last_10pct'])} "
-            f"| {r['total_s']:.1f} |"
+            f"| {r['store']} | {r['trials']:,} | {_ms(r['ms_per_trial'])} | {every} "
+            f"| {_ms(r['ms_per_trial_last_10pct'])} | {r['total_s']:.1f} |"
         )
     if s.get("libraries"):
         lines += [
@@ -284,14 +317,14 @@ def render_section(s: dict[str, Any]) -> list[str]:
         verdict = "met" if at < s["target_ms"] else "NOT met"
         lines += [
             "",
-            f"**Local store, {max(s['counts']):,} trials: {at:.1f} ms per trial** (target < {s['target_ms']:.0f} ms "
-            f"at {s['target_trials']:,} trials: {verdict}).",
+            f"**Local store, {max(s['counts']):,} trials: {at:.1f} ms per trial**, the median of "
+            f"{s.get('repeats', 1)} (target < {s['target_ms']:.0f} ms at {s['target_trials']:,} trials: {verdict}).",
         ]
         if s.get("sqlite_ms_at_max"):
             lines += [
                 "",
-                f"Side by side in this run, Optuna's SQLite storage takes {s['sqlite_ms_at_max']:.1f} ms per trial: "
-                f"the journal default costs {at / s['sqlite_ms_at_max']:.2f}× of it.",
+                f"Side by side in this run, Optuna's SQLite storage takes {s['sqlite_ms_at_max']:.1f} ms per trial "
+                f"(median): the journal default costs {at / s['sqlite_ms_at_max']:.2f}× of it.",
             ]
         floor = [r for r in s.get("libraries", []) if r["store"] == "local" and r["trials"] == max(s["counts"])]
         if floor:
