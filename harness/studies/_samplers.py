@@ -129,8 +129,8 @@ class SamplerSpec:
 
         if self.name == "grid" and type(previous) is optuna.samplers.GridSampler:
             return previous  # the same grid and seed for every trial
-        reseeded = self.name == "tpe" and type(previous) is optuna.samplers.TPESampler
-        if reseeded and _reseed_tpe(previous, trial_number, self):
+        reusable = self.name == "tpe" and type(previous) is optuna.samplers.TPESampler
+        if reusable and _reseed_tpe(previous, trial_number, self):
             return previous
         return self.build(space, trial_number)
 

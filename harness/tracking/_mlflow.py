@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,8 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from harness._sqlite import use_wal
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _BATCH = 1000  # MLflow's log_batch limit on metrics per call
@@ -55,7 +56,7 @@ class Tracker:
         """Created on first use, so that a command refused for bad input leaves no store behind."""
         if self._client is None:
             if self.uri.startswith("sqlite:///"):
-                _write_ahead_log(Path(self.uri.removeprefix("sqlite:///")))
+                use_wal(Path(self.uri.removeprefix("sqlite:///")))
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
@@ -93,15 +94,6 @@ class Tracker:
             raise
         finally:
             self.client.set_terminated(handle.run_id, status=status)
-
-
-def _write_ahead_log(path: Path) -> None:
-    """Put a SQLite store in WAL mode (it stays so): a commit appends to one log instead of creating,
-    syncing and deleting a rollback journal, the bulk of a small logging call's time after MLflow's own
-    Python, and readers (``harness ui``) never block writers."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
-        conn.execute("pragma journal_mode=wal")
 
 
 class RunKilled(Exception):
