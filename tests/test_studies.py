@@ -98,7 +98,7 @@ def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
     planes = load_space(SPACES / "planesnet_hptune.yaml")
     assert [p.name for p in planes.params] == ["lr2", "filter_sizes", "dense"]
     fs = planes.param("filter_sizes")
-    assert fs.choices == ("S", "M") and fs.to_config("S") == (3, 3, 3) and fs.to_config("M") == (5, 5, 5)
+    assert fs.choices == ("S", "M") and fs.to_config("S") == (4, 3, 2) and fs.to_config("M") == (5, 4, 3)
     assert planes.objective.final_key == "final_test_loss" and planes.direction == "minimize"
     assert planes.budget.max_trials == 50 and planes.budget.max_parallel == 10
     assert planes.tier is not None
@@ -524,7 +524,7 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     parent, children = study_runs(store, "cmle-hptune", "cmle-hptune-random")
     assert parent.data.tags["harness.resumed"] == "1" and len(children) == 3
     assert parent.data.tags["cmle.tier"] == "BASIC" and parent.data.tags["harness.max_trials"] == "3"
-    assert {c.data.params["filter_sizes"] for c in children} <= {"[3, 3, 3]", "[5, 5, 5]"}
+    assert {c.data.params["filter_sizes"] for c in children} <= {"[4, 3, 2]", "[5, 4, 3]"}
 
     rc, out = run_cli(*common, "--seed", "1")
     assert rc == 2 and "runs sampler random seed 0" in out  # a resumed study keeps its sampler

@@ -46,9 +46,9 @@ Mapping:
   ``mnist:cnn-batchnorm`` (the model the talk's ``mlengine/`` configs tuned).
 
 Categorical strings that are not Config values are mapped by
-:data:`CATEGORICAL_ALIASES`. ``filter_sizes`` ``S``/``M`` is *our reading* of the
-PlanesNet reference trainer, whose code is not at hand: small = 3x3 kernels in
-all three conv layers, medium = 5x5. Anything else that cannot be honoured is an
+:data:`CATEGORICAL_ALIASES`. ``filter_sizes`` ``S``/``M``/``L`` are the PlanesNet
+reference trainer's kernel sizes of conv layers 1, 2 and 3: 4-3-2, 5-4-3 and 6-5-4
+(trainer/model.py:23; ../shared/reference/planespotting.md section 8). Anything else that cannot be honoured is an
 error or a warning (``SearchSpace.notes``), never silently dropped.
 """
 
@@ -88,7 +88,7 @@ GOALS = {"MAXIMIZE": "maximize", "MINIMIZE": "minimize"}
 
 # Config value of a categorical string that is not itself a valid value (our reading, see above).
 CATEGORICAL_ALIASES: dict[str, dict[str, Any]] = {
-    "filter_sizes": {"S": (3, 3, 3), "M": (5, 5, 5)},
+    "filter_sizes": {"S": (4, 3, 2), "M": (5, 4, 3), "L": (6, 5, 4)},
 }
 
 TOP = ("trainingInput",)

@@ -123,7 +123,7 @@ class ParamSpec:
     """One tuned Config key and how to sample it.
 
     ``choices`` are what Optuna sees (None, bool, int, float or str); ``values``
-    maps a choice to the Config value when they differ (e.g. ``'S'`` -> ``(3, 3, 3)``).
+    maps a choice to the Config value when they differ (e.g. ``'S'`` -> ``(4, 3, 2)``).
     """
 
     name: str
