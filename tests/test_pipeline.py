@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.data._pipeline import train_pipeline
-from harness.train._metrics import PositiveClassPrecision, PositiveClassRecall
+from harness.tasks._metrics import PositiveClassPrecision, PositiveClassRecall
 
 
 def _symmetries(image: np.ndarray) -> list[np.ndarray]:

@@ -25,7 +25,8 @@ from harness.studies import SamplerSpec, load_space, parse_space
 from harness.studies._cmle import cmle_param_name
 from harness.studies._journal import HEARTBEAT_ATTR, HeartbeatJournalStorage
 from harness.studies._objective import PruningSink
-from harness.studies._space import METRICS, ExperimentRef
+from harness.studies._space import ExperimentRef
+from harness.tasks import get_task
 from harness.studies._storage import default_storage_url, normalise_url, open_storage, redact, storage_kind
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,10 +294,13 @@ def test_cmle_reverse_log_scale_crowds_values_near_the_top() -> None:
 
 
 def test_metric_names_map_to_harness_metrics() -> None:
-    assert METRICS["accuracy"].final_key == "final_test_accuracy" and METRICS["accuracy"].step_key == "test_accuracy"
-    assert METRICS["loss"].final_key == "final_test_loss" and METRICS["loss"].direction == "minimize"
+    objectives = get_task("classification").objectives()
+    assert objectives["accuracy"].final_key == "final_test_accuracy" and objectives["accuracy"].step_key == "test_accuracy"
+    assert objectives["loss"].final_key == "final_test_loss" and objectives["loss"].direction == "minimize"
+    assert objectives["loss"].reference_scale == 100.0  # the reference trainers' loss is the mean x 100
     space = parse_space(CMLE_OK.replace("accuracy", "ACCURACY"), "job.yaml")
-    assert space.objective.name == "accuracy"
+    assert space.objective.name == "ACCURACY"
+    assert space.resolve().objective.final_key == "final_test_accuracy"
 
 
 def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -399,7 +403,7 @@ def test_reused_tpe_sampler_proposes_what_a_new_one_would() -> None:
 def test_pruning_sink_reports_each_evaluation_and_prunes() -> None:
     reported: list[tuple[float, int]] = []
     trial = SimpleNamespace(report=lambda v, s: reported.append((v, s)), should_prune=lambda: len(reported) >= 2)
-    sink = PruningSink(trial, METRICS["best_test_accuracy"])
+    sink = PruningSink(trial, get_task("classification").objectives()["best_test_accuracy"])
     sink.log_metrics(10, {"test_accuracy": 0.5, "test_loss": 1.0})
     with pytest.raises(optuna.TrialPruned, match="step 20"):
         sink.log_metrics(20, {"test_accuracy": 0.4})

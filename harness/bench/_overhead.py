@@ -81,8 +81,8 @@ def measure_overhead(
     cfg: Config = one_rung.configs("standard", settings.overhead)[0][1]
     spec = PlainSpec.from_config(cfg)
     progress(
-        f"(a) overhead: rung {one_rung.rungs[0].index} {cfg.model}, {cfg.iterations} steps, "
-        f"eval every {cfg.eval_every}; warm-up of each, then {settings.repeats} A/B pair(s)"
+        f"(a) overhead: rung {one_rung.rungs[0].index} {cfg.model.name}, {cfg.run.iterations} steps, "
+        f"eval every {cfg.run.eval_every}; warm-up of each, then {settings.repeats} A/B pair(s)"
     )
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         tracker, exp_id, store_s = new_store(Path(tmp), one_rung)

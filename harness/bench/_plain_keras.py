@@ -39,18 +39,18 @@ class PlainSpec:
     @classmethod
     def from_config(cls, cfg: Config) -> PlainSpec:
         return cls(
-            iterations=cfg.iterations,
-            eval_every=cfg.eval_every,
-            batch_size=cfg.batch_size,
-            eval_batch_size=cfg.eval_batch_size,
+            iterations=cfg.run.iterations,
+            eval_every=cfg.run.eval_every,
+            batch_size=cfg.run.batch_size,
+            eval_batch_size=cfg.run.eval_batch_size,
             # same rule as the harness: an execution must not straddle an evaluation
-            steps_per_execution=math.gcd(cfg.steps_per_execution, cfg.eval_every),
-            lr0=cfg.lr0,
-            lr1=cfg.lr1,
-            lr2=cfg.lr2,
-            seed=cfg.seed,
-            train_subset=cfg.train_subset,
-            test_subset=cfg.test_subset,
+            steps_per_execution=math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every),
+            lr0=cfg.optim.lr0,
+            lr1=cfg.optim.lr1,
+            lr2=cfg.optim.lr2,
+            seed=cfg.run.seed,
+            train_subset=cfg.data.train_subset,
+            test_subset=cfg.data.test_subset,
         )
 
 

@@ -110,7 +110,7 @@ def run_benchmarks(
     data, load_s = None, 0.0
     if set(sections) & {"overhead", "throughput", "time_to_accuracy"}:
         t = time.perf_counter()
-        data = load_dataset(ladder.rungs[0].config.dataset, data_dir)
+        data = load_dataset(ladder.rungs[0].config.data.name, data_dir)
         load_s = time.perf_counter() - t
         progress(f"data {data.source}: {len(data.x_train)} train, {len(data.x_test)} test, {load_s:.2f} s")
     meta = _meta(quick, data, load_s, out_dir, command)

@@ -16,7 +16,7 @@ def measure_throughput(
     ladder: Ladder, data: ArrayDataset, settings: BenchSettings, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     rung, cfg = ladder.select(settings.throughput_rung).configs("standard", settings.throughput)[0]
-    progress(f"(b) throughput: rung {rung.index} {rung.name}, {cfg.iterations} steps, eval at the end")
+    progress(f"(b) throughput: rung {rung.index} {rung.name}, {cfg.run.iterations} steps, eval at the end")
     t = time.perf_counter()
     result = train(cfg, data)
     wall_s = time.perf_counter() - t

@@ -34,8 +34,8 @@ def measure_time_to_accuracy(
     rung, cfg = ladder.select(best.name).configs("standard", settings.tta)[0]
     target = settings.tta_target
     progress(
-        f"(c) time to {target:.3f}: rung {rung.index} {rung.name}, eval every {cfg.eval_every}, "
-        f"cap {cfg.iterations} steps"
+        f"(c) time to {target:.3f}: rung {rung.index} {rung.name}, eval every {cfg.run.eval_every}, "
+        f"cap {cfg.run.iterations} steps"
     )
     t = time.perf_counter()
     result = train(cfg, data, extra_callbacks=[StopAtAccuracy(target)])
@@ -54,7 +54,7 @@ def measure_time_to_accuracy(
         "history": result.history,
     }
     if hit is None:
-        progress(f"    not reached in {cfg.iterations} steps (best {out['best_test_accuracy']:.4f})")
+        progress(f"    not reached in {cfg.run.iterations} steps (best {out['best_test_accuracy']:.4f})")
     else:
         progress(f"    reached {hit['test_accuracy']:.4f} at step {out['step']} after {hit['wall_s']:.1f} s")
     return out

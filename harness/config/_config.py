@@ -1,214 +1,264 @@
-"""The experiment config: one flat, typed, frozen dataclass.
+"""The experiment config: five typed sections, and strict overrides by flat or dotted key.
 
-Field names follow Martin Görner's reference code (``lr0``, ``lr1``, ``lr2``,
+Keys follow Martin Görner's reference code (``lr0``, ``lr1``, ``lr2``,
 ``dropout``, ``conv1``..``conv3``, ``dense``, ``bnexp``, ``iterations``,
-``batch_size``) so that configs and tuned values from the talks carry over, and
-so that a search space can name a parameter exactly as the talk's trainer did.
+``batch_size``), so ladders, search spaces and Cloud ML Engine files name a
+parameter exactly as the talk's trainers did. A key may be written
+
+- dotted, ``model.conv1``, ``optim.lr0``, ``data.split``: always unambiguous;
+- flat, ``conv1``, ``lr0``, ``split``: resolved to the one active section that has it;
+- ``task``, ``dataset``, ``model``: the names that choose the named sections.
+
+A key that the chosen task, dataset or model does not use is an error that says
+which one it belongs to (``conv1`` on an ``mlp``). Choosing another model keeps the
+values of the fields the two models share (``dropout``, ``activation``, ...) and
+starts the others at the new model's defaults, as a rung that changes one thing
+expects.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-import types
-import typing
+import difflib
+import itertools
+import math
 from collections.abc import Mapping
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
-from harness.data._base import Split
+from harness.config import _catalog as catalog
+from harness.config._sections import DataParams, ModelParams, Named, OptimParams, RunParams, Section, TaskParams
+from harness.config._types import coerce_type
 from harness.errors import ConfigError
 
-Activation = Literal["relu", "sigmoid", "tanh", "elu"]
-Optimizer = Literal["adam", "sgd"]
-Reduction = Literal["mean", "sum"]
-Backend = Literal["auto", "cpu", "gpu", "multi-gpu", "tpu"]
+SECTIONS = ("task", "data", "model", "optim", "run")
+NAMED = ("task", "data", "model")
+FIXED: dict[str, type[Section]] = {"optim": OptimParams, "run": RunParams}
+SELECTORS = {"task": "task", "dataset": "data", "model": "model"}  # flat key -> the named section it chooses
+DEFAULTS = {"task": "classification", "data": "mnist", "model": "mlp"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything one training run needs. Every field can be overridden by name."""
+    """Everything one training run needs, as sections. Build with :func:`default_config`."""
 
-    # --- data -------------------------------------------------------------
-    dataset: str = "mnist"
-    train_subset: int | None = None  # first N training examples; None = all
-    test_subset: int | None = None  # first N test examples; None = all
-    split: str = "default"  # the dataset's own split, or e.g. "scene" / "random" (PlanesNet)
-    split_seed: int = 0  # seed of a generated split (not of training)
-    eval_fraction: float = 0.2  # share held out by a generated split
-    augment: bool = False  # random flips and 90-degree rotations of training images
-
-    # --- model (see harness.models) --------------------------------------
-    model: str = "mlp"
-    layers: tuple[int, ...] = ()  # mlp: hidden widths; () is softmax regression
-    activation: Activation = "relu"
-    dropout: float = 0.0  # drop probability (the talk's 1 - pkeep)
-    conv1: int = 4  # cnn: depth of each conv layer
-    conv2: int = 8
-    conv3: int = 12
-    filter_sizes: tuple[int, ...] = (5, 5, 4)
-    strides: tuple[int, ...] = (1, 2, 2)
-    dense: int = 200  # cnn: width of the dense layer after the convs
-    batchnorm: bool = False  # batch norm before each ReLU (conv and dense)
-    bnexp: float = 0.999  # batch-norm moving-average decay
-    init_stddev: float = 0.1  # truncated-normal stddev of weights
-    bias_init: float = 0.0  # the talk uses 0.1 for ReLU layers
-
-    # --- optimisation -----------------------------------------------------
-    optimizer: Optimizer = "adam"
-    lr0: float = 0.003  # initial learning rate
-    lr1: float = 0.0  # floor: lr(step) = lr1 + lr0 * exp(-step / lr2)
-    lr2: float = 0.0  # decay period in steps; 0 = constant lr0
-    loss_reduction: Reduction = "mean"  # "sum" = cross-entropy summed over the batch
-
-    # --- schedule ---------------------------------------------------------
-    iterations: int = 10_000
-    batch_size: int = 100
-    eval_every: int = 250  # evaluate on the test set every N steps
-    eval_batch_size: int = 1000
-    steps_per_execution: int = 50  # steps per tf.function call (speed only)
-    seed: int = 0
-    backend: Backend = "auto"
+    task: TaskParams
+    data: DataParams
+    model: ModelParams
+    optim: OptimParams = dataclasses.field(default_factory=OptimParams)
+    run: RunParams = dataclasses.field(default_factory=RunParams)
 
     def __post_init__(self) -> None:
-        _check(self.dropout, 0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
-        _check(self.lr0, self.lr0 > 0, "lr0", "> 0")
-        _check(self.lr1, self.lr1 >= 0, "lr1", ">= 0")
-        _check(self.lr2, self.lr2 >= 0, "lr2", ">= 0 (0 = constant learning rate)")
-        _check(self.bnexp, 0.0 < self.bnexp < 1.0, "bnexp", "in (0, 1)")
-        _check(self.init_stddev, self.init_stddev > 0, "init_stddev", "> 0")
-        _check(self.eval_fraction, 0.0 < self.eval_fraction < 1.0, "eval_fraction", "in (0, 1)")
-        for name in (
-            "iterations",
-            "batch_size",
-            "eval_every",
-            "eval_batch_size",
-            "steps_per_execution",
-            "conv1",
-            "conv2",
-            "conv3",
-            "dense",
-        ):
-            value = getattr(self, name)
-            _check(value, value > 0, name, "> 0")
-        for name in ("train_subset", "test_subset"):
-            value = getattr(self, name)
-            _check(value, value is None or value > 0, name, "> 0 or null (all)")
-        _check(self.layers, all(w > 0 for w in self.layers), "layers", "positive widths")
-        _check(
-            self.filter_sizes,
-            len(self.filter_sizes) == 3 and min(self.filter_sizes) > 0,
-            "filter_sizes",
-            "three positive sizes",
-        )
-        _check(
-            self.strides,
-            len(self.strides) == 3 and min(self.strides) > 0,
-            "strides",
-            "three positive strides",
-        )
-        if self.iterations % self.eval_every:
-            raise ConfigError(
-                f"iterations must be a multiple of eval_every, but got "
-                f"iterations={self.iterations} and eval_every={self.eval_every}"
-            )
+        catalog.check_serves("data", self.data.name, self.task.name)
+        catalog.check_serves("model", self.model.name, self.task.name)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types (lists, not tuples) for YAML and MLflow params."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain types, one mapping per section (YAML, the resolved ladder)."""
+        return {s: getattr(self, s).to_dict() for s in SECTIONS}
 
-    def data_split(self) -> Split:
-        return Split(self.split, self.split_seed, self.eval_fraction)
+    def params(self) -> dict[str, Any]:
+        """Flattened with dotted names (``model.conv1``): the MLflow params of a run."""
+        return {f"{s}.{k}": v for s, fields in self.to_dict().items() for k, v in fields.items()}
+
+    def section(self, name: str) -> Section:
+        section: Section = getattr(self, name)
+        return section
 
     def learning_rate(self, step: int) -> float:
-        """The talk's schedule, in plain Python (the training loop uses the Keras one)."""
-        import math
+        """The talk's schedule in plain Python (the training loop uses the Keras one)."""
+        o = self.optim
+        return o.lr0 if o.lr2 == 0 else o.lr1 + o.lr0 * math.exp(-step / o.lr2)
 
-        if self.lr2 == 0:
-            return self.lr0
-        return self.lr1 + self.lr0 * math.exp(-step / self.lr2)
+    def key_of(self, key: str) -> str:
+        """The dotted name of a flat or dotted key in this config (``lr0`` -> ``optim.lr0``)."""
+        section, field = _resolve(self, key, "")
+        return f"{section}.{field}"
 
-
-def _check(value: Any, ok: bool, name: str, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name} must be {expected}, but got {name}={value!r}")
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    def with_seed(self, seed: int) -> Config:
+        return dataclasses.replace(self, run=dataclasses.replace(self.run, seed=seed))
 
 
-_SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-FIELDS: dict[str, dataclasses.Field[Any]] = {f.name: f for f in dataclasses.fields(Config)}
-_HINTS = typing.get_type_hints(Config)
+def default_config() -> Config:
+    """Classification of MNIST with an MLP (softmax regression), the talk's first rung's defaults."""
+    return Config(
+        task=_named("task", DEFAULTS["task"]),  # type: ignore[arg-type]
+        data=_named("data", DEFAULTS["data"]),  # type: ignore[arg-type]
+        model=_named("model", DEFAULTS["model"]),  # type: ignore[arg-type]
+    )
 
 
-def field_names() -> list[str]:
-    return list(FIELDS)
+def config_from(overrides: Mapping[str, Any], where: str = "config") -> Config:
+    """:func:`default_config` with ``overrides`` (flat or dotted keys) applied strictly."""
+    return apply_overrides(default_config(), overrides, where)
 
 
-def coerce(key: str, value: Any, where: str) -> Any:
-    """Check ``value`` against the type of field ``key``; return it normalised.
+def _named(kind: str, name: str, carry: Named | None = None, where: str = "") -> Named:
+    cls = catalog.params_class(kind, name, where)
+    kept = {}
+    if carry is not None:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        kept = {f.name: getattr(carry, f.name) for f in dataclasses.fields(carry) if f.name in fields}
+    kept["name"] = name
+    return cls(**kept)
 
-    ``where`` says where the value came from (a file and section, or the
-    command line) so that the error points at it.
+
+def _hint(config: Config, section: str, field: str) -> Any:
+    return config.section(section).hints()[field]
+
+
+def _resolve(config: Config, key: str, where: str) -> tuple[str, str]:
+    """(section, field) of ``key`` in ``config``, or a ConfigError that says what is wrong."""
+    prefix = f"{where}: " if where else ""
+    if key in SELECTORS:
+        return SELECTORS[key], "name"
+    if "." in key:
+        section, _, field = key.partition(".")
+        if section not in SECTIONS:
+            raise ConfigError(f"{prefix}unknown config section {section!r} in {key!r}; valid: {', '.join(SECTIONS)}")
+        if field in config.section(section).hints():
+            return section, field
+        _not_used(config, section, field, key, prefix)
+    homes = [s for s in SECTIONS if key != "name" and key in config.section(s).hints()]
+    if len(homes) == 1:
+        return homes[0], key
+    if len(homes) > 1:
+        dotted = ", ".join(f"{s}.{key}" for s in homes)
+        raise ConfigError(f"{prefix}key {key!r} is ambiguous here; write one of {dotted}")
+    for section in NAMED:
+        _not_used(config, section, key, key, prefix, unknown_ok=True)
+    valid = valid_keys(config)
+    close = difflib.get_close_matches(key, valid + list(_every_key()), n=3)
+    hint = f"; did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
+    raise ConfigError(f"{prefix}unknown config key {key!r}{hint} Valid keys here: {', '.join(valid)}")
+
+
+def _not_used(config: Config, section: str, field: str, key: str, prefix: str, unknown_ok: bool = False) -> None:
+    """Raise: ``field`` belongs to another task/dataset/model than the one chosen."""
+    if section in NAMED:
+        others = catalog.owners(section, field)
+        if others:
+            noun = catalog.NOUNS[section]
+            current = config.section(section).name  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"{prefix}key {key!r} is not used by {noun} {current!r}; it is a parameter of "
+                f"{noun} {', '.join(others)}"
+            )
+    if unknown_ok:
+        return
+    fields = list(config.section(section).hints())
+    close = difflib.get_close_matches(field, fields, n=1)
+    hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+    raise ConfigError(f"{prefix}unknown key {key!r}{hint}; section {section} has: {', '.join(fields)}")
+
+
+def valid_keys(config: Config) -> list[str]:
+    """Every key this config accepts, flat where unambiguous."""
+    out = list(SELECTORS)
+    for section in SECTIONS:
+        out += [f for f in config.section(section).hints() if f != "name"]
+    return out
+
+
+def _every_key() -> set[str]:
+    keys = set(SELECTORS)
+    for section, base in {**catalog.BASES, **FIXED}.items():
+        classes = [catalog.params_class(section, n) for n in catalog.names(section)] if section in NAMED else [base]
+        for cls in classes:
+            keys.update(k for k in cls.hints() if k != "name")
+            keys.update(f"{section}.{k}" for k in cls.hints())
+    return keys
+
+
+def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str) -> Config:
+    """A new Config with ``overrides`` applied strictly; errors name ``where`` and the key.
+
+    Selectors (``task``, ``dataset``, ``model`` or ``*.name``) apply first, so a
+    rung may choose a model and set its parameters in one mapping.
     """
-    if key not in FIELDS:
-        import difflib
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of config keys, but got {overrides!r}")
+    items = [(str(k), v) for k, v in overrides.items()]
+    selectors = [(k, v) for k, v in items if k in SELECTORS or (k.endswith(".name") and k[:-5] in NAMED)]
+    for key, value in sorted(selectors, key=lambda kv: NAMED.index(SELECTORS.get(kv[0], kv[0][:-5]))):
+        section = SELECTORS.get(key, key[:-5])
+        name = _coerce(value, str, key, where)
+        current = config.section(section)
+        if name != current.name:  # type: ignore[attr-defined]
+            switched = _named(section, name, carry=current, where=where)  # type: ignore[arg-type]
+            config = _rebuild(config, {section: switched}, where)
+    chosen = {k for k, _ in selectors}
+    changes: dict[str, dict[str, Any]] = {}
+    for key, value in items:
+        if key in chosen:
+            continue
+        section, field = _resolve(config, key, where)
+        changes.setdefault(section, {})[field] = _coerce(value, _hint(config, section, field), key, where)
+    replaced = {}
+    for section, fields in changes.items():
+        try:
+            replaced[section] = dataclasses.replace(config.section(section), **fields)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return _rebuild(config, replaced, where)
 
-        close = difflib.get_close_matches(key, FIELDS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"{where}: unknown config key {key!r}{hint} Valid keys: {', '.join(FIELDS)}")
+
+def _rebuild(config: Config, sections: Mapping[str, Section], where: str) -> Config:
     try:
-        return _coerce_type(value, _HINTS[key])
+        return dataclasses.replace(config, **sections)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
+    try:
+        return coerce_type(value, hint)
     except TypeError as exc:
         raise ConfigError(f"{where}: key {key!r} expects {exc}, but got {value!r}") from None
 
 
-def _coerce_type(value: Any, hint: Any) -> Any:
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce_type(value, inner[0]) if len(inner) == 1 else value
-    if origin is Literal:
-        if value not in args:
-            raise TypeError("one of " + ", ".join(repr(a) for a in args))
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise TypeError("a list of int")
-        return tuple(_coerce_type(v, args[0]) for v in value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TypeError("a bool (true/false)")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError("an int")
-        return value
-    if hint is float:
-        if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError("a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise TypeError("a string")
-        return value
-    raise TypeError(f"a {hint}")  # pragma: no cover - every field type is handled above
+def coerce(key: str, value: Any, where: str) -> Any:
+    """``value`` checked against the type of ``key`` in whichever registered section has it.
+
+    For files read before the experiment is known (search spaces): whether the
+    chosen model uses the key is checked later, by :func:`apply_overrides`.
+    """
+    if key in SELECTORS:
+        return _coerce(value, str, key, where)
+    hints = _hints_of(key)
+    if not hints:
+        close = difflib.get_close_matches(key, sorted(_every_key()), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"{where}: unknown config key {key!r}{hint}")
+    return _coerce(value, hints[0], key, where)
 
 
-def apply_overrides(cfg: Config, overrides: Mapping[str, Any], where: str) -> Config:
-    """A new Config with ``overrides`` applied strictly (unknown key or wrong type: error)."""
-    if not isinstance(overrides, Mapping):
-        raise ConfigError(f"{where}: expected a mapping of config keys, but got {overrides!r}")
-    clean = {str(k): coerce(str(k), v, where) for k, v in overrides.items()}
-    try:
-        return dataclasses.replace(cfg, **clean)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+def _hints_of(key: str) -> list[Any]:
+    section, dot, field = key.partition(".")
+    sections = [section] if dot else list(SECTIONS)
+    field = field if dot else key
+    out = []
+    for s in sections:
+        if s in FIXED:
+            classes: list[type[Section]] = [FIXED[s]]
+        elif s in NAMED:
+            classes = [catalog.params_class(s, n) for n in catalog.names(s)]
+        else:
+            continue
+        out += [cls.hints()[field] for cls in classes if field in cls.hints() and field != "name"]
+    return out
+
+
+def is_key(key: str) -> bool:
+    """Whether any registered section has ``key`` (flat or dotted) or it is a selector."""
+    return key in SELECTORS or bool(_hints_of(key))
+
+
+def selector_section(key: str) -> str | None:
+    """``model``/``model.name`` -> ``model``; None for any other key."""
+    if key in SELECTORS:
+        return SELECTORS[key]
+    if key.endswith(".name") and key[:-5] in NAMED:
+        return key[:-5]
+    return None
 
 
 def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
@@ -229,8 +279,6 @@ def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
 
 def parse_variants(items: list[str]) -> tuple[dict[str, Any], ...]:
     """``["split=scene,random", "seed=1,2"]`` -> every combination, as override dicts."""
-    import itertools
-
     axes = []
     for item in items:
         key, sep, raw = item.partition("=")

@@ -1,4 +1,4 @@
-"""Datasets: readers for the standard file formats, and tf.data pipelines."""
+"""Datasets: readers for the standard file formats, their config sections, and tf.data pipelines."""
 
 from harness.data import (
     _mnist,  # noqa: F401  (registers "mnist")
@@ -13,13 +13,18 @@ from harness.data._base import (
     register_dataset,
     resolve_data_dir,
 )
+from harness.data._pipeline import eval_pipeline, train_pipeline
+from harness.data._planesnet import PlanesNetParams
 
 __all__ = [
     "DATA_DIR_ENV",
     "ArrayDataset",
+    "PlanesNetParams",
     "Split",
+    "eval_pipeline",
     "list_datasets",
     "load_dataset",
     "register_dataset",
     "resolve_data_dir",
+    "train_pipeline",
 ]

@@ -1,7 +1,9 @@
 """Dataset container and registry.
 
 Datasets are small enough to live in memory as numpy arrays (MNIST, PlanesNet);
-``harness.data.pipeline`` turns them into ``tf.data`` pipelines.
+``harness.data._pipeline`` turns them into ``tf.data`` pipelines. A dataset is
+registered with its parameter class (the ``data`` section of the config: a split,
+for instance) and the tasks it serves; its loader takes those parameters.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from harness.config import DataParams, params_class, register_params
 from harness.errors import DataError
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -22,8 +26,9 @@ DATA_DIR_ENV = "HARNESS_DATA_DIR"
 class ArrayDataset:
     """Train and test splits held in memory.
 
-    Images are ``uint8`` arrays of shape ``[N, H, W, C]``; labels are ``int64``
-    class indices of shape ``[N]``.
+    For classification, images are ``uint8`` arrays of shape ``[N, H, W, C]`` and
+    labels ``int64`` class indices of shape ``[N]``; other tasks say what their
+    ``x`` and ``y`` hold (``num_classes`` is 0 where there are no classes).
     """
 
     name: str
@@ -38,7 +43,7 @@ class ArrayDataset:
     def __post_init__(self) -> None:
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if len(x) != len(y):
-                raise DataError(f"{self.name} {split}: {len(x)} images but {len(y)} labels in {self.source}")
+                raise DataError(f"{self.name} {split}: {len(x)} examples but {len(y)} labels in {self.source}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -73,25 +78,23 @@ class Split:
             raise DataError(f"eval_fraction must be in (0, 1), but got eval_fraction={self.eval_fraction}")
 
 
-def fixed_split_only(name: str, split: Split) -> None:
-    """For datasets with one published split: refuse any other."""
-    if split.kind not in ("default", "official"):
-        raise DataError(
-            f"{name} has one official train/test split; split={split.kind!r} is not available "
-            "(valid: default, official)"
-        )
-
-
-Loader = Callable[[Path | None, Split], ArrayDataset]
+Loader = Callable[[Path | None, Any], ArrayDataset]
 _LOADERS: dict[str, Loader] = {}
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register ``fn(data_dir, split) -> ArrayDataset`` under ``name``."""
+def register_dataset(
+    name: str, params: type[DataParams] = DataParams, tasks: tuple[str, ...] | None = ("classification",)
+) -> Callable[[Loader], Loader]:
+    """Decorator: register ``fn(data_dir, params) -> ArrayDataset`` under ``name``.
+
+    ``params`` is the dataset's section of the config (a subclass of DataParams for
+    a dataset with options of its own); ``tasks`` the tasks it serves (None: any).
+    """
 
     def wrap(fn: Loader) -> Loader:
         if name in _LOADERS:
             raise ValueError(f"dataset {name!r} is registered twice")
+        register_params("data", name, params, tasks)
         _LOADERS[name] = fn
         return fn
 
@@ -110,8 +113,13 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
     return Path(env).expanduser() if env else None
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, split: Split | None = None) -> ArrayDataset:
-    """Load a registered dataset; an unknown name lists the valid ones."""
-    if name not in _LOADERS:
-        raise DataError(f"unknown dataset {name!r}; valid datasets: {', '.join(list_datasets())}")
-    return _LOADERS[name](resolve_data_dir(data_dir), split or Split())
+def load_dataset(params: DataParams | str, data_dir: str | Path | None = None) -> ArrayDataset:
+    """Load a registered dataset (by its config section, or by name with default options)."""
+    if isinstance(params, str):
+        if params not in _LOADERS:
+            raise DataError(f"unknown dataset {params!r}; valid datasets: {', '.join(list_datasets())}")
+        params = params_class("data", params)(name=params)  # type: ignore[assignment]
+    assert isinstance(params, DataParams)
+    if params.name not in _LOADERS:
+        raise DataError(f"unknown dataset {params.name!r}; valid datasets: {', '.join(list_datasets())}")
+    return _LOADERS[params.name](resolve_data_dir(data_dir), params)

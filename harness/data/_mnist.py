@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data._base import DATA_DIR_ENV, ArrayDataset, Split, fixed_split_only, register_dataset
+from harness.config import DataParams
+from harness.data._base import DATA_DIR_ENV, ArrayDataset, register_dataset
 from harness.errors import DataError
 
 OFFLINE_ENV = "HARNESS_OFFLINE"
@@ -61,14 +62,14 @@ EXPECTED_FILES = (
 )
 
 
-@register_dataset("mnist")
-def load_mnist(data_dir: Path | None, split: Split | None = None) -> ArrayDataset:
+@register_dataset("mnist", params=DataParams)
+def load_mnist(data_dir: Path | None, params: DataParams | None = None) -> ArrayDataset:
     """Load MNIST from ``data_dir``, else the Keras cache, else download it.
 
-    A given ``data_dir`` that holds no MNIST files is an error rather than a
-    silent fallback: the user asked for that directory.
+    MNIST has one official train/test split, so its section has no split keys. A
+    given ``data_dir`` that holds no MNIST files is an error rather than a silent
+    fallback: the user asked for that directory.
     """
-    fixed_split_only("mnist", split or Split())
     if data_dir is not None:
         return _load_from_data_dir(Path(data_dir))
     cached = keras_cache_dir() / NPZ_NAME

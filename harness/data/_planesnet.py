@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.config import DataParams, check
 from harness.data._base import DATA_DIR_ENV, ArrayDataset, Split, register_dataset
 from harness.errors import DataError
 
@@ -72,7 +73,26 @@ class PlanesNetTiles:
     source: str
 
 
-@register_dataset("planesnet")
+@dataclasses.dataclass(frozen=True)
+class PlanesNetParams(DataParams):
+    """The ``data`` section of a PlanesNet run: how tiles are split into train and eval."""
+
+    name: str = "planesnet"
+    split: str = "scene"  # scene (tiles of a scene on one side only) or random (the talk's, leaky)
+    split_seed: int = 0  # seed of the split (not of training)
+    eval_fraction: float = 0.2  # share of tiles (about) held out for evaluation
+
+    def check(self) -> None:
+        super().check()
+        check(self.split, self.split in SPLIT_KINDS, "split", f"one of {', '.join(SPLIT_KINDS)}")
+        check(self.eval_fraction, 0.0 < self.eval_fraction < 1.0, "eval_fraction", "in (0, 1)")
+
+
+@register_dataset("planesnet", params=PlanesNetParams)
+def _load_registered(data_dir: Path | None, params: PlanesNetParams) -> ArrayDataset:
+    return load_planesnet(data_dir, Split(params.split, params.split_seed, params.eval_fraction))
+
+
 def load_planesnet(data_dir: Path | None, split: Split | None = None) -> ArrayDataset:
     """Load PlanesNet from ``data_dir`` and split it (``default``/``scene``: by scene; ``random``: by tile).
 

@@ -1,7 +1,8 @@
 """Ladders as data: a base config plus an ordered list of rungs, each a small override.
 
 A ladder file is YAML (see ``mnist.yaml``). Everything is checked strictly on
-load: an unknown key or a wrong type is an error naming the file and the key.
+load: an unknown key, a wrong type, or a key the rung's model, dataset or task
+does not use is an error naming the file, the rung and the key.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 
 import yaml
 
-from harness.config import Config, apply_overrides, load_mapping, strict_keys
+import harness.data
+import harness.models
+import harness.tasks
+from harness.config import Config, apply_overrides, default_config, load_mapping, strict_keys
 from harness.errors import ConfigError
 
 SCALES = ("smoke", "standard", "full")
@@ -36,7 +40,7 @@ class Rung:
 class Ladder:
     name: str
     title: str
-    metric: str
+    metric: str  # the per-evaluation metric the references quote (test_accuracy); default: the task's primary
     source: str  # the file it was read from
     scales: dict[str, dict[str, Any]]
     rungs: tuple[Rung, ...]
@@ -48,7 +52,7 @@ class Ladder:
         out = []
         for rung in self.rungs:
             cfg = apply_overrides(rung.config, self.scales[scale], f"{self.source}: scales.{scale}")
-            cfg = apply_overrides(cfg, overrides or {}, "command line")
+            cfg = apply_overrides(cfg, overrides or {}, f"command line (rung {rung.index} {rung.name})")
             out.append((rung, cfg))
         return out
 
@@ -115,7 +119,7 @@ def parse_ladder(text: str, source: str) -> Ladder:
         if scale not in SCALES:
             raise ConfigError(f"{source}: unknown scale {scale!r}; valid: {', '.join(SCALES)}")
         scales[scale] = over or {}
-    cfg = apply_overrides(Config(), data.get("base") or {}, f"{source}: base")
+    cfg = apply_overrides(default_config(), data.get("base") or {}, f"{source}: base")
     rungs = data["rungs"]
     if not isinstance(rungs, list) or not rungs:
         raise ConfigError(f"{source}: rungs must be a non-empty list")
@@ -131,10 +135,15 @@ def parse_ladder(text: str, source: str) -> Ladder:
         if reference is not None and (isinstance(reference, bool) or not isinstance(reference, int | float)):
             raise ConfigError(f"{where}: reference must be a number, but got {reference!r}")
         parsed.append(Rung(i, name, str(raw.get("changes", "")), reference, str(raw.get("note", "")), cfg))
+    task = harness.tasks.get_task(parsed[0].config.task.name)
+    metric = str(data.get("metric", f"test_{task.primary}"))
+    valid = [f"test_{m}" for m in task.metric_names]
+    if metric not in valid:
+        raise ConfigError(f"{source}: metric must be one of {', '.join(valid)} (task {task.name}), but got {metric!r}")
     ladder = Ladder(
         name=str(data["name"]),
         title=str(data.get("title", data["name"])),
-        metric=str(data.get("metric", "test_accuracy")),
+        metric=metric,
         source=source,
         scales=scales,
         rungs=tuple(parsed),
@@ -143,8 +152,3 @@ def parse_ladder(text: str, source: str) -> Ladder:
         ladder.configs(scale)
     return ladder
 
-
-def _strict_keys(data: dict[str, Any], valid: set[str], where: str) -> None:
-    unknown = sorted(set(map(str, data)) - valid)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(valid))}")

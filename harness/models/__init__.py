@@ -1,6 +1,13 @@
-"""Model factories, registered by name. Importing this package imports Keras."""
+"""Model factories and their parameter classes, registered by name.
+
+Importing this package registers the built-in models; Keras is imported only when
+a model is built.
+"""
 
 from harness.models import _cnn, _mlp  # noqa: F401  (register "cnn" and "mlp")
+from harness.models._cnn import CnnParams
+from harness.models._layers import TalkNetParams
+from harness.models._mlp import MlpParams
 from harness.models._registry import create_model, list_models, register_model
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["CnnParams", "MlpParams", "TalkNetParams", "create_model", "list_models", "register_model"]

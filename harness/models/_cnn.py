@@ -1,37 +1,63 @@
-"""The talk's three-layer CNN: conv, conv stride 2, conv stride 2, dense, logits."""
+"""The talk's three-layer CNN: conv, conv stride 2, conv stride 2, dense, logits.
+
+The PlanesNet reference classifier (trainer/model.py:23, 29-37, 61-73) is this net with
+kernel sizes ``filter_sizes`` S = 4-3-2, depths conv1, 2*conv1, 4*conv1, strides 1-2-2
+and batch norm without bias before every ReLU.
+"""
 
 from __future__ import annotations
 
-import keras
+import dataclasses
+from typing import TYPE_CHECKING
 
-from harness.config import Config
-from harness.models._layers import activate, init_kwargs
+from harness.config import check
+from harness.models._layers import TalkNetParams, activate, init_kwargs
 from harness.models._registry import register_model
 
+if TYPE_CHECKING:
+    import keras
 
-@register_model("cnn")
-def cnn(cfg: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+
+@dataclasses.dataclass(frozen=True)
+class CnnParams(TalkNetParams):
+    name: str = "cnn"
+    conv1: int = 4  # depth of each conv layer
+    conv2: int = 8
+    conv3: int = 12
+    filter_sizes: tuple[int, ...] = (5, 5, 4)  # kernel size of conv1..conv3
+    strides: tuple[int, ...] = (1, 2, 2)
+    dense: int = 200  # width of the dense layer after the convs
+
+    def check(self) -> None:
+        super().check()
+        for key in ("conv1", "conv2", "conv3", "dense"):
+            value = getattr(self, key)
+            check(value, value > 0, key, "> 0")
+        sizes, strides = self.filter_sizes, self.strides
+        check(sizes, len(sizes) == 3 and min(sizes) > 0, "filter_sizes", "three positive sizes")
+        check(strides, len(strides) == 3 and min(strides) > 0, "strides", "three positive strides")
+
+
+@register_model("cnn", params=CnnParams)
+def cnn(p: CnnParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model:
     """Depths ``conv1..conv3``, ``filter_sizes``, ``strides``, SAME padding, then ``dense``.
 
-    Dropout (``cfg.dropout``) applies to the dense layer only, as in the talk.
+    Dropout applies to the dense layer only, as in the talk.
     """
+    import keras
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
-    depths = (cfg.conv1, cfg.conv2, cfg.conv3)
-    for i, (depth, size, stride) in enumerate(zip(depths, cfg.filter_sizes, cfg.strides, strict=True), 1):
+    depths = (p.conv1, p.conv2, p.conv3)
+    for i, (depth, size, stride) in enumerate(zip(depths, p.filter_sizes, p.strides, strict=True), 1):
         x = keras.layers.Conv2D(
-            depth,
-            size,
-            strides=stride,
-            padding="same",
-            name=f"conv{i}",
-            **init_kwargs(cfg, use_bias=not cfg.batchnorm),
+            depth, size, strides=stride, padding="same", name=f"conv{i}", **init_kwargs(p, use_bias=not p.batchnorm)
         )(x)
-        x = activate(x, cfg, f"conv{i}")
+        x = activate(x, p, f"conv{i}")
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(cfg.dense, name="dense", **init_kwargs(cfg, use_bias=not cfg.batchnorm))(x)
-    x = activate(x, cfg, "dense")
-    if cfg.dropout:
-        x = keras.layers.Dropout(cfg.dropout, name="dense_dropout")(x)
-    logits = keras.layers.Dense(num_classes, name="logits", **init_kwargs(cfg))(x)
+    x = keras.layers.Dense(p.dense, name="dense", **init_kwargs(p, use_bias=not p.batchnorm))(x)
+    x = activate(x, p, "dense")
+    if p.dropout:
+        x = keras.layers.Dropout(p.dropout, name="dense_dropout")(x)
+    logits = keras.layers.Dense(outputs, name="logits", **init_kwargs(p))(x)
     return keras.Model(inputs, logits, name="cnn")

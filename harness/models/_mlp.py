@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
-import keras
+import dataclasses
+from typing import TYPE_CHECKING
 
-from harness.config import Config
-from harness.models._layers import activate, init_kwargs
+from harness.config import check
+from harness.models._layers import TalkNetParams, activate, init_kwargs
 from harness.models._registry import register_model
 
+if TYPE_CHECKING:
+    import keras
 
-@register_model("mlp")
-def mlp(cfg: Config, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    """Flatten, then ``cfg.layers`` hidden layers, then ``num_classes`` logits.
 
-    Dropout (``cfg.dropout``) follows every hidden layer, as in the talk.
+@dataclasses.dataclass(frozen=True)
+class MlpParams(TalkNetParams):
+    name: str = "mlp"
+    layers: tuple[int, ...] = ()  # hidden widths; () is softmax regression
+
+    def check(self) -> None:
+        super().check()
+        check(self.layers, all(w > 0 for w in self.layers), "layers", "positive widths")
+
+
+@register_model("mlp", params=MlpParams)
+def mlp(p: MlpParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model:
+    """Flatten, then ``layers`` hidden layers, then ``outputs`` units.
+
+    Dropout follows every hidden layer, as in the talk.
     """
+    import keras
+
     inputs = keras.Input(shape=input_shape, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
-    for i, width in enumerate(cfg.layers, start=1):
-        x = keras.layers.Dense(width, name=f"dense{i}", **init_kwargs(cfg, use_bias=not cfg.batchnorm))(x)
-        x = activate(x, cfg, f"dense{i}")
-        if cfg.dropout:
-            x = keras.layers.Dropout(cfg.dropout, name=f"dense{i}_dropout")(x)
-    logits = keras.layers.Dense(num_classes, name="logits", **init_kwargs(cfg))(x)
+    for i, width in enumerate(p.layers, start=1):
+        x = keras.layers.Dense(width, name=f"dense{i}", **init_kwargs(p, use_bias=not p.batchnorm))(x)
+        x = activate(x, p, f"dense{i}")
+        if p.dropout:
+            x = keras.layers.Dropout(p.dropout, name=f"dense{i}_dropout")(x)
+    logits = keras.layers.Dense(outputs, name="logits", **init_kwargs(p))(x)
     return keras.Model(inputs, logits, name="mlp")

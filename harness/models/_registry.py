@@ -1,8 +1,10 @@
-"""Decorator registry of model factories (timm style).
+"""Decorator registry of model factories (timm style), each with its parameter class.
 
-A factory takes the resolved :class:`~harness.config.Config`, the input shape
-and the number of classes and returns an uncompiled ``keras.Model`` that
-outputs logits. Variants are ``functools.partial`` of a factory.
+``@register_model("cnn", params=CnnParams)`` registers a factory
+``fn(params, input_shape, outputs) -> keras.Model`` that returns an uncompiled
+model whose last layer has ``outputs`` units (the task says how many and what
+they mean: logits for classification). ``params`` is the model's section of the
+config; ``tasks`` the tasks the model serves (None: any).
 """
 
 from __future__ import annotations
@@ -10,21 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from harness.config import ModelParams, register_params
 from harness.errors import ConfigError
 
 if TYPE_CHECKING:
     import keras
 
-    from harness.config import Config
-
 ModelFactory = Callable[..., "keras.Model"]
 _FACTORIES: dict[str, ModelFactory] = {}
 
 
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+def register_model(
+    name: str, params: type[ModelParams] = ModelParams, tasks: tuple[str, ...] | None = None
+) -> Callable[[ModelFactory], ModelFactory]:
     def wrap(fn: ModelFactory) -> ModelFactory:
         if name in _FACTORIES:
             raise ValueError(f"model {name!r} is registered twice")
+        register_params("model", name, params, tasks)
         _FACTORIES[name] = fn
         return fn
 
@@ -35,8 +39,8 @@ def list_models() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create_model(cfg: Config, input_shape: tuple[int, ...], num_classes: int, **kw: Any) -> keras.Model:
-    """Build ``cfg.model``; an unknown name lists the valid ones."""
-    if cfg.model not in _FACTORIES:
-        raise ConfigError(f"unknown model {cfg.model!r}; valid models: {', '.join(list_models())}")
-    return _FACTORIES[cfg.model](cfg, input_shape, num_classes, **kw)
+def create_model(params: ModelParams, input_shape: tuple[int, ...], outputs: int, **kw: Any) -> keras.Model:
+    """Build the model ``params.name``; an unknown name lists the valid ones."""
+    if params.name not in _FACTORIES:
+        raise ConfigError(f"unknown model {params.name!r}; valid models: {', '.join(list_models())}")
+    return _FACTORIES[params.name](params, input_shape, outputs, **kw)

@@ -66,6 +66,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
             output_format="pandas",
         )
     params = [p for p in parent.data.tags.get("harness.params", "").split(",") if p]
+    keys = [k for k in parent.data.tags.get("harness.param_keys", "").split(",") if k] or params
     if runs.empty:
         columns = ["trial", "state", "status", *params, "objective", "time_s", "cost_usd", "retry_of", "run_id"]
         return pd.DataFrame(columns=columns), params
@@ -80,7 +81,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
             "trial": column("tags.optuna.trial_number", "-1").astype(int),
             "state": state,
             "status": runs["status"],
-            **{p: column(f"params.{p}", "") for p in params},
+            **{p: column(f"params.{k}", "") for p, k in zip(params, keys, strict=True)},
             "objective": column("metrics.objective").astype(float),
             "time_s": column("metrics.trial_wall_s").astype(float),
             "cost_usd": column("metrics.cost_usd").astype(float),

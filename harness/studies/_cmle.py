@@ -31,9 +31,10 @@ Mapping:
 - ``algorithm``: GRID_SEARCH -> grid (every INTEGER value, every CATEGORICAL and
   DISCRETE value; a DOUBLE is an error, as on Cloud ML Engine), RANDOM_SEARCH ->
   random, ALGORITHM_UNSPECIFIED (Bayesian optimisation on Cloud ML Engine) -> TPE.
-- ``goal`` + ``hyperparameterMetricTag``: ``accuracy`` -> final test accuracy,
-  ``loss`` -> final test cross-entropy (case-insensitive); ``IOU`` is an error until
-  harness has the detection experiments.
+- ``goal`` + ``hyperparameterMetricTag``: an objective of the tuned experiment's task
+  (case-insensitive): for classification ``accuracy`` -> final test accuracy, ``loss`` ->
+  final test cross-entropy (the reference trainers logged it x 100: reports show both
+  scales); ``IOU`` is the detection task's. A goal that contradicts the metric is an error.
 - ``maxTrials`` / ``maxParallelTrials`` / ``maxFailedTrials`` (0 or unset: no limit)
   -> the budget; ``enableTrialEarlyStopping`` -> the median pruner.
 - ``scaleTier`` / ``masterType`` / ``workerCount`` ... -> a backend for each trial and
@@ -71,7 +72,7 @@ from harness.studies._space import (
     SearchSpace,
     Tier,
     check_param_name,
-    metric_for,
+    objective_ref,
     space_name_from,
     strict_keys,
 )
@@ -202,12 +203,9 @@ def parse_cmle(data: dict[str, Any], text: str, source: str) -> SearchSpace:
         raise ConfigError(f"{where_hp}.goal: expected MAXIMIZE or MINIMIZE, but got {goal!r}")
     if "hyperparameterMetricTag" not in hp:
         raise ConfigError(f"{where_hp}: missing hyperparameterMetricTag (accuracy or loss)")
-    metric = metric_for(hp["hyperparameterMetricTag"], f"{where_hp}.hyperparameterMetricTag")
-    if GOALS[goal] != metric.direction:
-        raise ConfigError(
-            f"{where_hp}.goal: {goal} contradicts hyperparameterMetricTag {hp['hyperparameterMetricTag']!r}, "
-            f"which harness {metric.direction}s"
-        )
+    metric = objective_ref(
+        hp["hyperparameterMetricTag"], GOALS[goal], f"{where_hp}.hyperparameterMetricTag", f"{where_hp}.goal"
+    )
     algorithm = hp.get("algorithm", "ALGORITHM_UNSPECIFIED")
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"{where_hp}.algorithm: expected one of {', '.join(ALGORITHMS)}, but got {algorithm!r}")

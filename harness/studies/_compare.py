@@ -92,7 +92,7 @@ def run_compare(request: CompareRequest, progress: Progress = print, runner: Any
         f"budget {budget} trials each, no pruning"
     )
     if base.parallel == 1 and runner is None:
-        runner = TrainingRunner(base.data_dir, base.prices)
+        runner = TrainingRunner(Tracker(base.tracking_uri), base.data_dir, base.prices)
     for name in request.samplers:
         for repeat in range(request.repeats):
             study = compare_study_name(space_name, name, repeat)

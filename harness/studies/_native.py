@@ -5,7 +5,7 @@ Example (``search_spaces/mnist_cnn.yaml`` is a complete one)::
     name: mnist-cnn                       # study names default to <name>-<sampler>
     experiment: {ladder: mnist, rung: cnn, scale: standard}   # or {config: {...}}
     fixed: {iterations: 1500}             # Config overrides for every trial
-    objective: {metric: accuracy}         # accuracy | loss | best_test_accuracy | ...; direction optional
+    objective: {metric: accuracy}         # an objective of the task: accuracy | loss | best_test_accuracy | ...
     budget: {max_trials: 12, max_parallel: 2, max_failed: 3}
     sampler: tpe                          # default; --sampler overrides
     sampler_options: {tpe: {n_startup_trials: 4}}
@@ -36,7 +36,7 @@ from harness.studies._space import (
     SearchSpace,
     check_param_name,
     is_optuna_value,
-    metric_for,
+    objective_ref,
     space_name_from,
     strict_keys,
 )
@@ -66,15 +66,12 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
 
     objective = _mapping(data["objective"], f"{source}: objective")
     strict_keys(objective, OBJECTIVE, f"{source}: objective")
-    metric = metric_for(objective.get("metric"), f"{source}: objective.metric")
-    direction = objective.get("direction", metric.direction)
-    if direction not in ("maximize", "minimize"):
-        raise ConfigError(f"{source}: objective.direction must be maximize or minimize, but got {direction!r}")
-    if direction != metric.direction:
-        raise ConfigError(
-            f"{source}: objective.direction {direction!r} contradicts metric {metric.name!r}, "
-            f"which harness {metric.direction}s"
-        )
+    metric = objective_ref(
+        objective.get("metric"),
+        objective.get("direction"),
+        f"{source}: objective.metric",
+        f"{source}: objective.direction",
+    )
 
     budget_raw = _mapping(data["budget"], f"{source}: budget")
     strict_keys(budget_raw, BUDGET, f"{source}: budget")

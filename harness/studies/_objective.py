@@ -10,15 +10,31 @@ run KILLED.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from harness.config import Config
-from harness.data import ArrayDataset, Split, load_dataset
+from harness.config import Config, apply_overrides
 from harness.errors import ConfigError, RunFailed
-from harness.studies._space import Metric, ResolvedSpace
-from harness.tracking import MetricSink, RunHandle
+from harness.studies._space import ResolvedSpace
+from harness.tasks import Objective
+from harness.tracking import RunHandle, Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRun:
+    """What a runner gets for one trial: the Optuna trial, its config and its open MLflow run."""
+
+    trial: Any  # optuna.Trial
+    cfg: Config
+    run: RunHandle
+    experiment_id: str
+    study: str  # the study's name
+
+    @property
+    def name(self) -> str:
+        return f"trial-{self.trial.number:03d}"
 
 
 class TrialRunner(Protocol):
@@ -28,18 +44,18 @@ class TrialRunner(Protocol):
     def price_per_hour(self) -> float | None: ...
 
     @property
-    def tags(self) -> Mapping[str, str]:  # hardware tags for every trial run
+    def tags(self) -> Mapping[str, str]:  # tags for every trial run at its creation
         ...
 
     def prepare(self, resolved: ResolvedSpace, progress: Any) -> None: ...
 
-    def __call__(self, trial: Any, cfg: Config, run: RunHandle) -> float: ...
+    def __call__(self, t: TrialRun) -> float: ...
 
 
 class PruningSink:
     """A metric sink that reports the objective's metric to Optuna at each evaluation."""
 
-    def __init__(self, trial: Any, metric: Metric) -> None:
+    def __init__(self, trial: Any, metric: Objective) -> None:
         self.trial = trial
         self.metric = metric
         self.best: float | None = None
@@ -51,7 +67,8 @@ class PruningSink:
             return
         value = float(metrics[self.metric.step_key])
         if self.metric.running_best:
-            value = value if self.best is None else max(self.best, value)
+            better = max if self.metric.direction == "maximize" else min
+            value = value if self.best is None else better(self.best, value)
             self.best = value
         if not math.isfinite(value):
             return  # the training loop raises RunFailed on a non-finite loss
@@ -64,68 +81,60 @@ class PruningSink:
 
 
 class TrainingRunner:
-    """The real objective: train the trial's config on the experiment's data."""
+    """The real objective: the run executor trains the trial's config inside the trial's run.
 
-    def __init__(self, data_dir: str | None, prices: str | None) -> None:
-        self.data_dir = data_dir
-        self.prices = prices
+    Trials therefore get what ladder rungs get: params, tags, curves, TensorBoard
+    events and the model, so a study's best trial can be inspected, reported and scanned.
+    """
+
+    def __init__(self, tracker: Tracker, data_dir: str | None, prices: str | None) -> None:
+        from harness.executor import Executor
+
+        self.executor = Executor(tracker, data_dir, prices)
         self.price_per_hour: float | None = None
         self.tags: dict[str, str] = {}
-        self._data: dict[tuple[str, Split], ArrayDataset] = {}
-        self._strategy: Any = None
-        self._metric: Metric | None = None
+        self._objective: Objective | None = None
+        self._backend: str | None = None  # set when a Cloud ML Engine tier's backend is not here
 
     def prepare(self, resolved: ResolvedSpace, progress: Any) -> None:
         """Load (and validate) the data and pick the backend, before the first trial."""
-        from harness.hardware import load_prices, make_strategy, price_per_hour
-
         base = resolved.base
-        self._metric = resolved.space.objective
-        self._dataset(base)
+        self._objective = resolved.objective
+        self.executor.data(base)
         try:
-            self._strategy, hardware = make_strategy(base.backend)
+            place = self.executor.placement(base.run.backend)
         except ConfigError as exc:
             if resolved.tier_backend is None:
                 raise
             tier = resolved.space.tier.name if resolved.space.tier else "?"
             progress(
-                f"warning: {resolved.space.source}: scale tier {tier} asks for backend {base.backend!r}, "
+                f"warning: {resolved.space.source}: scale tier {tier} asks for backend {base.run.backend!r}, "
                 f"which this machine lacks ({exc}); running on backend=auto"
             )
-            self._strategy, hardware = make_strategy("auto")
-        self.price_per_hour = price_per_hour(hardware.hardware, load_prices(self.prices))
-        self.tags = {
-            "backend": hardware.backend,
-            "hardware": hardware.hardware,
-            "device": hardware.description,
-            "price_per_hour": "unknown" if self.price_per_hour is None else f"{self.price_per_hour}",
-        }
+            self._backend = "auto"
+            place = self.executor.placement("auto")
+        self.price_per_hour = place.price_per_hour
 
-    def _dataset(self, cfg: Config) -> ArrayDataset:
-        key = (cfg.dataset, cfg.data_split())
-        if key not in self._data:
-            self._data[key] = load_dataset(cfg.dataset, self.data_dir, cfg.data_split())
-        return self._data[key]
+    def __call__(self, t: TrialRun) -> float:
+        objective = self._objective
+        assert objective is not None, "prepare() first"
+        cfg = t.cfg
+        if self._backend is not None:
+            cfg = apply_overrides(cfg, {"run.backend": self._backend}, "scale tier fallback")
 
-    def __call__(self, trial: Any, cfg: Config, run: RunHandle) -> float:
-        from harness.train import train
+        def check(final: dict[str, float]) -> None:
+            if objective.final_key not in final:
+                raise ConfigError(
+                    f"objective {objective.name!r} ({objective.final_key}) is not logged by this experiment "
+                    f"(dataset {cfg.data.name}); logged: {', '.join(sorted(final))}"
+                )
+            if not math.isfinite(float(final[objective.final_key])):
+                raise RunFailed(f"objective {objective.final_key} is {final[objective.final_key]}")
 
-        assert self._metric is not None, "prepare() first"
-        data = self._dataset(cfg)
-        run.set_tags({"data.checksum": data.checksum, "data.source": data.source, "data.split": cfg.split})
-        sinks: list[MetricSink] = [run, PruningSink(trial, self._metric)]
-        result = train(cfg, data, sinks, strategy=self._strategy)
-        final = dict(result.final)
-        if self._metric.final_key not in final:
-            raise ConfigError(
-                f"objective metric {self._metric.name!r} ({self._metric.final_key}) is not logged by this "
-                f"experiment (dataset {cfg.dataset}); logged: {', '.join(sorted(final))}"
-            )
-        value = float(final[self._metric.final_key])
-        if not math.isfinite(value):
-            raise RunFailed(f"objective {self._metric.final_key} is {value}")
-        run.log_metrics(int(final["steps"]), final)
-        return value
+        outcome = self.executor.execute(
+            t.run, t.experiment_id, t.name, cfg, f"studies/{t.study}", [PruningSink(t.trial, objective)], check
+        )
+        return float(outcome.final[objective.final_key])
 
 
 class TrivialRunner:
@@ -140,15 +149,16 @@ class TrivialRunner:
         self.tags: dict[str, str] = {"backend": "none", "hardware": "none", "device": "none (trivial objective)"}
 
     def prepare(self, resolved: ResolvedSpace, progress: Any) -> None:
-        self._metric = resolved.space.objective
+        self._objective = resolved.objective
 
-    def __call__(self, trial: Any, cfg: Config, run: RunHandle) -> float:
+    def __call__(self, t: TrialRun) -> float:
+        t.run.log_params(t.cfg.params())
         value = 0.0
-        for name, raw in trial.params.items():
+        for name, raw in t.trial.params.items():
             if isinstance(raw, int | float) and not isinstance(raw, bool):
                 value += (math.log10(raw) if raw > 0 else raw) ** 2 / (1 + len(name))
-        sink = PruningSink(trial, self._metric)
+        sink = PruningSink(t.trial, self._objective)
         for step in (1, 2):
-            sink.log_metrics(step, {self._metric.step_key: value / step})
-        run.log_metrics(2, {"trivial_value": value})
+            sink.log_metrics(step, {self._objective.step_key: value / step})
+        t.run.log_metrics(2, {"trivial_value": value})
         return value

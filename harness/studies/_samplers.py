@@ -174,7 +174,7 @@ def build_pruner(spec: PrunerSpec, base: Config) -> Any:
     if spec.name == "median":
         return optuna.pruners.MedianPruner(**spec.options)
     if spec.name == "hyperband":
-        options = {"min_resource": base.eval_every, "max_resource": base.iterations, **spec.options}
+        options = {"min_resource": base.run.eval_every, "max_resource": base.run.iterations, **spec.options}
         return optuna.pruners.HyperbandPruner(**options)
     return optuna.pruners.NopPruner()
 
@@ -185,6 +185,6 @@ def pruner_config(spec: PrunerSpec, base: Config) -> dict[str, Any]:
     cls = getattr(optuna.pruners, _PRUNER_CLASSES[spec.name])
     options = _plain_options(cls)
     if spec.name == "hyperband":
-        options.update(min_resource=base.eval_every, max_resource=base.iterations)
+        options.update(min_resource=base.run.eval_every, max_resource=base.run.iterations)
     options.update(spec.options)
     return {"name": spec.name, "class": f"optuna.pruners.{cls.__name__}", "options": options}

@@ -1,16 +1,19 @@
 """The search space: one dataclass, whichever file format it was read from.
 
 A :class:`SearchSpace` says what a study tunes (a ladder rung or a plain config,
-plus fixed overrides), the objective (a harness metric and its direction), the
-budget, the default sampler and pruner, and the parameters. Every parameter is a
-:class:`~harness.config.Config` key; its candidate values are checked with
-``harness.config.coerce`` when the file is read, so an unknown name or a value of
-the wrong type is an error naming the file and the field.
+plus fixed overrides), the objective (by name, and the direction if the file
+gives one), the budget, the default sampler and pruner, and the parameters. Every
+parameter is a config key (flat as the talk's trainers name it, or dotted); its
+candidate values are type-checked with ``harness.config.coerce`` when the file is
+read, so an unknown name or a value of the wrong type is an error naming the file
+and the field.
 
 Two parsers produce it: :mod:`harness.studies._native` (the harness YAML format)
 and :mod:`harness.studies._cmle` (Cloud ML Engine / AI Platform
 ``trainingInput.hyperparameters`` files, read unchanged). ``resolve`` then fixes
-the base :class:`Config` (rung at a scale, fixed overrides, command line).
+the base :class:`Config` (rung at a scale, fixed overrides, command line), checks
+that the chosen model, dataset and task use every tuned key, and finds the
+objective among the *task's* objectives (``IOU`` is a detection objective).
 """
 
 from __future__ import annotations
@@ -23,62 +26,38 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.config import Config, apply_overrides, coerce, field_names, load_mapping
+import harness.data
+import harness.models
+import harness.tasks  # noqa: F401  (these register the config sections of every task, dataset and model)
+from harness.config import Config, apply_overrides, coerce, default_config, is_key, load_mapping, selector_section
 from harness.config import strict_keys as _strict_keys
 from harness.errors import ConfigError
+from harness.tasks import Direction, Objective, get_task
 
-Direction = Literal["maximize", "minimize"]
 ParamKind = Literal["int", "float", "categorical"]
 Scale = Literal["linear", "log", "reverse_log"]
 OptunaValue = str | int | float | bool | None
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
-NOT_TUNABLE = ("backend", "dataset")  # one worker holds one strategy and one dataset
+NOT_TUNABLE = ("backend", "run.backend", "task", "dataset", "model")  # one worker: one strategy and dataset
 
 
 @dataclasses.dataclass(frozen=True)
-class Metric:
-    """An objective: the final metric the training loop logs, and its per-evaluation twin."""
+class ObjectiveRef:
+    """The objective as a file names it; :meth:`SearchSpace.resolve` finds it in the task's objectives."""
 
-    name: str  # as the user wrote it, normalised: accuracy, loss, best_test_accuracy, ...
-    final_key: str  # key of TrainResult.final, e.g. final_test_accuracy
-    step_key: str  # key of the per-evaluation rows, e.g. test_accuracy (intermediate values)
-    direction: Direction
-    running_best: bool = False  # intermediate value = best so far (for best_* metrics)
+    name: str  # accuracy, loss, IOU, best_test_accuracy, ... (the task decides what exists)
+    direction: Direction | None  # as the file says (CMLE goal, native objective.direction), if it does
+    where: str  # the file and field, for messages
 
 
-# Objective metric names (case-insensitive). The Cloud ML Engine tags of the reference
-# trainers are `accuracy`, `loss` and `IOU`; the rest are the harness's own names.
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric("accuracy", "final_test_accuracy", "test_accuracy", "maximize"),
-        Metric("loss", "final_test_loss", "test_loss", "minimize"),
-        Metric("final_test_accuracy", "final_test_accuracy", "test_accuracy", "maximize"),
-        Metric("final_test_loss", "final_test_loss", "test_loss", "minimize"),
-        Metric("best_test_accuracy", "best_test_accuracy", "test_accuracy", "maximize", running_best=True),
-        Metric("precision", "final_test_precision", "test_precision", "maximize"),
-        Metric("recall", "final_test_recall", "test_recall", "maximize"),
-        Metric("final_test_precision", "final_test_precision", "test_precision", "maximize"),
-        Metric("final_test_recall", "final_test_recall", "test_recall", "maximize"),
-    )
-}
-
-
-def metric_for(tag: Any, where: str) -> Metric:
-    """The harness metric behind an objective name or Cloud ML Engine metric tag."""
+def objective_ref(tag: Any, direction: Any, where: str, direction_where: str) -> ObjectiveRef:
     if not isinstance(tag, str) or not tag.strip():
-        raise ConfigError(f"{where}: expected a metric name ({', '.join(METRICS)}), but got {tag!r}")
-    key = tag.strip().lower()
-    if key in ("iou", "mean_iou"):
-        raise ConfigError(
-            f"{where}: metric {tag!r} (intersection over union) needs the detection (YOLO) experiments, "
-            f"which harness does not have yet; tune a classifier on one of: {', '.join(METRICS)}"
-        )
-    if key not in METRICS:
-        raise ConfigError(f"{where}: unknown metric {tag!r}; valid: {', '.join(METRICS)}")
-    return METRICS[key]
+        raise ConfigError(f"{where}: expected an objective metric name such as accuracy or loss, but got {tag!r}")
+    if direction is not None and direction not in ("maximize", "minimize"):
+        raise ConfigError(f"{direction_where}: expected maximize or minimize, but got {direction!r}")
+    return ObjectiveRef(tag.strip(), direction, where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,7 +251,7 @@ class SearchSpace:
     text: str  # the file, verbatim
     experiment: ExperimentRef | None  # None: the file does not say (Cloud ML Engine files)
     fixed: Mapping[str, Any]  # Config overrides for every trial
-    objective: Metric
+    objective: ObjectiveRef
     budget: Budget
     sampler: str  # default sampler name (--sampler overrides)
     sampler_options: Mapping[str, Mapping[str, Any]]  # per sampler name: constructor options
@@ -287,10 +266,6 @@ class SearchSpace:
             raise ValueError(f"parameter names must be unique, but got {names=}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, but got {self.sampler=}")
-
-    @property
-    def direction(self) -> Direction:
-        return self.objective.direction
 
     def param(self, name: str) -> ParamSpec:
         return next(p for p in self.params if p.name == name)
@@ -330,8 +305,16 @@ class SearchSpace:
         base = apply_overrides(base, overrides or {}, "command line (--set)")
         for p in self.params:
             for value in p.config_candidates():
-                apply_overrides(base, {p.name: value}, p.where)
-        return ResolvedSpace(self, ref, base, dict(overrides or {}), tier_backend)
+                apply_overrides(base, {p.name: value}, f"{p.where} (tuning {ref.label}: {base.model.name} model)")
+        task = get_task(base.task.name)
+        objective = task.objective(self.objective.name, self.objective.where)
+        if self.objective.direction is not None and self.objective.direction != objective.direction:
+            raise ConfigError(
+                f"{self.objective.where}: direction {self.objective.direction!r} contradicts objective "
+                f"{objective.name!r}, which task {task.name} {objective.direction}s"
+            )
+        keys = {p.name: base.key_of(p.name) for p in self.params}
+        return ResolvedSpace(self, ref, base, dict(overrides or {}), tier_backend, objective, keys)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,7 +325,13 @@ class ResolvedSpace:
     experiment: ExperimentRef
     base: Config
     overrides: Mapping[str, Any]  # the command line's --set, already in ``base``
-    tier_backend: str | None = None  # backend asked for by a Cloud ML Engine scale tier (may fall back)
+    tier_backend: str | None  # backend asked for by a Cloud ML Engine scale tier (may fall back)
+    objective: Objective  # the base config's task's objective that the file names
+    keys: Mapping[str, str]  # parameter name -> dotted config key (its MLflow param)
+
+    @property
+    def direction(self) -> Direction:
+        return self.objective.direction
 
     def config_for(self, values: Mapping[str, Any], where: str) -> Config:
         return apply_overrides(self.base, values, where)
@@ -353,7 +342,7 @@ class ResolvedSpace:
         return {
             "space": s.name,
             "experiment": self.experiment.label,
-            "objective": {"metric": s.objective.name, "key": s.objective.final_key, "direction": s.direction},
+            "objective": {"metric": s.objective.name, "key": self.objective.final_key, "direction": self.direction},
             "base_config": self.base.to_dict(),
             "params": {p.name: p.describe() for p in s.params},
         }
@@ -367,7 +356,7 @@ def _experiment_config(ref: ExperimentRef, source: str) -> Config:
     from harness.ladders import SCALES, load_ladder
 
     if ref.ladder is None:
-        return apply_overrides(Config(), ref.config, f"{source}: experiment.config")
+        return apply_overrides(default_config(), ref.config, f"{source}: experiment.config")
     if ref.scale not in SCALES:
         raise ConfigError(f"{source}: unknown scale {ref.scale!r}; valid: {', '.join(SCALES)}")
     ladder = load_ladder(ref.ladder)
@@ -383,12 +372,16 @@ def _experiment_config(ref: ExperimentRef, source: str) -> Config:
 
 
 def check_param_name(name: Any, where: str) -> str:
-    """A tunable Config key, or an error naming the file and field."""
+    """A tunable config key, or an error naming the file and field.
+
+    Whether the chosen model, dataset or task uses it is checked when the space is
+    resolved against its experiment.
+    """
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: expected a config key as parameter name, but got {name!r}")
-    if name not in field_names():
-        coerce(name, None, where)  # raises: unknown config key, with close matches and the valid keys
-    if name in NOT_TUNABLE:
+    if not is_key(name):
+        coerce(name, None, where)  # raises: unknown config key, with close matches
+    if name in NOT_TUNABLE or selector_section(name) is not None:
         raise ConfigError(f"{where}: {name!r} cannot be tuned (one worker holds one {name}); fix it instead")
     return name
 

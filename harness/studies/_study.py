@@ -339,7 +339,7 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
     study = optuna.create_study(
         storage=storage,
         study_name=plan.name,
-        direction=plan.space.direction,
+        direction=plan.resolved.direction,
         load_if_exists=True,
         sampler=plan.sampler.build(plan.space),
         pruner=build_pruner(plan.pruner, plan.resolved.base),
@@ -418,9 +418,12 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
         "harness.space_source": space.source,
         "harness.space_format": space.format,
         "harness.experiment": plan.resolved.experiment.label,
-        "harness.objective": space.objective.final_key,
-        "harness.direction": space.direction,
+        "harness.task": plan.resolved.base.task.name,
+        "harness.objective": plan.resolved.objective.final_key,
+        "harness.objective_reference_scale": str(plan.resolved.objective.reference_scale),
+        "harness.direction": plan.resolved.direction,
         "harness.params": ",".join(p.name for p in space.params),
+        "harness.param_keys": ",".join(plan.resolved.keys[p.name] for p in space.params),
         "harness.sampler": plan.sampler.name,
         "harness.sampler_seed": str(plan.sampler.seed),
         "harness.pruner": plan.pruner.name,
@@ -465,8 +468,8 @@ def _log_parent_definition(parent: RunHandle, plan: Plan) -> None:
         **{f"pruner.{k}": v for k, v in pruner["options"].items()},
         "space": plan.space.name,
         "experiment": plan.resolved.experiment.label,
-        "objective": plan.space.objective.final_key,
-        "direction": plan.space.direction,
+        "objective": plan.resolved.objective.final_key,
+        "direction": plan.resolved.direction,
         "storage_kind": storage_kind(plan.url),
     }
     parent.log_params(params)
@@ -726,13 +729,13 @@ def run_study(
             f"{plan.resolved.experiment.label}, the talk's tuned MNIST model. Choose with --experiment LADDER:RUNG"
         )
     if request.parallel == 1:
-        runner = runner or TrainingRunner(request.data_dir, request.prices)
+        runner = runner or TrainingRunner(plan.tracker, request.data_dir, request.prices)
         runner.prepare(plan.resolved, progress)  # data and backend checked before any run exists
     else:
         from harness.data import load_dataset
 
         base = plan.resolved.base
-        load_dataset(base.dataset, request.data_dir, base.data_split())  # checked before any run exists
+        load_dataset(base.data, request.data_dir)  # checked before any run exists
     ctx, resumed = open_study(plan, progress)
     if not is_local_file(ctx.url) and ctx.tracker.uri.startswith("sqlite:///"):
         progress(
@@ -743,7 +746,7 @@ def run_study(
     progress(
         f"study {ctx.name} ({'resumed' if resumed else 'new'}): sampler {plan.sampler.name} seed "
         f"{plan.sampler.seed}, pruner {plan.pruner.name}, {plan.resolved.experiment.label}, objective "
-        f"{plan.space.objective.final_key} ({plan.space.direction}); {t.used}/{plan.budget.max_trials} trials "
+        f"{plan.resolved.objective.final_key} ({plan.resolved.direction}); {t.used}/{plan.budget.max_trials} trials "
         f"so far; storage {redact(ctx.url)}; MLflow parent run {ctx.settings.parent_run_id} in {ctx.tracker.uri}"
     )
     with parent_run(ctx.tracker, ctx.settings.parent_run_id):
@@ -785,7 +788,7 @@ def _print_summary(ctx: StudyContext, summary: dict[str, Any], progress: Progres
         from harness.studies._worker import _short
 
         shown = " ".join(f"{k}={_short(v)}" for k, v in summary.get("best_values", {}).items())
-        progress(f"best: trial {best.number}, {ctx.resolved.space.objective.final_key} = {best.value:.4f}  {shown}")
+        progress(f"best: trial {best.number}, {ctx.resolved.objective.final_key} = {best.value:.4f}  {shown}")
     progress(f"report: harness report study {ctx.name}")
 
 
@@ -806,7 +809,7 @@ def run_attached_worker(
     ctx = attach(name, url, tracking_uri, progress)
     settings = ctx.settings
     runner = TrainingRunner(
-        data_dir or os.environ.get("HARNESS_DATA_DIR") or settings.data_dir, prices or settings.prices
+        ctx.tracker, data_dir or os.environ.get("HARNESS_DATA_DIR") or settings.data_dir, prices or settings.prices
     )
     runner.prepare(ctx.resolved, progress)
     prefix = f"[{label}] " if label else ""

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import interrupts
 from harness.errors import RunFailed, UserError
+from harness.studies._objective import TrialRun
 from harness.tracking import RunHandle, RunKilled
 
 if TYPE_CHECKING:
@@ -256,10 +257,9 @@ def _objective(ctx: StudyContext, runner: TrialRunner, trial: Any, me: str, ran:
     try:
         with ctx.tracker.run(ctx.experiment_id, f"trial-{trial.number:03d}", tags, parent=ctx.parent) as run:
             trial.set_user_attr("harness", {"trial": trial.number, "mlflow_run_id": run.run_id, "worker": me})
-            run.log_params(cfg.to_dict())
             end: dict[str, Any] = {"state": "FAIL"}
             try:
-                value = runner(trial, cfg, run)
+                value = runner(TrialRun(trial, cfg, run, ctx.experiment_id, ctx.name))
                 ran["wall_s"] = time.perf_counter() - started
                 if (
                     ran["wall_s"] > ctx.storage.grace_period
@@ -313,4 +313,5 @@ def _close(
     tags = [RunTag("optuna.state", end["state"])]
     if "note" in end:
         tags.append(RunTag("harness.note", end["note"]))
-    run.client.log_batch(run.run_id, metrics=[Metric(k, v, now, cfg.iterations) for k, v in metrics.items()], tags=tags)
+    step = cfg.run.iterations
+    run.client.log_batch(run.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()], tags=tags)

@@ -15,7 +15,8 @@ import keras
 
 from harness import interrupts
 from harness.errors import RunFailed
-from harness.tracking._base import MetricSink
+from harness.tasks import Task
+from harness.tracking import MetricSink
 
 
 class Clock(keras.callbacks.Callback):
@@ -66,16 +67,18 @@ class StopOnSignal(keras.callbacks.Callback):
 
 
 class EvalRecorder(keras.callbacks.Callback):
-    """At each evaluation step: collect metrics, check for NaN, send to every sink."""
+    """At each evaluation step: the task's metrics, a NaN check, then every sink."""
 
     def __init__(
         self,
+        task: Task,
         eval_every: int,
         lr_at: Callable[[int], float],
         sinks: Sequence[MetricSink],
         started: float,
     ) -> None:
         super().__init__()
+        self.task = task
         self.eval_every = eval_every
         self.lr_at = lr_at
         self.sinks = list(sinks)
@@ -86,16 +89,7 @@ class EvalRecorder(keras.callbacks.Callback):
         logs = logs or {}
         step = (epoch + 1) * self.eval_every
         row = {
-            "train_loss": float(logs["xent"]),
-            "train_accuracy": float(logs["accuracy"]),
-            "test_loss": float(logs["val_xent"]),
-            "test_accuracy": float(logs["val_accuracy"]),
-            **{
-                f"{split}_{m}": float(logs[f"{prefix}{m}"])
-                for split, prefix in (("train", ""), ("test", "val_"))
-                for m in ("precision", "recall")
-                if f"{prefix}{m}" in logs
-            },
+            **self.task.row(logs),
             "lr": float(self.lr_at(step)),
             "wall_s": time.perf_counter() - self.started,
         }

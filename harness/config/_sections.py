@@ -1,0 +1,137 @@
+"""Config sections: small typed, frozen dataclasses that check their own values.
+
+A run's :class:`~harness.config.Config` is five sections. ``optim`` and ``run``
+are the same for every experiment; ``task``, ``data`` and ``model`` are *named*:
+each registered task, dataset and model brings its own subclass with its own
+fields and checks (detectron2's per-component config, big_vision's
+``config.model``), so a key the chosen model does not use does not exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, ClassVar, Literal
+
+from harness.config._types import plain
+from harness.errors import ConfigError
+
+Optimizer = Literal["adam", "sgd"]
+Reduction = Literal["mean", "sum"]
+Backend = Literal["auto", "cpu", "gpu", "multi-gpu", "tpu"]
+
+
+def check(value: Any, ok: bool, name: str, expected: str) -> None:
+    """Raise ``ConfigError`` naming the key, what was expected and what was given."""
+    if not ok:
+        raise ConfigError(f"{name} must be {expected}, but got {name}={value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """Base of every section: typed fields, checked by :meth:`check` on construction."""
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Subclasses raise ``ConfigError`` (via :func:`check`) on a bad value."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def hints(cls) -> dict[str, Any]:
+        """Field name -> type hint (resolved once per class)."""
+        found = _HINTS.get(cls)
+        if found is None:
+            names = {f.name for f in dataclasses.fields(cls)}
+            found = _HINTS[cls] = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
+        return found
+
+
+_HINTS: dict[type, dict[str, Any]] = {}  # a cache: classes are immutable once defined
+
+
+@dataclasses.dataclass(frozen=True)
+class Named(Section):
+    """A section chosen by name from a registry (task, dataset, model)."""
+
+    kind: ClassVar[str] = ""
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskParams(Named):
+    """A task's own settings (none for classification)."""
+
+    kind: ClassVar[str] = "task"
+    name: str = "classification"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams(Named):
+    """What every dataset takes; a dataset with more (a split) subclasses it."""
+
+    kind: ClassVar[str] = "data"
+    name: str = "mnist"
+    train_subset: int | None = None  # first N training examples; None = all
+    test_subset: int | None = None  # first N test examples; None = all
+    augment: bool = False  # the task's training augmentation (images: the square's 8 symmetries)
+
+    def check(self) -> None:
+        for key in ("train_subset", "test_subset"):
+            value = getattr(self, key)
+            check(value, value is None or value > 0, key, "> 0 or null (all)")
+
+    def load_key(self) -> tuple[Any, ...]:
+        """What identifies the loaded data: every field except subsets and augmentation."""
+        skip = {"train_subset", "test_subset", "augment"}
+        return tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name not in skip)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams(Named):
+    """Base of every model's parameters."""
+
+    kind: ClassVar[str] = "model"
+    name: str = "mlp"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimParams(Section):
+    """Optimiser and the talk's schedule ``lr(step) = lr1 + lr0 * exp(-step / lr2)``."""
+
+    optimizer: Optimizer = "adam"
+    lr0: float = 0.003  # initial learning rate
+    lr1: float = 0.0  # floor of the decay
+    lr2: float = 0.0  # decay period in steps; 0 = constant lr0
+    loss_reduction: Reduction = "mean"  # "sum" = the loss summed over the batch (the talk's first rung)
+
+    def check(self) -> None:
+        check(self.lr0, self.lr0 > 0, "lr0", "> 0")
+        check(self.lr1, self.lr1 >= 0, "lr1", ">= 0")
+        check(self.lr2, self.lr2 >= 0, "lr2", ">= 0 (0 = constant learning rate)")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParams(Section):
+    """How long, in what batches, evaluated how often, on which backend."""
+
+    iterations: int = 10_000
+    batch_size: int = 100
+    eval_every: int = 250  # evaluate on the test set every N steps
+    eval_batch_size: int = 1000
+    steps_per_execution: int = 50  # steps per tf.function call (speed only)
+    seed: int = 0
+    backend: Backend = "auto"
+
+    def check(self) -> None:
+        for key in ("iterations", "batch_size", "eval_every", "eval_batch_size", "steps_per_execution"):
+            value = getattr(self, key)
+            check(value, value > 0, key, "> 0")
+        if self.iterations % self.eval_every:
+            raise ConfigError(
+                f"iterations must be a multiple of eval_every, but got "
+                f"iterations={self.iterations} and eval_every={self.eval_every}"
+            )

@@ -1,0 +1,179 @@
+"""The run executor: everything that turns one config into one complete MLflow run.
+
+Ladders, studies and benchmarks are thin drivers on top: they decide *what* to
+run and how runs group (parent runs, trials), and call :meth:`Executor.run` (a
+new child run) or :meth:`Executor.execute` (inside a run the driver opened, as a
+study's worker does to keep Optuna's states). Per run, the executor
+
+1. resolves the backend of that config (a ``tf.distribute`` strategy, cached per
+   backend) and its price;
+2. loads the data (cached per dataset section, checked before the first run);
+3. tags the run (data, hardware, task), logs the active config sections as dotted
+   params and ``config.yaml``;
+4. trains with the sinks MLflow, TensorBoard and JSONL, plus the driver's extras
+   (a study's pruning sink);
+5. logs the final metrics, timings and cost, then the artifacts: the metrics
+   JSONL, model summary, the task's learning curve, the TensorBoard events, and
+   the model (``model.keras`` and an MLflow model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import Config
+from harness.data import ArrayDataset, load_dataset
+from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
+from harness.tasks import get_task
+from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a config's runs go: the strategy of its backend, the hardware and its price."""
+
+    strategy: Any
+    hardware: Hardware
+    price_per_hour: float | None
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "backend": self.hardware.backend,
+            "hardware": self.hardware.hardware,
+            "device": self.hardware.description,
+            "price_per_hour": "unknown" if self.price_per_hour is None else f"{self.price_per_hour}",
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """A finished run: its id, final metrics (with cost) and per-evaluation history."""
+
+    run_id: str
+    final: Mapping[str, float]
+    history: Sequence[Mapping[str, float]]
+
+
+class Executor:
+    """Runs configs as tracked runs; holds the data and strategies they share."""
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        data_dir: str | None = None,
+        prices: str | None = None,
+        tensorboard_dir: Path = Path("tensorboard"),
+        datasets: Mapping[str, ArrayDataset] | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.data_dir = data_dir
+        self.prices = prices
+        self.tensorboard_dir = tensorboard_dir
+        self._preloaded = dict(datasets or {})  # by dataset name, default options (benchmarks)
+        self._data: dict[tuple[Any, ...], ArrayDataset] = {}
+        self._placements: dict[str, Placement] = {}
+        self._price_table: Any = None
+
+    # --- what runs share -------------------------------------------------------------------
+
+    def data(self, cfg: Config) -> ArrayDataset:
+        """The dataset of ``cfg`` (loaded once per distinct data section)."""
+        key = cfg.data.load_key()
+        if key not in self._data:
+            preloaded = self._preloaded.get(cfg.data.name)
+            self._data[key] = preloaded if preloaded is not None else load_dataset(cfg.data, self.data_dir)
+        return self._data[key]
+
+    def placement(self, backend: str) -> Placement:
+        """The strategy and price of ``backend`` (one strategy per backend per process)."""
+        if backend not in self._placements:
+            strategy, hardware = make_strategy(backend)
+            if self._price_table is None:
+                self._price_table = load_prices(self.prices)
+            price = price_per_hour(hardware.hardware, self._price_table)
+            self._placements[backend] = Placement(strategy, hardware, price)
+        return self._placements[backend]
+
+    def prepare(self, configs: Sequence[Config]) -> None:
+        """Load every dataset and resolve every backend now: bad input fails before any run exists."""
+        for cfg in configs:
+            self.data(cfg)
+            self.placement(cfg.run.backend)
+
+    # --- one run ---------------------------------------------------------------------------
+
+    def run(
+        self,
+        experiment_id: str,
+        name: str,
+        cfg: Config,
+        tags: Mapping[str, str],
+        parent: RunHandle | None = None,
+        group: str = "",
+        extra_sinks: Sequence[MetricSink] = (),
+    ) -> RunOutcome:
+        """A new run (child of ``parent``) that ends FINISHED, FAILED or KILLED."""
+        with self.tracker.run(experiment_id, name, tags, parent=parent) as handle:
+            return self.execute(handle, experiment_id, name, cfg, group, extra_sinks)
+
+    def execute(
+        self,
+        run: RunHandle,
+        experiment_id: str,
+        name: str,
+        cfg: Config,
+        group: str = "",
+        extra_sinks: Sequence[MetricSink] = (),
+        on_final: Callable[[dict[str, float]], None] | None = None,
+    ) -> RunOutcome:
+        """Train ``cfg`` inside the open ``run`` and log everything; returns the outcome.
+
+        ``on_final`` sees the final metrics before they are logged (a study adds its
+        objective there); it may raise to fail the run.
+        """
+        from harness.train import train
+
+        task = get_task(cfg.task.name)
+        data = self.data(cfg)
+        place = self.placement(cfg.run.backend)
+        run.set_tags(
+            {
+                **place.tags(),
+                "harness.task": task.name,
+                "data.checksum": data.checksum,
+                "data.source": data.source,
+                **({"data.split": cfg.data.split} if hasattr(cfg.data, "split") else {}),
+            }
+        )
+        run.log_params(cfg.params())
+        run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
+        tb_dir = self.tensorboard_dir / group / run.run_id[:8] / name
+        with tempfile.TemporaryDirectory() as tmp:
+            jsonl = Path(tmp) / "metrics.jsonl"
+            sinks: list[MetricSink] = [run, TensorBoardSink(tb_dir), JsonlSink(jsonl), *extra_sinks]
+            try:
+                result = train(cfg, data, sinks, strategy=place.strategy)
+            finally:
+                for sink in sinks:
+                    sink.close()
+            final = dict(result.final)
+            if place.price_per_hour is not None:
+                final["cost_usd"] = place.price_per_hour * final["time_total_s"] / 3600
+            if on_final is not None:
+                on_final(final)
+            run.log_metrics(int(final["steps"]), final)
+            run.log_artifact(jsonl)
+        run.log_text(result.summary, "model_summary.txt")
+        run.log_figure(task.learning_curve(result.history, f"{group} {name}".strip()), "learning_curve.png")
+        run.log_artifact(tb_dir, "tensorboard")
+        from harness.executor._model import log_model
+
+        log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
+        return RunOutcome(run.run_id, final, result.history)
+

@@ -1,0 +1,77 @@
+"""Logging a trained model so that any client opens it, harness installed or not.
+
+Two forms in every run:
+
+- ``model.keras``: the trained network, *uncompiled* (no optimizer, schedule or
+  metrics), so stock ``keras.models.load_model`` opens it in a process that never
+  imports harness;
+- an MLflow model named ``model`` (Keras flavour), logged through the client as an
+  MLflow 3 LoggedModel of the run: the UI's Models column shows it and
+  ``mlflow.pyfunc.load_model("runs:/<run id>/model")`` serves it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.tracking import RunHandle
+
+MODEL_ARTIFACT = "model.keras"
+MLFLOW_MODEL = "model"
+
+
+def export_model(model: Any) -> Any:
+    """The same layers and weights as an uncompiled functional model (nothing harness-specific left)."""
+    import keras
+
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for package in ("tensorflow", "keras"):
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:  # tensorflow-cpu or a nightly: let MLflow say nothing rather than lie
+            continue
+    return out
+
+
+def log_model(run: RunHandle, experiment_id: str, model: Any, example: np.ndarray, step: int) -> None:
+    """``model.keras`` and the MLflow model (signature from ``example``, a batch of model inputs)."""
+    import mlflow.keras
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+    from mlflow.models import Model, infer_signature
+
+    exported = export_model(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MODEL_ARTIFACT
+        exported.save(path)
+        run.log_artifact(path)
+
+        client = run.client
+        logged = client.create_logged_model(experiment_id, name=MLFLOW_MODEL, source_run_id=run.run_id)
+        try:
+            meta = Model(
+                artifact_path=logged.artifact_location,
+                run_id=run.run_id,
+                model_id=logged.model_id,
+                model_uuid=logged.model_id,
+            )
+            signature = infer_signature(example, np.asarray(exported.predict(example, verbose=0)))
+            local = Path(tmp) / "mlflow_model"
+            mlflow.keras.save_model(
+                exported, str(local), mlflow_model=meta, signature=signature, pip_requirements=_requirements()
+            )
+            client.log_model_artifacts(logged.model_id, str(local))
+            client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step)])
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        except BaseException:
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
