@@ -17,8 +17,8 @@ from harness.bench._settings import BenchSettings
 from harness.config import Config
 from harness.data import ArrayDataset
 from harness.ladders import Ladder
-from harness.ladders._runner import LadderRequest, experiment_name, run_ladder
-from harness.tracking import Tracker
+from harness.ladders._runner import LadderRequest, run_ladder
+from harness.tracking import Tracker, ladder_experiment
 
 Progress = Callable[[str], None]
 
@@ -35,7 +35,7 @@ def new_store(root: Path, ladder: Ladder) -> tuple[Tracker, str, float]:
     """
     t = time.perf_counter()
     tracker = Tracker(f"sqlite:///{root}/mlflow.db")
-    exp_id = tracker.experiment_id(experiment_name(ladder.name))
+    exp_id = tracker.experiment_id(ladder_experiment(ladder.name))
     return tracker, exp_id, time.perf_counter() - t
 
 

@@ -22,7 +22,7 @@ from harness.data import ArrayDataset
 from harness.executor import Executor
 from harness.ladders._spec import Ladder, Rung
 from harness.tasks import get_task
-from harness.tracking import Tracker, environment_tags
+from harness.tracking import Tracker, environment_tags, ladder_experiment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +55,6 @@ class LadderRequest:
             raise ValueError(f"seeds must be >= 1, but got {self.seeds=}")
 
 
-def experiment_name(ladder_name: str) -> str:
-    return f"ladder/{ladder_name}"
-
-
 def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print) -> str:
     """Run every rung x variant x seed; return the parent run id."""
     ladder = request.ladder
@@ -75,7 +71,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.task": task.name,
         "harness.metric": ladder.metric,
     }
-    exp_id = tracker.experiment_id(experiment_name(ladder.name))
+    exp_id = tracker.experiment_id(ladder_experiment(ladder.name))
     checksums = {f"{cfg.data.name}:{executor.data(cfg).checksum}" for _, _, cfg in configs}
     parent_tags = {
         **base_tags,

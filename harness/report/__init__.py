@@ -1,5 +1,16 @@
-"""Reports: comparison tables from the tracking store, and figures."""
+"""Reports: comparison tables and figures rebuilt from the tracking store.
 
+``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study`` and
+``_compare`` are the three reports. Their columns come from the task.
+"""
+
+from harness.report._compare import (
+    CompareReport,
+    compare_report,
+    compare_study_name,
+    display_compare,
+    write_compare_report,
+)
 from harness.report._ladder import (
     LadderReport,
     display_table,
@@ -9,13 +20,24 @@ from harness.report._ladder import (
     verdict,
     write_report,
 )
+from harness.report._study import StudyReport, display_study, find_study_run, study_report, write_study_report
 
 __all__ = [
+    "CompareReport",
     "LadderReport",
+    "StudyReport",
+    "compare_report",
+    "compare_study_name",
+    "display_compare",
+    "display_study",
     "display_table",
     "find_parent_run",
+    "find_study_run",
     "ladder_report",
+    "study_report",
     "to_markdown",
     "verdict",
+    "write_compare_report",
     "write_report",
+    "write_study_report",
 ]

@@ -1,12 +1,13 @@
-"""Ladder comparison tables, rebuilt from the tracking store (never from memory)."""
+"""Ladder comparison tables, rebuilt from the tracking store (never from memory).
+
+The columns are the task's (:meth:`harness.tasks.Task.report_columns`), plus the
+reference, the deltas of the best primary metric, time, throughput and cost.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,42 +15,33 @@ import pandas as pd
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from harness.errors import UserError
-from harness.ladders._runner import experiment_name
-from harness.tracking import Tracker
+from harness.report import _core
+from harness.tasks import Task, get_task
+from harness.tracking import Tracker, ladder_experiment
 
 TOLERANCE = 0.003  # "within 0.3 points of the reference"
 
 
 @dataclasses.dataclass
 class LadderReport:
-    table: pd.DataFrame  # one row per rung, numeric
+    table: pd.DataFrame  # one row per rung (and variant), numeric
     meta: dict[str, str]  # where the numbers came from
+    task: str = "classification"
+    metric: str = "test_accuracy"  # the per-evaluation metric the references quote
 
+    @property
+    def best_label(self) -> str:
+        """``best accuracy``: what ``best_mean`` holds."""
+        return f"best {self.metric.removeprefix('test_')}"
 
-@contextlib.contextmanager
-def _tracking_uri(uri: str) -> Iterator[None]:
-    """``mlflow.search_runs`` reads the global URI; set it for this call only."""
-    import mlflow
-    from mlflow.tracking._tracking_service import utils
-
-    # restore the global exactly (usually "unset"): setting it back explicitly would pin a default
-    # resolved against today's working directory for every later MLflow call in this process
-    previous = utils._tracking_uri
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        utils._tracking_uri = previous
+    def percent(self) -> bool:
+        return self.metric.removeprefix("test_") in get_task(self.task).percent
 
 
 def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: str | None) -> Any:
     """The given parent run, else the latest parent run of ``ladder`` (at ``scale``)."""
-    if tracker.uri.startswith("sqlite:///") and not Path(tracker.uri.removeprefix("sqlite:///")).exists():
-        raise UserError(
-            f"no tracking store at {tracker.uri.removeprefix('sqlite:///')}; run "
-            f"`harness ladder {ladder}` here first, or pass --tracking-uri"
-        )
-    exp = tracker.client.get_experiment_by_name(experiment_name(ladder))
+    _core.require_store(tracker, f"harness ladder {ladder}")
+    exp = tracker.client.get_experiment_by_name(ladder_experiment(ladder))
     if exp is None:
         raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}; run `harness ladder {ladder}` first")
     if run_id:
@@ -59,12 +51,10 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
             raise UserError(f"no run {run_id!r} in {tracker.uri} ({exc})") from None
     filters = ["tags.`harness.kind` = 'ladder'"]
     if scale:
-        filters.append(f"tags.`harness.scale` = '{scale}'")
+        filters.append(f"tags.`harness.scale` = '{_core.quote(scale)}'")
     runs = [
         run
-        for run in tracker.client.search_runs(
-            [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"]
-        )
+        for run in _core.search(tracker, [exp.experiment_id], " and ".join(filters), ["attributes.start_time DESC"])
         if MLFLOW_PARENT_RUN_ID not in run.data.tags
     ]
     if not runs:
@@ -72,49 +62,64 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
     return runs[0]
 
 
-def ladder_report(tracker: Tracker, ladder: str, run_id: str | None = None, scale: str | None = None) -> LadderReport:
-    import mlflow
-
+def ladder_report(
+    tracker: Tracker,
+    ladder: str,
+    run_id: str | None = None,
+    scale: str | None = None,
+    also: tuple[str, ...] = (),
+) -> LadderReport:
+    """The table of one ladder run; ``also``: more parent runs (another scale) as extra rows."""
     parent = find_parent_run(tracker, ladder, run_id, scale)
-    with _tracking_uri(tracker.uri):
-        runs = mlflow.search_runs(
-            experiment_ids=[parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-            output_format="pandas",
-        )
+    runs = _core.children(tracker, parent)
     if runs.empty:
         raise UserError(f"parent run {parent.info.run_id} of ladder {ladder!r} has no rung runs yet")
-    table = _aggregate(runs)
+    frames = [_with_variant(runs, "").assign(parent_run_id=parent.info.run_id)]
+    also_lines = []
+    for other_id in also:
+        other = find_parent_run(tracker, ladder, other_id, None)
+        extra = _core.children(tracker, other)
+        if extra.empty:
+            raise UserError(f"parent run {other_id} of ladder {ladder!r} has no rung runs")
+        other_scale = other.data.tags.get("harness.scale", "?")
+        frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id))
+        also_lines.append(
+            f"Rows marked *{other_scale} scale*: parent run `{other_id}` ({other.info.status}), "
+            f"`{other.data.tags.get('harness.command', '?')}`, device {other.data.tags.get('device', '?')}"
+        )
     tags = parent.data.tags
+    task = get_task(tags.get("harness.task", "classification"))
+    metric = tags.get("harness.metric", f"test_{task.primary}")
+    table = _aggregate(pd.concat(frames, ignore_index=True), task, metric)
     meta = {
         "ladder": ladder,
-        "parent_run_id": parent.info.run_id,
-        "parent_status": parent.info.status,
-        "tracking_uri": tracker.uri,
+        **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
         "scale": tags.get("harness.scale", "?"),
         "seeds": tags.get("harness.seeds", "?"),
-        "command": tags.get("harness.command", ""),
         "device": tags.get("device", "?"),
-        "host": tags.get("host", "?"),
-        "git_commit": tags.get("mlflow.source.git.commit", "?"),
-        "versions": ", ".join(
-            f"{k.removesuffix('.version')} {tags[k]}"
-            for k in ("tensorflow.version", "keras.version", "mlflow.version")
-            if k in tags
-        ),
         "data_checksum": tags.get("data.checksum", "?"),
         "price_per_hour": tags.get("price_per_hour", "unknown"),
-        "started": datetime.fromtimestamp(parent.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "also": "\n".join(also_lines),
     }
-    return LadderReport(table, meta)
+    return LadderReport(table, meta, task.name, metric)
 
 
-def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over seeds of each rung's (and variant's) FINISHED runs."""
+def _with_variant(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
     variant = runs["tags.harness.variant"] if "tags.harness.variant" in runs else pd.Series("", index=runs.index)
-    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int), variant=variant.fillna(""))
+    variant = variant.fillna("")
+    if prefix:  # rows of another parent run: say which scale (and split) they ran at
+        split = runs["tags.data.split"].fillna("") if "tags.data.split" in runs else pd.Series("", index=runs.index)
+        pairs = zip(variant, split, strict=True)
+        variant = [", ".join(filter(None, [prefix, v or (f"split={s}" if s else "")])) for v, s in pairs]
+    return runs.assign(variant=variant)
+
+
+def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
+    """Mean and sd over seeds of each rung's (and variant's) FINISHED runs."""
+    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int))
+    columns = [(c.metric, c.metric) for c in task.report_columns()] + [("best", f"best_{metric}"), *_TIMINGS]
     rows = []
-    for (index, variant_label), group in runs.groupby(["rung_index", "variant"], sort=True):
+    for (index, variant_label), group in runs.groupby(["rung_index", "variant"], sort=False):
         done = group[group["status"] == "FINISHED"]
         first = group.iloc[0]
         reference = first.get("tags.harness.reference") or ""
@@ -125,25 +130,26 @@ def _aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "changes": first["tags.harness.rung_changes"],
             "reference": float(reference) if reference else math.nan,
             "runs": len(done),
+            "parent_run_id": first["parent_run_id"],
             "runs_not_finished": len(group) - len(done),
         }
-        for out, metric in _AGGREGATED:
-            column = f"metrics.{metric}"
+        for out, key in columns:
+            column = f"metrics.{key}"
             values = done[column].dropna().astype(float) if column in done else pd.Series(dtype=float)
             row[f"{out}_mean"] = values.mean() if len(values) else math.nan
             row[f"{out}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         rows.append(row)
-    table = pd.DataFrame(rows).sort_values(["variant", "rung_index"], kind="stable").reset_index(drop=True)
+    order = list(dict.fromkeys(runs["variant"]))  # the main run's rows first, then each extra run's
+    table = pd.DataFrame(rows)
+    table = table.assign(_order=table["variant"].map(order.index))
+    table = table.sort_values(["_order", "rung_index"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    sign = 1.0 if task.directions.get(metric.removeprefix("test_"), "maximize") == "maximize" else -1.0
     table["delta_prev"] = table.groupby("variant")["best_mean"].diff()
-    table["vs_reference"] = table["best_mean"] - table["reference"]
+    table["vs_reference"] = sign * (table["best_mean"] - table["reference"])
     return table
 
 
-_AGGREGATED = (
-    ("final", "final_test_accuracy"),
-    ("best", "best_test_accuracy"),
-    ("precision", "final_test_precision"),
-    ("recall", "final_test_recall"),
+_TIMINGS = (
     ("train_s", "time_train_s"),
     ("total_s", "time_total_s"),
     ("warmup_s", "time_warmup_s"),
@@ -152,87 +158,92 @@ _AGGREGATED = (
 )
 
 
-def _pct(mean: float, sd: float) -> str:
+def _fmt(mean: float, sd: float, percent: bool) -> str:
     if math.isnan(mean):
         return "n/a"
-    return f"{100 * mean:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}")
+    if percent:
+        return f"{100 * mean:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}")
+    return f"{mean:.4g}" + ("" if math.isnan(sd) else f" ± {sd:.2g}")
 
 
-def _points(value: float) -> str:
-    return "" if math.isnan(value) else f"{100 * value:+.2f}"
+def _delta(value: float, percent: bool) -> str:
+    return "" if math.isnan(value) else (f"{100 * value:+.2f}" if percent else f"{value:+.4g}")
 
 
 def display_table(report: LadderReport) -> pd.DataFrame:
-    """The table people read: percentages, mean ± sd, deltas in points."""
+    """The table people read: the task's columns as mean ± sd, deltas (in points for percentages)."""
     t = report.table
+    pct = report.percent()
+    unit = " (pts)" if pct else ""
     columns: dict[str, Any] = {"#": t["rung_index"], "rung": t["rung"]}
     if t["variant"].astype(bool).any():
         columns["variant"] = t["variant"]
-    extra: dict[str, Any] = {}
-    if t["precision_mean"].notna().any():  # 2-class data: the positive class, at the last step
-        extra = {
-            "precision %": [_pct(m, s) for m, s in zip(t["precision_mean"], t["precision_sd"], strict=True)],
-            "recall %": [_pct(m, s) for m, s in zip(t["recall_mean"], t["recall_sd"], strict=True)],
-        }
-    return pd.DataFrame(
-        {
-            **columns,
-            "what changed": t["changes"],
-            "reference %": [("" if math.isnan(r) else f"{100 * r:.1f}") for r in t["reference"]],
-            "final acc %": [_pct(m, s) for m, s in zip(t["final_mean"], t["final_sd"], strict=True)],
-            "best acc %": [_pct(m, s) for m, s in zip(t["best_mean"], t["best_sd"], strict=True)],
-            **extra,
-            "Δ best vs prev (pts)": [_points(v) for v in t["delta_prev"]],
-            "best vs ref (pts)": [_points(v) for v in t["vs_reference"]],
-            "train time (s)": [f"{v:.1f}" for v in t["train_s_mean"]],
-            "examples/s": [f"{v:,.0f}" for v in t["examples_per_s_mean"]],
-            "cost/run ($)": [("n/a" if math.isnan(v) else f"{v:.4f}") for v in t["cost_usd_mean"]],
-            "runs": t["runs"],
-        }
-    )
+    columns["what changed"] = t["changes"]
+    columns["reference" + (" %" if pct else "")] = [
+        "" if math.isnan(r) else (f"{100 * r:.1f}" if pct else f"{r:.4g}") for r in t["reference"]
+    ]
+    for col in get_task(report.task).report_columns():
+        mean, sd = t.get(f"{col.metric}_mean"), t.get(f"{col.metric}_sd")
+        if mean is None or (col.optional and not mean.notna().any()):
+            continue  # e.g. precision and recall: 2-class data only
+        columns[col.header] = [_fmt(m, d, col.percent) for m, d in zip(mean, sd, strict=True)]
+    columns[f"Δ best vs prev{unit}"] = [_delta(v, pct) for v in t["delta_prev"]]
+    columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
+    columns["train time (s)"] = [f"{v:.1f}" for v in t["train_s_mean"]]
+    columns["examples/s"] = [f"{v:,.0f}" for v in t["examples_per_s_mean"]]
+    columns["cost/run ($)"] = ["n/a" if math.isnan(v) else f"{v:.4f}" for v in t["cost_usd_mean"]]
+    columns["runs"] = t["runs"]
+    return pd.DataFrame(columns)
 
 
 def verdict(report: LadderReport) -> list[str]:
     """Which rungs fall short of the reference, the talk's ordering, and which rungs bought nothing."""
     table = report.table if "variant" in report.table else report.table.assign(variant="")
+    pct = report.percent()
+    scale, unit = (100.0, " points") if pct else (1.0, "")
+    better = get_task(report.task).directions.get(report.metric.removeprefix("test_"), "maximize") == "maximize"
     lines = []
     for variant, all_rungs in table.groupby("variant", sort=False):
         t = all_rungs.dropna(subset=["reference", "best_mean"])
         where = f" [{variant}]" if variant else ""
         short = t[t["vs_reference"] < -TOLERANCE]
         if short.empty and not t.empty:
-            lines.append(f"Every rung{where} is within {100 * TOLERANCE:.1f} points of its reference or better.")
+            lines.append(f"Every rung{where} is within {scale * TOLERANCE:.1f}{unit} of its reference or better.")
         for _, row in short.iterrows():
             lines.append(
-                f"Rung {row['rung_index']} ({row['rung']}){where} is {100 * -row['vs_reference']:.2f} points "
-                "below its reference."
+                f"Rung {row['rung_index']} ({row['rung']}){where} is {scale * -row['vs_reference']:.2f}{unit} "
+                f"{'below' if better else 'above'} its reference."
             )
-        # same ordering: wherever the talk's reference rises, ours rises too (ties impose nothing)
+        # same ordering: wherever the talk's reference improves, ours improves too (ties impose nothing)
         rows = list(t.itertuples())
+        sign = 1 if better else -1
         inversions = [
             f"{a.rung_index}->{b.rung_index}"
             for i, a in enumerate(rows)
             for b in rows[i + 1 :]
-            if (a.reference < b.reference) and not (a.best_mean < b.best_mean)
+            if (sign * a.reference < sign * b.reference) and not (sign * a.best_mean < sign * b.best_mean)
         ]
         if len(rows) < 2:
             lines.append(f"Only {len(rows)} rung{where} has a reference: there is no ordering to compare.")
         elif inversions:
             lines.append(
-                f"Ordering{where} differs from the talk's where the reference rises but ours does not: "
+                f"Ordering{where} differs from the talk's where the reference improves but ours does not: "
                 f"{', '.join(inversions)}."
             )
         else:
-            lines.append(f"Ordering by best accuracy{where} matches the talk's.")
+            lines.append(f"Ordering by {report.best_label}{where} matches the talk's.")
         # each rung should buy something: name the ones that did not
         if "delta_prev" in all_rungs:
             flat = [
-                f"{r.rung_index} ({r.rung}, {100 * r.delta_prev:+.2f})"
+                f"{r.rung_index} ({r.rung}, {_delta(r.delta_prev, pct)})"
                 for r in all_rungs.itertuples()
-                if r.delta_prev <= 0  # NaN (the first rung) compares False
+                if sign * r.delta_prev <= 0  # NaN (the first rung) compares False
             ]
             if flat:
-                lines.append(f"Rungs{where} whose best accuracy is not above the rung before: {', '.join(flat)} pts.")
+                lines.append(
+                    f"Rungs{where} whose {report.best_label} is not better than the rung before: "
+                    f"{', '.join(flat)}{' pts' if pct else ''}."
+                )
     return lines
 
 
@@ -241,29 +252,27 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
     head = [
         f"# Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)",
         "",
-        f"Generated from the MLflow tracking store by `{report_command}`; do not edit by hand.",
+        _core.generated_by(report_command),
         "",
         f"- Ladder run: `{m['command']}`" if m["command"] else "- Ladder run: (command not recorded)",
         f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
         f"- Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
         f"- Data checksum (sha256): `{m['data_checksum']}`",
         f"- Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
-        "- Accuracy on the test set: *final* at the last step, *best* = best seen at an evaluation "
-        "step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, excludes evaluation.",
+        *([f"- {line}" for line in m["also"].split("\n")] if m.get("also") else []),
+        f"- Task {report.task}; on the test set: *final* at the last step, *{report.best_label}* = best seen at "
+        "an evaluation step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, "
+        "excludes evaluation.",
         "- Times and examples/s are wall-clock as measured in this run, on whatever else shared the machine; "
         "controlled throughput numbers come from `nox -s bench` (results/bench/).",
         "",
     ]
-    body = display_table(report).to_markdown(index=False, disable_numparse=True)
+    body = _core.markdown_table(display_table(report))
     return "\n".join(head) + "\n" + body + "\n\n" + "\n".join(f"- {line}" for line in verdict(report)) + "\n"
 
 
 def write_report(report: LadderReport, out_dir: Path, report_command: str) -> tuple[Path, Path]:
     """``<ladder>_ladder.md`` and ``.csv`` (suffixed ``_<scale>`` unless standard scale)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     scale = report.meta["scale"]
     stem = f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
-    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
-    md.write_text(to_markdown(report, report_command), encoding="utf-8")
-    report.table.assign(parent_run_id=report.meta["parent_run_id"]).to_csv(csv, index=False)
-    return md, csv
+    return _core.write(out_dir, stem, to_markdown(report, report_command), report.table)

@@ -242,7 +242,7 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _report(name: str, out: str, tracking_uri: str | None, command_line: str) -> int:
-    from harness.report._study import display_study, study_report, write_study_report
+    from harness.report import display_study, study_report, write_study_report
     from harness.tracking import Tracker
 
     report = study_report(Tracker(tracking_uri), name)

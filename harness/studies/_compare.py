@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunFailed, UserError
-from harness.report._study import compare_report, compare_study_name, display_compare, write_compare_report
+from harness.report import compare_report, compare_study_name, display_compare, write_compare_report
 from harness.studies._samplers import SamplerSpec
 from harness.studies._space import SAMPLERS, ExperimentRef, load_space
 from harness.studies._study import StudyRequest, run_study

@@ -40,16 +40,11 @@ from harness.studies._storage import (
     redact,
     storage_kind,
 )
-from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags
+from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags, study_experiment
 
 Progress = Callable[[str], None]
 ATTR = "harness"  # the Optuna study user attribute holding StudySettings
 FORMAT = 1
-
-
-def experiment_name(space_name: str) -> str:
-    """The MLflow experiment of every study of one search space."""
-    return f"study/{space_name}"
 
 
 class StudyStopped(RunFailed):
@@ -319,7 +314,7 @@ def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:
         heartbeat_interval=r.heartbeat_interval,
         grace_period=r.grace_period,
         tracking_uri=plan.tracker.uri,
-        mlflow_experiment=experiment_name(plan.space.name),
+        mlflow_experiment=study_experiment(plan.space.name),
         parent_run_id=parent_run_id,
         fingerprint=plan.resolved.fingerprint(),
         data_dir=str(Path(r.data_dir).resolve()) if r.data_dir else None,
@@ -363,7 +358,7 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
         parent.set_tags({"harness.resumed": str(resumes), "harness.command.resume": r.command})
         resumed = True
     else:
-        exp_id = tracker.experiment_id(experiment_name(plan.space.name))
+        exp_id = tracker.experiment_id(study_experiment(plan.space.name))
         run = tracker.client.create_run(exp_id, run_name=plan.name, tags=_parent_tags(plan))
         settings = _settings_for(plan, run.info.run_id)
         parent = RunHandle(tracker.client, run.info.run_id)

@@ -9,6 +9,7 @@ from harness.tracking._mlflow import (
     Tracker,
     resolve_tracking_uri,
 )
+from harness.tracking._names import ladder_experiment, study_experiment
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "Tracker",
     "environment_tags",
     "git_commit",
+    "ladder_experiment",
     "resolve_tracking_uri",
+    "study_experiment",
     "versions",
 ]

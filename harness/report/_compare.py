@@ -1,0 +1,315 @@
+"""Sampler comparisons, rebuilt from the tracking store (never from memory).
+
+Per sampler, over the repeats of ``harness compare-samplers`` (one study each):
+best objective mean ± sd, trials and time to a target, area under the best-so-far
+curve, total time and cost, plus the best-so-far curves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import UserError
+from harness.report import _core
+from harness.report._study import _num, _obj, counted, find_study_run, study_report
+from harness.tracking import Tracker
+
+
+@dataclasses.dataclass
+class Curve:
+    """One study of a comparison: best-so-far after each counted trial, against trials and time."""
+
+    sampler: str
+    repeat: int
+    study: str
+    best_so_far: list[float]  # nan until the first completed trial
+    elapsed_s: list[float]  # cumulative trial time after each trial
+    cost_usd: float
+    values: list[float]  # objective of each completed trial
+
+
+@dataclasses.dataclass
+class CompareReport:
+    summary: pd.DataFrame  # one row per sampler
+    studies: pd.DataFrame  # one row per (sampler, repeat)
+    curves: list[Curve]
+    meta: dict[str, Any]
+
+
+def compare_study_name(space: str, sampler: str, repeat: int) -> str:
+    return f"{space}-cmp-{sampler}-r{repeat}"
+
+
+def _curve(tracker: Tracker, space: str, sampler: str, repeat: int, direction: str) -> Curve:
+    name = compare_study_name(space, sampler, repeat)
+    report = study_report(tracker, name)
+    t = counted(report.table)
+    best: list[float] = []
+    elapsed: list[float] = []
+    current, clock = math.nan, 0.0
+    better = max if direction == "maximize" else min
+    for _, row in t.iterrows():
+        if row["state"] == "COMPLETE" and not math.isnan(row["objective"]):
+            current = row["objective"] if math.isnan(current) else better(current, row["objective"])
+        clock += 0.0 if math.isnan(row["time_s"]) else float(row["time_s"])
+        best.append(current)
+        elapsed.append(clock)
+    values = [float(v) for v in t.loc[t["state"] == "COMPLETE", "objective"].dropna()]
+    cost = float(t["cost_usd"].sum()) if t["cost_usd"].notna().any() else math.nan
+    return Curve(sampler, repeat, name, best, elapsed, cost, values)
+
+
+def _reach(curve: Curve, target: float, direction: str) -> tuple[float, float]:
+    """(trials, seconds) until the best-so-far first reaches ``target``; inf if never."""
+    for i, value in enumerate(curve.best_so_far):
+        if not math.isnan(value) and (value >= target if direction == "maximize" else value <= target):
+            return float(i + 1), curve.elapsed_s[i]
+    return math.inf, math.inf
+
+
+def _auc(curve: Curve, lo: float, hi: float, direction: str, budget: int) -> float:
+    """Mean of the normalised best-so-far over trials 1..budget (0 = worst value seen, 1 = best seen)."""
+    if hi == lo:
+        return 1.0 if any(not math.isnan(v) for v in curve.best_so_far) else 0.0
+    points = []
+    for i in range(budget):
+        v = curve.best_so_far[min(i, len(curve.best_so_far) - 1)] if curve.best_so_far else math.nan
+        if math.isnan(v):
+            points.append(0.0)
+        else:
+            points.append((v - lo) / (hi - lo) if direction == "maximize" else (hi - v) / (hi - lo))
+    return statistics.fmean(points) if points else 0.0
+
+
+def compare_report(
+    tracker: Tracker,
+    space: str,
+    samplers: Sequence[str],
+    repeats: int,
+    budget: int,
+    target: float | None = None,
+) -> CompareReport:
+    first = find_study_run(tracker, compare_study_name(space, samplers[0], 0))
+    direction = first.data.tags.get("harness.direction", "maximize")
+    curves = [_curve(tracker, space, s, r, direction) for s in samplers for r in range(repeats)]
+    everything = [v for c in curves for v in c.values]
+    if not everything:
+        raise UserError(f"comparison of {space}: no trial completed in any study")
+    lo, hi = min(everything), max(everything)
+    finals = [c.best_so_far[-1] for c in curves if c.best_so_far and not math.isnan(c.best_so_far[-1])]
+    target_rule = "given"
+    if target is None:
+        target = statistics.median(finals)
+        target_rule = "median over all studies of the best objective found"
+    rows = []
+    for c in curves:
+        trials_to, time_to = _reach(c, target, direction)
+        rows.append(
+            {
+                "sampler": c.sampler,
+                "repeat": c.repeat,
+                "study": c.study,
+                "trials": len(c.best_so_far),
+                "best": c.best_so_far[-1] if c.best_so_far else math.nan,
+                "trials_to_target": trials_to,
+                "time_to_target_s": time_to,
+                "auc": _auc(c, lo, hi, direction, budget),
+                "total_time_s": c.elapsed_s[-1] if c.elapsed_s else 0.0,
+                "cost_usd": c.cost_usd,
+            }
+        )
+    studies = pd.DataFrame(rows)
+    summary_rows = []
+    for sampler in samplers:
+        s = studies[studies["sampler"] == sampler]
+        best = s["best"].dropna()
+        summary_rows.append(
+            {
+                "sampler": sampler,
+                "repeats": len(s),
+                "best_mean": best.mean() if len(best) else math.nan,
+                "best_sd": best.std(ddof=1) if len(best) > 1 else math.nan,
+                "reached": int((s["trials_to_target"] < math.inf).sum()),
+                "median_trials_to_target": float(s["trials_to_target"].median()),
+                "median_time_to_target_s": float(s["time_to_target_s"].median()),
+                "auc_mean": s["auc"].mean(),
+                "auc_sd": s["auc"].std(ddof=1) if len(s) > 1 else math.nan,
+                "time_s_mean": s["total_time_s"].mean(),
+                "time_s_total": s["total_time_s"].sum(),
+                "cost_usd_mean": s["cost_usd"].mean(),
+                "cost_usd_total": s["cost_usd"].sum(),
+            }
+        )
+    tags = first.data.tags
+    meta = {
+        "space": space,
+        "space_source": tags.get("harness.space_source", "?"),
+        "experiment": tags.get("harness.experiment", "?"),
+        "objective": tags.get("harness.objective", "?"),
+        "direction": direction,
+        "samplers": list(samplers),
+        "repeats": repeats,
+        "budget": budget,
+        "target": target,
+        "target_rule": target_rule,
+        "tracking_uri": tracker.uri,
+        "host": tags.get("host", "?"),
+        "git_commit": tags.get("mlflow.source.git.commit", "?"),
+        "versions": ", ".join(
+            f"{k.removesuffix('.version')} {tags[k]}" for k in ("optuna.version", "tensorflow.version") if k in tags
+        ),
+        "device": study_report(tracker, curves[0].study).meta["devices"],
+        "params": tags.get("harness.params", ""),
+    }
+    return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta)
+
+
+def _pm(mean: float, sd: float, digits: int | None = None) -> str:
+    """mean ± sd; objectives with significant digits, fractions (AUC) with ``digits`` decimals."""
+    if math.isnan(mean):
+        return "n/a"
+    if digits is None:
+        return _obj(mean) + ("" if math.isnan(sd) else f" ± {sd:.2g}")
+    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
+
+
+def _median(value: float, digits: int = 0) -> str:
+    return "not reached" if math.isinf(value) else ("n/a" if math.isnan(value) else f"{value:.{digits}f}")
+
+
+def display_compare(report: CompareReport) -> pd.DataFrame:
+    s = report.summary
+    return pd.DataFrame(
+        {
+            "sampler": s["sampler"],
+            "best objective (mean ± sd)": [_pm(m, d) for m, d in zip(s["best_mean"], s["best_sd"], strict=True)],
+            "reached target": [f"{r}/{n}" for r, n in zip(s["reached"], s["repeats"], strict=True)],
+            "median trials to target": [_median(v) for v in s["median_trials_to_target"]],
+            "median time to target (s)": [_median(v, 1) for v in s["median_time_to_target_s"]],
+            "AUC best-so-far (mean ± sd)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sd"], strict=True)],
+            "time per study (s)": [f"{v:.1f}" for v in s["time_s_mean"]],
+            "cost per study ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_mean"]],
+            "total cost ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_total"]],
+        }
+    )
+
+
+def compare_findings(report: CompareReport) -> list[str]:
+    """What the numbers say: the winner on each measure, and random vs grid (Bergstra & Bengio 2012)."""
+    s = report.summary.set_index("sampler")
+    maximize = report.meta["direction"] == "maximize"
+    lines = []
+    if s["best_mean"].notna().any():
+        best = s["best_mean"].idxmax() if maximize else s["best_mean"].idxmin()
+        lines.append(f"Best objective on average: **{best}** ({_obj(s.loc[best, 'best_mean'])}).")
+    lines.append(f"Largest area under the best-so-far curve (fastest to good values): **{s['auc_mean'].idxmax()}**.")
+    reached = s[s["median_trials_to_target"] < math.inf]
+    if not reached.empty:
+        fastest = reached["median_trials_to_target"].idxmin()
+        n = reached.loc[fastest, "median_trials_to_target"]
+        lines.append(f"Fewest trials to the target (median): **{fastest}** ({n:.0f}).")
+    if "random" in s.index and "grid" in s.index:
+        r, g = s.loc["random"], s.loc["grid"]
+        diff = (r["best_mean"] - g["best_mean"]) * (1 if maximize else -1)
+        verdict = "beats" if diff > 0 else ("ties with" if diff == 0 else "does not beat")
+        lines.append(
+            f"Random {verdict} grid at equal budget on the best objective ({_obj(r['best_mean'])} vs "
+            f"{_obj(g['best_mean'])}); AUC {r['auc_mean']:.3f} vs {g['auc_mean']:.3f}. Bergstra & Bengio (2012) "
+            "expect random to win when only a few parameters matter; this is what we measured."
+        )
+    return lines
+
+
+def compare_markdown(report: CompareReport, command: str, curves_png: str) -> str:
+    m = report.meta
+    head = [
+        f"# Sampler comparison: `{m['space']}`",
+        "",
+        _core.generated_by(command),
+        "",
+        f"- Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
+        f"- Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
+        f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "
+        f"one study each (`{m['space']}-cmp-<sampler>-r<seed>`)",
+        f"- Target {_obj(m['target'])} ({m['target_rule']}); a repeat that never reaches it counts as infinite "
+        "in the medians",
+        "- Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
+        "of the best-so-far, scaled so that 0 is the worst and 1 the best objective seen in the comparison",
+        f"- Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        *(
+            [
+                "- Samplers draw with per-trial seeds from (seed, trial number): TPE's random start-up trials "
+                "are the random sampler's first trials of the same seed, so their curves coincide until TPE "
+                "starts modelling (common random numbers)"
+            ]
+            if {"random", "tpe"} <= set(m["samplers"])
+            else []
+        ),
+        f"- Curves: [{curves_png}]({curves_png})",
+        "",
+    ]
+    body = display_compare(report).to_markdown(index=False, disable_numparse=True)
+    findings = "\n".join(f"- {line}" for line in compare_findings(report))
+    per_study = report.studies.assign(
+        best=[_obj(v) for v in report.studies["best"]],
+        trials_to_target=[_median(v) for v in report.studies["trials_to_target"]],
+        time_to_target_s=[_median(v, 1) for v in report.studies["time_to_target_s"]],
+        auc=[_num(v, 3) for v in report.studies["auc"]],
+        total_time_s=[_num(v, 1) for v in report.studies["total_time_s"]],
+        cost_usd=[_num(v, 4) or "n/a" for v in report.studies["cost_usd"]],
+    ).to_markdown(index=False, disable_numparse=True)
+    return "\n".join(head) + "\n" + body + "\n\n" + findings + "\n\n## Every study\n\n" + per_study + "\n"
+
+
+def compare_figure(report: CompareReport) -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4))
+    by_trial, by_time = fig.subplots(1, 2)
+    colours = {s: f"C{i}" for i, s in enumerate(report.meta["samplers"])}
+    for sampler in report.meta["samplers"]:
+        curves = [c for c in report.curves if c.sampler == sampler]
+        for c in curves:
+            xs = list(range(1, len(c.best_so_far) + 1))
+            by_trial.step(xs, c.best_so_far, where="post", color=colours[sampler], alpha=0.25, lw=1)
+            by_time.step(c.elapsed_s, c.best_so_far, where="post", color=colours[sampler], alpha=0.5, lw=1)
+        n = max((len(c.best_so_far) for c in curves), default=0)
+        mean = []
+        for i in range(n):
+            vals = [c.best_so_far[min(i, len(c.best_so_far) - 1)] for c in curves if c.best_so_far]
+            vals = [v for v in vals if not math.isnan(v)]
+            mean.append(statistics.fmean(vals) if vals else math.nan)
+        by_trial.step(range(1, n + 1), mean, where="post", color=colours[sampler], lw=2.2, label=f"{sampler} (mean)")
+        by_time.plot([], [], color=colours[sampler], label=sampler)
+    by_trial.xaxis.get_major_locator().set_params(integer=True)
+    for ax, xlabel in ((by_trial, "trials"), (by_time, "cumulative trial time (s)")):
+        ax.axhline(report.meta["target"], color="grey", ls="--", lw=1, label="target")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"best {report.meta['objective']} so far")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{report.meta['space']}: best-so-far, {report.meta['repeats']} repeats per sampler")
+    return fig
+
+
+def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path]:
+    """``compare_<space>.md``, ``.csv`` (per study) and ``compare_<space>_curves.png``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"compare_{report.meta['space']}"
+    md, csv, png = out_dir / f"{stem}.md", out_dir / f"{stem}.csv", out_dir / f"{stem}_curves.png"
+    compare_figure(report).savefig(png, dpi=110, bbox_inches="tight")
+    md.write_text(compare_markdown(report, command, png.name), encoding="utf-8")
+    summary = report.summary.assign(level="sampler")
+    studies = report.studies.assign(level="study")
+    pd.concat([summary, studies], ignore_index=True).to_csv(csv, index=False)
+    return md, csv, png
