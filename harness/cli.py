@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("ladder", help="ladder name")
     rl.add_argument("--run", help="parent run id (default: the latest run of the ladder)")
     rl.add_argument("--scale", choices=SCALES, help="latest run at this scale")
+    rl.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="another parent run of the ladder (e.g. one rung at full scale) shown as extra rows (repeatable)",
+    )
     rl.add_argument("--out", default="results", help="output directory (default results/)")
     _add_tracking(rl)
 
@@ -145,7 +152,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
 
         return study_cli.dispatch(args, command_line)
     if args.command == "report":
-        return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line)
+        return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line, tuple(args.also))
     if args.command == "detect-scan":
         return _detect_scan(args, command_line)
     if args.command == "ui":
@@ -205,11 +212,19 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
     return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd)
 
 
-def _report(ladder: str, run_id: str | None, scale: str | None, out: str, uri: str | None, command_line: str) -> int:
+def _report(
+    ladder: str,
+    run_id: str | None,
+    scale: str | None,
+    out: str,
+    uri: str | None,
+    command_line: str,
+    also: tuple[str, ...] = (),
+) -> int:
     from harness.report import display_table, ladder_report, verdict, write_report
     from harness.tracking import Tracker
 
-    report = ladder_report(Tracker(uri), ladder, run_id, scale)
+    report = ladder_report(Tracker(uri), ladder, run_id, scale, also)
     print(display_table(report).to_string(index=False))
     for line in verdict(report):
         print(line)

@@ -6,26 +6,44 @@ import math
 
 import pytest
 
-from harness.config import Config, apply_overrides, coerce, parse_cli_overrides
+import harness.data
+import harness.models
+import harness.tasks  # noqa: F401  (register the config sections of every task, dataset and model)
+from harness.config import apply_overrides, coerce, config_from, default_config, parse_cli_overrides
 from harness.errors import ConfigError
 
 
 def test_defaults_are_valid_and_round_trip() -> None:
-    cfg = Config()
-    again = apply_overrides(Config(), cfg.to_dict(), "test")
+    cfg = default_config()
+    again = apply_overrides(default_config(), cfg.params(), "test")
     assert again == cfg
+    cnn = config_from({"dataset": "planesnet", "model": "cnn", "conv1": 8, "filter_sizes": [4, 3, 2]})
+    assert apply_overrides(default_config(), cnn.params(), "test") == cnn
 
 
 def test_override_converts_types() -> None:
-    cfg = apply_overrides(Config(), {"lr0": 1, "layers": [200, 100], "batchnorm": True}, "test")
-    assert cfg.lr0 == 1.0 and isinstance(cfg.lr0, float)
-    assert cfg.layers == (200, 100)
-    assert cfg.batchnorm is True
+    cfg = apply_overrides(default_config(), {"lr0": 1, "layers": [200, 100], "batchnorm": True}, "test")
+    assert cfg.optim.lr0 == 1.0 and isinstance(cfg.optim.lr0, float)
+    assert cfg.model.layers == (200, 100)
+    assert cfg.model.batchnorm is True
 
 
 def test_unknown_key_names_key_source_and_suggests() -> None:
     with pytest.raises(ConfigError, match=r"my\.yaml: unknown config key 'lr_0'; did you mean lr0"):
-        apply_overrides(Config(), {"lr_0": 0.1}, "my.yaml")
+        apply_overrides(default_config(), {"lr_0": 0.1}, "my.yaml")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"conv1": 8}, r"^test: key 'conv1' is not used by model 'mlp'; it is a parameter of model cnn$"),
+        ({"model.conv1": 8}, r"^test: key 'model\.conv1' is not used by model 'mlp'; it is a parameter of model cnn$"),
+        ({"split": "scene"}, r"^test: key 'split' is not used by dataset 'mnist'; it is a parameter of dataset planesnet$"),
+    ],
+)
+def test_key_of_another_model_or_dataset_names_its_owner(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(default_config(), overrides, "test")
 
 
 @pytest.mark.parametrize(
@@ -52,12 +70,12 @@ def test_wrong_type_names_key_and_expected_type(key: str, value: object, expecte
         ({"lr0": 0}, r"lr0 must be > 0, but got lr0=0.0"),
         ({"iterations": 1000, "eval_every": 300}, "iterations must be a multiple of eval_every"),
         ({"batch_size": 0}, "batch_size must be > 0"),
-        ({"filter_sizes": [5, 5]}, "filter_sizes must be three positive sizes"),
+        ({"model": "cnn", "filter_sizes": [5, 5]}, "filter_sizes must be three positive sizes"),
     ],
 )
 def test_out_of_range_values_are_rejected(overrides: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        apply_overrides(Config(), overrides, "test")
+    with pytest.raises(ConfigError, match=f"^test: {message}"):
+        apply_overrides(default_config(), overrides, "test")
 
 
 def test_cli_overrides_parse_yaml_scalars() -> None:
@@ -70,10 +88,10 @@ def test_cli_overrides_parse_yaml_scalars() -> None:
 
 
 def test_scientific_notation_is_a_number_even_without_a_dot() -> None:
-    cfg = apply_overrides(Config(), parse_cli_overrides(["lr0=1e-3", "lr1=2E-5"]), "cli")
-    assert (cfg.lr0, cfg.lr1) == (0.001, 2e-5)
+    cfg = apply_overrides(default_config(), parse_cli_overrides(["lr0=1e-3", "lr1=2E-5"]), "cli")
+    assert (cfg.optim.lr0, cfg.optim.lr1) == (0.001, 2e-5)
     with pytest.raises(ConfigError, match="key 'iterations' expects an int"):
-        apply_overrides(Config(), parse_cli_overrides(["iterations=1e4"]), "cli")
+        apply_overrides(default_config(), parse_cli_overrides(["iterations=1e4"]), "cli")
 
 
 def test_cli_override_without_equals_is_an_error() -> None:
@@ -82,7 +100,7 @@ def test_cli_override_without_equals_is_an_error() -> None:
 
 
 def test_learning_rate_schedule_is_the_talks() -> None:
-    cfg = Config(lr0=0.003, lr1=0.0001, lr2=2000)
+    cfg = config_from({"lr0": 0.003, "lr1": 0.0001, "lr2": 2000})
     assert cfg.learning_rate(0) == pytest.approx(0.0031)
     assert cfg.learning_rate(2000) == pytest.approx(0.0001 + 0.003 / math.e)
-    assert Config(lr0=0.005).learning_rate(5000) == 0.005  # lr2 = 0: constant
+    assert config_from({"lr0": 0.005}).learning_rate(5000) == 0.005  # lr2 = 0: constant

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import Config
+from harness.config import Config, ModelParams, config_from
 from harness.errors import ConfigError
 from harness.ladders import load_ladder
 from harness.models import create_model, list_models
 
 
 def _params(cfg: Config) -> int:
-    return create_model(cfg, (28, 28, 1), 10).count_params()
+    return create_model(cfg.model, (28, 28, 1), 10).count_params()
 
 
 def test_unknown_model_lists_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown model 'resnet'; valid models: cnn, mlp"):
-        create_model(Config(model="resnet"), (28, 28, 1), 10)
+        create_model(ModelParams(name="resnet"), (28, 28, 1), 10)
+    with pytest.raises(ConfigError, match=r"^config: unknown model 'resnet'; valid models: cnn, mlp$"):
+        config_from({"model": "resnet"})
     assert list_models() == ["cnn", "mlp"]
 
 
@@ -31,7 +33,7 @@ def test_talk_architectures_have_the_talks_parameter_counts() -> None:
 
 def test_batchnorm_cnn_replaces_biases_by_bn_offsets() -> None:
     cfg = {r.name: c for r, c in load_ladder("mnist").configs("standard")}["cnn-batchnorm"]
-    model = create_model(cfg, (28, 28, 1), 10)
+    model = create_model(cfg.model, (28, 28, 1), 10)
     bns = [layer for layer in model.layers if "BatchNormalization" in type(layer).__name__]
     assert len(bns) == 4  # three convs and the dense layer
     assert all(not layer.scale and layer.center and layer.momentum == 0.999 for layer in bns)
@@ -40,5 +42,5 @@ def test_batchnorm_cnn_replaces_biases_by_bn_offsets() -> None:
 
 
 def test_dropout_follows_every_hidden_layer_of_the_mlp() -> None:
-    model = create_model(Config(layers=(20, 10), dropout=0.25), (28, 28, 1), 10)
+    model = create_model(config_from({"layers": [20, 10], "dropout": 0.25}).model, (28, 28, 1), 10)
     assert [type(layer).__name__ for layer in model.layers].count("Dropout") == 2

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import Config
+import harness.models
+import harness.tasks  # noqa: F401  (register the config sections)
+from harness.config import config_from
 from harness.data import load_dataset
 from harness.errors import RunFailed
 from harness.train import ExpDecayToFloor, build_and_compile, train
@@ -26,8 +28,8 @@ class ListSink:
 
 
 def test_schedule_matches_the_formula() -> None:
-    cfg = Config(lr0=0.02, lr1=0.0002, lr2=1000)
-    schedule = ExpDecayToFloor(cfg.lr0, cfg.lr1, cfg.lr2)
+    cfg = config_from({"lr0": 0.02, "lr1": 0.0002, "lr2": 1000})
+    schedule = ExpDecayToFloor(cfg.optim.lr0, cfg.optim.lr1, cfg.optim.lr2)
     for step in (0, 500, 1000, 5000):
         assert float(schedule(step)) == pytest.approx(cfg.learning_rate(step), rel=1e-6)
     with pytest.raises(ValueError, match="lr2 must be > 0 steps, but got lr2=0"):
@@ -36,16 +38,18 @@ def test_schedule_matches_the_formula() -> None:
 
 def test_train_learns_and_reports_every_evaluation(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
-    cfg = Config(
-        layers=(32,),
-        bias_init=0.1,
-        lr0=0.01,
-        lr1=0.001,
-        lr2=20,
-        iterations=60,
-        eval_every=20,
-        batch_size=50,
-        steps_per_execution=10,
+    cfg = config_from(
+        {
+            "layers": [32],
+            "bias_init": 0.1,
+            "lr0": 0.01,
+            "lr1": 0.001,
+            "lr2": 20,
+            "iterations": 60,
+            "eval_every": 20,
+            "batch_size": 50,
+            "steps_per_execution": 10,
+        }
     )
     sink = ListSink()
     result = train(cfg, data, [sink])
@@ -64,29 +68,33 @@ def test_train_learns_and_reports_every_evaluation(tiny_data_dir: Path) -> None:
 
 def test_same_seed_same_result(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
-    cfg = Config(layers=(16,), iterations=20, eval_every=10, batch_size=50, steps_per_execution=10, seed=3)
+    cfg = config_from(
+        {"layers": [16], "iterations": 20, "eval_every": 10, "batch_size": 50, "steps_per_execution": 10, "seed": 3}
+    )
     a, b = train(cfg, data), train(cfg, data)
     assert [r["test_loss"] for r in a.history] == pytest.approx([r["test_loss"] for r in b.history], rel=1e-5)
 
 
 def test_summed_loss_for_the_softmax_rung(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
-    model = build_and_compile(Config(loss_reduction="sum", optimizer="sgd"), data)
+    model = build_and_compile(config_from({"loss_reduction": "sum", "optimizer": "sgd"}), data)
     assert model.loss.reduction == "sum"
 
 
 def test_nan_loss_fails_the_run(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
     # a hidden ReLU layer overflows to inf, then inf - inf = NaN
-    cfg = Config(
-        layers=(16,),
-        optimizer="sgd",
-        lr0=1e10,
-        loss_reduction="sum",
-        iterations=20,
-        eval_every=10,
-        steps_per_execution=10,
-        batch_size=50,
+    cfg = config_from(
+        {
+            "layers": [16],
+            "optimizer": "sgd",
+            "lr0": 1e10,
+            "loss_reduction": "sum",
+            "iterations": 20,
+            "eval_every": 10,
+            "steps_per_execution": 10,
+            "batch_size": 50,
+        }
     )
     with pytest.raises(RunFailed, match=r"training loss is (nan|inf) at step 10"):
         train(cfg, data)

@@ -70,8 +70,8 @@ def _postgres(server: str, tag: str) -> Iterator[tuple[str, str]]:
 
 
 def _one_study(n: int, storage: str, tracking: str, artifacts: Path, name: str) -> dict[str, Any]:
+    from harness.studies._lifecycle import StudyRequest, open_study, plan_study
     from harness.studies._objective import TrivialRunner
-    from harness.studies._study import StudyRequest, open_study, plan_study
     from harness.studies._worker import run_worker
     from harness.tracking import Tracker
 

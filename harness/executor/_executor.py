@@ -176,4 +176,3 @@ class Executor:
 
         log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
         return RunOutcome(run.run_id, final, result.history)
-

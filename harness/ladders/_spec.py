@@ -151,4 +151,3 @@ def parse_ladder(text: str, source: str) -> Ladder:
     for scale in scales:  # check every scale's keys now, not halfway through a run
         ladder.configs(scale)
     return ladder
-

@@ -62,9 +62,7 @@ def runs_frame(runs: Iterable[Any]) -> pd.DataFrame:
 
 def children(tracker: Tracker, parent: Any) -> pd.DataFrame:
     """The child runs of ``parent`` as a frame."""
-    return runs_frame(
-        search(tracker, [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    )
+    return runs_frame(search(tracker, [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"))
 
 
 def quote(value: str) -> str:

@@ -3,10 +3,19 @@
 ``harness study SPACE`` tunes a ladder rung (or any config) over a search space
 read from a harness YAML file or a Cloud ML Engine hptune config; ``harness
 worker`` joins a study from another process or machine; ``harness
-compare-samplers`` runs grid, random and TPE on the same budget. See
-``_space`` (the one search-space dataclass), ``_native`` and ``_cmle`` (its two
-parsers), ``_samplers``, ``_storage``, ``_objective`` (running a trial),
-``_worker`` (the loop every worker runs), ``_study`` and ``_compare``.
+compare-samplers`` runs grid, random and TPE on the same budget.
+
+One concern per module, imports one way (top to bottom):
+
+- ``_space`` (the one search-space dataclass), ``_native`` and ``_cmle`` (its two
+  parsers), ``_formats`` (either file); ``_samplers`` (sampler and pruner factories);
+- ``_storage`` and ``_journal`` (Optuna storage, heartbeats, the budget lock);
+- ``_settings`` (what a study stores for its workers), ``_context`` (an open study,
+  attaching, lost workers), ``_trials`` (counting and re-queueing trials);
+- ``_objective`` (proposing is separate from running: a runner gets a ``TrialRun``
+  and trains it through the run executor), ``_worker`` (the loop every worker runs);
+- ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes);
+- ``_study`` (the ``study`` and ``worker`` commands), ``_compare``, ``_cli``.
 
 Names are imported lazily: ``harness.cli`` imports this package for its argument
 parser, which must not pull in Optuna or TensorFlow.
@@ -25,8 +34,8 @@ _EXPORTS = {
     "ObjectiveRef": "_space",
     "ExperimentRef": "_space",
     "Tier": "_space",
-    "load_space": "_space",
-    "parse_space": "_space",
+    "load_space": "_formats",
+    "parse_space": "_formats",
     "parse_native": "_native",
     "parse_cmle": "_cmle",
     "cmle_param_name": "_cmle",
@@ -36,20 +45,25 @@ _EXPORTS = {
     "open_storage": "_storage",
     "default_storage_url": "_storage",
     "budget_lock": "_storage",
+    "StudySettings": "_settings",
+    "StudyContext": "_context",
+    "attach": "_context",
+    "Tally": "_trials",
+    "tally": "_trials",
+    "fail_orphans": "_trials",
     "PruningSink": "_objective",
     "TrialRun": "_objective",
     "TrainingRunner": "_objective",
     "TrivialRunner": "_objective",
     "run_worker": "_worker",
-    "tally": "_worker",
-    "StudyRequest": "_study",
-    "StudyContext": "_study",
-    "StudyStopped": "_study",
-    "attach": "_study",
-    "plan_study": "_study",
-    "open_study": "_study",
+    "StudyRequest": "_lifecycle",
+    "StudyStopped": "_lifecycle",
+    "plan_study": "_lifecycle",
+    "open_study": "_lifecycle",
+    "finalize": "_lifecycle",
+    "gpu_ids": "_processes",
     "run_study": "_study",
-    "finalize": "_study",
+    "run_attached_worker": "_study",
     "CompareRequest": "_compare",
     "run_compare": "_compare",
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.studies._study import StudyRequest
+    from harness.studies._lifecycle import StudyRequest
 
 COMMANDS = ("study", "worker", "compare-samplers")
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
@@ -164,7 +164,7 @@ def _heartbeat(args: argparse.Namespace) -> tuple[int, int]:
 def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -> StudyRequest:
     """The StudyRequest both `study` and `compare-samplers` build from their shared options."""
     from harness.config import parse_cli_overrides
-    from harness.studies._study import StudyRequest
+    from harness.studies._lifecycle import StudyRequest
 
     interval, grace = _heartbeat(args)
     return StudyRequest(

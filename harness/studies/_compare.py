@@ -17,9 +17,11 @@ from typing import Any
 
 from harness.errors import RunFailed, UserError
 from harness.report import compare_report, compare_study_name, display_compare, write_compare_report
+from harness.studies._formats import load_space
+from harness.studies._lifecycle import StudyRequest
 from harness.studies._samplers import SamplerSpec
-from harness.studies._space import SAMPLERS, ExperimentRef, load_space
-from harness.studies._study import StudyRequest, run_study
+from harness.studies._space import SAMPLERS, ExperimentRef
+from harness.studies._study import run_study
 
 Progress = Callable[[str], None]
 

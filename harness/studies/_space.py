@@ -29,7 +29,7 @@ from typing import Any, Literal
 import harness.data
 import harness.models
 import harness.tasks  # noqa: F401  (these register the config sections of every task, dataset and model)
-from harness.config import Config, apply_overrides, coerce, default_config, is_key, load_mapping, selector_section
+from harness.config import Config, apply_overrides, coerce, default_config, is_key, selector_section
 from harness.config import strict_keys as _strict_keys
 from harness.errors import ConfigError
 from harness.tasks import Direction, Objective, get_task
@@ -392,30 +392,6 @@ def is_optuna_value(value: Any) -> bool:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"search space {path}: cannot read it ({exc.strerror})") from None
-
-
-def load_space(path: str | Path) -> SearchSpace:
-    """Read a search space file in either format (Cloud ML Engine if it has ``trainingInput``)."""
-    p = Path(path)
-    return parse_space(read_text(p), str(p))
-
-
-def parse_space(text: str, source: str) -> SearchSpace:
-    data = load_mapping(text, source, "a harness search space or a Cloud ML Engine config")
-    if "trainingInput" in data:
-        from harness.studies._cmle import parse_cmle
-
-        return parse_cmle(data, text, source)
-    from harness.studies._native import parse_native
-
-    return parse_native(data, text, source)
 
 
 def space_name_from(source: str) -> str:

@@ -148,9 +148,7 @@ class Task:
             raise ConfigError(f"{where}: expected an objective name ({', '.join(valid)}), but got {name!r}")
         found = valid.get(name.strip().lower())
         if found is None:
-            raise ConfigError(
-                f"{where}: {name!r} is not an objective of task {self.name!r}; valid: {', '.join(valid)}"
-            )
+            raise ConfigError(f"{where}: {name!r} is not an objective of task {self.name!r}; valid: {', '.join(valid)}")
         return found
 
     def report_columns(self) -> tuple[Column, ...]:

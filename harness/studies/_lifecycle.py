@@ -1,0 +1,404 @@
+"""A study's lifecycle: plan (check everything), open or resume, the parent run, finalise (plots, best trial)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RunFailed, UserError
+from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
+from harness.studies._formats import load_space
+from harness.studies._samplers import SamplerSpec, build_pruner, check_pruner, pruner_config
+from harness.studies._settings import ATTR, StudySettings
+from harness.studies._space import Budget, ExperimentRef, PrunerSpec, ResolvedSpace, SearchSpace
+from harness.studies._storage import (
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    default_storage_url,
+    normalise_url,
+    open_storage,
+    redact,
+    storage_kind,
+)
+from harness.studies._trials import tally
+from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags, study_experiment
+
+Progress = Callable[[str], None]
+
+
+class StudyStopped(RunFailed):
+    """The study stopped early: ``max_failed`` failed trials were reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRequest:
+    """What ``harness study`` was asked to do."""
+
+    space_file: str
+    experiment: str | None = None
+    scale: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sampler: str | None = None
+    seed: int = 0
+    pruner: str | None = None
+    trials: int | None = None
+    max_failed: int | None = None
+    parallel: int = 1
+    name: str | None = None
+    storage: str | None = None
+    tracking_uri: str | None = None
+    data_dir: str | None = None
+    prices: str | None = None
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+    grace_period: int = GRACE_PERIOD_S
+    command: str = ""
+    plots: bool = True  # Optuna's plots on the parent run at the end
+
+    def __post_init__(self) -> None:
+        if self.parallel < 0:
+            raise ValueError(f"parallel must be >= 0, but got {self.parallel=}")
+        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"need heartbeat_interval >= 1 and grace_period > heartbeat_interval, but got "
+                f"{self.heartbeat_interval=} and {self.grace_period=}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A request checked and resolved: nothing has been created yet."""
+
+    request: StudyRequest
+    space: SearchSpace
+    resolved: ResolvedSpace
+    sampler: SamplerSpec
+    pruner: PrunerSpec
+    budget: Budget
+    name: str
+    url: str
+    tracker: Tracker
+
+
+def plan_study(request: StudyRequest) -> Plan:
+    """Read and check everything (space, experiment, sampler, budget, storage URL) before any side effect."""
+    space = load_space(request.space_file)
+    experiment = ExperimentRef.parse(request.experiment, "--experiment") if request.experiment else None
+    resolved = space.resolve(experiment, request.scale, request.overrides)
+    sampler_name = request.sampler or space.sampler
+    sampler = SamplerSpec.for_space(sampler_name, request.seed, space)
+    pruner = check_pruner(request.pruner, None, "--pruner") if request.pruner else space.pruner
+    budget = space.budget
+    if request.trials is not None:
+        if request.trials < 1:
+            raise UserError(f"--trials must be >= 1, but got {request.trials}")
+        budget = dataclasses.replace(budget, max_trials=request.trials)
+    if request.max_failed is not None:
+        budget = dataclasses.replace(budget, max_failed=request.max_failed)
+    if budget.max_parallel is not None and request.parallel > budget.max_parallel:
+        raise UserError(
+            f"--parallel {request.parallel} is more than the search space allows: "
+            f"{space.source} sets max_parallel (maxParallelTrials) = {budget.max_parallel}"
+        )
+    name = request.name or f"{space.name}-{sampler.name}"
+    if not name or any(c.isspace() or c == "/" for c in name):
+        raise UserError(f"--name must be a word without spaces or '/', but got {name!r}")
+    tracker = Tracker(request.tracking_uri)
+    url = normalise_url(request.storage or default_storage_url(tracker.uri))
+    storage_kind(url)  # a bad URL fails here
+    return Plan(request, space, resolved, sampler, pruner, budget, name, url, tracker)
+
+
+def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:
+    r = plan.request
+    return StudySettings(
+        space_text=plan.space.text,
+        space_source=plan.space.source,
+        experiment=r.experiment,
+        scale=r.scale,
+        overrides=dict(r.overrides),
+        sampler={"name": plan.sampler.name, "seed": plan.sampler.seed, "options": dict(plan.sampler.options)},
+        pruner={"name": plan.pruner.name, "options": dict(plan.pruner.options)},
+        budget=dataclasses.asdict(plan.budget),
+        heartbeat_interval=r.heartbeat_interval,
+        grace_period=r.grace_period,
+        tracking_uri=plan.tracker.uri,
+        mlflow_experiment=study_experiment(plan.space.name),
+        parent_run_id=parent_run_id,
+        fingerprint=plan.resolved.fingerprint(),
+        data_dir=str(Path(r.data_dir).resolve()) if r.data_dir else None,
+        prices=str(Path(r.prices).resolve()) if r.prices else None,
+        command=r.command,
+    )
+
+
+def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bool]:
+    """Create the study and its MLflow parent run, or resume both; returns (context, resumed)."""
+    import optuna
+
+    handler = StaleTrials()
+    handler.progress = progress
+    r = plan.request
+    storage = open_storage(plan.url, r.heartbeat_interval, r.grace_period, on_stale=handler)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=plan.name,
+        direction=plan.resolved.direction,
+        load_if_exists=True,
+        sampler=plan.sampler.build(plan.space),
+        pruner=build_pruner(plan.pruner, plan.resolved.base),
+    )
+    tracker = plan.tracker
+    handler.tracker = tracker
+    raw = study.user_attrs.get(ATTR)
+    if raw is not None:
+        old = StudySettings.from_attr(raw, f"study {plan.name!r}")
+        _check_resume(plan, old, study)
+        settings = dataclasses.replace(
+            old,
+            budget=dataclasses.asdict(plan.budget),
+            heartbeat_interval=r.heartbeat_interval,
+            grace_period=r.grace_period,
+            data_dir=str(Path(r.data_dir).resolve()) if r.data_dir else old.data_dir,
+        )
+        tracker.client.update_run(settings.parent_run_id, status="RUNNING")
+        parent = RunHandle(tracker.client, settings.parent_run_id)
+        resumes = int(tracker.client.get_run(settings.parent_run_id).data.tags.get("harness.resumed", "0")) + 1
+        parent.set_tags({"harness.resumed": str(resumes), "harness.command.resume": r.command})
+        resumed = True
+    else:
+        exp_id = tracker.experiment_id(study_experiment(plan.space.name))
+        run = tracker.client.create_run(exp_id, run_name=plan.name, tags=_parent_tags(plan))
+        settings = _settings_for(plan, run.info.run_id)
+        parent = RunHandle(tracker.client, run.info.run_id)
+        _log_parent_definition(parent, plan)
+        resumed = False
+    parent.set_tags({f"harness.{k}": "" if v is None else str(v) for k, v in dataclasses.asdict(plan.budget).items()})
+    study.set_user_attr(ATTR, settings.to_attr())
+    exp_id = tracker.experiment_id(settings.mlflow_experiment)
+    ctx = StudyContext(
+        plan.name,
+        plan.url,
+        storage,
+        study,
+        settings,
+        plan.resolved,
+        plan.sampler,
+        plan.pruner,
+        tracker,
+        exp_id,
+        trial_tags(settings, plan.name, plan.resolved, plan.url),
+    )
+    return ctx, resumed
+
+
+def _check_resume(plan: Plan, old: StudySettings, study: Any) -> None:
+    where = f"study {plan.name!r} in {redact(plan.url)}"
+    if old.fingerprint != plan.resolved.fingerprint():
+        raise UserError(
+            f"{where} exists with a different search space, experiment or objective (from {old.space_source}); "
+            "resume it unchanged, or start a new study with --name"
+        )
+    if (old.sampler["name"], int(old.sampler["seed"]), old.sampler["options"]) != (
+        plan.sampler.name,
+        plan.sampler.seed,
+        dict(plan.sampler.options),
+    ):
+        raise UserError(
+            f"{where} runs sampler {old.sampler['name']} seed {old.sampler['seed']}; resume it with the same "
+            f"--sampler/--seed, or start a new study with --name"
+        )
+    if old.pruner["name"] != plan.pruner.name:
+        raise UserError(f"{where} uses pruner {old.pruner['name']}; resume it with --pruner {old.pruner['name']}")
+
+
+def _parent_tags(plan: Plan) -> dict[str, str]:
+    space = plan.space
+    tags = {
+        **environment_tags(),
+        "harness.kind": "study",
+        "harness.study": plan.name,
+        "harness.space": space.name,
+        "harness.space_source": space.source,
+        "harness.space_format": space.format,
+        "harness.experiment": plan.resolved.experiment.label,
+        "harness.task": plan.resolved.base.task.name,
+        "harness.objective": plan.resolved.objective.final_key,
+        "harness.objective_reference_scale": str(plan.resolved.objective.reference_scale),
+        "harness.direction": plan.resolved.direction,
+        "harness.params": ",".join(p.name for p in space.params),
+        "harness.param_keys": ",".join(plan.resolved.keys[p.name] for p in space.params),
+        "harness.sampler": plan.sampler.name,
+        "harness.sampler_seed": str(plan.sampler.seed),
+        "harness.pruner": plan.pruner.name,
+        "harness.command": plan.request.command,
+        "optuna.study": plan.name,
+        "optuna.storage_kind": storage_kind(plan.url),
+        "optuna.storage": redact(plan.url),
+    }
+    if space.tier is not None:
+        from harness.hardware import load_prices, price_per_hour
+
+        prices = load_prices(plan.request.prices)
+        each = [price_per_hour(m, prices) for m in space.tier.machines]
+        tags.update(
+            {
+                "cmle.tier": space.tier.name,
+                "cmle.machines": ", ".join(space.tier.machines),
+                "cmle.description": space.tier.description,
+                "cmle.backend": space.tier.backend,
+                "cmle.price_per_hour": "unknown" if None in each else f"{sum(p or 0.0 for p in each):.4f}",
+            }
+        )
+    if space.notes:
+        tags["harness.space_notes"] = " | ".join(space.notes)[:5000]
+    return tags
+
+
+def _log_parent_definition(parent: RunHandle, plan: Plan) -> None:
+    """Params (immutable: the study's definition) and the space file as artifacts."""
+    import yaml
+
+    sampler = plan.sampler.config()
+    pruner = pruner_config(plan.pruner, plan.resolved.base)
+    params: dict[str, Any] = {
+        "sampler": sampler["name"],
+        "sampler.class": sampler["class"],
+        "sampler.seed": sampler["seed"],
+        "sampler.seed_rule": sampler["seed_rule"],
+        **{f"sampler.{k}": v for k, v in sampler["options"].items()},
+        "pruner": pruner["name"],
+        "pruner.class": pruner["class"],
+        **{f"pruner.{k}": v for k, v in pruner["options"].items()},
+        "space": plan.space.name,
+        "experiment": plan.resolved.experiment.label,
+        "objective": plan.resolved.objective.final_key,
+        "direction": plan.resolved.direction,
+        "storage_kind": storage_kind(plan.url),
+    }
+    parent.log_params(params)
+    parent.log_text(plan.space.text, f"search_space/{Path(plan.space.source).name}")
+    resolved = {
+        **plan.resolved.describe(),
+        "sampler": sampler,
+        "pruner": pruner,
+        "overrides": dict(plan.request.overrides),
+    }
+    parent.log_text(yaml.safe_dump(resolved, sort_keys=False), "search_space/resolved.yaml")
+
+
+@contextlib.contextmanager
+def parent_run(tracker: Tracker, run_id: str) -> Iterator[None]:
+    """The parent run ends FINISHED, KILLED (Ctrl-C) or FAILED (error, ``max_failed``), like Tracker.run."""
+    status = "FAILED"
+    try:
+        yield
+        status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit, RunKilled):
+        status = "KILLED"
+        raise
+    except BaseException as exc:
+        tracker.client.set_tag(run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        raise
+    finally:
+        tracker.client.set_terminated(run_id, status=status)
+
+
+def sweep_runs(ctx: StudyContext) -> int:
+    """End child runs left RUNNING by a lost worker once Optuna says their trial is over."""
+    from optuna.trial import TrialState
+
+    states = {t.number: t.state for t in ctx.study.get_trials(deepcopy=False)}
+    running = ctx.tracker.client.search_runs(
+        [ctx.experiment_id],
+        f"tags.mlflow.parentRunId = '{ctx.settings.parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    fixed = 0
+    for run in running:
+        number = int(run.data.tags.get("optuna.trial_number", "-1"))
+        state = states.get(number)
+        if state in (None, TrialState.RUNNING, TrialState.WAITING):
+            continue  # alive on some worker (or about to be failed by its heartbeat)
+        status = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED"}.get(state, "FAILED")
+        mark_run_ended(ctx.tracker, run.info.run_id, status, f"worker lost; Optuna trial is {state.name}")
+        fixed += 1
+    return fixed
+
+
+def finalize(ctx: StudyContext, progress: Progress = print, plots: bool = True) -> dict[str, Any]:
+    """Summary metrics, best trial, trials table and Optuna's plots on the parent run."""
+    sweep_runs(ctx)
+    trials = ctx.study.get_trials(deepcopy=False)
+    t = tally(trials)
+    parent = ctx.parent
+    summary: dict[str, Any] = {"tally": t, "best": None}
+    metrics = {
+        "trials_total": float(len(trials)),
+        "trials_counted": float(t.used),
+        "trials_complete": float(t.complete),
+        "trials_pruned": float(t.pruned),
+        "trials_failed": float(t.failed),
+    }
+    complete = [x for x in trials if x.state.name == "COMPLETE"]
+    if complete:
+        best = ctx.study.best_trial
+        summary["best"] = best
+        metrics["best_objective"] = float(best.value)
+        space = ctx.resolved.space
+        values = {p.name: p.to_config(best.params[p.optuna_name]) for p in space.params if p.optuna_name in best.params}
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        parent.set_tags({"harness.best_trial": str(best.number), "harness.best_params": json.dumps(plain)})
+        summary["best_values"] = values
+    parent.log_metrics(len(trials), metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "trials.csv"
+        ctx.study.trials_dataframe().to_csv(csv, index=False)
+        parent.log_artifact(csv, "optuna")
+    notes = _log_plots(ctx, parent, complete) if plots else []
+    if notes:
+        parent.set_tags({"harness.plot_notes": " | ".join(notes)})
+        for note in notes:
+            progress(f"note: {note}")
+    return summary
+
+
+def _log_plots(ctx: StudyContext, parent: RunHandle, complete: list[Any]) -> list[str]:
+    """Optuna's matplotlib plots: optimisation history, parallel coordinate, parameter importances."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    notes = []
+    if not complete:
+        return ["no plots: no trial completed"]
+    plots: list[tuple[str, Callable[[], Any]]] = [
+        ("optimization_history.png", lambda: ovm.plot_optimization_history(ctx.study)),
+        ("parallel_coordinate.png", lambda: ovm.plot_parallel_coordinate(ctx.study)),
+    ]
+    params = {n for t in complete for n in t.params}
+    if len(complete) >= 2 and len(params) >= 2:
+        plots.append(("param_importances.png", lambda: ovm.plot_param_importances(ctx.study)))
+    else:
+        notes.append(
+            f"parameter importances skipped: they need >= 2 completed trials and >= 2 parameters "
+            f"(have {len(complete)} and {len(params)})"
+        )
+    for filename, make in plots:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ax = make()
+            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+            parent.log_figure(fig, f"optuna/{filename}")
+            plt.close(fig)
+        except (ValueError, RuntimeError, ZeroDivisionError, optuna.exceptions.OptunaError) as exc:
+            notes.append(f"{filename} skipped: {type(exc).__name__}: {exc}")
+    return notes

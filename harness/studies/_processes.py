@@ -1,0 +1,131 @@
+"""Process supervision: ``--parallel K`` worker processes (one GPU each), and waiting for remote workers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from harness import interrupts
+from harness.errors import UserError
+from harness.studies._context import StudyContext
+from harness.studies._storage import redact
+from harness.studies._trials import fail_orphans, fail_stale, tally
+
+Progress = Callable[[str], None]
+
+
+def gpu_ids() -> list[str]:
+    """GPUs to pin workers to: ``$CUDA_VISIBLE_DEVICES``, else what ``nvidia-smi`` lists (no TensorFlow)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in (x.strip() for x in visible.split(",")) if g and g != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def worker_command(ctx: StudyContext, label: str, finalize_study: bool = False) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness",
+        "worker",
+        ctx.name,
+        "--storage",
+        ctx.url,
+        "--tracking-uri",
+        ctx.tracker.uri,
+        "--label",
+        label,
+    ]
+    if not finalize_study:
+        cmd.append("--no-finalize")
+    return cmd
+
+
+def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str | None, prices: str | None) -> None:
+    """K ``harness worker`` processes, one GPU each when there are GPUs; Ctrl-C is forwarded once."""
+    gpus = gpu_ids()
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    for i in range(k):
+        label = f"w{i + 1}/{k}"
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        elif "TF_NUM_INTRAOP_THREADS" not in env:  # CPU only: share the cores instead of oversubscribing them
+            env["TF_NUM_INTRAOP_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
+        cmd = worker_command(ctx, label)
+        if data_dir:
+            cmd += ["--data-dir", data_dir]
+        if prices:
+            cmd += ["--prices", prices]
+        # own session: a terminal's Ctrl-C reaches this process only, which forwards it exactly once
+        procs.append((label, subprocess.Popen(cmd, env=env, start_new_session=True)))
+    progress(
+        f"{k} worker processes"
+        + (f", GPUs {', '.join(gpus[i % len(gpus)] for i in range(k))}" if gpus else "")
+        + f": {' '.join(worker_command(ctx, 'wK/K'))}"
+    )
+    interrupted = False
+    try:
+        _wait_all(procs)
+    except KeyboardInterrupt:
+        interrupted = True
+        for _, p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 300
+        while any(p.poll() is None for _, p in procs) and time.monotonic() < deadline:
+            try:
+                time.sleep(0.2)
+            except KeyboardInterrupt:  # a second Ctrl-C: the workers' second signal stops them at once
+                for _, p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGINT)
+        for _, p in procs:
+            if p.poll() is None:
+                p.kill()
+    codes = {label: p.wait() for label, p in procs}
+    if interrupted or 130 in codes.values():
+        raise KeyboardInterrupt("worker interrupted")
+    bad = {label: c for label, c in codes.items() if c not in (0, 1)}
+    if bad:
+        raise UserError(f"worker(s) {', '.join(f'{lb} (exit {c})' for lb, c in bad.items())} stopped; see above")
+
+
+def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+    while any(p.poll() is None for _, p in procs):
+        interrupts.check()
+        time.sleep(0.2)
+
+
+def wait_for_workers(ctx: StudyContext, progress: Progress) -> None:
+    """``--parallel 0``: no local worker; wait for workers elsewhere to spend the budget."""
+    progress(f"waiting for workers: harness worker {ctx.name} --storage {redact(ctx.url)}")
+    while True:
+        interrupts.check()
+        fail_stale(ctx.study)
+        budget = ctx.current_budget()
+        if fail_orphans(ctx, ctx.study.get_trials(deepcopy=False)):
+            continue
+        t = tally(ctx.study.get_trials(deepcopy=False))
+        if (budget.max_failed is not None and t.failed >= budget.max_failed) or (
+            t.used >= budget.max_trials and t.running == 0 and t.waiting == 0
+        ):
+            return
+        time.sleep(1.0)
