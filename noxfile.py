@@ -35,8 +35,10 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the import layers and no-cycle contracts (lint-imports)."""
+    _install(session)
     session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session

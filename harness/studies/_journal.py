@@ -21,7 +21,6 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from harness.errors import UserError
-from harness.studies._storage import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, JOURNAL
 
 HEARTBEAT_ATTR = "harness:heartbeat"  # unix time of the last heartbeat, a system attribute of a running trial
 
@@ -38,8 +37,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def __init__(
         self,
         path: Path,
-        heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
-        grace_period: int = GRACE_PERIOD_S,
+        heartbeat_interval: int,
+        grace_period: int,
         on_stale: Callable[[Any, Any], None] | None = None,
     ) -> None:
         if heartbeat_interval <= 0 or grace_period <= 0:
@@ -50,7 +49,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             backend = JournalFileBackend(str(self.path))
             super().__init__(backend)
         except (OSError, ValueError, KeyError) as exc:
-            raise UserError(f"--storage {JOURNAL}:{self.path}: cannot open it ({type(exc).__name__}: {exc})") from None
+            raise UserError(f"--storage journal:{self.path}: cannot open it ({type(exc).__name__}: {exc})") from None
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.heartbeat_stale_trial_callback = on_stale
