@@ -77,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(rl)
 
     ds = sub.add_parser("detect-scan", help="slide a trained tile classifier over large images")
-    ds.add_argument("run", help="a rung run with a model: run id, or LADDER/RUNG[:VARIANT] for its latest run")
+    ds.add_argument(
+        "run",
+        help="a run with a model: run id, LADDER/RUNG[:VARIANT] (its latest run) or study:NAME (its best trial)",
+    )
     ds.add_argument("images", nargs="+", help="images to scan (PNG, JPEG, ...)")
     ds.add_argument("--scales", default="0.8,1.0,1.25", help="resize factors (default 0.8,1.0,1.25)")
     ds.add_argument("--stride", type=int, default=10, help="pixels between windows (default 10)")

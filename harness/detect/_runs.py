@@ -7,33 +7,57 @@ import tempfile
 from typing import Any
 
 from harness.errors import UserError
+from harness.executor import MODEL_ARTIFACT
+from harness.report import find_study_run
 from harness.tracking import Tracker
-
-MODEL_ARTIFACT = "model.keras"
 
 
 def resolve_model_run(tracker: Tracker, spec: str) -> str:
-    """A run id as is, or ``LADDER/RUNG[:VARIANT]``: the latest FINISHED run of that rung.
+    """A run id as is; ``study:NAME``: the best trial of a study; or ``LADDER/RUNG[:VARIANT]``:
+    the latest FINISHED run of that rung.
 
-    E.g. ``planesnet/tuned:split=random`` or ``planesnet/dense``.
+    E.g. ``study:planesnet-cnn-tpe``, ``planesnet/tuned:split=random`` or ``planesnet/dense``.
     """
     if re.fullmatch(r"[0-9a-f]{32}", spec):
         return spec
+    if spec.startswith("study:"):
+        return _best_trial_run(tracker, spec.removeprefix("study:"))
     ladder, slash, rest = spec.partition("/")
     rung, _, variant = rest.partition(":")
     if not slash or not ladder or not rung:
-        raise UserError(f"model run must be a run id or LADDER/RUNG[:VARIANT], but got {spec!r}")
+        raise UserError(f"model run must be a run id, study:NAME or LADDER/RUNG[:VARIANT], but got {spec!r}")
     exp = tracker.client.get_experiment_by_name(f"ladder/{ladder}")
     if exp is None:
         raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}")
-    filters = [f"tags.`harness.rung` = '{rung}'", "attributes.status = 'FINISHED'"]
+    filters = [f"tags.`harness.rung` = '{_quote(rung)}'", "attributes.status = 'FINISHED'"]
     if variant:
-        filters.append(f"tags.`harness.variant` = '{variant}'")
+        filters.append(f"tags.`harness.variant` = '{_quote(variant)}'")
     runs = tracker.client.search_runs(
         [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
     )
     if not runs:
         raise UserError(f"no finished run of rung {rung!r}{f' ({variant})' if variant else ''} in ladder {ladder!r}")
+    return str(runs[0].info.run_id)
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _best_trial_run(tracker: Tracker, name: str) -> str:
+    """The MLflow run of the best COMPLETE trial of study ``name`` (as its parent run records it)."""
+    parent = find_study_run(tracker, name)
+    best = parent.data.tags.get("harness.best_trial")
+    if not best:
+        raise UserError(f"study {name!r} has no best trial yet (no trial completed, or the study has not finished)")
+    runs = tracker.client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`optuna.trial_number` = '{_quote(best)}' "
+        "and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    if not runs:
+        raise UserError(f"study {name!r}: no finished MLflow run for its best trial {best}")
     return str(runs[0].info.run_id)
 
 
@@ -49,7 +73,8 @@ def load_run_model(tracker: Tracker, run_id: str) -> Any:
     if MODEL_ARTIFACT not in names:
         raise UserError(
             f"run {run_id} ({run.data.tags.get('mlflow.runName', '?')}) has no {MODEL_ARTIFACT} artifact "
-            f"(it has: {', '.join(names) or 'nothing'}); use a rung run from `harness ladder`"
+            f"(it has: {', '.join(names) or 'nothing'}); use a rung run of `harness ladder` "
+            "or a trial of `harness study`"
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = tracker.client.download_artifacts(run_id, MODEL_ARTIFACT, tmp)
