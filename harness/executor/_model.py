@@ -43,11 +43,23 @@ def _requirements() -> list[str]:
     return out
 
 
+def _signature(model: Any, example: np.ndarray) -> Any:
+    """Input and output tensor specs from the model's own shapes (no predict call: it would retrace)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    outputs = model.outputs[0].shape
+    return ModelSignature(
+        inputs=Schema([TensorSpec(example.dtype, (-1, *example.shape[1:]))]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, *outputs[1:]))]),
+    )
+
+
 def log_model(run: RunHandle, experiment_id: str, model: Any, example: np.ndarray, step: int) -> None:
-    """``model.keras`` and the MLflow model (signature from ``example``, a batch of model inputs)."""
+    """``model.keras`` and the MLflow model (its signature: ``example``, a batch of model inputs)."""
     import mlflow.keras
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
-    from mlflow.models import Model, infer_signature
+    from mlflow.models import Model
 
     exported = export_model(model)
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +76,7 @@ def log_model(run: RunHandle, experiment_id: str, model: Any, example: np.ndarra
                 model_id=logged.model_id,
                 model_uuid=logged.model_id,
             )
-            signature = infer_signature(example, np.asarray(exported.predict(example, verbose=0)))
+            signature = _signature(exported, example)
             local = Path(tmp) / "mlflow_model"
             mlflow.keras.save_model(
                 exported, str(local), mlflow_model=meta, signature=signature, pip_requirements=_requirements()
