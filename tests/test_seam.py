@@ -375,7 +375,10 @@ def test_study_report_of_the_new_task(store: SimpleNamespace, study_run: SimpleN
     assert study_run.rc == 0, study_run.out
     rc, out = run_cli("report", "study", STUDY, "--out", "study-report")
     assert rc == 0, out
-    assert "final_test_r2" in out or "r2" in out.lower(), out
+    assert out.count("COMPLETE") == TRIALS, out
+    written = (store.root / "study-report" / f"study_{STUDY}.md").read_text(encoding="utf-8")
+    assert "final_test_r2 (maximize)" in written, written
+    assert "Best: trial" in written and "final_test_r2 =" in written, written
 
 
 def test_a_key_the_demo_model_does_not_use_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,9 +47,11 @@ class Config:
     optim: OptimParams = dataclasses.field(default_factory=OptimParams)
     run: RunParams = dataclasses.field(default_factory=RunParams)
 
-    def __post_init__(self) -> None:
+    def check(self) -> Config:
+        """The dataset and the model serve the task (checked once all selectors are applied)."""
         catalog.check_serves("data", self.data.name, self.task.name)
         catalog.check_serves("model", self.model.name, self.task.name)
+        return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested plain types, one mapping per section (YAML, the resolved ladder)."""
@@ -83,7 +85,7 @@ def default_config() -> Config:
         task=_named("task", DEFAULTS["task"]),  # type: ignore[arg-type]
         data=_named("data", DEFAULTS["data"]),  # type: ignore[arg-type]
         model=_named("model", DEFAULTS["model"]),  # type: ignore[arg-type]
-    )
+    ).check()
 
 
 def config_from(overrides: Mapping[str, Any], where: str = "config") -> Config:
@@ -172,7 +174,8 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str) ->
     """A new Config with ``overrides`` applied strictly; errors name ``where`` and the key.
 
     Selectors (``task``, ``dataset``, ``model`` or ``*.name``) apply first, so a
-    rung may choose a model and set its parameters in one mapping.
+    rung may choose a model and set its parameters in one mapping; whether the
+    dataset and model serve the task is checked once, at the end.
     """
     if not isinstance(overrides, Mapping):
         raise ConfigError(f"{where}: expected a mapping of config keys, but got {overrides!r}")
@@ -198,7 +201,11 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any], where: str) ->
             replaced[section] = dataclasses.replace(config.section(section), **fields)
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    return _rebuild(config, replaced, where)
+    config = _rebuild(config, replaced, where)
+    try:
+        return config.check()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _rebuild(config: Config, sections: Mapping[str, Section], where: str) -> Config:

@@ -103,6 +103,7 @@ class Executor:
     def prepare(self, configs: Sequence[Config]) -> None:
         """Load every dataset and resolve every backend now: bad input fails before any run exists."""
         for cfg in configs:
+            cfg.check()
             self.data(cfg)
             self.placement(cfg.run.backend)
 
