@@ -74,7 +74,7 @@ def ladder_report(
     runs = _core.children(tracker, parent)
     if runs.empty:
         raise UserError(f"parent run {parent.info.run_id} of ladder {ladder!r} has no rung runs yet")
-    frames = [_with_variant(runs, "").assign(parent_run_id=parent.info.run_id)]
+    frames = [_with_variant(runs, "").assign(parent_run_id=parent.info.run_id, source=0)]
     also_lines = []
     for other_id in also:
         other = find_parent_run(tracker, ladder, other_id, None)
@@ -82,7 +82,7 @@ def ladder_report(
         if extra.empty:
             raise UserError(f"parent run {other_id} of ladder {ladder!r} has no rung runs")
         other_scale = other.data.tags.get("harness.scale", "?")
-        frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id))
+        frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id, source=len(frames)))
         also_lines.append(
             f"Rows marked *{other_scale} scale*: parent run `{other_id}` ({other.info.status}), "
             f"`{other.data.tags.get('harness.command', '?')}`, device {other.data.tags.get('device', '?')}"
@@ -119,11 +119,12 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int))
     columns = [(c.metric, c.metric) for c in task.report_columns()] + [("best", f"best_{metric}"), *_TIMINGS]
     rows = []
-    for (index, variant_label), group in runs.groupby(["rung_index", "variant"], sort=False):
+    for (source, index, variant_label), group in runs.groupby(["source", "rung_index", "variant"], sort=True):
         done = group[group["status"] == "FINISHED"]
         first = group.iloc[0]
         reference = first.get("tags.harness.reference") or ""
         row: dict[str, Any] = {
+            "source": source,  # 0: the report's run; 1, 2, ...: the --also runs
             "rung_index": index,
             "rung": first["tags.harness.rung"],
             "variant": variant_label,
@@ -139,10 +140,7 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
             row[f"{out}_mean"] = values.mean() if len(values) else math.nan
             row[f"{out}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
         rows.append(row)
-    order = list(dict.fromkeys(runs["variant"]))  # the main run's rows first, then each extra run's
-    table = pd.DataFrame(rows)
-    table = table.assign(_order=table["variant"].map(order.index))
-    table = table.sort_values(["_order", "rung_index"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    table = pd.DataFrame(rows).sort_values(["source", "variant", "rung_index"], kind="stable").reset_index(drop=True)
     sign = 1.0 if task.directions.get(metric.removeprefix("test_"), "maximize") == "maximize" else -1.0
     table["delta_prev"] = table.groupby("variant")["best_mean"].diff()
     table["vs_reference"] = sign * (table["best_mean"] - table["reference"])
