@@ -15,7 +15,7 @@ from helpers import store_runs
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
-from harness.config import Config
+from harness.ladders import load_ladder
 
 N_RUNGS = 8
 
@@ -59,14 +59,27 @@ def test_smoke_ladder_makes_one_parent_and_eight_children(smoke: Smoke) -> None:
     assert len(parents) == 1 and len(_children(smoke)) == N_RUNGS
     assert {r.info.status for r in smoke.runs} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in _children(smoke)} == {parents[0].info.run_id}
+    assert (parents[0].data.tags["harness.task"], parents[0].data.tags["harness.metric"]) == (
+        "classification",
+        "test_accuracy",
+    )
     assert sorted(int(r.data.tags["harness.rung_index"]) for r in _children(smoke)) == list(range(1, 9))
+    # one line per rung, with the task's report columns (10-class MNIST: no precision or recall)
+    for rung, _ in load_ladder("mnist").configs("smoke"):
+        line = rf"^  {rung.index:02d}-{rung.name}-s0 +final acc \d+\.\d\d%  best acc \d+\.\d\d%  +\d+\.\ds +\d+ ex/s$"
+        assert re.search(line, smoke.stdout, re.M), (line, smoke.stdout)
+    assert "precision" not in smoke.stdout
     print(f"smoke ladder took {smoke.seconds:.1f}s")
 
 
 def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
+    configs = {rung.name: cfg for rung, cfg in load_ladder("mnist").configs("smoke")}
     for run in _children(smoke):
-        assert set(run.data.params) == {f.name for f in dataclasses.fields(Config)}
-        assert run.data.params["iterations"] == "20" and run.data.params["dataset"] == "mnist"
+        cfg = configs[run.data.tags["harness.rung"]]
+        assert set(run.data.params) == set(cfg.params())  # dotted: model.conv1, optim.lr0, run.iterations
+        assert run.data.params == {k: str(v) for k, v in cfg.params().items()}
+        assert run.data.params["run.iterations"] == "20" and run.data.params["data.name"] == "mnist"
+        assert run.data.params["model.name"] == cfg.model.name
         for metric in (
             "final_test_accuracy",
             "best_test_accuracy",
@@ -100,8 +113,10 @@ def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
             "harness.seed",
             "harness.scale",
             "data.checksum",
+            "harness.task",
         ):
             assert tags.get(tag), tag
+        assert tags["harness.task"] == "classification"
         assert tags["harness.scale"] == "smoke" and tags["backend"] == "cpu" and len(tags["data.checksum"]) == 64
 
 
@@ -142,7 +157,7 @@ def test_table_is_written_and_rebuilt_from_the_store(
         (["ladder", "mnits"], r"unknown ladder 'mnits'; valid ladders: .*mnist"),
         (
             ["ladder", "mnist", "--set", "lr_0=1"],
-            r"command line: unknown config key 'lr_0'; did you mean lr0",
+            r"command line \(rung 1 softmax\): unknown config key 'lr_0'; did you mean lr0",
         ),
         (["ladder", "mnist", "--set", "iterations=lots"], r"key 'iterations' expects an int, but got 'lots'"),
         (["ladder", "mnist", "--set", "lr0"], r"--set expects KEY=VALUE"),
@@ -199,7 +214,7 @@ def test_vary_runs_every_rung_per_value_and_reports_per_variant(
     ]
     runs = store_runs(workdir, "ladder/mnist")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert sorted(r.data.params["lr0"] for r in children) == ["0.01", "0.01", "0.02", "0.02"]
+    assert sorted(r.data.params["optim.lr0"] for r in children) == ["0.01", "0.01", "0.02", "0.02"]
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     assert all("model.keras" in {a.path for a in client.list_artifacts(r.info.run_id)} for r in children)
 
@@ -208,4 +223,4 @@ def test_bad_vary_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["ladder", "mnist", "--vary", "lr0"]) == 2
     assert "--vary expects KEY=V1,V2" in capsys.readouterr().err
     assert main(["ladder", "mnist", "--vary", "lr9=1,2"]) == 2
-    assert "--vary: unknown config key 'lr9'" in capsys.readouterr().err
+    assert "--vary (rung softmax): unknown config key 'lr9'" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import harness.models
 import harness.tasks  # noqa: F401  (register the config sections of every task, dataset and model)
 from harness.config import apply_overrides, coerce, config_from, default_config, parse_cli_overrides
 from harness.errors import ConfigError
+from harness.models import MlpParams
 
 
 def test_defaults_are_valid_and_round_trip() -> None:
@@ -24,7 +25,7 @@ def test_defaults_are_valid_and_round_trip() -> None:
 def test_override_converts_types() -> None:
     cfg = apply_overrides(default_config(), {"lr0": 1, "layers": [200, 100], "batchnorm": True}, "test")
     assert cfg.optim.lr0 == 1.0 and isinstance(cfg.optim.lr0, float)
-    assert cfg.model.layers == (200, 100)
+    assert isinstance(cfg.model, MlpParams) and cfg.model.layers == (200, 100)
     assert cfg.model.batchnorm is True
 
 
@@ -38,7 +39,10 @@ def test_unknown_key_names_key_source_and_suggests() -> None:
     [
         ({"conv1": 8}, r"^test: key 'conv1' is not used by model 'mlp'; it is a parameter of model cnn$"),
         ({"model.conv1": 8}, r"^test: key 'model\.conv1' is not used by model 'mlp'; it is a parameter of model cnn$"),
-        ({"split": "scene"}, r"^test: key 'split' is not used by dataset 'mnist'; it is a parameter of dataset planesnet$"),
+        (
+            {"split": "scene"},
+            r"^test: key 'split' is not used by dataset 'mnist'; it is a parameter of dataset planesnet$",
+        ),
     ],
 )
 def test_key_of_another_model_or_dataset_names_its_owner(overrides: dict[str, object], message: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness.data import Split, load_dataset
+from harness.data import PlanesNetParams, Split, load_dataset
 from harness.data._planesnet import (
     PlanesNetTiles,
     find_planesnet,
@@ -164,8 +164,10 @@ def test_loaded_dataset_shapes_and_source(tmp_path: Path, tiles: list[Tile]) -> 
 
 def test_load_dataset_through_registry(tmp_path: Path, tiles: list[Tile]) -> None:
     write_zip(tmp_path / "planesnet" / "planesnet.zip", tiles)
-    ds = load_dataset("planesnet", tmp_path, Split("scene", 0, 0.2))
+    ds = load_dataset(PlanesNetParams(split="scene", split_seed=0, eval_fraction=0.2), tmp_path)
     assert ds.name == "planesnet" and len(ds.x_train) + len(ds.x_test) == len(tiles)
+    direct = load_planesnet(tmp_path, Split("scene", 0, 0.2))
+    assert ds.source == direct.source and np.array_equal(ds.y_test, direct.y_test)
 
 
 def test_data_dir_env_is_honoured(tmp_path: Path, tiles: list[Tile], monkeypatch: pytest.MonkeyPatch) -> None:

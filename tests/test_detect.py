@@ -75,7 +75,10 @@ def test_scan_finds_each_object_once_and_logs_to_the_run(workdir: Path, model_ru
         (lambda d, run: ["detect-scan", run, str(_garbage(d))], r"garbage.png: cannot decode image"),
         (lambda d, run: ["detect-scan", "0" * 32, str(_scene(d / "s.png"))], r"no run '0{32}'"),
         (lambda d, run: ["detect-scan", "tiles/nope", str(_scene(d / "s.png"))], r"no finished run of rung 'nope'"),
-        (lambda d, run: ["detect-scan", "nothing", str(_scene(d / "s.png"))], r"run id or LADDER/RUNG"),
+        (
+            lambda d, run: ["detect-scan", "nothing", str(_scene(d / "s.png"))],
+            r"model run must be a run id, study:NAME or LADDER/RUNG\[:VARIANT\], but got 'nothing'",
+        ),
         (lambda d, run: ["detect-scan", run, str(_scene(d / "s.png")), "--threshold", "2"], r"threshold must be in"),
         (lambda d, run: ["detect-scan", run, str(_scene(d / "s.png")), "--scales", "big"], r"--scales expects"),
     ],

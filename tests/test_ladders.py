@@ -8,6 +8,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.ladders import builtin_ladders, load_ladder
+from harness.models import CnnParams, MlpParams, TalkNetParams
 
 GOOD = """
 name: tiny
@@ -33,7 +34,16 @@ def test_mnist_ladder_is_the_talks() -> None:
     assert [r.reference for r in ladder.rungs] == [0.92, 0.979, 0.98, 0.982, 0.982, 0.989, 0.993, 0.994]
     configs = dict((r.name, c) for r, c in ladder.configs("standard"))
     softmax = configs["softmax"]
-    assert (softmax.layers, softmax.optimizer, softmax.lr0, softmax.loss_reduction, softmax.iterations) == (
+    assert isinstance(softmax.model, MlpParams)
+    assert (
+        softmax.model.name,
+        softmax.model.layers,
+        softmax.optim.optimizer,
+        softmax.optim.lr0,
+        softmax.optim.loss_reduction,
+        softmax.run.iterations,
+    ) == (
+        "mlp",
         (),
         "sgd",
         0.005,
@@ -41,15 +51,18 @@ def test_mnist_ladder_is_the_talks() -> None:
         2000,
     )
     # each rung overrides the one before: lr decay keeps ReLU, dropout keeps the decay
-    assert configs["lr-decay"].activation == "relu"
-    assert (configs["dropout"].lr1, configs["dropout"].lr2, configs["dropout"].dropout) == (
+    assert isinstance(configs["lr-decay"].model, MlpParams) and isinstance(configs["dropout"].model, MlpParams)
+    assert configs["lr-decay"].model.activation == "relu"
+    assert (configs["dropout"].optim.lr1, configs["dropout"].optim.lr2, configs["dropout"].model.dropout) == (
         0.0001,
         2000,
         0.25,
     )
     bn = configs["cnn-batchnorm"]
-    assert (bn.conv1, bn.conv2, bn.conv3, bn.filter_sizes, bn.strides) == (24, 48, 64, (6, 5, 4), (1, 2, 2))
-    assert (bn.batchnorm, bn.bnexp, bn.lr0, bn.lr1, bn.lr2, bn.dropout) == (
+    m = bn.model
+    assert isinstance(m, CnnParams) and m.name == "cnn"
+    assert (m.conv1, m.conv2, m.conv3, m.filter_sizes, m.strides) == (24, 48, 64, (6, 5, 4), (1, 2, 2))
+    assert (m.batchnorm, m.bnexp, bn.optim.lr0, bn.optim.lr1, bn.optim.lr2, m.dropout) == (
         True,
         0.999,
         0.02,
@@ -57,13 +70,14 @@ def test_mnist_ladder_is_the_talks() -> None:
         1000,
         0.25,
     )
-    assert all(c.batch_size == 100 and c.init_stddev == 0.1 for c in configs.values())
+    assert all(isinstance(c.model, TalkNetParams) and c.model.init_stddev == 0.1 for c in configs.values())
+    assert all(c.run.batch_size == 100 for c in configs.values())
 
 
 def test_smoke_scale_and_cli_overrides_apply_on_top() -> None:
     ladder = load_ladder("mnist")
     configs = ladder.configs("smoke", {"lr0": 0.5})
-    assert all(c.iterations == 20 and c.lr0 == 0.5 for _, c in configs)
+    assert all(c.run.iterations == 20 and c.optim.lr0 == 0.5 for _, c in configs)
 
 
 def test_user_ladder_file(tmp_path: Path) -> None:
@@ -71,7 +85,8 @@ def test_user_ladder_file(tmp_path: Path) -> None:
     path.write_text(GOOD)
     ladder = load_ladder(str(path))
     assert [r.name for r in ladder.rungs] == ["a", "b"]
-    assert ladder.rungs[1].config.layers == (16,)
+    model = ladder.rungs[1].config.model
+    assert isinstance(model, MlpParams) and model.layers == (16,)
 
 
 def test_unknown_ladder_lists_valid_ones() -> None:

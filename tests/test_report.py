@@ -33,7 +33,7 @@ def test_within_tolerance_and_ties_in_the_reference_impose_no_order() -> None:
 def test_shortfall_and_inversion_are_reported() -> None:
     lines = verdict(_report([0.92, 0.979, 0.989], [0.921, 0.990, 0.985]))
     assert "Rung 3 (r3) is 0.40 points below its reference." in lines
-    assert lines[-1] == "Ordering differs from the talk's where the reference rises but ours does not: 2->3."
+    assert lines[-1] == "Ordering differs from the talk's where the reference improves but ours does not: 2->3."
 
 
 def test_a_single_reference_claims_no_ordering_and_flat_rungs_are_named() -> None:
@@ -42,4 +42,4 @@ def test_a_single_reference_claims_no_ordering_and_flat_rungs_are_named() -> Non
     lines = verdict(report)
     assert "Rung 3 (r3) is 1.90 points below its reference." in lines
     assert "Only 1 rung has a reference: there is no ordering to compare." in lines
-    assert lines[-1] == "Rungs whose best accuracy is not above the rung before: 3 (r3, -0.80) pts."
+    assert lines[-1] == "Rungs whose best accuracy is not better than the rung before: 3 (r3, -0.80) pts."

@@ -25,9 +25,9 @@ from harness.studies import SamplerSpec, load_space, parse_space
 from harness.studies._cmle import cmle_param_name
 from harness.studies._journal import HEARTBEAT_ATTR, HeartbeatJournalStorage
 from harness.studies._objective import PruningSink
-from harness.studies._space import ExperimentRef
-from harness.tasks import get_task
+from harness.studies._space import ExperimentRef, ObjectiveRef
 from harness.studies._storage import default_storage_url, normalise_url, open_storage, redact, storage_kind
+from harness.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
@@ -72,14 +72,19 @@ def test_shipped_native_mnist_space_is_a_small_grid_on_the_cnn_rung() -> None:
     assert [p.name for p in space.params] == ["lr0", "dropout", "dense"]
     assert space.grid_size() == 12
     assert space.budget.max_trials == 12 and space.budget.max_parallel == 2 and space.budget.max_failed == 3
-    assert space.objective.final_key == "final_test_accuracy" and space.direction == "maximize"
+    objective_where = f"{SPACES / 'mnist_cnn.yaml'}: objective.metric"
+    assert space.objective == ObjectiveRef("accuracy", None, objective_where)  # as written; the task resolves it
     assert space.sampler_options["tpe"] == {"n_startup_trials": 4}
     resolved = space.resolve()
+    assert resolved.objective.final_key == "final_test_accuracy" and resolved.direction == "maximize"
+    assert resolved.objective == get_task("classification").objectives()["accuracy"]
     assert resolved.experiment.label == "mnist:cnn@standard"
-    assert (resolved.base.model, resolved.base.iterations, resolved.base.eval_every) == ("cnn", 1500, 250)
-    assert resolved.base.lr2 == 2000  # the rung's own settings are kept
+    base = resolved.base
+    assert (base.model.name, base.run.iterations, base.run.eval_every) == ("cnn", 1500, 250)
+    assert base.optim.lr2 == 2000  # the rung's own settings are kept
+    assert resolved.keys == {"lr0": "optim.lr0", "dropout": "model.dropout", "dense": "model.dense"}
     cfg = resolved.config_for({"lr0": 0.01, "dropout": 0.25, "dense": 100}, "test")
-    assert (cfg.lr0, cfg.dropout, cfg.dense) == (0.01, 0.25, 100)
+    assert (cfg.optim.lr0, cfg.model.dropout, cfg.model.dense) == (0.01, 0.25, 100)
 
 
 def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
@@ -94,13 +99,18 @@ def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
     # a Cloud ML Engine file does not say what it tunes: the talk's batch-norm CNN, or --experiment
     assert mnist.resolve().experiment.label == "mnist:cnn-batchnorm@standard"
     cnn = mnist.resolve(ExperimentRef.parse("mnist:cnn", "test"), overrides={"iterations": 1500, "eval_every": 250})
-    assert cnn.base.model == "cnn" and cnn.base.backend == "cpu" and cnn.tier_backend == "cpu"
+    assert cnn.base.model.name == "cnn" and cnn.base.run.backend == "cpu" and cnn.tier_backend == "cpu"
+    assert (cnn.base.run.iterations, cnn.base.run.eval_every) == (1500, 250)
+    assert (cnn.objective.final_key, cnn.direction) == ("final_test_accuracy", "maximize")
 
     planes = load_space(SPACES / "planesnet_hptune.yaml")
     assert [p.name for p in planes.params] == ["lr2", "filter_sizes", "dense"]
     fs = planes.param("filter_sizes")
     assert fs.choices == ("S", "M") and fs.to_config("S") == (4, 3, 2) and fs.to_config("M") == (5, 4, 3)
-    assert planes.objective.final_key == "final_test_loss" and planes.direction == "minimize"
+    assert (planes.objective.name, planes.objective.direction) == ("loss", "minimize")  # as the file says
+    planes_cnn = planes.resolve(ExperimentRef.parse("planesnet:cnn", "test"))
+    assert planes_cnn.objective.final_key == "final_test_loss" and planes_cnn.direction == "minimize"
+    assert planes_cnn.keys == {"lr2": "optim.lr2", "filter_sizes": "model.filter_sizes", "dense": "model.dense"}
     assert planes.budget.max_trials == 50 and planes.budget.max_parallel == 10
     assert planes.tier is not None
     assert (planes.tier.name, planes.tier.backend, planes.tier.machines) == (
@@ -115,11 +125,13 @@ def test_shipped_planesnet_spaces_target_the_cnn_rung() -> None:
     native = load_space(SPACES / "planesnet_cnn.yaml")
     assert native.experiment == ExperimentRef(ladder="planesnet", rung="cnn", scale="standard")
     assert native.grid_size() == 24 and native.pruner.name == "median"
-    assert native.param("filter_sizes").to_config("3,3,3") == (3, 3, 3)
+    fs = native.param("filter_sizes")  # list choices: Optuna sees labels, the config gets the tuples
+    assert fs.choices == ("4,3,2", "5,4,3") and (fs.to_config("4,3,2"), fs.to_config("5,4,3")) == ((4, 3, 2), (5, 4, 3))
     resolved = native.resolve()  # needs the ladder file only, no data
-    assert (resolved.base.dataset, resolved.base.model) == ("planesnet", "cnn")
+    assert (resolved.base.data.name, resolved.base.model.name) == ("planesnet", "cnn")
+    assert (resolved.objective.final_key, resolved.direction) == ("final_test_loss", "minimize")
     cmle = load_space(SPACES / "planesnet_hptune.yaml")
-    assert cmle.resolve(ExperimentRef.parse("planesnet:cnn", "t")).base.dataset == "planesnet"
+    assert cmle.resolve(ExperimentRef.parse("planesnet:cnn", "t")).base.data.name == "planesnet"
 
 
 def test_cmle_parameter_names_drop_the_hp_prefix() -> None:
@@ -155,10 +167,10 @@ NATIVE_OK = _native("t", "lr0: {type: float, low: 0.001, high: 0.1, log: true, g
         (_native("t", "optimizer: {type: categorical, choices: [adam, rmsprop]}\n"), "choices[1]: key 'optimizer'"),
         (_native("t", "backend: {type: categorical, choices: [cpu]}\n"), "'backend' cannot be tuned"),
         (
-            NATIVE_OK.replace("metric: accuracy}", "metric: IOU}"),
-            "objective.metric: metric 'IOU' (intersection over union) needs the detection (YOLO)",
+            NATIVE_OK.replace("metric: accuracy}", "metric: accuracy, direction: down}"),
+            "t.yaml: objective.direction: expected maximize or minimize, but got 'down'",
         ),
-        (NATIVE_OK.replace("metric: accuracy}", "metric: accuracy, direction: minimize}"), "contradicts metric"),
+        (NATIVE_OK.replace("metric: accuracy}", "metric: ''}"), "t.yaml: objective.metric: expected an objective"),
         (NATIVE_OK.replace("{max_trials: 4}", "{max_trials: four}"), "budget.max_trials: expected an integer"),
         (NATIVE_OK.replace("params:", "pruner: sometimes\nparams:"), "t.yaml: pruner: unknown pruner 'sometimes'"),
         (
@@ -174,6 +186,38 @@ def test_broken_native_space_names_file_and_field(text: str, message: str) -> No
         parse_space(text, "t.yaml")
     assert message in str(err.value)
     assert "t.yaml" in str(err.value)
+
+
+VALID_OBJECTIVES = (
+    "loss, final_test_loss, accuracy, final_test_accuracy, precision, final_test_precision, "
+    "recall, final_test_recall, best_test_accuracy"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            NATIVE_OK.replace("metric: accuracy}", "metric: IOU}"),
+            f"t.yaml: objective.metric: 'IOU' is not an objective of task 'classification'; valid: {VALID_OBJECTIVES}",
+        ),
+        (
+            NATIVE_OK.replace("metric: accuracy}", "metric: accuracy, direction: minimize}"),
+            "t.yaml: objective.metric: direction 'minimize' contradicts objective 'accuracy', "
+            "which task classification maximizes",
+        ),
+        (
+            NATIVE_OK.replace("metric: accuracy}", "metric: loss, direction: maximize}"),
+            "t.yaml: objective.metric: direction 'maximize' contradicts objective 'loss', "
+            "which task classification minimizes",
+        ),
+    ],
+)
+def test_objective_is_checked_against_the_task_when_resolved(text: str, message: str) -> None:
+    space = parse_space(text, "t.yaml")  # the file alone does not say which task it tunes
+    with pytest.raises(ConfigError) as err:
+        space.resolve()
+    assert str(err.value) == message
 
 
 def test_grid_needs_grid_points_for_floats() -> None:
@@ -222,9 +266,6 @@ trainingInput:
         ("scaleTier: BASIC", "scaleTier: BASIC\n  workerCount: 3", "only scaleTier CUSTOM takes workerCount"),
         ("algorithm: GRID_SEARCH", "algorithm: HILL_CLIMB", "hyperparameters.algorithm: expected one of GRID_SEARCH"),
         ("goal: MAXIMIZE", "goal: BEST", "hyperparameters.goal: expected MAXIMIZE or MINIMIZE"),
-        ("goal: MAXIMIZE", "goal: MINIMIZE", "goal: MINIMIZE contradicts hyperparameterMetricTag 'accuracy'"),
-        ("hyperparameterMetricTag: accuracy", "hyperparameterMetricTag: IOU", "detection (YOLO) experiments"),
-        ("hyperparameterMetricTag: accuracy", "hyperparameterMetricTag: f1", "unknown metric 'f1'"),
         ("maxTrials: 4", "maxTrials: 4\n    maxTrails: 5", "hyperparameters: unknown field 'maxTrails'"),
         ("maxTrials: 4", "maxTrials: many", "hyperparameters.maxTrials: expected an integer"),
         ("hp-lr0", "hp-lr9", "params[0].parameterName ('hp-lr9'): unknown config key 'lr9'"),
@@ -250,6 +291,46 @@ def test_broken_cmle_config_names_file_and_field(old: str, new: str, message: st
         parse_space(text, "job-hptune.yaml")
     assert "job-hptune.yaml" in str(err.value)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "goal: MAXIMIZE",
+            "goal: MINIMIZE",
+            "direction 'minimize' contradicts objective 'accuracy', which task classification maximizes",
+        ),
+        (
+            "hyperparameterMetricTag: accuracy",
+            "hyperparameterMetricTag: IOU",
+            f"'IOU' is not an objective of task 'classification'; valid: {VALID_OBJECTIVES}",
+        ),
+        (
+            "hyperparameterMetricTag: accuracy",
+            "hyperparameterMetricTag: f1",
+            f"'f1' is not an objective of task 'classification'; valid: {VALID_OBJECTIVES}",
+        ),
+    ],
+)
+def test_cmle_objective_is_checked_against_the_task_when_resolved(old: str, new: str, message: str) -> None:
+    assert old in CMLE_OK
+    space = parse_space(CMLE_OK.replace(old, new), "job-hptune.yaml")
+    with pytest.raises(ConfigError) as err:
+        space.resolve()  # the default experiment, the talk's batch-norm CNN: a classification task
+    assert str(err.value) == f"job-hptune.yaml: trainingInput.hyperparameters.hyperparameterMetricTag: {message}"
+
+
+def test_tuning_a_key_the_experiments_model_does_not_use_is_refused_when_resolved() -> None:
+    space = parse_space(CMLE_OK, "job-hptune.yaml")  # tunes filter_sizes, a CNN key
+    assert space.resolve(ExperimentRef.parse("mnist:cnn", "t")).keys["filter_sizes"] == "model.filter_sizes"
+    with pytest.raises(ConfigError) as err:
+        space.resolve(ExperimentRef.parse("mnist:softmax", "t"))
+    assert str(err.value) == (
+        "job-hptune.yaml: trainingInput.hyperparameters.params[1] (hp-filter-sizes) "
+        "(tuning mnist:softmax@standard: mlp model): key 'filter_sizes' is not used by model 'mlp'; "
+        "it is a parameter of model cnn"
+    )
 
 
 def test_cmle_integer_on_a_float_key_and_log_scale_need_positive_bounds() -> None:
@@ -295,7 +376,9 @@ def test_cmle_reverse_log_scale_crowds_values_near_the_top() -> None:
 
 def test_metric_names_map_to_harness_metrics() -> None:
     objectives = get_task("classification").objectives()
-    assert objectives["accuracy"].final_key == "final_test_accuracy" and objectives["accuracy"].step_key == "test_accuracy"
+    assert (
+        objectives["accuracy"].final_key == "final_test_accuracy" and objectives["accuracy"].step_key == "test_accuracy"
+    )
     assert objectives["loss"].final_key == "final_test_loss" and objectives["loss"].direction == "minimize"
     assert objectives["loss"].reference_scale == 100.0  # the reference trainers' loss is the mean x 100
     space = parse_space(CMLE_OK.replace("accuracy", "ACCURACY"), "job.yaml")
@@ -474,7 +557,29 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
     assert parent.data.metrics["trials_complete"] == 4
     child = children[0]
     assert child.data.tags["optuna.state"] == "COMPLETE" and "objective" in child.data.metrics
-    assert "test_accuracy" in child.data.metrics and child.data.params["iterations"] == "20"
+    assert "test_accuracy" in child.data.metrics and child.data.params["run.iterations"] == "20"
+    for c, t in zip(children, sorted(done, key=lambda t: t.number), strict=True):  # dotted params, as rungs log
+        assert (c.data.params["optim.lr0"], c.data.params["run.batch_size"]) == (
+            str(t.params["lr0"]),
+            str(t.params["batch_size"]),
+        )
+        assert c.data.tags["harness.task"] == "classification"
+    assert parent.data.tags["harness.param_keys"] == "optim.lr0,run.batch_size"  # the params' dotted keys, in order
+    assert parent.data.tags["harness.task"] == "classification"
+    assert parent.data.tags["harness.objective_reference_scale"] == "1.0"  # accuracy: no rescaling
+    # every complete trial run holds what a ladder rung's run holds
+    for c in children:
+        top = {a.path for a in store.client.list_artifacts(c.info.run_id)}
+        assert {
+            "config.yaml",
+            "metrics.jsonl",
+            "model_summary.txt",
+            "learning_curve.png",
+            "tensorboard",
+            "model.keras",
+        } <= top, top
+        models = store.client.search_logged_models([c.info.experiment_id], f"source_run_id = '{c.info.run_id}'")
+        assert [m.name for m in models] == ["model"]
     artifacts = {a.path for a in store.client.list_artifacts(parent.info.run_id, "optuna")}
     assert {"optuna/optimization_history.png", "optuna/parallel_coordinate.png", "optuna/trials.csv"} <= artifacts
     assert "optuna/param_importances.png" in artifacts
@@ -515,7 +620,8 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
         CMLE_OK.replace("algorithm: GRID_SEARCH", "algorithm: RANDOM_SEARCH").replace("maxTrials: 4", "maxTrials: 2"),
     )
     sets = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]
-    common = ["study", str(cmle), "--experiment", "mnist:softmax", "--scale", "smoke", *sets, "--no-report"]
+    # filter_sizes is a CNN key: the CNN rung, at the smoke scale and the tiny data
+    common = ["study", str(cmle), "--experiment", "mnist:cnn", "--scale", "smoke", *sets, "--no-report"]
     rc, out = run_cli(*common)
     assert rc == 0, out
     first = trials(store, "cmle-hptune-random")
@@ -528,7 +634,8 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     parent, children = study_runs(store, "cmle-hptune", "cmle-hptune-random")
     assert parent.data.tags["harness.resumed"] == "1" and len(children) == 3
     assert parent.data.tags["cmle.tier"] == "BASIC" and parent.data.tags["harness.max_trials"] == "3"
-    assert {c.data.params["filter_sizes"] for c in children} <= {"[4, 3, 2]", "[5, 4, 3]"}
+    assert {c.data.params["model.filter_sizes"] for c in children} <= {"[4, 3, 2]", "[5, 4, 3]"}
+    assert {c.data.params["model.name"] for c in children} == {"cnn"}
 
     rc, out = run_cli(*common, "--seed", "1")
     assert rc == 2 and "runs sampler random seed 0" in out  # a resumed study keeps its sampler
@@ -556,7 +663,7 @@ def test_pruned_trials_are_killed_child_runs(store: SimpleNamespace) -> None:
     _, children = study_runs(store, "prune", "prune-grid")
     pruned = [c for c in children if c.data.tags["optuna.state"] == "PRUNED"]
     assert pruned and {c.info.status for c in pruned} == {"KILLED"}
-    assert all(float(c.data.params["lr0"]) < 1e-6 for c in pruned)
+    assert all(float(c.data.params["optim.lr0"]) < 1e-6 for c in pruned)
 
 
 def test_nan_trial_fails_alone_and_max_failed_stops_the_study(store: SimpleNamespace) -> None:
@@ -577,7 +684,7 @@ def test_nan_trial_fails_alone_and_max_failed_stops_the_study(store: SimpleNames
     states = {t.params["lr0"]: t.state.name for t in trials(store, "nan-grid")}
     assert states == {1e10: "FAIL", 0.01: "COMPLETE"}
     _, children = study_runs(store, "nan", "nan-grid")
-    status = {c.data.params["lr0"]: c.info.status for c in children}
+    status = {c.data.params["optim.lr0"]: c.info.status for c in children}
     assert status == {"10000000000.0": "FAILED", "0.01": "FINISHED"}
 
     stop = _write(
@@ -644,8 +751,7 @@ def test_study_overhead_bench_section_quick() -> None:
 def test_trial_of_a_worker_lost_before_its_first_heartbeat_is_failed_and_retried(store: SimpleNamespace) -> None:
     import time
 
-    from harness.studies._study import StudyRequest, open_study, plan_study
-    from harness.studies._worker import fail_orphans, tally
+    from harness.studies import StudyRequest, fail_orphans, open_study, plan_study, tally
 
     space = _write(store.root, "orphan.yaml", _native("orphan", "lr0: {type: float, grid: [0.01, 0.02]}\n"))
     request = StudyRequest(space_file=str(space), sampler="grid", heartbeat_interval=1, grace_period=2)
@@ -663,10 +769,10 @@ def test_trial_of_a_worker_lost_before_its_first_heartbeat_is_failed_and_retried
 
 
 def test_pruners_and_sampler_config() -> None:
-    from harness.config import Config
+    from harness.config import config_from
     from harness.studies._samplers import build_pruner, check_pruner, pruner_config
 
-    base = Config(iterations=1500, eval_every=250)
+    base = config_from({"iterations": 1500, "eval_every": 250})
     hyperband = build_pruner(check_pruner("hyperband", None, "t"), base)
     assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
     cfg = pruner_config(check_pruner("hyperband", {"reduction_factor": 2}, "t"), base)
@@ -685,7 +791,7 @@ def test_pruners_and_sampler_config() -> None:
 
 
 def test_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.studies._study import gpu_ids
+    from harness.studies import gpu_ids
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
     assert gpu_ids() == ["0", "2"]

@@ -10,6 +10,12 @@ COMMAND = "`nox -s bench` (equivalently `harness bench --data-dir ../shared/data
 QUICK_COMMAND = "`harness bench --quick --data-dir ../shared/data`"
 
 
+def _run(cfg: dict[str, Any], key: str) -> Any:
+    """A run setting of a measured config: nested by section now, flat in sections kept from before."""
+    run = cfg.get("run")
+    return run[key] if isinstance(run, dict) else cfg[key]
+
+
 def _n(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
@@ -57,8 +63,8 @@ def _overhead(o: dict[str, Any]) -> list[str]:
     lines = [
         f"## (a) Harness overhead vs plain Keras — rung {o['rung']['index']} `{o['rung']['name']}`",
         "",
-        f"{cfg['iterations']} steps of batch {cfg['batch_size']}, test-set evaluation every "
-        f"{cfg['eval_every']} steps; one untimed warm-up of each path, then {o['repeats']} interleaved "
+        f"{_run(cfg, 'iterations')} steps of batch {_run(cfg, 'batch_size')}, test-set evaluation every "
+        f"{_run(cfg, 'eval_every')} steps; one untimed warm-up of each path, then {o['repeats']} interleaved "
         f"harness/baseline pair{'s' if o['repeats'] != 1 else ''}. Both start from the dataset in memory, "
         "after `clear_session()` + `gc`.",
         "",
@@ -117,7 +123,7 @@ def _throughput(t: dict[str, Any]) -> list[str]:
     return [
         f"## (b) Training throughput — rung {t['rung']['index']} `{t['rung']['name']}`",
         "",
-        f"`harness.train.train`, {t['steps']:.0f} steps of batch {t['config']['batch_size']}, one "
+        f"`harness.train.train`, {t['steps']:.0f} steps of batch {_run(t['config'], 'batch_size')}, one "
         "evaluation at the end. Steady state excludes the first execution (tracing) and the evaluation.",
         "",
         "| steady examples/s | warm-up s | setup s | steady training s | eval s | total s |",
@@ -134,8 +140,8 @@ def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
         f"## (c) Time to {c['target']:.1%} test accuracy — rung {c['rung']['index']} `{c['rung']['name']}`",
         "",
         f"The ladder's best rung (highest reference, {c['rung']['reference']}); `harness.train.train` "
-        f"evaluating every {cfg['eval_every']} steps, stopped at the first evaluation reaching the target "
-        f"(cap {cfg['iterations']} steps). Time runs from the call to `train` to that evaluation's end.",
+        f"evaluating every {_run(cfg, 'eval_every')} steps, stopped at the first evaluation reaching the target "
+        f"(cap {_run(cfg, 'iterations')} steps). Time runs from the call to `train` to that evaluation's end.",
         "",
         "| target | reached | step | time to target s | wall s of the call | best test acc |",
         "|---:|---|---:|---:|---:|---:|",
