@@ -26,6 +26,23 @@ def test_planesnet_smoke_ladder_both_splits(workdir: Path, tiny_planesnet_dir: P
     md = (workdir / "results" / "planesnet_ladder_smoke.md").read_text()
     assert "precision %" in md and "split=scene" in md and "split=random" in md
 
+    # one rung run again on its own (as the tuned rung at full scale is), shown as extra rows of the table
+    first = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags).info.run_id
+    argv = [*"ladder planesnet --rungs tuned --scale smoke --set split=random --no-report --data-dir".split()]
+    assert main([*argv, str(tiny_planesnet_dir)]) == 0
+    second = next(
+        r.info.run_id
+        for r in store_runs(workdir, "ladder/planesnet")
+        if "mlflow.parentRunId" not in r.data.tags and r.info.run_id != first
+    )
+    assert main(["report", "ladder", "planesnet", "--run", first, "--also", second, "--out", "both"]) == 0
+    both = pd.read_csv(workdir / "both" / "planesnet_ladder_smoke.csv")
+    extra = both[both["parent_run_id"] == second]
+    assert len(both) == 11 and list(extra["variant"]) == ["smoke scale, split=random"]
+    assert list(extra["rung"]) == ["tuned"] and extra["reference"].iloc[0] == pytest.approx(0.996)
+    text = (workdir / "both" / "planesnet_ladder_smoke.md").read_text()
+    assert f"parent run `{second}`" in text and "[smoke scale, split=random]" in text
+
 
 def test_corrupt_archive_is_refused_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = workdir / "data" / "planesnet"

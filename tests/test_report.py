@@ -43,3 +43,24 @@ def test_a_single_reference_claims_no_ordering_and_flat_rungs_are_named() -> Non
     assert "Rung 3 (r3) is 1.90 points below its reference." in lines
     assert "Only 1 rung has a reference: there is no ordering to compare." in lines
     assert lines[-1] == "Rungs whose best accuracy is not better than the rung before: 3 (r3, -0.80) pts."
+
+
+def test_a_loss_objective_is_shown_on_the_reference_trainers_scale_too() -> None:
+    from harness.report import StudyReport, display_study
+
+    table = pd.DataFrame(
+        {
+            "trial": [0, 1],
+            "state": ["COMPLETE", "COMPLETE"],
+            "status": ["FINISHED", "FINISHED"],
+            "lr2": ["832", "900"],
+            "objective": [0.01746, 0.0189],
+            "time_s": [1.0, 2.0],
+            "cost_usd": [math.nan, math.nan],
+            "retry_of": ["", ""],
+        }
+    )
+    scaled = display_study(StudyReport(table, ["lr2"], None, {"reference_scale": "100.0"}))
+    assert list(scaled["objective x 100 (reference scale)"]) == ["1.746", "1.89"]  # the talk's 1.746 for lr2 832
+    plain = display_study(StudyReport(table, ["lr2"], None, {"reference_scale": "1.0"}))
+    assert not any("reference scale" in c for c in plain.columns)

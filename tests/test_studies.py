@@ -589,6 +589,13 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
     }
     md = (store.root / "results" / "study_grid-grid.md").read_text()
     assert "harness report study grid-grid" in md and f"harness study {space} --sampler grid" in md
+    # detect-scan (and anything else that takes a model run) accepts the study's best trial
+    from harness.detect import resolve_model_run
+    from harness.tracking import Tracker
+
+    best_run = resolve_model_run(Tracker(f"sqlite:///{store.root / 'mlflow.db'}"), "study:grid-grid")
+    assert store.client.get_run(best_run).data.metrics["objective"] == max(t.value for t in done)
+    assert "model.keras" in {a.path for a in store.client.list_artifacts(best_run)}
     assert "Best: trial" in md and md.count("| COMPLETE |") == 4
 
     rc, out = run_cli("report", "study", "grid-grid", "--out", "again")
