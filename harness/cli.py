@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("ladders", help="list the built-in ladders")
+    be = sub.add_parser("backends", help="what this machine offers: devices, XLA, precisions, backends and prices")
+    be.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
 
     lad = sub.add_parser("ladder", help="run a ladder: every rung, logged to MLflow, then the table")
     lad.add_argument("ladder", help="built-in ladder name (see `harness ladders`) or path to a ladder .yaml")
@@ -147,6 +149,11 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
 
         for name, title in builtin_ladders().items():
             print(f"{name:<12} {title}")
+        return 0
+    if args.command == "backends":
+        from harness.hardware import load_prices, probe, render
+
+        print(render(probe(load_prices(args.prices))))
         return 0
     if args.command == "ladder":
         return _ladder(args, command_line)

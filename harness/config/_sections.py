@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 Optimizer = Literal["adam", "sgd"]
 Reduction = Literal["mean", "sum"]
 Backend = Literal["auto", "cpu", "gpu", "multi-gpu", "tpu"]
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 
 
 def check(value: Any, ok: bool, name: str, expected: str) -> None:
@@ -125,6 +126,8 @@ class RunParams(Section):
     steps_per_execution: int = 50  # steps per tf.function call (speed only)
     seed: int = 0
     backend: Backend = "auto"
+    precision: Precision = "float32"  # Keras dtype policy: mixed_* compute in 16 bits, keep float32 weights
+    jit_compile: bool = False  # compile the train and eval steps with XLA
 
     def check(self) -> None:
         for key in ("iterations", "batch_size", "eval_every", "eval_batch_size", "steps_per_execution"):

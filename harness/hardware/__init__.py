@@ -2,5 +2,18 @@
 
 from harness.hardware._backend import Hardware, cpu_description, make_strategy
 from harness.hardware._prices import PRICES_ENV, load_prices, price_per_hour
+from harness.hardware._probe import PRECISIONS, BackendRow, MachineReport, probe, render
 
-__all__ = ["PRICES_ENV", "Hardware", "cpu_description", "load_prices", "make_strategy", "price_per_hour"]
+__all__ = [
+    "PRECISIONS",
+    "PRICES_ENV",
+    "BackendRow",
+    "Hardware",
+    "MachineReport",
+    "cpu_description",
+    "load_prices",
+    "make_strategy",
+    "price_per_hour",
+    "probe",
+    "render",
+]

@@ -59,5 +59,6 @@ def cnn(p: CnnParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model
     x = activate(x, p, "dense")
     if p.dropout:
         x = keras.layers.Dropout(p.dropout, name="dense_dropout")(x)
-    logits = keras.layers.Dense(outputs, name="logits", **init_kwargs(p))(x)
+    # the output stays float32 under mixed precision (a stable softmax and loss)
+    logits = keras.layers.Dense(outputs, name="logits", dtype="float32", **init_kwargs(p))(x)
     return keras.Model(inputs, logits, name="cnn")

@@ -38,5 +38,6 @@ def mlp(p: MlpParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model
         x = activate(x, p, f"dense{i}")
         if p.dropout:
             x = keras.layers.Dropout(p.dropout, name=f"dense{i}_dropout")(x)
-    logits = keras.layers.Dense(outputs, name="logits", **init_kwargs(p))(x)
+    # the output stays float32 under mixed precision (a stable softmax and loss)
+    logits = keras.layers.Dense(outputs, name="logits", dtype="float32", **init_kwargs(p))(x)
     return keras.Model(inputs, logits, name="mlp")

@@ -7,13 +7,14 @@ metrics, pipelines, what "best" means) comes from the config's task.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import io
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import keras
 import tensorflow as tf
@@ -41,6 +42,21 @@ class TrainResult:
         return int(self.final["best_step"])
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Build and compile under Keras' dtype policy ``name``; the previous policy comes back after.
+
+    Layers and the model keep the policy they were built with, and ``compile`` wraps the
+    optimizer in a loss-scale optimizer under ``mixed_float16``.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def fresh_session(seed: int) -> None:
     """Start a run from a clean Keras state so memory does not grow run over run."""
     keras.backend.clear_session()
@@ -64,6 +80,7 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
         loss=task.loss(cfg),
         metrics=task.metrics(cfg, data),
         steps_per_execution=math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every),
+        jit_compile=cfg.run.jit_compile,
     )
     return model
 
@@ -101,7 +118,7 @@ def train(
     fresh_session(r.seed)
     data = data.subset(cfg.data.train_subset, cfg.data.test_subset)
     strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
+    with strategy.scope(), dtype_policy(r.precision):
         model = build_and_compile(cfg, data, task)
     train_ds = task.train_dataset(data, cfg)
     test_ds = task.eval_dataset(data, cfg)
