@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,10 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests import mnist_files, planesnet_files
 
+from helpers import REAL_DATA, missing_real_data
 from mnist_files import write_tiny_mnist
 from planesnet_files import write_tiny_planesnet
-
-REAL_DATA = Path(os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
@@ -41,5 +39,5 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     if not (REAL_DATA / "mnist" / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real MNIST not found under {REAL_DATA} (set HARNESS_DATA_DIR)")
+        missing_real_data("real MNIST (mnist/train-images-idx3-ubyte.gz)")
     return REAL_DATA

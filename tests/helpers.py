@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+
+# A relative HARNESS_DATA_DIR means relative to where pytest was started (the README's
+# `HARNESS_DATA_DIR=../shared/data pytest`), not to the temporary folders tests chdir into.
+EXPLICIT_DATA = bool(os.environ.get("HARNESS_DATA_DIR"))
+REAL_DATA = Path(
+    os.environ.get("HARNESS_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+).resolve()
+if EXPLICIT_DATA:
+    os.environ["HARNESS_DATA_DIR"] = str(REAL_DATA)  # subprocesses started from another folder see the same data
+
+
+def missing_real_data(what: str) -> None:
+    """Fail when HARNESS_DATA_DIR was given but lacks ``what`` (a wrong path must not pass as a skip)."""
+    message = f"{what} not found under {REAL_DATA}"
+    if EXPLICIT_DATA:
+        pytest.fail(f"HARNESS_DATA_DIR is set but {message}")
+    pytest.skip(f"{message} (set HARNESS_DATA_DIR)")
 
 
 def store_runs(root: Path, experiment: str, tracking_uri: str | None = None) -> list[Run]:

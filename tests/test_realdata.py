@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import rung_run
+from helpers import missing_real_data, rung_run
 
 from harness.cli import main
 
@@ -24,7 +24,7 @@ def test_cnn_rung_learns_real_mnist(workdir: Path, real_data_dir: Path) -> None:
 @pytest.mark.realdata
 def test_planesnet_cnn_learns_real_tiles_on_a_scene_split(workdir: Path, real_data_dir: Path) -> None:
     if not (real_data_dir / "planesnet" / "planesnet.zip").exists():
-        pytest.skip(f"no planesnet/planesnet.zip under {real_data_dir}")
+        missing_real_data("planesnet/planesnet.zip")
     # 400 steps of the small CNN on unseen scenes: predicting "no plane" everywhere scores 75%;
     # the floors need a model that really finds planes.
     argv = "ladder planesnet --rungs cnn --set iterations=400 --set eval_every=200 --no-report".split()
