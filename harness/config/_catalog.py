@@ -4,8 +4,8 @@
 :func:`register_params` from their own ``register_*`` decorators, so that a new
 model arrives as one new file: its factory and its parameter class, registered
 together. The config layer reads this catalog to resolve and check keys; it never
-imports the packages that fill it (importing ``harness.tasks``, ``harness.data``
-and ``harness.models`` is the drivers' job: see ``harness.catalog``).
+imports the packages that fill it: the drivers (``harness.ladders``,
+``harness.studies``) import ``harness.tasks``, ``harness.data`` and ``harness.models``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from harness.config._types import plain
 from harness.errors import ConfigError
@@ -58,7 +58,6 @@ _HINTS: dict[type, dict[str, Any]] = {}  # a cache: classes are immutable once d
 class Named(Section):
     """A section chosen by name from a registry (task, dataset, model)."""
 
-    kind: ClassVar[str] = ""
     name: str = ""
 
 
@@ -66,7 +65,6 @@ class Named(Section):
 class TaskParams(Named):
     """A task's own settings (none for classification)."""
 
-    kind: ClassVar[str] = "task"
     name: str = "classification"
 
 
@@ -74,7 +72,6 @@ class TaskParams(Named):
 class DataParams(Named):
     """What every dataset takes; a dataset with more (a split) subclasses it."""
 
-    kind: ClassVar[str] = "data"
     name: str = "mnist"
     train_subset: int | None = None  # first N training examples; None = all
     test_subset: int | None = None  # first N test examples; None = all
@@ -84,6 +81,10 @@ class DataParams(Named):
         for key in ("train_subset", "test_subset"):
             value = getattr(self, key)
             check(value, value is None or value > 0, key, "> 0 or null (all)")
+
+    def tags(self) -> dict[str, str]:
+        """Run tags that say which part of the data this is (a dataset with a split names it)."""
+        return {}
 
     def load_key(self) -> tuple[Any, ...]:
         """What identifies the loaded data: every field except subsets and augmentation."""
@@ -95,7 +96,6 @@ class DataParams(Named):
 class ModelParams(Named):
     """Base of every model's parameters."""
 
-    kind: ClassVar[str] = "model"
     name: str = "mlp"
 
 

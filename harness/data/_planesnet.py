@@ -82,6 +82,9 @@ class PlanesNetParams(DataParams):
     split_seed: int = 0  # seed of the split (not of training)
     eval_fraction: float = 0.2  # share of tiles (about) held out for evaluation
 
+    def tags(self) -> dict[str, str]:
+        return {"data.split": self.split}
+
     def check(self) -> None:
         super().check()
         check(self.split, self.split in SPLIT_KINDS, "split", f"one of {', '.join(SPLIT_KINDS)}")

@@ -9,7 +9,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.executor import MODEL_ARTIFACT
 from harness.report import find_study_run
-from harness.tracking import Tracker
+from harness.tracking import Tracker, quote
 
 
 def resolve_model_run(tracker: Tracker, spec: str) -> str:
@@ -29,19 +29,15 @@ def resolve_model_run(tracker: Tracker, spec: str) -> str:
     exp = tracker.client.get_experiment_by_name(f"ladder/{ladder}")
     if exp is None:
         raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}")
-    filters = [f"tags.`harness.rung` = '{_quote(rung)}'", "attributes.status = 'FINISHED'"]
+    filters = [f"tags.`harness.rung` = '{quote(rung)}'", "attributes.status = 'FINISHED'"]
     if variant:
-        filters.append(f"tags.`harness.variant` = '{_quote(variant)}'")
+        filters.append(f"tags.`harness.variant` = '{quote(variant)}'")
     runs = tracker.client.search_runs(
         [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
     )
     if not runs:
         raise UserError(f"no finished run of rung {rung!r}{f' ({variant})' if variant else ''} in ladder {ladder!r}")
     return str(runs[0].info.run_id)
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def _best_trial_run(tracker: Tracker, name: str) -> str:
@@ -52,7 +48,7 @@ def _best_trial_run(tracker: Tracker, name: str) -> str:
         raise UserError(f"study {name!r} has no best trial yet (no trial completed, or the study has not finished)")
     runs = tracker.client.search_runs(
         [parent.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`optuna.trial_number` = '{_quote(best)}' "
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`optuna.trial_number` = '{quote(best)}' "
         "and attributes.status = 'FINISHED'",
         max_results=1,
     )

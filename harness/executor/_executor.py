@@ -29,6 +29,7 @@ import yaml
 
 from harness.config import Config
 from harness.data import ArrayDataset, load_dataset
+from harness.executor._model import log_model
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.tasks import get_task
 from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
@@ -149,7 +150,7 @@ class Executor:
                 "harness.task": task.name,
                 "data.checksum": data.checksum,
                 "data.source": data.source,
-                **({"data.split": cfg.data.split} if hasattr(cfg.data, "split") else {}),
+                **cfg.data.tags(),
             }
         )
         run.log_params(cfg.params())
@@ -173,7 +174,5 @@ class Executor:
         run.log_text(result.summary, "model_summary.txt")
         run.log_figure(task.learning_curve(result.history, f"{group} {name}".strip()), "learning_curve.png")
         run.log_artifact(tb_dir, "tensorboard")
-        from harness.executor._model import log_model
-
         log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
         return RunOutcome(run.run_id, final, result.history)

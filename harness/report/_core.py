@@ -65,11 +65,6 @@ def children(tracker: Tracker, parent: Any) -> pd.DataFrame:
     return runs_frame(search(tracker, [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"))
 
 
-def quote(value: str) -> str:
-    """A value inside an MLflow filter string: single quotes doubled, so it cannot end the literal."""
-    return value.replace("'", "''")
-
-
 def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[str, str]:
     """Where a report's numbers came from: the parent run, store, command, host, commit and versions."""
     tags = parent.data.tags

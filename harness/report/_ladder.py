@@ -17,7 +17,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from harness.errors import UserError
 from harness.report import _core
 from harness.tasks import Task, get_task
-from harness.tracking import Tracker, ladder_experiment
+from harness.tracking import Tracker, ladder_experiment, quote
 
 TOLERANCE = 0.003  # "within 0.3 points of the reference"
 
@@ -51,7 +51,7 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
             raise UserError(f"no run {run_id!r} in {tracker.uri} ({exc})") from None
     filters = ["tags.`harness.kind` = 'ladder'"]
     if scale:
-        filters.append(f"tags.`harness.scale` = '{_core.quote(scale)}'")
+        filters.append(f"tags.`harness.scale` = '{quote(scale)}'")
     runs = [
         run
         for run in _core.search(tracker, [exp.experiment_id], " and ".join(filters), ["attributes.start_time DESC"])

@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.report import _core
-from harness.tracking import Tracker
+from harness.tracking import Tracker, quote
 
 _STATE_FROM_STATUS = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL", "RUNNING": "RUNNING"}
 
@@ -38,7 +38,7 @@ def find_study_run(tracker: Tracker, name: str) -> Any:
         _core.search(
             tracker,
             exps,
-            f"tags.`harness.kind` = 'study' and tags.`harness.study` = '{_core.quote(name)}'",
+            f"tags.`harness.kind` = 'study' and tags.`harness.study` = '{quote(name)}'",
             ["attributes.start_time DESC"],
         )
         if exps

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.config import Config, TaskParams
+from harness.config import Config
 from harness.tasks._base import Column, Direction, Row, Task, register_task
 
 if TYPE_CHECKING:
     import keras
 
     from harness.data import ArrayDataset
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassificationParams(TaskParams):
-    name: str = "classification"
 
 
 @register_task
@@ -32,7 +26,6 @@ class Classification(Task):
     """
 
     name: ClassVar[str] = "classification"
-    params: ClassVar[type[TaskParams]] = ClassificationParams
     metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "precision", "recall")
     directions: ClassVar[Mapping[str, Direction]] = {
         "loss": "minimize",

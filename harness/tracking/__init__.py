@@ -9,7 +9,7 @@ from harness.tracking._mlflow import (
     Tracker,
     resolve_tracking_uri,
 )
-from harness.tracking._names import ladder_experiment, study_experiment
+from harness.tracking._names import ladder_experiment, quote, study_experiment
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "environment_tags",
     "git_commit",
     "ladder_experiment",
+    "quote",
     "resolve_tracking_uri",
     "study_experiment",
     "versions",
