@@ -160,15 +160,14 @@ def compare_report(
         "target": target,
         "target_rule": target_rule,
         "tracking_uri": tracker.uri,
-        "host": tags.get("host", "?"),
-        "git_commit": tags.get("mlflow.source.git.commit", "?"),
-        "versions": ", ".join(
-            f"{k.removesuffix('.version')} {tags[k]}" for k in ("optuna.version", "tensorflow.version") if k in tags
-        ),
+        **{k: v for k, v in _core.provenance(tracker, first, ("optuna", "tensorflow")).items() if k in _SHOWN},
         "device": study_report(tracker, curves[0].study).meta["devices"],
         "params": tags.get("harness.params", ""),
     }
     return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta)
+
+
+_SHOWN = ("host", "git_commit", "versions")  # what a comparison reports of its first study's provenance
 
 
 def _pm(mean: float, sd: float, digits: int | None = None) -> str:
