@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN",
         help="another parent run of the ladder (e.g. one rung at full scale) shown as extra rows (repeatable)",
     )
+    rl.add_argument("--rungs", help="only these rungs, e.g. 7,8 or 7-8 (a side table)")
+    rl.add_argument("--name", help="file name stem (default <ladder>_ladder[_<scale>])")
     rl.add_argument("--out", default="results", help="output directory (default results/)")
     _add_tracking(rl)
 
@@ -90,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--iou", type=float, default=0.3, help="non-max suppression IoU (default 0.3)")
     ds.add_argument("--out", default="results/detect_scan", help="output directory")
     _add_tracking(ds)
+
+    db = sub.add_parser("detect-boxes", help="draw a YOLO run's boxes on held-out and extra whole images")
+    db.add_argument("run", help="run id, LADDER/RUNG[:VARIANT] (e.g. yolo/layers17) or study:NAME")
+    db.add_argument("--held-out", type=int, default=4, help="held-out annotated images to draw (default 4)")
+    db.add_argument("--extras", type=int, default=2, help="unannotated extras/ images to draw (default 2)")
+    db.add_argument("--threshold", type=float, default=0.5, help="min P(plane) of a drawn box (default 0.5)")
+    db.add_argument("--max-side", type=int, default=1024, help="PNG size in px (default 1024)")
+    db.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
+    db.add_argument("--out", default="results/yolo_detections", help="output directory")
+    _add_tracking(db)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000)
@@ -107,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         help="measure only these sections again, e.g. d or a,study-overhead (a overhead, b throughput, "
-        "c time-to-accuracy, d study-overhead); the others are kept from the bench.json in --out",
+        "c time-to-accuracy, d study-overhead, e yolo); the others are kept from the bench.json in --out",
     )
     return parser
 
@@ -162,9 +175,21 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
 
         return study_cli.dispatch(args, command_line)
     if args.command == "report":
-        return _report(args.ladder, args.run, args.scale, args.out, args.tracking_uri, command_line, tuple(args.also))
+        return _report(
+            args.ladder,
+            args.run,
+            args.scale,
+            args.out,
+            args.tracking_uri,
+            command_line,
+            tuple(args.also),
+            args.rungs,
+            args.name,
+        )
     if args.command == "detect-scan":
         return _detect_scan(args, command_line)
+    if args.command == "detect-boxes":
+        return _detect_boxes(args, command_line)
     if args.command == "ui":
         from harness.tracking import resolve_tracking_uri
 
@@ -230,16 +255,54 @@ def _report(
     uri: str | None,
     command_line: str,
     also: tuple[str, ...] = (),
+    rungs: str | None = None,
+    name: str | None = None,
 ) -> int:
     from harness.report import display_table, ladder_report, verdict, write_report
     from harness.tracking import Tracker
 
-    report = ladder_report(Tracker(uri), ladder, run_id, scale, also)
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise UserError(f"--name must be a file name stem (letters, digits, _ . -), but got {name!r}")
+    report = ladder_report(Tracker(uri), ladder, run_id, scale, also, rungs)
     print(display_table(report).to_string(index=False))
     for line in verdict(report):
         print(line)
-    md, csv = write_report(report, Path(out), command_line)
+    md, csv = write_report(report, Path(out), command_line, name)
     print(f"wrote {md} and {csv}")
+    return 0
+
+
+def _detect_boxes(args: argparse.Namespace, command_line: str) -> int:
+    from harness.data import load_dataset, resolve_data_dir
+    from harness.data._aerial import extras
+    from harness.detect import load_run_model, read_image, resolve_model_run
+    from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
+    from harness.tracking import Tracker
+
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold must be in (0, 1), but got {args.threshold}")
+    tracker = Tracker(args.tracking_uri)
+    run_id = resolve_model_run(tracker, args.run)
+    cfg = run_config(tracker, run_id)
+    if cfg.task.name != "detection":
+        raise UserError(f"run {run_id} is a {cfg.task.name} run; detect-boxes needs a detection run (ladder yolo)")
+    data = load_dataset(cfg.data, args.data_dir)
+    model = load_run_model(tracker, run_id)
+    held = data.eval_images  # type: ignore[attr-defined]
+    pictures = [(held.names[i], held.images[i], held.boxes[i]) for i in range(min(args.held_out, len(held.names)))]
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.extras and cfg.data.name == "airbus" and data_dir is not None:
+        pictures += [(p.name, read_image(p), None) for p in extras(data_dir)[: args.extras]]
+    items = []
+    for name, image, truth in pictures:
+        found, scores = find_boxes(model, image, cfg, args.threshold)
+        items.append(ImageBoxes(name, image, truth, found, scores))
+        print(f"{name}: {len(found)} boxes found" + ("" if truth is None else f", {len(truth)} true"))
+    run = tracker.client.get_run(run_id)
+    out_dir = Path(args.out) / run.data.tags.get("mlflow.runName", run_id[:8])
+    summary = write(items, out_dir, run, args.threshold, command_line, args.max_side)
+    tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
+    print(f"wrote {summary}")
     return 0
 
 

@@ -15,11 +15,12 @@ def _params(cfg: Config) -> int:
 
 
 def test_unknown_model_lists_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; valid models: cnn, mlp"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet'; valid models: cnn, darknet, mlp, squeezenet"):
         create_model(ModelParams(name="resnet"), (28, 28, 1), 10)
-    with pytest.raises(ConfigError, match=r"^config: unknown model 'resnet'; valid models: cnn, mlp$"):
+    valid = "cnn, darknet, mlp, squeezenet"
+    with pytest.raises(ConfigError, match=rf"^config: unknown model 'resnet'; valid models: {valid}$"):
         config_from({"model": "resnet"})
-    assert list_models() == ["cnn", "mlp"]
+    assert list_models() == ["cnn", "darknet", "mlp", "squeezenet"]
 
 
 def test_talk_architectures_have_the_talks_parameter_counts() -> None:

@@ -60,7 +60,7 @@ class RegressionDemo(Task):
     directions: ClassVar[Mapping[str, Direction]] = {"loss": "minimize", "r2": "maximize"}
     primary: ClassVar[str] = "r2"
 
-    def outputs(self, data: ArrayDataset) -> int:
+    def outputs(self, data: ArrayDataset, cfg: Config) -> int:
         return 1
 
     def loss(self, cfg: Config) -> Any:

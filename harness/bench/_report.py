@@ -153,6 +153,7 @@ def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
 
 def render_markdown(results: dict[str, Any]) -> str:
     from harness.bench._study_overhead import render_section
+    from harness.bench._yolo import render_yolo
 
     meta = results["meta"]
     renderers = {
@@ -160,6 +161,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "throughput": _throughput,
         "time_to_accuracy": _time_to_accuracy,
         "study_overhead": render_section,
+        "yolo": render_yolo,
     }
     lines = _header(meta)
     for key, render in renderers.items():

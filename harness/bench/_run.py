@@ -16,6 +16,7 @@ from harness.bench._settings import bench_settings
 from harness.bench._study_overhead import measure_study_overhead
 from harness.bench._throughput import measure_throughput
 from harness.bench._time_to_accuracy import measure_time_to_accuracy
+from harness.bench._yolo import measure_yolo
 from harness.data import ArrayDataset, load_dataset
 from harness.errors import UserError
 from harness.hardware import cpu_description
@@ -39,6 +40,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "throughput": ("b", "throughput"),
     "time_to_accuracy": ("c", "time-to-accuracy"),
     "study_overhead": ("d", "study-overhead"),
+    "yolo": ("e", "yolo"),
 }
 
 
@@ -127,6 +129,8 @@ def run_benchmarks(
                 results[key] = kept[key]
         elif key == "study_overhead":  # no dataset: a trivial objective
             results[key] = {"measured": stamp, **measure_study_overhead(quick, progress)}
+        elif key == "yolo":  # its own dataset: whole aerial images
+            results[key] = {"measured": stamp, **measure_yolo(data_dir, quick, progress)}
         else:
             assert data is not None
             results[key] = {"measured": stamp, **measure[key](data)}

@@ -96,9 +96,9 @@ def config_from(overrides: Mapping[str, Any], where: str = "config") -> Config:
 def _named(kind: str, name: str, carry: Named | None = None, where: str = "") -> Named:
     cls = catalog.params_class(kind, name, where)
     kept = {}
-    if carry is not None:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kept = {f.name: getattr(carry, f.name) for f in dataclasses.fields(carry) if f.name in fields}
+    if carry is not None:  # the fields both have, with the same type (mlp's layers list is not squeezenet's count)
+        new, old = cls.hints(), type(carry).hints()
+        kept = {k: getattr(carry, k) for k in old if k in new and new[k] == old[k] and k != "name"}
     kept["name"] = name
     return cls(**kept)
 
@@ -235,7 +235,13 @@ def coerce(key: str, value: Any, where: str) -> Any:
         close = difflib.get_close_matches(key, sorted(_every_key()), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"{where}: unknown config key {key!r}{hint}")
-    return _coerce(value, hints[0], key, where)
+    expected = []
+    for h in dict.fromkeys(hints):  # one key, several owners (mlp's layers is a list, squeezenet's a count)
+        try:
+            return coerce_type(value, h)
+        except TypeError as exc:
+            expected.append(str(exc))
+    raise ConfigError(f"{where}: key {key!r} expects {' or '.join(dict.fromkeys(expected))}, but got {value!r}")
 
 
 def _hints_of(key: str) -> list[Any]:

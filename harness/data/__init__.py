@@ -1,9 +1,12 @@
 """Datasets: readers for the standard file formats, their config sections, and tf.data pipelines."""
 
 from harness.data import (
+    _aerial_sets,  # noqa: F401  (registers "airbus", "planespotting")
     _mnist,  # noqa: F401  (registers "mnist")
     _planesnet,  # noqa: F401  (registers "planesnet")
+    _scenes,  # noqa: F401  (registers "aerial_synthetic")
 )
+from harness.data._aerial import AerialImages, AerialParams, DetectionDataset
 from harness.data._base import (
     DATA_DIR_ENV,
     ArrayDataset,
@@ -18,7 +21,10 @@ from harness.data._planesnet import PlanesNetParams
 
 __all__ = [
     "DATA_DIR_ENV",
+    "AerialImages",
+    "AerialParams",
     "ArrayDataset",
+    "DetectionDataset",
     "PlanesNetParams",
     "Split",
     "eval_pipeline",

@@ -95,6 +95,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     "harness.rung": rung.name,
                     "harness.rung_index": str(rung.index),
                     "harness.rung_changes": rung.changes,
+                    "harness.rung_note": rung.note,
                     "harness.variant": variant,
                     "harness.reference": "" if rung.reference is None else str(rung.reference),
                     "harness.seed": str(seed_cfg.run.seed),

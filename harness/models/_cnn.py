@@ -38,7 +38,7 @@ class CnnParams(TalkNetParams):
         check(strides, len(strides) == 3 and min(strides) > 0, "strides", "three positive strides")
 
 
-@register_model("cnn", params=CnnParams)
+@register_model("cnn", params=CnnParams, tasks=("classification",))
 def cnn(p: CnnParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model:
     """Depths ``conv1..conv3``, ``filter_sizes``, ``strides``, SAME padding, then ``dense``.
 

@@ -23,7 +23,7 @@ class MlpParams(TalkNetParams):
         check(self.layers, all(w > 0 for w in self.layers), "layers", "positive widths")
 
 
-@register_model("mlp", params=MlpParams)
+@register_model("mlp", params=MlpParams, tasks=("classification",))
 def mlp(p: MlpParams, input_shape: tuple[int, ...], outputs: int) -> keras.Model:
     """Flatten, then ``layers`` hidden layers, then ``outputs`` units.
 

@@ -39,7 +39,7 @@ def list_models() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def create_model(params: ModelParams, input_shape: tuple[int, ...], outputs: int, **kw: Any) -> keras.Model:
+def create_model(params: ModelParams, input_shape: tuple[int, ...], outputs: Any, **kw: Any) -> keras.Model:
     """Build the model ``params.name``; an unknown name lists the valid ones."""
     if params.name not in _FACTORIES:
         raise ConfigError(f"unknown model {params.name!r}; valid models: {', '.join(list_models())}")

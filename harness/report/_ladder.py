@@ -68,8 +68,10 @@ def ladder_report(
     run_id: str | None = None,
     scale: str | None = None,
     also: tuple[str, ...] = (),
+    rungs: str | None = None,
 ) -> LadderReport:
-    """The table of one ladder run; ``also``: more parent runs (another scale) as extra rows."""
+    """The table of one ladder run; ``also``: more parent runs (another scale) as extra rows;
+    ``rungs``: only these rung indices (``"7,8"``, ``"7-8"``), for a side table."""
     parent = find_parent_run(tracker, ladder, run_id, scale)
     runs = _core.children(tracker, parent)
     if runs.empty:
@@ -90,7 +92,13 @@ def ladder_report(
     tags = parent.data.tags
     task = get_task(tags.get("harness.task", "classification"))
     metric = tags.get("harness.metric", f"test_{task.primary}")
-    table = _aggregate(pd.concat(frames, ignore_index=True), task, metric)
+    runs = pd.concat(frames, ignore_index=True)
+    if rungs:
+        keep = _rung_indices(rungs)
+        runs = runs[runs["tags.harness.rung_index"].astype(int).isin(keep)]
+        if runs.empty:
+            raise UserError(f"--rungs {rungs}: no rung runs with these indices under parent run {parent.info.run_id}")
+    table = _aggregate(runs, task, metric)
     meta = {
         "ladder": ladder,
         **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
@@ -102,6 +110,16 @@ def ladder_report(
         "also": "\n".join(also_lines),
     }
     return LadderReport(table, meta, task.name, metric)
+
+
+def _rung_indices(spec: str) -> set[int]:
+    keep: set[int] = set()
+    for part in spec.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise UserError(f"--rungs expects indices and ranges like 7,8 or 2-5, but got {spec!r}")
+        keep.update(range(int(lo), int(hi if dash else lo) + 1))
+    return keep
 
 
 def _with_variant(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
@@ -129,6 +147,7 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
             "rung": first["tags.harness.rung"],
             "variant": variant_label,
             "changes": first["tags.harness.rung_changes"],
+            "note": _text(first.get("tags.harness.rung_note")),
             "reference": float(reference) if reference else math.nan,
             "runs": len(done),
             "parent_run_id": first["parent_run_id"],
@@ -145,6 +164,11 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     table["delta_prev"] = table.groupby("variant")["best_mean"].diff()
     table["vs_reference"] = sign * (table["best_mean"] - table["reference"])
     return table
+
+
+def _text(value: Any) -> str:
+    """A tag's value, or "" where the run has none (pandas reads a missing tag as NaN)."""
+    return value if isinstance(value, str) else ""
 
 
 _TIMINGS = (
@@ -177,18 +201,24 @@ def display_table(report: LadderReport) -> pd.DataFrame:
     if t["variant"].astype(bool).any():
         columns["variant"] = t["variant"]
     columns["what changed"] = t["changes"]
-    columns["reference" + (" %" if pct else "")] = [
-        "" if math.isnan(r) else (f"{100 * r:.1f}" if pct else f"{r:.4g}") for r in t["reference"]
-    ]
+    if t["note"].astype(bool).any():  # the talk's words where it gave no number (the YOLO ladder)
+        columns["the talk said"] = t["note"]
+    if t["reference"].notna().any():
+        columns["reference" + (" %" if pct else "")] = [
+            "" if math.isnan(r) else (f"{100 * r:.1f}" if pct else f"{r:.4g}") for r in t["reference"]
+        ]
     for col in get_task(report.task).report_columns():
         mean, sd = t.get(f"{col.metric}_mean"), t.get(f"{col.metric}_sd")
         if mean is None or (col.optional and not mean.notna().any()):
             continue  # e.g. precision and recall: 2-class data only
         columns[col.header] = [_fmt(m, d, col.percent) for m, d in zip(mean, sd, strict=True)]
     columns[f"Δ best vs prev{unit}"] = [_delta(v, pct) for v in t["delta_prev"]]
-    columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
+    if t["reference"].notna().any():
+        columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
     columns["train time (s)"] = [f"{v:.1f}" for v in t["train_s_mean"]]
-    columns["examples/s"] = [f"{v:,.0f}" for v in t["examples_per_s_mean"]]
+    columns[f"{get_task(report.task).examples}/s"] = [
+        f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in t["examples_per_s_mean"]
+    ]
     columns["cost/run ($)"] = ["n/a" if math.isnan(v) else f"{v:.4f}" for v in t["cost_usd_mean"]]
     columns["runs"] = t["runs"]
     return pd.DataFrame(columns)
@@ -221,8 +251,8 @@ def verdict(report: LadderReport) -> list[str]:
             for b in rows[i + 1 :]
             if (sign * a.reference < sign * b.reference) and not (sign * a.best_mean < sign * b.best_mean)
         ]
-        if len(rows) < 2:
-            lines.append(f"Only {len(rows)} rung{where} has a reference: there is no ordering to compare.")
+        if len(rows) == 1:
+            lines.append(f"Only 1 rung{where} has a reference: there is no ordering to compare.")
         elif inversions:
             lines.append(
                 f"Ordering{where} differs from the talk's where the reference improves but ours does not: "
@@ -269,8 +299,10 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
     return "\n".join(head) + "\n" + body + "\n\n" + "\n".join(f"- {line}" for line in verdict(report)) + "\n"
 
 
-def write_report(report: LadderReport, out_dir: Path, report_command: str) -> tuple[Path, Path]:
-    """``<ladder>_ladder.md`` and ``.csv`` (suffixed ``_<scale>`` unless standard scale)."""
+def write_report(
+    report: LadderReport, out_dir: Path, report_command: str, name: str | None = None
+) -> tuple[Path, Path]:
+    """``<ladder>_ladder.md`` and ``.csv`` (suffixed ``_<scale>`` unless standard scale), or ``<name>``."""
     scale = report.meta["scale"]
-    stem = f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
+    stem = name or f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
     return _core.write(out_dir, stem, to_markdown(report, report_command), report.table)

@@ -4,7 +4,10 @@ Importing this package registers the built-in tasks; it does not import TensorFl
 A new task is a new module here (or anywhere) with a :func:`register_task` class.
 """
 
-from harness.tasks import _classification  # noqa: F401  (registers "classification")
+from harness.tasks import (
+    _classification,  # noqa: F401  (registers "classification")
+    _detection,  # noqa: F401  (registers "detection")
+)
 from harness.tasks._base import Column, Direction, Objective, Row, Task, get_task, list_tasks, register_task
 
 __all__ = ["Column", "Direction", "Objective", "Row", "Task", "get_task", "list_tasks", "register_task"]

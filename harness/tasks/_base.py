@@ -66,11 +66,12 @@ class Task:
     primary: ClassVar[str] = "loss"  # what "best" and the ladder's reference refer to
     percent: ClassVar[frozenset[str]] = frozenset()  # metrics shown as percentages
     reference_scales: ClassVar[Mapping[str, float]] = {}
+    examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)
 
     # --- model and training --------------------------------------------------------------
 
-    def outputs(self, data: ArrayDataset) -> int:
-        """Width of the model's output layer."""
+    def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
+        """What the model's head must produce: a width (classification), a head spec (detection)."""
         raise NotImplementedError
 
     def loss(self, cfg: Config) -> keras.losses.Loss:
@@ -96,6 +97,10 @@ class Task:
         """Two test inputs as the model takes them (the MLflow model's signature)."""
         x = data.x_test[:2]
         return (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+
+    def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
+        """Final metrics measured once after training, beyond the per-evaluation ones (none here)."""
+        return {}
 
     # --- what an evaluation means ---------------------------------------------------------
 

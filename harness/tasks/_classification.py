@@ -38,7 +38,7 @@ class Classification(Task):
     reference_scales: ClassVar[Mapping[str, float]] = {"loss": 100.0}
     log_names: ClassVar[Mapping[str, str]] = {"xent": "loss"}
 
-    def outputs(self, data: ArrayDataset) -> int:
+    def outputs(self, data: ArrayDataset, cfg: Config) -> int:
         return data.num_classes
 
     def loss(self, cfg: Config) -> keras.losses.Loss:

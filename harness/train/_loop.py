@@ -67,7 +67,7 @@ def fresh_session(seed: int) -> None:
 def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None) -> keras.Model:
     """The model of ``cfg`` compiled with the task's loss and metrics, the optimiser and schedule."""
     task = task or get_task(cfg.task.name)
-    model = create_model(cfg.model, data.input_shape, task.outputs(data))
+    model = create_model(cfg.model, data.input_shape, task.outputs(data, cfg))
     o = cfg.optim
     lr = learning_rate(o.lr0, o.lr1, o.lr2)
     optimizer: keras.optimizers.Optimizer
@@ -135,13 +135,15 @@ def train(
         shuffle=False,  # train_ds shuffles itself; Keras cannot shuffle a tf.data input
         verbose=0,
     )
-    total_s = time.perf_counter() - started
     if not recorder.history:  # an extra callback stopped training before the first evaluation
         raise RuntimeError("training stopped before the first evaluation")
+    evaluated = task.evaluate(model, data, cfg)  # the task's once-after-training metrics (detection: AP)
+    total_s = time.perf_counter() - started
     last = recorder.history[-1]
     steady_steps = last["step"] - clock.warmup_steps
     final = {
         **task.summarize(recorder.history),
+        **evaluated,
         "params_count": float(model.count_params()),
         "time_total_s": total_s,
         "time_setup_s": setup_s,

@@ -1,0 +1,123 @@
+"""A trained YOLO run on whole aerial images: boxes found (red) beside the true boxes (green).
+
+The held-out images come from the run's own config (same dataset, same split), so they are
+images the model never trained on; ``extras`` are unannotated images (no green boxes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from harness.config import Config, config_from
+from harness.errors import UserError
+from harness.tracking import Tracker
+
+FOUND = (255, 40, 40)
+TRUE = (40, 255, 90)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageBoxes:
+    name: str
+    image: np.ndarray  # uint8 [H, W, 3]
+    truth: np.ndarray | None  # [m, 4] pixels x1y1x2y2; None: not annotated
+    found: np.ndarray  # [d, 4] pixels
+    scores: np.ndarray  # [d]
+
+
+def run_config(tracker: Tracker, run_id: str) -> Config:
+    """The ``Config`` a run trained with, rebuilt from its ``config.yaml`` artifact."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = tracker.client.download_artifacts(run_id, "config.yaml", tmp)
+        except Exception as exc:  # MlflowException: no such artifact
+            raise UserError(f"run {run_id} has no config.yaml artifact ({type(exc).__name__})") from None
+        sections = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    overrides: dict[str, Any] = {
+        "task": sections["task"]["name"],
+        "dataset": sections["data"]["name"],
+        "model": sections["model"]["name"],
+    }
+    for section, values in sections.items():
+        overrides.update({f"{section}.{k}": v for k, v in values.items() if k != "name"})
+    return config_from(overrides, f"run {run_id} config.yaml")
+
+
+def find_boxes(model: Any, image: np.ndarray, cfg: Config, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    from harness.tasks._detection import detect_image
+
+    boxes, scores = detect_image(model, image, cfg.task.grid_nn, cfg.run.eval_batch_size)  # type: ignore[attr-defined]
+    keep = scores >= threshold
+    return boxes[keep], scores[keep]
+
+
+def draw(item: ImageBoxes, max_side: int) -> Any:
+    """The image scaled to at most ``max_side`` px, true boxes in green under found boxes in red."""
+    from PIL import Image, ImageDraw
+
+    out = Image.fromarray(item.image)
+    scale = min(1.0, max_side / max(out.size))
+    if scale < 1.0:
+        out = out.resize((round(out.width * scale), round(out.height * scale)), Image.Resampling.LANCZOS)
+    pen = ImageDraw.Draw(out)
+    for boxes, colour in ((item.truth, TRUE), (item.found, FOUND)):
+        for b in boxes if boxes is not None else ():
+            pen.rectangle([float(v) * scale for v in b], outline=colour, width=2)
+    return out
+
+
+def write(items: Sequence[ImageBoxes], out_dir: Path, run: Any, threshold: float, command: str, max_side: int) -> Path:
+    """One PNG and one JSON per image, and ``summary.md``; returns the summary's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tags, metrics = run.data.tags, run.data.metrics
+
+    def metric(key: str) -> str:
+        return f"{100 * metrics[key]:.2f}%" if key in metrics else "–"
+
+    lines = [
+        f"# YOLO detections — {tags.get('mlflow.runName', run.info.run_id)}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"- Model: MLflow run `{run.info.run_id}`, ladder `{tags.get('harness.ladder', '?')}`, rung "
+        f"`{tags.get('harness.rung', '?')}`, seed {tags.get('harness.seed', '?')}",
+        f"- Its scores: IoU {metric('final_test_iou')} (reference), {metric('final_test_iou_all')} (every tile); "
+        f"AP@0.5 {metric('final_test_ap50')}, precision@0.5 {metric('final_test_precision50')}, "
+        f"recall@0.5 {metric('final_test_recall50')}",
+        f"- Boxes drawn: P(plane) ≥ {threshold:g} after non-max suppression across tile borders (red); "
+        "true boxes (green, squares as trained)",
+        "",
+        "| image | kind | true boxes | found |",
+        "|---|---|---:|---:|",
+    ]
+    for item in items:
+        stem = Path(item.name).stem
+        draw(item, max_side).save(out_dir / f"{stem}.png")
+        (out_dir / f"{stem}.json").write_text(
+            json.dumps(
+                {
+                    "image": item.name,
+                    "model_run_id": run.info.run_id,
+                    "threshold": threshold,
+                    "found": [[*map(float, b), float(s)] for b, s in zip(item.found, item.scores, strict=True)],
+                    "truth": None if item.truth is None else item.truth.tolist(),
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+        kind = "held out" if item.truth is not None else "extra (no annotations)"
+        n_true = "–" if item.truth is None else str(len(item.truth))
+        lines.append(f"| [{item.name}]({stem}.png) | {kind} | {n_true} | {len(item.found)} |")
+    lines.append("")
+    summary = out_dir / "summary.md"
+    summary.write_text("\n".join(lines), encoding="utf-8")
+    return summary
