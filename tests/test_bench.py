@@ -69,6 +69,11 @@ def test_quick_benchmark_writes_report(tmp_path: Path, monkeypatch: pytest.Monke
         assert all(run["completed"] == row["trials"] for run in row["runs"])
     assert study["local_ms_at_max"] is not None and study["sqlite_ms_at_max"] is not None
 
+    yolo = saved["yolo"]  # synthetic scenes in quick mode
+    assert len(yolo["harness"]) == len(yolo["plain"]) == 1
+    assert yolo["harness_tiles_per_s"] > 0 and yolo["plain_tiles_per_s"] > 0 and yolo["ratio"] > 0
+    assert yolo["pipeline_tiles_per_s"] > 0 and yolo["pipeline_over_training"] > 0
+
     text = md.read_text(encoding="utf-8")
     assert "ms per trial (median of 1)" in text
     assert "nox -s bench" in text and "harness bench --data-dir ../shared/data" in text
@@ -84,7 +89,7 @@ def test_quick_benchmark_writes_report(tmp_path: Path, monkeypatch: pytest.Monke
     assert resaved["throughput"]["measured"]["date"] == again["meta"]["date"]
     assert resaved["meta"]["command"] == "harness bench --quick --only b"
     text = md.read_text(encoding="utf-8")
-    assert text.count("_Kept from an earlier run") == 3  # (a), (c), (d)
+    assert text.count("_Kept from an earlier run") == 4  # (a), (c), (d), (e)
 
 
 def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
@@ -94,8 +99,8 @@ def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
     assert parse_sections(None) == tuple(SECTIONS)
     assert parse_sections("d,a") == ("overhead", "study_overhead")
     assert parse_sections("study-overhead") == ("study_overhead",)
-    with pytest.raises(UserError, match=r"--only expects .*a \(overhead\).*but got 'e'"):
-        parse_sections("e")
+    with pytest.raises(UserError, match=r"--only expects .*a \(overhead\).*but got 'f'"):
+        parse_sections("f")
 
 
 def test_bench_only_with_an_unknown_section_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

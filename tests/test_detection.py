@@ -21,6 +21,7 @@ from harness.tasks._yolo_boxes import Grid, reference_iou_batch, reference_iou_t
 from tests.helpers import store_runs
 
 tf = pytest.importorskip("tensorflow")
+CLI = [sys.executable, "-m", "harness.cli"]
 
 
 def _rois(*boxes: tuple[float, float, float, float]) -> np.ndarray:
@@ -161,6 +162,20 @@ def test_smoke_ladder_logs_iou_to_mlflow_and_tensorboard(tmp_path: Path) -> None
         acc.Reload()
         tags |= set(acc.Tags().get("scalars", [])) | set(acc.Tags().get("tensors", []))
     assert any("iou" in t for t in tags), tags
+
+    # a side table of one rung, with the talk's verdict and the ladder's notes on where it differs
+    done = subprocess.run(
+        [*CLI, "report", "ladder", "yolo", "--scale", "smoke", "--rungs", "5", "--name", "yolo_side", "--out", "side"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = (tmp_path / "side" / "yolo_side.md").read_text(encoding="utf-8")
+    assert "the talk said" in text and "even better" in text and "not very good" not in text
+    assert "differs from its reference, on purpose" in text and "max(w, h)" in text
+    assert "tiles/s" in text and "AP@0.5 %" in text
 
 
 @pytest.mark.slow

@@ -80,6 +80,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label),
         "harness.command": request.command,
         "harness.ladder_source": ladder.source,
+        "harness.ladder_notes": "\n".join(ladder.notes)[:5000],  # MLflow tag values stop at 5,000 chars here
         "data.checksum": ",".join(sorted(checksums)),
     }
     with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:

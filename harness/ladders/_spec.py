@@ -22,7 +22,7 @@ from harness.config import Config, apply_overrides, default_config, load_mapping
 from harness.errors import ConfigError
 
 SCALES = ("smoke", "standard", "full")
-_TOP_KEYS = {"name", "title", "metric", "base", "scales", "rungs"}
+_TOP_KEYS = {"name", "title", "metric", "notes", "base", "scales", "rungs"}
 _RUNG_KEYS = {"name", "changes", "reference", "note", "set"}
 
 
@@ -44,6 +44,7 @@ class Ladder:
     source: str  # the file it was read from
     scales: dict[str, dict[str, Any]]
     rungs: tuple[Rung, ...]
+    notes: tuple[str, ...] = ()  # where the ladder differs from its reference, on purpose; printed in reports
 
     def configs(self, scale: str, overrides: Mapping[str, Any] | None = None) -> list[tuple[Rung, Config]]:
         """Each rung's config at ``scale``, then the user's overrides on top."""
@@ -140,7 +141,11 @@ def parse_ladder(text: str, source: str) -> Ladder:
     valid = [f"test_{m}" for m in task.metric_names]
     if metric not in valid:
         raise ConfigError(f"{source}: metric must be one of {', '.join(valid)} (task {task.name}), but got {metric!r}")
+    notes = data.get("notes") or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise ConfigError(f"{source}: notes must be a list of strings, but got {notes!r}")
     ladder = Ladder(
+        notes=tuple(notes),
         name=str(data["name"]),
         title=str(data.get("title", data["name"])),
         metric=metric,

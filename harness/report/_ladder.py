@@ -108,6 +108,7 @@ def ladder_report(
         "data_checksum": tags.get("data.checksum", "?"),
         "price_per_hour": tags.get("price_per_hour", "unknown"),
         "also": "\n".join(also_lines),
+        "notes": tags.get("harness.ladder_notes", ""),
     }
     return LadderReport(table, meta, task.name, metric)
 
@@ -296,7 +297,10 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
         "",
     ]
     body = _core.markdown_table(display_table(report))
-    return "\n".join(head) + "\n" + body + "\n\n" + "\n".join(f"- {line}" for line in verdict(report)) + "\n"
+    notes = [line for line in m.get("notes", "").split("\n") if line]
+    tail = ["", "## Where this ladder differs from its reference, on purpose", "", *[f"- {n}" for n in notes]]
+    verdicts = "\n".join(f"- {line}" for line in verdict(report))
+    return "\n".join(head) + "\n" + body + "\n\n" + verdicts + "\n" + ("\n".join(tail) + "\n" if notes else "")
 
 
 def write_report(
