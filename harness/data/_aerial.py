@@ -143,7 +143,7 @@ class AerialParams(DataParams):
     shuffle: bool = True  # shuffle the image order and the tile stream
     shuffle_buf: int = 3000  # tiles in the shuffle buffer (the reference recommends more)
     eval_tiles_per_gt_roi: int = 20  # the reference's fixed 1x20 eval tiles around each held-out box
-    eval_images: int | None = None  # held-out full images the final AP uses; None = all
+    eval_images: int | None = None  # held-out full images the final AP uses; None = all, 0 = no AP
 
     def check(self) -> None:
         super().check()
@@ -151,8 +151,8 @@ class AerialParams(DataParams):
         check(self.data_rnd_distmax, self.data_rnd_distmax >= 0, "data_rnd_distmax", ">= 0 (tile sides)")
         check(self.shuffle_buf, self.shuffle_buf >= 1, "shuffle_buf", ">= 1 (set shuffle=false for none)")
         check(self.eval_tiles_per_gt_roi, self.eval_tiles_per_gt_roi >= 1, "eval_tiles_per_gt_roi", ">= 1")
-        ok = self.eval_images is None or self.eval_images >= 1
-        check(self.eval_images, ok, "eval_images", ">= 1 or null (all)")
+        ok = self.eval_images is None or self.eval_images >= 0
+        check(self.eval_images, ok, "eval_images", ">= 0 (0: no AP) or null (all)")
 
 
 @dataclasses.dataclass(frozen=True)
