@@ -41,7 +41,7 @@ def test_unknown_key_names_key_source_and_suggests() -> None:
         ({"model.conv1": 8}, r"^test: key 'model\.conv1' is not used by model 'mlp'; it is a parameter of model cnn$"),
         (
             {"split": "scene"},
-            r"^test: key 'split' is not used by dataset 'mnist'; it is a parameter of dataset planesnet, airbus$",
+            r"^test: key 'split' is not used by dataset 'mnist'; it is a parameter of dataset airbus, planesnet$",
         ),
     ],
 )

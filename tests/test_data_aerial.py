@@ -313,7 +313,7 @@ def test_synthetic_dataset_through_the_catalog() -> None:
         (AerialParams, "data_rnd_distmax", -1.0),
         (AerialParams, "shuffle_buf", 0),
         (AerialParams, "eval_tiles_per_gt_roi", 0),
-        (AerialParams, "eval_images", 0),
+        (AerialParams, "eval_images", -1),
         (AirbusParams, "split", "scene"),
         (AirbusParams, "eval_fraction", 1.0),
         (PlanespottingParams, "folder", " "),

@@ -61,7 +61,7 @@ def params_class(kind: str, name: str, where: str = "") -> type[Named]:
 
 def owners(kind: str, key: str) -> list[str]:
     """Names of the registered ``kind`` entries whose parameter class has the field ``key``."""
-    return [e.name for e in _ENTRIES[kind].values() if key != "name" and key in e.params.hints()]
+    return sorted(e.name for e in _ENTRIES[kind].values() if key != "name" and key in e.params.hints())
 
 
 def check_serves(kind: str, name: str, task: str) -> None:

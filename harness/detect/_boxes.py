@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+import harness.data
+import harness.models
+import harness.tasks  # noqa: F401  (... its task)
 from harness.config import Config, config_from
 from harness.errors import UserError
 from harness.tracking import Tracker
