@@ -252,7 +252,9 @@ def verdict(report: LadderReport) -> list[str]:
             for b in rows[i + 1 :]
             if (sign * a.reference < sign * b.reference) and not (sign * a.best_mean < sign * b.best_mean)
         ]
-        if len(rows) == 1:
+        if not rows:
+            pass  # no reference numbers (the talk's words are in the table): nothing to order
+        elif len(rows) == 1:
             lines.append(f"Only 1 rung{where} has a reference: there is no ordering to compare.")
         elif inversions:
             lines.append(
