@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # No usage data sent in the background (it would also share the CPU with measured runs);
     # MLFLOW_DISABLE_TELEMETRY=false opts back in.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and tables
     # one model per rung retraces by design; TensorFlow's retracing warning is noise here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"

@@ -17,16 +17,19 @@ from harness.config._config import (
     selector_section,
 )
 from harness.config._sections import (
+    BACKENDS,
     DataParams,
     ModelParams,
     OptimParams,
     RunParams,
     TaskParams,
     check,
+    check_backend,
 )
 from harness.config._yaml import load_mapping, strict_keys
 
 __all__ = [
+    "BACKENDS",
     "Config",
     "DataParams",
     "ModelParams",
@@ -35,6 +38,7 @@ __all__ = [
     "TaskParams",
     "apply_overrides",
     "check",
+    "check_backend",
     "coerce",
     "config_from",
     "default_config",

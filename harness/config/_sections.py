@@ -10,6 +10,7 @@ fields and checks (detectron2's per-component config, big_vision's
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from typing import Any, Literal
 
@@ -18,7 +19,16 @@ from harness.errors import ConfigError
 
 Optimizer = Literal["adam", "sgd"]
 Reduction = Literal["mean", "sum"]
-Backend = Literal["auto", "cpu", "gpu", "multi-gpu", "tpu"]
+BACKENDS = "auto, cpu, gpu, multi-gpu, tpu, multiworker, multiworker:N"
+_BACKEND = re.compile(r"auto|cpu|gpu|multi-gpu|tpu|multiworker(?::([1-9][0-9]?))?")
+
+
+def check_backend(backend: str) -> None:
+    """A clear error for a backend name harness does not know (multiworker:N takes 1 to 99 workers)."""
+    if not isinstance(backend, str) or _BACKEND.fullmatch(backend) is None:
+        raise ConfigError(f"backend must be one of {BACKENDS} (N: 1 to 99 workers), but got backend={backend!r}")
+
+
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 
 
@@ -125,11 +135,12 @@ class RunParams(Section):
     eval_batch_size: int = 1000
     steps_per_execution: int = 50  # steps per tf.function call (speed only)
     seed: int = 0
-    backend: Backend = "auto"
+    backend: str = "auto"  # see BACKENDS; multiworker:N starts N local worker processes per run
     precision: Precision = "float32"  # Keras dtype policy: mixed_* compute in 16 bits, keep float32 weights
     jit_compile: bool = False  # compile the train and eval steps with XLA
 
     def check(self) -> None:
+        check_backend(self.backend)
         for key in ("iterations", "batch_size", "eval_every", "eval_batch_size", "steps_per_execution"):
             value = getattr(self, key)
             check(value, value > 0, key, "> 0")

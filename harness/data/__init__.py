@@ -1,6 +1,7 @@
 """Datasets: readers for the standard file formats, their config sections, and tf.data pipelines."""
 
 from harness.data import (
+    _adult,  # noqa: F401  (registers "adult", "adult_synthetic")
     _aerial_sets,  # noqa: F401  (registers "airbus", "planespotting")
     _mnist,  # noqa: F401  (registers "mnist")
     _planesnet,  # noqa: F401  (registers "planesnet")
@@ -18,6 +19,7 @@ from harness.data._base import (
 )
 from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.data._planesnet import PlanesNetParams
+from harness.data._tabular import TableColumn, TabularDataset
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -27,6 +29,8 @@ __all__ = [
     "DetectionDataset",
     "PlanesNetParams",
     "Split",
+    "TableColumn",
+    "TabularDataset",
     "eval_pipeline",
     "list_datasets",
     "load_dataset",

@@ -29,7 +29,9 @@ import yaml
 
 from harness.config import Config
 from harness.data import ArrayDataset, load_dataset
+from harness.errors import ConfigError
 from harness.executor._model import log_model
+from harness.executor._multiworker import WorkerJob, run_workers
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.tasks import get_task
 from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
@@ -139,8 +141,6 @@ class Executor:
         ``on_final`` sees the final metrics before they are logged (a study adds its
         objective there); it may raise to fail the run.
         """
-        from harness.train import train
-
         task = get_task(cfg.task.name)
         data = self.data(cfg)
         place = self.placement(cfg.run.backend)
@@ -155,12 +155,65 @@ class Executor:
         )
         run.log_params(cfg.params())
         run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
+        if place.hardware.local_workers:
+            return self._execute_on_workers(run, experiment_id, name, cfg, group, extra_sinks, on_final)
+        return self.train_and_log(run, experiment_id, name, cfg, group, extra_sinks, on_final)
+
+    def _execute_on_workers(
+        self,
+        run: RunHandle,
+        experiment_id: str,
+        name: str,
+        cfg: Config,
+        group: str,
+        extra_sinks: Sequence[MetricSink],
+        on_final: Callable[[dict[str, float]], None] | None,
+    ) -> RunOutcome:
+        """``multiworker:N``: N local worker processes train; the chief logs into ``run``."""
+        if extra_sinks or on_final is not None:
+            raise ConfigError(
+                f"backend={cfg.run.backend!r} runs ladders and single runs; a study's trials cannot yet "
+                "run on local worker processes (use multiworker with TF_CONFIG, or another backend)"
+            )
+        job = WorkerJob(
+            config=cfg.to_dict(),
+            run_id=run.run_id,
+            experiment_id=experiment_id,
+            name=name,
+            group=group,
+            data_dir=None if self.data_dir is None else str(self.data_dir),
+            prices=self.prices,
+            tensorboard_dir=str(self.tensorboard_dir.resolve()),
+            ready_dir="",
+        )
+        run_workers(run, job, self.placement(cfg.run.backend).hardware.local_workers, self.tracker.uri)
+        logged = self.tracker.client.get_run(run.run_id).data.metrics
+        history = self.tracker.client.get_metric_history(run.run_id, f"test_{get_task(cfg.task.name).primary}")
+        return RunOutcome(run.run_id, dict(logged), [{"step": m.step, m.key: m.value} for m in history])
+
+    def train_and_log(
+        self,
+        run: RunHandle,
+        experiment_id: str,
+        name: str,
+        cfg: Config,
+        group: str = "",
+        extra_sinks: Sequence[MetricSink] = (),
+        on_final: Callable[[dict[str, float]], None] | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> RunOutcome:
+        """Train ``cfg`` here (one process, or the chief of a multi-worker run) and log the results."""
+        from harness.train import train
+
+        task = get_task(cfg.task.name)
+        data = self.data(cfg)
+        place = self.placement(cfg.run.backend)
         tb_dir = self.tensorboard_dir / group / run.run_id[:8] / name
         with tempfile.TemporaryDirectory() as tmp:
             jsonl = Path(tmp) / "metrics.jsonl"
             sinks: list[MetricSink] = [run, TensorBoardSink(tb_dir), JsonlSink(jsonl), *extra_sinks]
             try:
-                result = train(cfg, data, sinks, strategy=place.strategy)
+                result = train(cfg, data, sinks, strategy=place.strategy, extra_callbacks=callbacks)
             finally:
                 for sink in sinks:
                     sink.close()

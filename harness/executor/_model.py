@@ -5,9 +5,12 @@ Two forms in every run:
 - ``model.keras``: the trained network, *uncompiled* (no optimizer, schedule or
   metrics), so stock ``keras.models.load_model`` opens it in a process that never
   imports harness;
-- an MLflow model named ``model`` (Keras flavour), logged through the client as an
-  MLflow 3 LoggedModel of the run: the UI's Models column shows it and
-  ``mlflow.pyfunc.load_model("runs:/<run id>/model")`` serves it.
+- an MLflow model named ``model``, logged through the client as an MLflow 3
+  LoggedModel of the run: the UI's Models column shows it and
+  ``mlflow.pyfunc.load_model("runs:/<run id>/model")`` serves it. A model of
+  tensors is logged in the Keras flavour; a model of named columns (a table's raw
+  rows, whose example is a DataFrame) as a pyfunc from code (``_frame_model.py``)
+  that feeds each DataFrame column to the input of that name.
 """
 
 from __future__ import annotations
@@ -55,7 +58,27 @@ def _signature(model: Any, example: np.ndarray) -> Any:
     )
 
 
-def log_model(run: RunHandle, experiment_id: str, model: Any, example: np.ndarray, step: int) -> None:
+def _save_frame_model(keras_path: Path, local: Path, meta: Any, model: Any, example: Any) -> None:
+    """A pyfunc from code around ``model.keras``: DataFrames of raw rows in, one column per output out."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    outputs = model.outputs[0].shape[-1]
+    names = ["probability"] if outputs == 1 else [f"output_{i}" for i in range(outputs)]
+    import pandas as pd
+
+    signature = infer_signature(example, pd.DataFrame(np.zeros((len(example), outputs), np.float32), columns=names))
+    mlflow.pyfunc.save_model(
+        str(local),
+        python_model=str(Path(__file__).with_name("_frame_model.py")),
+        artifacts={"keras_model": str(keras_path)},
+        mlflow_model=meta,
+        signature=signature,
+        pip_requirements=[*_requirements(), "pandas"],
+    )
+
+
+def log_model(run: RunHandle, experiment_id: str, model: Any, example: Any, step: int) -> None:
     """``model.keras`` and the MLflow model (its signature: ``example``, a batch of model inputs)."""
     import mlflow.keras
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
@@ -76,11 +99,17 @@ def log_model(run: RunHandle, experiment_id: str, model: Any, example: np.ndarra
                 model_id=logged.model_id,
                 model_uuid=logged.model_id,
             )
-            signature = _signature(exported, example)
             local = Path(tmp) / "mlflow_model"
-            mlflow.keras.save_model(
-                exported, str(local), mlflow_model=meta, signature=signature, pip_requirements=_requirements()
-            )
+            if isinstance(example, np.ndarray):
+                mlflow.keras.save_model(
+                    exported,
+                    str(local),
+                    mlflow_model=meta,
+                    signature=_signature(exported, example),
+                    pip_requirements=_requirements(),
+                )
+            else:  # named columns: a DataFrame of raw rows
+                _save_frame_model(path, local, meta, exported, example)
             client.log_model_artifacts(logged.model_id, str(local))
             client.log_outputs(run.run_id, [LoggedModelOutput(logged.model_id, step)])
             client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)

@@ -2,16 +2,26 @@
 
 ``auto`` picks all GPUs (MirroredStrategy for several, the default strategy for
 one), else the CPU. ``tpu`` connects to a TPU through TPUClusterResolver.
+
+``multiworker`` is MultiWorkerMirroredStrategy, synchronous data parallelism over
+worker processes talking gRPC. Where ``TF_CONFIG`` is set (each machine of a real
+cluster, or a worker harness started), this process *is* one worker and gets the
+strategy. ``multiworker:N`` without ``TF_CONFIG`` gets no strategy here: the
+executor starts N local worker processes on loopback ports for each run
+(``executor/_multiworker.py``), and this process only supervises them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import platform
+import re
 from typing import Any
 
+from harness.config import BACKENDS, check_backend
 from harness.errors import ConfigError
 
 
@@ -20,6 +30,66 @@ class Hardware:
     backend: str  # the resolved backend: cpu, gpu, multi-gpu, tpu
     hardware: str  # price-table key: "cpu", "gpu:NVIDIA H200 x1", "tpu:v3-8"
     description: str  # for humans and the "device" tag
+    local_workers: int = 0  # multiworker:N without TF_CONFIG: worker processes to start per run
+
+
+_MULTIWORKER = re.compile(r"multiworker(?::(\d+))?")
+
+
+def tf_config() -> dict[str, Any] | None:
+    """``$TF_CONFIG`` parsed, or None; a malformed one is a clear error."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        cfg = json.loads(raw)
+        cluster, task = cfg["cluster"], cfg["task"]
+        str(task["type"]), int(task["index"])
+        if not isinstance(cluster, dict) or not cluster:
+            raise ValueError("empty cluster")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ConfigError(
+            f'TF_CONFIG must be JSON like {{"cluster": {{"worker": ["host:port", ...]}}, '
+            f'"task": {{"type": "worker", "index": 0}}}}, but got {raw!r} ({e})'
+        ) from None
+    return dict(cfg)
+
+
+def is_chief(cfg: dict[str, Any] | None) -> bool:
+    """Whether this process logs the run: the "chief" task, else worker 0 of a cluster without one."""
+    if cfg is None:
+        return True
+    task = cfg["task"]
+    if "chief" in cfg["cluster"]:
+        return bool(task["type"] == "chief")
+    return bool(task["type"] == "worker" and int(task["index"]) == 0)
+
+
+def _multiworker(backend: str, tf: Any) -> tuple[Any, Hardware]:
+    m = _MULTIWORKER.fullmatch(backend)
+    assert m is not None
+    gpus = _gpu_names(tf)
+    per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
+    cfg = tf_config()
+    if cfg is None:
+        if m.group(1) is None:
+            raise ConfigError(
+                "backend='multiworker' needs a cluster: set TF_CONFIG on every machine, or ask for "
+                "local worker processes with backend=multiworker:N (e.g. multiworker:2)"
+            )
+        n = int(m.group(1))
+        # the N workers share this machine: its price, once
+        return None, Hardware("multiworker", per_worker, f"{n} local workers (gRPC, loopback) on {_where(gpus)}", n)
+    workers = sum(len(v) for v in cfg["cluster"].values() if isinstance(v, list))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    task = cfg["task"]
+    return strategy, Hardware(
+        "multiworker", per_worker, f"worker {task['type']}:{task['index']} of {workers} on {_where(gpus)}"
+    )
+
+
+def _where(gpus: list[str]) -> str:
+    return f"{len(gpus)} x {gpus[0]}" if gpus else f"CPU: {cpu_description()}"
 
 
 @functools.cache
@@ -48,6 +118,9 @@ def make_strategy(backend: str) -> tuple[Any, Hardware]:
     """The strategy for ``backend`` and a description of the hardware it runs on."""
     import tensorflow as tf
 
+    check_backend(backend)
+    if backend.startswith("multiworker"):
+        return _multiworker(backend, tf)
     gpus = _gpu_names(tf)
     if backend == "auto":
         backend = "multi-gpu" if len(gpus) > 1 else "gpu" if gpus else "cpu"
@@ -73,4 +146,4 @@ def make_strategy(backend: str) -> tuple[Any, Hardware]:
         strategy = tf.distribute.TPUStrategy(resolver)
         kind = os.environ.get("TPU_ACCELERATOR_TYPE", "tpu")
         return strategy, Hardware("tpu", f"tpu:{kind}", f"TPU {kind}, {strategy.num_replicas_in_sync} cores")
-    raise ConfigError(f"unknown backend {backend!r}; valid: auto, cpu, gpu, multi-gpu, tpu")
+    raise ConfigError(f"unknown backend {backend!r}; valid: {BACKENDS}")

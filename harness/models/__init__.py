@@ -4,19 +4,30 @@ Importing this package registers the built-in models; Keras is imported only whe
 a model is built.
 """
 
-from harness.models import _cnn, _mlp, _yolo  # noqa: F401  (register "cnn", "mlp", "squeezenet", "darknet")
+from harness.models import (  # noqa: F401  (register their models)
+    _cnn,  # "cnn"
+    _mlp,  # "mlp"
+    _tabular,  # "linear", "dnn", "wide_deep"
+    _yolo,  # "squeezenet", "darknet"
+)
 from harness.models._cnn import CnnParams
 from harness.models._layers import TalkNetParams
 from harness.models._mlp import MlpParams
 from harness.models._registry import create_model, list_models, register_model
+from harness.models._tabular import ColumnStats, DnnParams, LinearParams, TabularSchema, WideDeepParams
 from harness.models._yolo import DarknetParams, SqueezenetParams, YoloHead
 
 __all__ = [
     "CnnParams",
+    "ColumnStats",
     "DarknetParams",
+    "DnnParams",
+    "LinearParams",
     "MlpParams",
     "SqueezenetParams",
+    "TabularSchema",
     "TalkNetParams",
+    "WideDeepParams",
     "YoloHead",
     "create_model",
     "list_models",

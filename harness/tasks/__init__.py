@@ -7,6 +7,7 @@ A new task is a new module here (or anywhere) with a :func:`register_task` class
 from harness.tasks import (
     _classification,  # noqa: F401  (registers "classification")
     _detection,  # noqa: F401  (registers "detection")
+    _tabular,  # noqa: F401  (registers "tabular")
 )
 from harness.tasks._base import Column, Direction, Objective, Row, Task, get_task, list_tasks, register_task
 

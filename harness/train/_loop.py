@@ -25,6 +25,7 @@ from harness.models import create_model
 from harness.tasks import Task, get_task
 from harness.tracking import MetricSink
 from harness.train._callbacks import Clock, EvalRecorder, StopOnSignal
+from harness.train._multiworker import fit_multiworker
 from harness.train._schedules import learning_rate
 
 
@@ -126,15 +127,30 @@ def train(
     clock = Clock()
     recorder = EvalRecorder(task, r.eval_every, cfg.learning_rate, sinks, started)
     setup_s = time.perf_counter() - started
-    model.fit(
-        train_ds,
-        epochs=r.iterations // r.eval_every,
-        steps_per_epoch=r.eval_every,
-        validation_data=test_ds,
-        callbacks=[clock, recorder, StopOnSignal(), *extra_callbacks],
-        shuffle=False,  # train_ds shuffles itself; Keras cannot shuffle a tf.data input
-        verbose=0,
-    )
+    callbacks = [clock, recorder, StopOnSignal(), *extra_callbacks]
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit cannot drive it
+        fit_multiworker(
+            model,
+            train_ds,
+            test_ds,
+            strategy,
+            epochs=r.iterations // r.eval_every,
+            steps_per_epoch=r.eval_every,
+            steps_per_execution=math.gcd(r.steps_per_execution, r.eval_every),
+            loss=task.loss(cfg),
+            metrics=lambda: task.metrics(cfg, data),
+            callbacks=callbacks,
+        )
+    else:
+        model.fit(
+            train_ds,
+            epochs=r.iterations // r.eval_every,
+            steps_per_epoch=r.eval_every,
+            validation_data=test_ds,
+            callbacks=callbacks,
+            shuffle=False,  # train_ds shuffles itself; Keras cannot shuffle a tf.data input
+            verbose=0,
+        )
     if not recorder.history:  # an extra callback stopped training before the first evaluation
         raise RuntimeError("training stopped before the first evaluation")
     evaluated = task.evaluate(model, data, cfg)  # the task's once-after-training metrics (detection: AP)

@@ -1,0 +1,201 @@
+"""``multiworker:N``: one run trained by N local worker processes (MultiWorkerMirroredStrategy).
+
+The process that opened the MLflow run supervises; it does not train. It picks N
+free loopback ports, writes the run's job (config, data directory, tracking URI,
+run id) to a file, and starts N ``python -m harness.executor._worker`` processes,
+each with a ``TF_CONFIG`` naming the cluster and its index. Worker 0 is the chief:
+it logs metrics, TensorBoard events, final metrics and the model into the run;
+the others train and log nothing. Each worker touches ``ready-<i>`` after its
+first training execution (the cluster is connected then).
+
+Faults end the run FAILED, with a message, within a bounded time, and leave no
+worker behind: a worker that exits non-zero (the others are stopped at once),
+workers not all ready within ``$HARNESS_WORKER_TIMEOUT_S`` (default 300 s, which
+covers start-up, data loading and the first step), or workers still running
+``$HARNESS_WORKER_TIMEOUT_S`` after the first one finished. Ctrl-C stops them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from harness import interrupts
+from harness.errors import ConfigError, RunFailed
+from harness.tracking import RunHandle
+
+TIMEOUT_ENV = "HARNESS_WORKER_TIMEOUT_S"
+_DEFAULT_TIMEOUT_S = 300.0
+_POLL_S = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerJob:
+    """What every worker of one run needs (written as JSON; no secrets: the URI is passed by env)."""
+
+    config: dict[str, Any]
+    run_id: str
+    experiment_id: str
+    name: str
+    group: str
+    data_dir: str | None
+    prices: str | None
+    tensorboard_dir: str
+    ready_dir: str
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> WorkerJob:
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def timeout_s() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    if not raw:
+        return _DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds > 0, but got {raw!r}")
+    return value
+
+
+def free_ports(n: int) -> list[int]:
+    """N distinct free TCP ports on loopback (held open together so that they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _tail(path: Path, lines: int = 1) -> str:
+    """The last meaningful lines of a worker's log (its error), for the run's message."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "\t", "W0000", "I0000"))]
+    return " | ".join(keep[-lines:])
+
+
+def _stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
+    """SIGTERM every live worker's process group, then SIGKILL what is left after ``grace_s``."""
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> None:
+    """Start ``n`` workers for ``job``, supervise them to the end; raise RunFailed on any fault."""
+    limit = timeout_s()
+    ports = free_ports(n)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    with tempfile.TemporaryDirectory(prefix="harness-workers-") as tmp:
+        tmp_path = Path(tmp)
+        job = dataclasses.replace(job, ready_dir=str(tmp_path))
+        job_path = tmp_path / "job.json"
+        job.write(job_path)
+        logs: list[IO[bytes]] = []
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for i in range(n):
+                env = {
+                    **os.environ,
+                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                    "MLFLOW_TRACKING_URI": tracking_uri,
+                }
+                log = open(tmp_path / f"worker-{i}.log", "wb")  # noqa: SIM115 (closed in finally)
+                logs.append(log)
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "harness.executor._worker", str(job_path)],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        start_new_session=True,  # our Ctrl-C reaches us; we stop them
+                    )
+                )
+            run.set_tags(
+                {
+                    "multiworker.workers": str(n),
+                    "multiworker.cluster": ",".join(cluster["worker"]),
+                    "multiworker.roles": ", ".join(
+                        f"worker:{i} pid {p.pid}" + (" (chief: logs the run)" if i == 0 else "")
+                        for i, p in enumerate(procs)
+                    ),
+                }
+            )
+            _supervise(procs, tmp_path, limit)
+        finally:
+            _stop(procs)
+            for handle in logs:
+                handle.close()
+            for i in range(len(procs)):
+                with contextlib.suppress(OSError):  # a worker that never started has no log
+                    run.log_artifact(tmp_path / f"worker-{i}.log", "workers")
+
+
+def _supervise(procs: list[subprocess.Popen[bytes]], tmp: Path, limit: float) -> None:
+    started = time.monotonic()
+    first_done: float | None = None
+    while True:
+        codes = [p.poll() for p in procs]
+        for i, code in enumerate(codes):
+            if code not in (None, 0):
+                assert code is not None
+                why = _tail(tmp / f"worker-{i}.log")
+                raise RunFailed(f"worker {i} of {len(procs)} {_describe(code)}" + (f": {why}" if why else ""))
+        if all(code == 0 for code in codes):
+            return
+        now = time.monotonic()
+        if first_done is None and any(code == 0 for code in codes):
+            first_done = now
+        ready = [i for i in range(len(procs)) if (tmp / f"ready-{i}").exists()]
+        if len(ready) < len(procs) and now - started > limit:
+            missing = [i for i in range(len(procs)) if i not in ready]
+            raise RunFailed(
+                f"workers {missing} of {len(procs)} did not connect and train within {limit:.0f} s "
+                f"(set {TIMEOUT_ENV} to wait longer)"
+            )
+        if first_done is not None and now - first_done > limit:
+            late = [i for i, code in enumerate(codes) if code is None]
+            raise RunFailed(f"workers {late} still running {limit:.0f} s after another finished")
+        interrupts.check()
+        time.sleep(_POLL_S)

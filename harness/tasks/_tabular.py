@@ -1,0 +1,121 @@
+"""Tabular binary classification: rows of mixed columns in, P(positive class) out.
+
+The model carries its own preprocessing (normalisation, string lookup), so it
+takes raw rows: a dict of ``[N, 1]`` column arrays in training, a DataFrame of
+raw values once served (``executor._frame_model``). It ends in a sigmoid: the
+probability of class 1 (adult: income ``>50K``) is what a served model answers.
+Reported beside accuracy: AUC, precision and recall of class 1 (``+`` in reports), and the
+majority-class baseline (the accuracy of always answering the most frequent
+training label), the number every tabular result should be read against.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from harness.config import Config
+from harness.tasks._base import Column, Direction, Task, register_task
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from harness.data import ArrayDataset
+
+
+def _table(data: ArrayDataset) -> Any:
+    from harness.data import TabularDataset
+
+    if not isinstance(data, TabularDataset):
+        raise TypeError(f"task 'tabular' needs a table (a TabularDataset), but dataset {data.name!r} is not one")
+    return data
+
+
+@register_task
+class Tabular(Task):
+    name: ClassVar[str] = "tabular"
+    metric_names: ClassVar[tuple[str, ...]] = ("loss", "accuracy", "auc", "precision", "recall")
+    directions: ClassVar[Mapping[str, Direction]] = {
+        "loss": "minimize",
+        "accuracy": "maximize",
+        "auc": "maximize",
+        "precision": "maximize",
+        "recall": "maximize",
+    }
+    primary: ClassVar[str] = "accuracy"
+    percent: ClassVar[frozenset[str]] = frozenset({"accuracy", "auc", "precision", "recall"})
+    examples: ClassVar[str] = "rows"
+
+    def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
+        """The schema (columns with training statistics and vocabularies): the model's inputs and head."""
+        from harness.models import ColumnStats, TabularSchema
+
+        table = _table(data)
+        if table.num_classes != 2:
+            raise ValueError(f"task 'tabular' is binary, but {data.name!r} has {table.num_classes} classes")
+        stats = []
+        for col in table.columns:  # training rows only: nothing of the test split leaks into the model
+            values = table.x_train[col.name]
+            if col.kind == "numeric":
+                v = values.astype(np.float64)
+                stats.append(ColumnStats(col.name, "numeric", float(v.mean()), float(max(v.var(), 1e-12))))
+            else:
+                counts = Counter(values.tolist())
+                vocab = tuple(sorted(counts, key=lambda k: (-counts[k], k)))
+                stats.append(ColumnStats(col.name, "categorical", vocabulary=vocab))
+        return TabularSchema(tuple(stats))
+
+    def loss(self, cfg: Config) -> keras.losses.Loss:
+        import keras
+
+        reduction = "sum" if cfg.optim.loss_reduction == "sum" else "sum_over_batch_size"
+        return keras.losses.BinaryCrossentropy(reduction=reduction)
+
+    def metrics(self, cfg: Config, data: ArrayDataset) -> list[keras.metrics.Metric]:
+        import keras
+
+        return [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc", num_thresholds=1000),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ]
+
+    def train_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
+        import tensorflow as tf
+
+        table = _table(data)
+        y = data.y_train.astype(np.float32).reshape(-1, 1)
+        ds = tf.data.Dataset.from_tensor_slices((table.features(data.x_train), y))
+        ds = ds.shuffle(len(y), seed=cfg.run.seed, reshuffle_each_iteration=True).repeat()
+        return ds.batch(cfg.run.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    def eval_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
+        import tensorflow as tf
+
+        table = _table(data)
+        y = data.y_test.astype(np.float32).reshape(-1, 1)
+        ds = tf.data.Dataset.from_tensor_slices((table.features(data.x_test), y))
+        return ds.batch(cfg.run.eval_batch_size).cache().prefetch(tf.data.AUTOTUNE)
+
+    def example_input(self, data: ArrayDataset) -> Any:
+        """Two raw test rows as a DataFrame: the served model's input (and its MLflow signature)."""
+        return _table(data).frame(data.x_test[:2])
+
+    def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
+        """The majority-class baseline on the test split (the most frequent *training* label)."""
+        majority = int(np.bincount(data.y_train, minlength=2).argmax())
+        return {"majority_accuracy": float(np.mean(data.y_test == majority))}
+
+    def report_columns(self) -> tuple[Column, ...]:
+        return (
+            Column("accuracy %", "final_test_accuracy", percent=True),
+            Column("AUC %", "final_test_auc", percent=True),
+            Column("precision+ %", "final_test_precision", percent=True),
+            Column("recall+ %", "final_test_recall", percent=True),
+            Column("majority %", "majority_accuracy", percent=True, optional=True),
+        )

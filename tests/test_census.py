@@ -1,0 +1,361 @@
+"""Census income: the Adult reader, the tabular task and models, the ladder, multi-worker runs, serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import REAL_DATA, missing_real_data, store_runs, wait_for_http
+
+from harness.config import config_from
+from harness.data import TabularDataset, load_dataset
+from harness.data._adult import COLUMNS, read_adult_file
+from harness.errors import ConfigError, DataError
+from harness.models import create_model
+from harness.tasks import get_task
+
+CLI = [sys.executable, "-m", "harness"]
+ROW = (
+    "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, "
+    "2174, 0, 40, United-States, <=50K"
+)
+ROW_RICH = (
+    "52, Self-emp-inc, 287927, HS-grad, 9, Married-civ-spouse, Exec-managerial, Wife, White, Female, "
+    "15024, 0, 40, ?, >50K"
+)
+
+
+def _write(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _adult_dir(root: Path, train: list[str], test: list[str]) -> Path:
+    folder = root / "adult"
+    folder.mkdir(parents=True)
+    _write(folder / "adult.data", *train)
+    _write(folder / "adult.test", "|1x3 Cross validator", *test)
+    return root
+
+
+# --- the reader -------------------------------------------------------------------------
+
+
+def test_reader_parses_both_files_as_uci_ships_them(tmp_path: Path) -> None:
+    root = _adult_dir(
+        tmp_path, [ROW, ROW_RICH, ""], [ROW.replace("<=50K", "<=50K."), ROW_RICH.replace(">50K", ">50K.")]
+    )
+    data = load_dataset(config_from({"task": "tabular", "dataset": "adult", "model": "dnn"}).data, root)
+    assert isinstance(data, TabularDataset)
+    assert len(data.x_train) == 2 and len(data.x_test) == 2
+    assert data.y_train.tolist() == [0, 1] and data.y_test.tolist() == [0, 1]  # the test file's trailing dots
+    assert data.x_train["age"].tolist() == [39.0, 52.0]
+    assert data.x_train["native_country"].tolist() == ["United-States", "?"]  # "?" kept as a category
+    assert [c.name for c in data.columns] == [c.name for c in COLUMNS]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (ROW.rsplit(",", 1)[0], "expected 15 comma-separated fields"),  # a missing column
+        (ROW + ", extra", "expected 15 comma-separated fields"),
+        (ROW.replace("<=50K", "maybe"), "income must be one of <=50K, >50K, but got 'maybe'"),
+        (ROW.replace("39,", "thirty-nine,", 1), "age must be a number, but got 'thirty-nine'"),
+    ],
+)
+def test_reader_names_file_and_line_of_bad_rows(tmp_path: Path, line: str, expected: str) -> None:
+    path = _write(tmp_path / "adult.data", ROW, "", line)
+    with pytest.raises(DataError, match=f"adult.data:3: .*{expected[:30]}") as info:
+        read_adult_file(path)
+    assert expected in str(info.value)
+
+
+def test_reader_missing_and_empty_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"adult\.data: file not found"):
+        read_adult_file(tmp_path / "adult.data")
+    with pytest.raises(DataError, match=r"adult\.test: no rows"):
+        read_adult_file(_write(tmp_path / "adult.test", "|1x3 Cross validator"))
+    with pytest.raises(DataError, match="needs a data directory"):
+        load_dataset("adult", None)
+
+
+@pytest.mark.realdata
+def test_real_adult_has_uci_counts_and_the_majority_baseline() -> None:
+    if not (REAL_DATA / "adult" / "adult.data").exists():
+        missing_real_data("UCI Adult (adult/adult.data)")
+    data = load_dataset("adult", REAL_DATA)
+    assert (len(data.x_train), len(data.x_test)) == (32561, 16281)
+    assert abs(1 - data.y_test.mean() - 0.7638) < 0.001  # always answering <=50K: about 76%
+
+
+# --- task and models ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["linear", "dnn", "wide_deep"])
+def test_models_take_raw_rows_and_map_unseen_categories_out_of_vocabulary(model: str) -> None:
+
+    extra = {} if model == "linear" else {"batchnorm": True, "dropout": 0.2}
+    cfg = config_from({"task": "tabular", "dataset": "adult_synthetic", "model": model, **extra})
+    data = load_dataset(cfg.data)
+    schema = get_task("tabular").outputs(data, cfg)
+    occupation = next(c for c in schema.columns if c.name == "occupation")
+    assert occupation.vocabulary[0] in set(data.x_train["occupation"].tolist())
+    age = next(c for c in schema.columns if c.name == "age")
+    assert age.mean == pytest.approx(float(data.x_train["age"].astype(np.float64).mean()))  # training rows only
+    net = create_model(cfg.model, data.input_shape, schema)
+    rows = data.x_test[:4].copy()
+    rows["occupation"][0] = "Astronaut"  # never seen in training: the out-of-vocabulary index, not an error
+    import tensorflow as tf
+
+    out = np.asarray(net({k: tf.constant(v) for k, v in data.features(rows).items()}))
+    assert out.shape == (4, 1) and np.all((out >= 0) & (out <= 1))
+
+
+def test_bad_backends_are_clear_errors() -> None:
+    with pytest.raises(ConfigError, match=r"backend must be one of .* but got backend='multiworker:0'"):
+        config_from({"backend": "multiworker:0"})
+    with pytest.raises(ConfigError, match="backend='gpus'"):
+        config_from({"backend": "gpus"})
+    from harness.hardware import make_strategy
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    os.environ.pop("TF_CONFIG", None)
+    try:
+        with pytest.raises(ConfigError, match="needs a cluster: set TF_CONFIG"):
+            make_strategy("multiworker")
+        os.environ["TF_CONFIG"] = "{not json"
+        with pytest.raises(ConfigError, match="TF_CONFIG must be JSON"):
+            make_strategy("multiworker")
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+
+
+# --- end to end: the ladder, two workers, faults, serving -------------------------------------------
+
+
+def _ladder(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "ladder", "census", "--scale", "smoke", *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _rungs(tmp_path: Path) -> list:
+    return [r for r in store_runs(tmp_path, "ladder/census") if r.data.tags.get("harness.kind") == "rung"]
+
+
+def _worker_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"harness.executor._worker" in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.slow
+def test_smoke_ladder_one_process_and_two_workers_agree(tmp_path: Path) -> None:
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    done = _ladder(one, "--rungs", "dnn")
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = _ladder(two, "--rungs", "dnn", "--set", "backend=multiworker:2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    [local] = _rungs(one)
+    [dist] = _rungs(two)
+    for run in (local, dist):
+        assert run.info.status == "FINISHED"
+        for key in ("final_test_accuracy", "final_test_auc", "final_test_precision", "final_test_recall"):
+            assert 0.0 < run.data.metrics[key] <= 1.0
+        assert run.data.metrics["majority_accuracy"] == pytest.approx(local.data.metrics["majority_accuracy"])
+    assert dist.data.tags["backend"] == "multiworker"
+    assert dist.data.tags["multiworker.workers"] == "2"
+    assert "worker:0 pid" in dist.data.tags["multiworker.roles"] and "chief" in dist.data.tags["multiworker.roles"]
+    assert len(dist.data.tags["multiworker.cluster"].split(",")) == 2
+    # the same global batch and steps: the same model quality as one process
+    assert abs(dist.data.metrics["final_test_accuracy"] - local.data.metrics["final_test_accuracy"]) < 0.02
+    assert abs(dist.data.metrics["final_test_auc"] - local.data.metrics["final_test_auc"]) < 0.02
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{two / 'mlflow.db'}")
+    names = {a.path for a in client.list_artifacts(dist.info.run_id, "workers")}
+    assert names == {"workers/worker-0.log", "workers/worker-1.log"}
+    assert [m.step for m in client.get_metric_history(dist.info.run_id, "test_accuracy")] == [30, 60]
+    assert not _worker_pids()
+
+
+def _start_two_workers(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *CLI,
+            "ladder",
+            "census",
+            "--scale",
+            "smoke",
+            "--rungs",
+            "dnn",
+            "--set",
+            "backend=multiworker:2",
+            "--set",
+            "iterations=60000",
+            "--set",
+            "eval_every=600",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def _worker(index: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in _worker_pids():
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            for item in environ:
+                if item.startswith(b"TF_CONFIG=") and json.loads(item[10:])["task"]["index"] == index:
+                    return pid
+        time.sleep(0.1)
+    raise AssertionError(f"worker {index} never started")
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_the_run_and_leaves_no_worker(tmp_path: Path) -> None:
+    proc = _start_two_workers(tmp_path, {})
+    pid = _worker(1)
+    ready = None
+    deadline = time.monotonic() + 180
+    while ready is None and time.monotonic() < deadline:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        marker = Path(cmd[-2].decode()).parent / "ready-1"
+        ready = marker if marker.exists() else None
+        time.sleep(0.2)
+    assert ready is not None, "worker 1 never trained"
+    killed = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - killed < 30  # bounded: the supervisor stops the chief at once
+    assert proc.returncode == 1
+    assert "worker 1 of 2 was killed by SIGKILL" in err
+    assert "Traceback" not in err
+    [run] = _rungs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert "worker 1 of 2 was killed by SIGKILL" in run.data.tags["error"]
+    assert not _worker_pids()
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_connect_fails_the_run_in_bounded_time(tmp_path: Path) -> None:
+    proc = _start_two_workers(tmp_path, {"HARNESS_WORKER_TIMEOUT_S": "20"})
+    pid = _worker(1)
+    os.kill(pid, signal.SIGSTOP)  # alive but never reaching the cluster
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    assert time.monotonic() - started < 60
+    assert proc.returncode == 1
+    assert "did not connect and train within 20 s" in err
+    [run] = _rungs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert not _worker_pids()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_served_model_answers_raw_adult_test_rows_as_evaluated(tmp_path: Path) -> None:
+    """`mlflow models serve` on loopback: rows of adult.test as CSV gives the run's own test accuracy."""
+    if not (REAL_DATA / "adult" / "adult.test").exists():
+        missing_real_data("UCI Adult (adult/adult.test)")
+    done = _ladder(
+        tmp_path,
+        "--rungs",
+        "wide-deep",
+        "--set",
+        "dataset=adult",
+        "--data-dir",
+        str(REAL_DATA),
+        "--set",
+        "iterations=200",
+        "--set",
+        "eval_every=100",
+        "--set",
+        "eval_batch_size=4000",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = _rungs(tmp_path)
+    import pandas as pd
+
+    names = [c.name for c in COLUMNS] + ["income"]
+    rows = pd.read_csv(REAL_DATA / "adult" / "adult.test", skiprows=1, header=None, names=names, skipinitialspace=True)
+    labels = (rows.pop("income").str.rstrip(".") == ">50K").to_numpy()
+    port = _free_port()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{run.info.run_id}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        # the scoring server is uvicorn from this environment's bin/, as in an activated virtualenv
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=180)
+        body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=300) as response:
+            answer = json.loads(response.read())
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
+    probs = np.array([p["probability"] for p in answer["predictions"]])
+    assert len(probs) == 16281
+    served_accuracy = float(np.mean((probs > 0.5) == labels))
+    assert served_accuracy == pytest.approx(run.data.metrics["final_test_accuracy"], abs=2e-4)
