@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,12 @@ class Executor:
             tensorboard_dir=str(self.tensorboard_dir.resolve()),
             ready_dir="",
         )
+        started = time.perf_counter()
         run_workers(run, job, self.placement(cfg.run.backend).hardware.local_workers, self.tracker.uri)
+        wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging
         logged = self.tracker.client.get_run(run.run_id).data.metrics
+        run.log_metrics(int(logged.get("steps", 0)), {"time_wall_s": wall})
+        logged = {**logged, "time_wall_s": wall}
         history = self.tracker.client.get_metric_history(run.run_id, f"test_{get_task(cfg.task.name).primary}")
         return RunOutcome(run.run_id, dict(logged), [{"step": m.step, m.key: m.value} for m in history])
 

@@ -175,6 +175,7 @@ def _text(value: Any) -> str:
 _TIMINGS = (
     ("train_s", "time_train_s"),
     ("total_s", "time_total_s"),
+    ("wall_s", "time_wall_s"),  # multi-worker runs: the supervisor's clock, worker start-up included
     ("warmup_s", "time_warmup_s"),
     ("examples_per_s", "examples_per_s"),
     ("cost_usd", "cost_usd"),
@@ -217,6 +218,9 @@ def display_table(report: LadderReport) -> pd.DataFrame:
     if t["reference"].notna().any():
         columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
     columns["train time (s)"] = [f"{v:.1f}" for v in t["train_s_mean"]]
+    if t["wall_s_mean"].notna().any():  # a multi-worker run beside one-process runs: whole wall times
+        wall = t["wall_s_mean"].where(t["wall_s_mean"].notna(), t["total_s_mean"])
+        columns["wall time (s)"] = [f"{v:.1f}" for v in wall]
     columns[f"{get_task(report.task).examples}/s"] = [
         f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in t["examples_per_s_mean"]
     ]
