@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -240,6 +241,19 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
         variants=parse_variants(args.vary),
     )
     request.variant_configs()  # fail on a bad --set or --vary before loading anything
+    from harness.hardware import is_chief, tf_config
+
+    cluster = tf_config()
+    if cluster is not None and not is_chief(cluster):  # one of several machines: the chief logs the runs
+        task = cluster["task"]
+        with tempfile.TemporaryDirectory(prefix="harness-worker-") as scratch:
+            print(
+                f"TF_CONFIG: this process is {task['type']}:{task['index']}, not the chief; "
+                "the chief logs the runs (this worker's tracking goes to a scratch store, then away)",
+                file=sys.stderr,
+            )
+            run_ladder(request, Tracker(f"sqlite:///{scratch}/mlflow.db"))
+        return 0
     tracker = Tracker(args.tracking_uri)
     run_id = run_ladder(request, tracker)
     if args.no_report:

@@ -178,11 +178,16 @@ def test_smoke_ladder_one_process_and_two_workers_agree(tmp_path: Path) -> None:
     two = tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    done = _ladder(one, "--rungs", "dnn")
+    done = _ladder(one)  # the whole smoke ladder in one process
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "majority %" in done.stdout and (one / "results" / "census_ladder_smoke.md").exists()
+    rungs = {r.data.tags["harness.rung"]: r for r in _rungs(one)}
+    assert set(rungs) == {"linear", "dnn", "wide-deep", "batchnorm", "dropout"}
+    assert all(r.info.status == "FINISHED" for r in rungs.values())
     done = _ladder(two, "--rungs", "dnn", "--set", "backend=multiworker:2")
     assert done.returncode == 0, done.stderr[-3000:]
-    [local] = _rungs(one)
+    assert "wall time (s)" in done.stdout
+    local = rungs["dnn"]
     [dist] = _rungs(two)
     for run in (local, dist):
         assert run.info.status == "FINISHED"
@@ -359,3 +364,35 @@ def test_served_model_answers_raw_adult_test_rows_as_evaluated(tmp_path: Path) -
     assert len(probs) == 16281
     served_accuracy = float(np.mean((probs > 0.5) == labels))
     assert served_accuracy == pytest.approx(run.data.metrics["final_test_accuracy"], abs=2e-4)
+
+
+@pytest.mark.slow
+def test_tf_config_cluster_of_two_commands_logs_one_run_from_the_chief(tmp_path: Path) -> None:
+    """As on real machines: each runs the same command with its own TF_CONFIG; only the chief logs."""
+    from harness.executor._multiworker import free_ports
+
+    ports = free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for i in range(2):
+        cwd = tmp_path / f"machine{i}"
+        cwd.mkdir()
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        procs.append(
+            subprocess.Popen(
+                [*CLI, "ladder", "census", "--scale", "smoke", "--rungs", "linear", "--set", "backend=multiworker"],
+                cwd=cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "TF_CONFIG": tf_config},
+            )
+        )
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    [run] = _rungs(tmp_path / "machine0")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["backend"] == "multiworker"
+    assert run.data.tags["device"].startswith("worker worker:0 of 2")
+    assert "not the chief" in outs[1][1]
+    assert not (tmp_path / "machine1" / "mlflow.db").exists()

@@ -64,6 +64,7 @@ def test_backends_command_reports_what_this_machine_offers(capsys: pytest.Captur
     cpu = next(line for line in out.splitlines() if line.startswith("cpu "))
     assert cpu.split()[1] == "yes" and float(cpu.split()[2]) == load_prices()["cpu"]
     assert any(line.startswith("tpu ") and line.split()[1] == "no" for line in out.splitlines())
+    assert any(line.startswith("multiworker:N ") and line.split()[1] == "yes" for line in out.splitlines())
 
 
 def test_precision_and_xla_are_per_run_options_and_leave_keras_as_they_found_it() -> None:

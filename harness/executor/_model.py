@@ -74,6 +74,7 @@ def _save_frame_model(keras_path: Path, local: Path, meta: Any, model: Any, exam
         artifacts={"keras_model": str(keras_path)},
         mlflow_model=meta,
         signature=signature,
+        input_example=example,  # two raw rows: the request a user copies from the UI
         pip_requirements=[*_requirements(), "pandas"],
     )
 

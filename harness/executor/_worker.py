@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
     cluster = tf_config()
     assert cluster is not None, "a worker runs with TF_CONFIG set"
     index = int(cluster["task"]["index"])
-    cfg = _config(job.config)
+    cfg = _config({**job.config, "run": {**job.config["run"], "backend": "multiworker"}})  # TF_CONFIG's cluster
     tracker = Tracker(os.environ.get("MLFLOW_TRACKING_URI"))
     executor = Executor(tracker, job.data_dir, job.prices, Path(job.tensorboard_dir))
 

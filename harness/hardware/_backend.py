@@ -6,9 +6,10 @@ one), else the CPU. ``tpu`` connects to a TPU through TPUClusterResolver.
 ``multiworker`` is MultiWorkerMirroredStrategy, synchronous data parallelism over
 worker processes talking gRPC. Where ``TF_CONFIG`` is set (each machine of a real
 cluster, or a worker harness started), this process *is* one worker and gets the
-strategy. ``multiworker:N`` without ``TF_CONFIG`` gets no strategy here: the
-executor starts N local worker processes on loopback ports for each run
-(``executor/_multiworker.py``), and this process only supervises them.
+strategy. ``multiworker:N`` gets no strategy here: the executor starts N local worker
+processes on loopback ports for each run (``executor/_multiworker.py``, which
+gives each its ``TF_CONFIG`` and the backend ``multiworker``), and this process
+only supervises them.
 """
 
 from __future__ import annotations
@@ -70,16 +71,16 @@ def _multiworker(backend: str, tf: Any) -> tuple[Any, Hardware]:
     assert m is not None
     gpus = _gpu_names(tf)
     per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
-    cfg = tf_config()
-    if cfg is None:
-        if m.group(1) is None:
-            raise ConfigError(
-                "backend='multiworker' needs a cluster: set TF_CONFIG on every machine, or ask for "
-                "local worker processes with backend=multiworker:N (e.g. multiworker:2)"
-            )
+    if m.group(1) is not None:  # multiworker:N: this process supervises N local workers, it does not train
         n = int(m.group(1))
         # the N workers share this machine: its price, once
         return None, Hardware("multiworker", per_worker, f"{n} local workers (gRPC, loopback) on {_where(gpus)}", n)
+    cfg = tf_config()
+    if cfg is None:
+        raise ConfigError(
+            "backend='multiworker' needs a cluster: set TF_CONFIG on every machine, or ask for "
+            "local worker processes with backend=multiworker:N (e.g. multiworker:2)"
+        )
     workers = sum(len(v) for v in cfg["cluster"].values() if isinstance(v, list))
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     task = cfg["task"]

@@ -84,6 +84,28 @@ def probe(prices: dict[str, float]) -> MachineReport:
         key = f"gpu:{used[0]} x{len(used)}" if len(gpus) >= need else ""
         note = "" if len(gpus) >= need else f"needs {need}+ GPU(s) visible to TensorFlow; found {len(gpus)}"
         rows.append(BackendRow(backend, len(gpus) >= need, key, price_per_hour(key, prices) if key else None, note))
+    per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
+    rows.append(
+        BackendRow(
+            "multiworker:N",
+            True,
+            per_worker,
+            price_per_hour(per_worker, prices),
+            "N local worker processes (gRPC on loopback) sharing this machine; its price, once",
+        )
+    )
+    from harness.hardware._backend import tf_config
+
+    cluster = tf_config()
+    rows.append(
+        BackendRow(
+            "multiworker",
+            cluster is not None,
+            per_worker if cluster else "",
+            price_per_hour(per_worker, prices) if cluster else None,
+            "TF_CONFIG set: this machine is one worker of its cluster" if cluster else "needs TF_CONFIG",
+        )
+    )
     tpu = os.environ.get("TPU_NAME") or os.environ.get("TPU_ACCELERATOR_TYPE")
     rows.append(
         BackendRow(

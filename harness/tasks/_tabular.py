@@ -114,6 +114,7 @@ class Tabular(Task):
     def report_columns(self) -> tuple[Column, ...]:
         return (
             Column("accuracy %", "final_test_accuracy", percent=True),
+            Column("best acc %", "best_test_accuracy", percent=True),  # what the Δ column compares
             Column("AUC %", "final_test_auc", percent=True),
             Column("precision+ %", "final_test_precision", percent=True),
             Column("recall+ %", "final_test_recall", percent=True),
