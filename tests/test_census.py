@@ -79,7 +79,8 @@ def test_reader_names_file_and_line_of_bad_rows(tmp_path: Path, line: str, expec
     assert expected in str(info.value)
 
 
-def test_reader_missing_and_empty_files(tmp_path: Path) -> None:
+def test_reader_missing_and_empty_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)  # CI sets it
     with pytest.raises(DataError, match=r"adult\.data: file not found"):
         read_adult_file(tmp_path / "adult.data")
     with pytest.raises(DataError, match=r"adult\.test: no rows"):

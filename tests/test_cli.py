@@ -195,9 +195,10 @@ def test_nan_run_ends_failed_and_exits_1(
     assert "RunFailed: training loss is nan" in child.data.tags["error"]
 
 
-def test_ladders_lists_mnist(capsys: pytest.CaptureFixture[str]) -> None:
+def test_ladders_lists_every_shipped_ladder(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ladders"]) == 0
-    assert capsys.readouterr().out.startswith("mnist")
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == ["census", "mnist", "planesnet", "yolo"]
 
 
 def test_vary_runs_every_rung_per_value_and_reports_per_variant(
