@@ -11,12 +11,15 @@ import logging
 import os
 import re
 import shlex
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness import interrupts
+from harness._paths import encode_name, safe_child
+from harness._secrets import redact_argv, redact_text, redact_uri
 from harness.errors import HarnessError, RunFailed, UserError
 
 SCALES = ("smoke", "standard", "full")
@@ -29,8 +32,18 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("harness")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("ladders", help="list the built-in ladders")
@@ -39,7 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     lad = sub.add_parser("ladder", help="run a ladder: every rung, logged to MLflow, then the table")
     lad.add_argument("ladder", help="built-in ladder name (see `harness ladders`) or path to a ladder .yaml")
-    lad.add_argument("--scale", choices=SCALES, default="standard")
+    lad.add_argument(
+        "--scale",
+        choices=SCALES,
+        default="standard",
+        help="smoke: seconds, tiny data (tests); standard: the talk's settings sized for this machine "
+        "(default); full: the reference's own sizes, for a GPU",
+    )
     lad.add_argument("--seeds", type=int, default=1, help="repeat every rung with N seeds (default 1)")
     lad.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     lad.add_argument("--rungs", help="subset of rungs: indices, ranges or names, e.g. 1,3-5,cnn")
@@ -106,13 +125,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tracking(db)
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     _add_tracking(ui)
 
     from harness.studies import _cli as study_cli
 
     study_cli.add_commands(sub, rep_sub)
+
+    runs = sub.add_parser("runs", help="maintain the tracking store's runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    clean = runs_sub.add_parser(
+        "clean",
+        help="end KILLED the RUNNING runs whose process is gone (after kill -9 or an out-of-memory kill)",
+        description="Runs record their owner (host, pid, start time). This ends KILLED every RUNNING run of this "
+        "host whose process is gone; runs of other hosts are listed, never touched. Ladders and studies do "
+        "this on their own when they start.",
+    )
+    clean.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    _add_tracking(clean)
 
     bench = sub.add_parser("bench", help="benchmarks (see `nox -s bench`)")
     bench.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
@@ -133,10 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # MLFLOW_DISABLE_TELEMETRY=false opts back in.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in logs and tables
+    # A tracking server that is down fails in bounded time (about 90 s: 4 tries of at most 20 s, 1+2+4 s
+    # apart) instead of MLflow's 7 retries of 120 s with doubling back-off; the variables still override.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     # one model per rung retraces by design; TensorFlow's retracing warning is noise here
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"
-    command_line = "harness " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    # recorded in tags and reports: a password in --storage or --tracking-uri is masked
+    command_line = "harness " + shlex.join(redact_argv(sys.argv[1:] if argv is None else argv))
     try:
         # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
         with interrupts.graceful():
@@ -147,14 +186,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except UserError as exc:  # messages may quote a URI or a driver's error about one
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except RunFailed as exc:
-        print(f"run failed: {exc}", file=sys.stderr)
+        print(f"run failed: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(exc, MlflowException):
+            raise  # a bug in harness: its traceback is what a report needs
+        # the store failed under us (server down, disk full): runs already ended stay as they are
+        first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        print(f"error: the tracking store failed: {redact_text(first)}", file=sys.stderr)
         return 1
 
 
@@ -172,6 +220,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return 0
     if args.command == "ladder":
         return _ladder(args, command_line)
+    if args.command == "runs":
+        return _runs_clean(args)
     if args.command in ("study", "worker", "compare-samplers") or (args.command == "report" and args.kind == "study"):
         from harness.studies import _cli as study_cli
 
@@ -196,19 +246,10 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.tracking import resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri)
-        cmd = [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            uri,
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-        ]
-        print("$", shlex.join(cmd))
+        cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
+        # the store through the environment, not argv: `ps` would show a password to every user
+        os.environ["MLFLOW_BACKEND_STORE_URI"] = uri
+        print("$", f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact_uri(uri))}", shlex.join(cmd))
         os.execv(sys.executable, cmd)
     if args.command == "bench":
         from harness.bench import parse_sections, run_benchmarks
@@ -259,7 +300,12 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
     if args.no_report:
         return 0
     report_cmd = f"harness report ladder {ladder.name} --run {run_id}"
-    return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd)
+    name = None
+    if ladder.selected:  # a partial run gets its own file: the full table is never replaced by a few rows
+        scale = "" if args.scale == "standard" else f"_{args.scale}"
+        name = f"{ladder.name}_ladder{scale}_rungs_" + re.sub(r"[^0-9A-Za-z.-]+", "_", ladder.selected).strip("_")
+        report_cmd += f" --name {name}"
+    return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd, name=name)
 
 
 def _report(
@@ -314,10 +360,28 @@ def _detect_boxes(args: argparse.Namespace, command_line: str) -> int:
         items.append(ImageBoxes(name, image, truth, found, scores))
         print(f"{name}: {len(found)} boxes found" + ("" if truth is None else f", {len(truth)} true"))
     run = tracker.client.get_run(run_id)
-    out_dir = Path(args.out) / run.data.tags.get("mlflow.runName", run_id[:8])
+    out_dir = _run_dir(Path(args.out), run.data.tags.get("mlflow.runName", run_id[:8]))
     summary = write(items, out_dir, run, args.threshold, command_line, args.max_side)
     tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
     print(f"wrote {summary}")
+    return 0
+
+
+def _runs_clean(args: argparse.Namespace) -> int:
+    from harness.tracking import Tracker, sweep
+
+    tracker = Tracker(args.tracking_uri)
+    orphans = sweep(tracker.client, dry_run=args.dry_run)
+    for o in orphans:
+        if o.ended:
+            action = "ended KILLED"
+        elif args.dry_run and o.owner.endswith(f" on {socket.gethostname()}"):
+            action = "would end KILLED"
+        else:
+            action = "left alone (another host's run)"
+        print(f"{action}: run {o.run_id} ({o.experiment}: {o.name}), {o.owner}")
+    ended = sum(o.ended for o in orphans)
+    print(f"{ended} run(s) ended KILLED in {tracker.display_uri}" if not args.dry_run else "dry run: nothing changed")
     return 0
 
 
@@ -345,7 +409,7 @@ def _detect_scan(args: argparse.Namespace, command_line: str) -> int:
     model = load_run_model(tracker, run_id)
     run = tracker.client.get_run(run_id)
     name = run.data.tags.get("mlflow.runName", run_id[:8])
-    out_dir = Path(args.out) / name
+    out_dir = _run_dir(Path(args.out), name)
     print(f"model: run {run_id} ({name})")
     results = []
     for path, image in images.items():
@@ -360,3 +424,8 @@ def _detect_scan(args: argparse.Namespace, command_line: str) -> int:
     tracker.client.log_artifact(run_id, str(summary), "detect_scan")
     print(f"wrote {summary}")
     return 0
+
+
+def _run_dir(out: Path, run_name: str) -> Path:
+    """A run's folder under ``--out``: its name comes from the store (any text), so it is encoded, not refused."""
+    return safe_child(out, encode_name(run_name), what="run name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import re
@@ -154,7 +155,7 @@ def test_table_is_written_and_rebuilt_from_the_store(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["ladder", "mnits"], r"unknown ladder 'mnits'; valid ladders: .*mnist"),
+        (["ladder", "mnits"], r"unknown ladder 'mnits' \(did you mean 'mnist'\?\); valid ladders: .*mnist"),
         (
             ["ladder", "mnist", "--set", "lr_0=1"],
             r"command line \(rung 1 softmax\): unknown config key 'lr_0'; did you mean lr0",
@@ -162,7 +163,7 @@ def test_table_is_written_and_rebuilt_from_the_store(
         (["ladder", "mnist", "--set", "iterations=lots"], r"key 'iterations' expects an int, but got 'lots'"),
         (["ladder", "mnist", "--set", "lr0"], r"--set expects KEY=VALUE"),
         (["ladder", "mnist", "--seeds", "0"], r"--seeds must be >= 1"),
-        (["ladder", "mnist", "--rungs", "12"], r"no rung \[12\]"),
+        (["ladder", "mnist", "--rungs", "12"], r"'12' is outside the rungs of mnist"),
         (["ladder", "nope/ladder.yaml"], r"ladder file nope/ladder.yaml: cannot read it"),
         (
             ["ladder", "mnist", "--scale", "smoke", "--data-dir", "empty"],
@@ -206,7 +207,9 @@ def test_vary_runs_every_rung_per_value_and_reports_per_variant(
 ) -> None:
     argv = [*"ladder mnist --scale smoke --rungs 1-2 --vary lr0=0.01,0.02 --data-dir".split(), str(tiny_data_dir)]
     assert main(argv) == 0
-    table = pd.read_csv(workdir / "results" / "mnist_ladder_smoke.csv")
+    # a partial run (--rungs) writes its own table: a full one in results/ is never replaced by two rows
+    assert not (workdir / "results" / "mnist_ladder_smoke.csv").exists()
+    table = pd.read_csv(workdir / "results" / "mnist_ladder_smoke_rungs_1-2.csv")
     assert sorted(zip(table["rung_index"], table["variant"], strict=True)) == [
         (1, "lr0=0.01"),
         (1, "lr0=0.02"),
@@ -225,3 +228,23 @@ def test_bad_vary_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) 
     assert "--vary expects KEY=V1,V2" in capsys.readouterr().err
     assert main(["ladder", "mnist", "--vary", "lr9=1,2"]) == 2
     assert "--vary (rung softmax): unknown config key 'lr9'" in capsys.readouterr().err
+
+
+def test_version_and_help_on_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert re.fullmatch(r"harness \S+\n", capsys.readouterr().out)
+    from harness.cli import build_parser
+
+    def undocumented(parser: argparse.ArgumentParser, path: str) -> list[str]:
+        out = []
+        for action in parser._actions:  # argparse has no public walk over a parser's options
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    out += undocumented(sub, f"{path} {name}")
+            elif action.help is None and action.dest not in ("help", "version"):
+                out.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        return out
+
+    assert undocumented(build_parser(), "harness") == []

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import REAL_DATA, missing_real_data
 from PIL import Image
 
 from harness.config import params_class
@@ -45,7 +46,6 @@ from harness.data._tiles import (
     tile_rois,
 )
 from harness.errors import ConfigError, DataError
-from tests.helpers import REAL_DATA, missing_real_data
 
 SIDE = 300  # the fixtures' JPEGs are SIDE x SIDE
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import store_runs
 
 import harness.data
 import harness.models  # noqa: F401  (registers the models)
@@ -18,7 +19,6 @@ from harness.errors import ConfigError
 from harness.tasks import get_task
 from harness.tasks._detection import MAX_ROIS, Packing, _loss_class, reference_batch_iou, tile_ious
 from harness.tasks._yolo_boxes import Grid, reference_iou_batch, reference_iou_tile, yolo_targets
-from tests.helpers import store_runs
 
 tf = pytest.importorskip("tensorflow")
 CLI = [sys.executable, "-m", "harness"]

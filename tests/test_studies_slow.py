@@ -272,3 +272,31 @@ def test_ctrl_c_stops_parallel_study_cleanly_and_resume_completes_the_budget(
     assert "RUNNING" not in {r.info.status for r in runs}
     parent = next(r for r in runs if r.data.tags.get("harness.kind") == "study")
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 4
+
+
+@pytest.mark.slow
+def test_two_study_commands_started_at_once_share_one_parent_run(tmp_path: Path, tiny_data_dir: Path) -> None:
+    """In a fresh folder (no mlflow.db, no journal yet): one study, one MLflow parent run holding every
+    trial, and a report that counts them all."""
+    space = _space(
+        tmp_path,
+        "race",
+        "lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.003, 0.01, 0.03, 0.1]}\n",
+        iterations=20,
+        budget="{max_trials: 4}",
+    )
+    args = ["study", str(space), "--data-dir", str(tiny_data_dir), "--no-report"]
+    logs = {k: tmp_path / f"{k}.log" for k in ("a", "b")}
+    procs = {k: _harness(args, tmp_path, log) for k, log in logs.items()}
+    codes = _finish(procs, logs)
+    assert codes == {"a": 0, "b": 0}, {k: v.read_text()[-3000:] for k, v in logs.items()}
+    runs = _child_runs(tmp_path, "race")
+    parents = [r for r in runs if r.data.tags.get("harness.kind") == "study"]
+    assert len(parents) == 1, [(r.info.run_id, r.info.status) for r in parents]
+    trials = [r for r in runs if r.data.tags.get("harness.kind") == "trial"]
+    assert trials and all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in trials)
+    study = _load(f"journal:{tmp_path / 'optuna.journal'}", "race-grid")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) >= 4
+    assert {r.data.tags.get("optuna.trial_number") for r in trials} >= {str(t.number) for t in complete}
+    assert "RUNNING" not in {r.info.status for r in runs}

@@ -26,10 +26,11 @@ from harness.config._sections import (
     check,
     check_backend,
 )
-from harness.config._yaml import load_mapping, strict_keys
+from harness.config._yaml import MAX_CONFIG_BYTES, load_mapping, load_yaml, read_config_text, strict_keys
 
 __all__ = [
     "BACKENDS",
+    "MAX_CONFIG_BYTES",
     "Config",
     "DataParams",
     "ModelParams",
@@ -44,9 +45,11 @@ __all__ = [
     "default_config",
     "is_key",
     "load_mapping",
+    "load_yaml",
     "params_class",
     "parse_cli_overrides",
     "parse_variants",
+    "read_config_text",
     "register_params",
     "selector_section",
     "strict_keys",

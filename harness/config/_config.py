@@ -28,6 +28,7 @@ from typing import Any
 from harness.config import _catalog as catalog
 from harness.config._sections import DataParams, ModelParams, Named, OptimParams, RunParams, Section, TaskParams
 from harness.config._types import coerce_type
+from harness.config._yaml import load_yaml
 from harness.errors import ConfigError
 
 SECTIONS = ("task", "data", "model", "optim", "run")
@@ -276,17 +277,12 @@ def selector_section(key: str) -> str | None:
 
 def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
     """``["lr0=0.01", "layers=[200,100]"]`` -> dict; values are parsed as YAML scalars."""
-    import yaml
-
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, but got {item!r}")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {item!r}: cannot parse value {raw!r}") from None
+        out[key.strip()] = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else None
     return out
 
 

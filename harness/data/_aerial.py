@@ -45,6 +45,11 @@ SPLIT_KINDS = ("random", "source")
 SOURCE_SPLIT_KINDS = ("train", "valid", "extras")  # the first field of split_in_source_repo.csv
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 DECODE_THREADS = 2  # Pillow releases the GIL while decoding: two JPEGs at once
+# Most pixels one image may have, checked from its header before decoding: a small file
+# whose header claims a huge image is refused rather than decoded. Airbus images are
+# 2560x2560; this allows 8192x8192 (192 MiB as RGB), room for larger airport photos
+# while staying below Pillow's own decompression-bomb warning.
+MAX_IMAGE_PIXELS = 8192 * 8192
 # Pillow modes that become RGB without losing meaning (alpha dropped, grey copied, palette expanded).
 CONVERTIBLE_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")
 
@@ -236,12 +241,23 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def load_image(path: Path) -> tuple[np.ndarray, str]:
-    """Decode one image file to uint8 ``[H, W, 3]`` RGB; also the sha256 of its bytes."""
+def load_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode one image file to uint8 ``[H, W, 3]`` RGB; also the sha256 of its bytes.
+
+    The size comes from the header (``Image.open`` is lazy) and is checked against
+    ``max_pixels`` before any pixel is decoded.
+    """
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
     try:
         with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise DataError(
+                    f"{path}: the image header says {width}x{height} ({width * height} pixels), more than the"
+                    f" {max_pixels} pixels an aerial image may have (Airbus images are 2560x2560);"
+                    " refused before decoding"
+                )
             if im.mode not in CONVERTIBLE_MODES:
                 raise DataError(
                     f"{path}: expected an RGB image (grey or palette are converted), but the mode is {im.mode}"
@@ -250,7 +266,14 @@ def load_image(path: Path) -> tuple[np.ndarray, str]:
             return np.asarray(rgb, dtype=np.uint8), digest
     except DataError:
         raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # Pillow's own check in Image.open, for headers far past max_pixels; the warning is an
+        # exception only under a warnings filter of "error".
+        raise DataError(
+            f"{path}: the image header claims a size past Pillow's decompression-bomb limit ({e});"
+            f" expected at most {max_pixels} pixels (Airbus images are 2560x2560), refused before decoding"
+        ) from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
         # UnidentifiedImageError is an OSError; truncated pixel data is an OSError from load().
         raise DataError(f"{path}: cannot decode the image ({type(e).__name__}: {e}); expected a JPEG") from e
 

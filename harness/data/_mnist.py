@@ -6,6 +6,12 @@ is read once; the same bytes are hashed and parsed, and any defect becomes a
 :class:`DataError` naming the file and what was expected, never a numpy, gzip
 or TensorFlow traceback. Only numpy and the standard library are used, so that
 importing the registry stays fast.
+
+Sizes are checked before anything is inflated: an IDX header (or a ``.npy`` header
+inside the npz) states how many items follow, a count of 0 or above
+:data:`MAX_ITEMS` is refused, and a gzip stream is inflated straight into an array
+of the stated size and read no further than one byte past it. A small file that
+inflates to gigabytes (a decompression bomb) is an error, not an out-of-memory.
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ IDX_FILES: tuple[tuple[str, str, str, int], ...] = (
     ("test labels", "t10k-labels-idx1-ubyte", "test", LABELS_MAGIC),
 )
 OFFICIAL_COUNTS = {"train": 60000, "test": 10000}
+# Most items one file may declare. The largest published 28x28 set, MNIST8M (infinite
+# MNIST), holds 8.1 million, so more is a corrupt or hostile header, refused before
+# allocating; at 784 bytes an image this bounds one file at about 7.8 GB.
+MAX_ITEMS = 10_000_000
+READ_CHUNK = 1 << 20  # bytes inflated per read: memory is the stated size plus this
 # MD5s of the official .gz files (LeCun's site); checked only for official-size files.
 OFFICIAL_MD5 = {
     "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -206,36 +217,62 @@ def load_idx(paths: list[Path], *, sums: dict[Path, str] | None = None, source: 
 
 
 def _parse_idx(path: Path, raw: bytes, *, role: str, split: str, magic: int) -> np.ndarray:
-    """Decode one IDX file: images -> uint8 [N, 28, 28, 1], labels -> int64 [N]."""
+    """Decode one IDX file: images -> uint8 [N, 28, 28, 1], labels -> int64 [N].
+
+    The header is read and checked first; the body is then inflated straight into an
+    array of the size the header states, and one byte more is asked for to tell a
+    longer stream from a complete one, so a bomb never inflates past its header.
+    """
     gz = path.name.endswith(".gz")
-    data = _gunzip(path, raw) if gz else raw
     is_images = magic == IMAGES_MAGIC
-    header = 16 if is_images else 8
     kind = "images" if is_images else "labels"
-    if len(data) < header:
+    decompressed = "decompressed " if gz else ""
+    header_len = 16 if is_images else 8
+    stream: io.BufferedIOBase = gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") if gz else io.BytesIO(raw)
+    try:
+        with stream:
+            header = bytearray(header_len)
+            got = _read_full(stream, memoryview(header))
+            if got < header_len:
+                raise DataError(
+                    f"{path}: expected an IDX {kind} file with a {header_len}-byte header but the"
+                    f" {decompressed}data has only {got} bytes"
+                )
+            got_magic = int.from_bytes(header[0:4], "big")
+            if got_magic != magic:
+                raise DataError(
+                    f"{path}: expected IDX magic {magic} ({kind}) but got {got_magic};"
+                    f" this is not the MNIST {role} file"
+                )
+            count = int.from_bytes(header[4:8], "big")
+            item = 1
+            if is_images:
+                rows, cols = int.from_bytes(header[8:12], "big"), int.from_bytes(header[12:16], "big")
+                if (rows, cols) != (ROWS, COLS):
+                    raise DataError(f"{path}: expected {ROWS}x{COLS} images but header says {rows}x{cols}")
+                item = rows * cols
+            _check_count(path, count, kind, "its IDX header")
+            expected_len = header_len + count * item
+            # np.empty, not bytes: the array is the result, so the body is inflated exactly once.
+            values = np.empty(count * item, dtype=np.uint8)
+            got = _read_full(stream, values.data)
+            if got < count * item:
+                raise DataError(
+                    f"{path}: header says {count} {kind} ({expected_len} bytes with header) but the"
+                    f" {decompressed}data has {header_len + got} bytes; the file truncated"
+                )
+            # One byte past the end: tells "complete" from "longer", and makes gzip check its CRC.
+            if stream.read(1):
+                raise DataError(
+                    f"{path}: header says {count} {kind} ({expected_len} bytes with header) but the"
+                    f" {decompressed}data is longer; the file has trailing bytes (reading stopped there)"
+                )
+    except (OSError, EOFError, zlib.error) as e:
+        # Only the gzip layer raises these (BytesIO reads cannot fail).
         raise DataError(
-            f"{path}: expected an IDX {kind} file with a {header}-byte header but the"
-            f" {'decompressed ' if gz else ''}data has only {len(data)} bytes"
-        )
-    got_magic = int.from_bytes(data[0:4], "big")
-    if got_magic != magic:
-        raise DataError(
-            f"{path}: expected IDX magic {magic} ({kind}) but got {got_magic}; this is not the MNIST {role} file"
-        )
-    count = int.from_bytes(data[4:8], "big")
-    item = 1
-    if is_images:
-        rows, cols = int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
-        if (rows, cols) != (ROWS, COLS):
-            raise DataError(f"{path}: expected {ROWS}x{COLS} images but header says {rows}x{cols}")
-        item = rows * cols
-    expected_len = header + count * item
-    if len(data) != expected_len:
-        what = "truncated" if len(data) < expected_len else "has trailing bytes"
-        raise DataError(
-            f"{path}: header says {count} {kind} ({expected_len} bytes with header) but the"
-            f" {'decompressed ' if gz else ''}data has {len(data)} bytes; the file {what}"
-        )
+            f"{path}: is not a valid gzip file / is truncated ({type(e).__name__}: {e});"
+            " expected a complete gzip stream"
+        ) from e
     if gz and count == OFFICIAL_COUNTS[split]:
         # Official-size files must be the official ones; smaller sets are custom data.
         expected_md5 = OFFICIAL_MD5[path.name]
@@ -245,22 +282,32 @@ def _parse_idx(path: Path, raw: bytes, *, role: str, split: str, magic: int) -> 
                 f"{path}: checksum mismatch: a {count}-item MNIST {role} file must be the"
                 f" official one with MD5 {expected_md5} but got {actual_md5}"
             )
-    # copy(): frombuffer over bytes is read-only, and callers may shuffle in place.
-    values = np.frombuffer(data, dtype=np.uint8, offset=header).copy()
     if is_images:
         return values.reshape(count, ROWS, COLS, 1)
     _check_labels(path, values)
     return values.astype(np.int64)
 
 
-def _gunzip(path: Path, raw: bytes) -> bytes:
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+def _read_full(stream: io.BufferedIOBase, out: memoryview) -> int:
+    """Fill ``out`` from ``stream`` in bounded chunks; the number of bytes read (short at the end)."""
+    done = 0
+    while done < len(out):
+        n = stream.readinto(out[done : done + READ_CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _check_count(path: Path, count: int, kind: str, source: str) -> None:
+    """A count from a header (``source`` says which): 0 would only fail later, in TensorFlow; a huge one is a bomb."""
+    if count == 0:
+        raise DataError(f"{path}: holds 0 {kind}, as {source} says; expected at least 1")
+    if count > MAX_ITEMS:
         raise DataError(
-            f"{path}: is not a valid gzip file / is truncated ({type(e).__name__}: {e});"
-            " expected a complete gzip stream"
-        ) from e
+            f"{path}: {source} says {count} {kind}, more than the {MAX_ITEMS} this reader accepts (the"
+            " largest MNIST-format set, MNIST8M, has 8.1 million); the header is corrupt, refused before inflating"
+        )
 
 
 def _check_labels(path: Path | str, labels: np.ndarray) -> None:
@@ -279,7 +326,11 @@ def _check_labels(path: Path | str, labels: np.ndarray) -> None:
 
 
 def load_npz(path: Path, *, sums: dict[Path, str] | None = None) -> ArrayDataset:
-    """Load Keras' ``mnist.npz`` (keys x_train, y_train, x_test, y_test)."""
+    """Load Keras' ``mnist.npz`` (keys x_train, y_train, x_test, y_test).
+
+    Every array's ``.npy`` header is checked (dtype, shape, count) before any array is
+    inflated, so a small npz that declares a huge array is refused up front.
+    """
     raw = _read_bytes(path)
     _check_sums(path, raw, sums or {})
     sha = hashlib.sha256(raw).hexdigest()
@@ -292,10 +343,12 @@ def load_npz(path: Path, *, sums: dict[Path, str] | None = None) -> ArrayDataset
                     f"{path}: missing key {', '.join(missing)}; expected keys {', '.join(keys)}"
                     f" but found {', '.join(z.files) or 'none'}"
                 )
+            for key in keys:
+                _check_npy_header(path, z.zip, key)
             loaded = {k: z[k] for k in keys}
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, zlib.error) as e:
         raise DataError(
             f"{path}: is not a valid .npz file ({type(e).__name__}: {e}); expected Keras'"
             f" {NPZ_NAME} with keys {', '.join(keys)}"
@@ -303,15 +356,6 @@ def load_npz(path: Path, *, sums: dict[Path, str] | None = None) -> ArrayDataset
     out: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         x, y = loaded[f"x_{split}"], loaded[f"y_{split}"]
-        if (
-            x.dtype != np.uint8
-            or x.ndim not in (3, 4)
-            or x.shape[1:3] != (ROWS, COLS)
-            or (x.ndim == 4 and x.shape[3] != 1)
-        ):
-            raise DataError(f"{path}: x_{split} must be uint8 [N, {ROWS}, {COLS}] but is {x.dtype} {list(x.shape)}")
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{path}: y_{split} must be integer [N] but is {y.dtype} {list(y.shape)}")
         if len(x) != len(y):
             raise DataError(
                 f"{path}: x_{split} has {len(x)} images but y_{split} has {len(y)} labels; expected the same count"
@@ -335,6 +379,37 @@ def load_npz(path: Path, *, sums: dict[Path, str] | None = None) -> ArrayDataset
         source=str(path),
         **out,
     )
+
+
+# .npy format versions whose header numpy's public API reads; numpy writes 1.0 for
+# plain arrays like MNIST's (2.0 only for headers over 64 KiB).
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _check_npy_header(path: Path, archive: zipfile.ZipFile, key: str) -> None:
+    """Check one array's dtype, shape and count from its ``.npy`` header (a few hundred bytes inflated)."""
+    names = set(archive.namelist())
+    member = f"{key}.npy" if f"{key}.npy" in names else key  # np.load accepts both names
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)  # ValueError if the member is not a .npy array
+        reader = _NPY_HEADER_READERS.get(version)
+        if reader is None:
+            raise DataError(
+                f"{path}: {key} is a .npy array of format version {version[0]}.{version[1]};"
+                " expected version 1.0 or 2.0, as numpy writes MNIST's arrays"
+            )
+        shape, _, dtype = reader(f)
+    if key.startswith("x_"):
+        if dtype != np.uint8 or len(shape) not in (3, 4) or shape[1:3] != (ROWS, COLS) or shape[3:] not in ((), (1,)):
+            raise DataError(f"{path}: {key} must be uint8 [N, {ROWS}, {COLS}] but is {dtype} {list(shape)}")
+        _check_count(path, shape[0], "images", f"the .npy header of {key}")
+    else:
+        if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+            raise DataError(f"{path}: {key} must be integer [N] but is {dtype} {list(shape)}")
+        _check_count(path, shape[0], "labels", f"the .npy header of {key}")
 
 
 # ----------------------------------------------------------------------------- download

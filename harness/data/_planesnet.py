@@ -18,6 +18,11 @@ neighbours into eval and flatters accuracy. Every file is read once; the same
 bytes are hashed and parsed, and any defect becomes a :class:`DataError` naming
 the file (and zip member) and what was expected. Only numpy, Pillow and the
 standard library are used, so that importing the registry stays fast.
+
+A tile is small by format, so sizes are checked before anything is inflated or
+decoded: a zip member or tile file may hold at most :data:`MAX_TILE_BYTES`, is read
+no further than that, and is decoded right away (one at a time, never all held); a
+PNG header must say 20x20 before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import math
 import re
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +50,10 @@ JSON_NAME = "planesnet.json"
 SIDE = 20
 CHANNELS = 3
 ITEM_LEN = SIDE * SIDE * CHANNELS  # 1200 values per JSON item: all red, then green, then blue
+# Most bytes one tile (a zip member or a PNG file) may hold. A 20x20 RGBA PNG is under
+# 2 KB even with its pixels stored uncompressed; the rest is room for metadata chunks.
+# A bigger member is refused from its declared size, before it is inflated.
+MAX_TILE_BYTES = 64 * 1024
 NUM_CLASSES = 2
 NAME_PATTERN = "{label}__{scene_id}__{lon}_{lat}.png"
 SPLIT_KINDS = ("default", "scene", "random")
@@ -213,6 +223,13 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read: {e}") from e
 
 
+def _too_big(where: str, what: str) -> DataError:
+    return DataError(
+        f"{where}: {what}, but a {SIDE}x{SIDE} PNG tile needs at most {MAX_TILE_BYTES} bytes;"
+        " the file is corrupt or a decompression bomb"
+    )
+
+
 def _read_zip(path: Path) -> PlanesNetTiles:
     raw = _read_bytes(path)
     try:
@@ -231,19 +248,31 @@ def _read_zip(path: Path) -> PlanesNetTiles:
         ]
         # By tile name, then full path: the same order as the folder form, whatever the zip's order.
         named = sorted(((name, info) for name, info in named if _is_png(name)), key=lambda t: (t[0], t[1].filename))
-        members: list[tuple[str, str, bytes]] = []
-        for name, info in named:
-            where = f"{path}: member {info.filename!r}"
-            try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
-                raise DataError(
-                    f"{where}: cannot be extracted ({type(e).__name__}: {e}); the archive is corrupt"
-                ) from e
-            members.append((where, name, data))
-    if not members:
-        raise DataError(f"{path}: no PlanesNet tiles in the archive; expected PNG members named {NAME_PATTERN}")
-    return _decode_tiles(members, checksum=hashlib.sha256(raw).hexdigest(), source=str(path))
+        if not named:
+            raise DataError(f"{path}: no PlanesNet tiles in the archive; expected PNG members named {NAME_PATTERN}")
+        entries = [(f"{path}: member {info.filename!r}", name) for name, info in named]
+
+        def read(i: int) -> bytes:
+            return _read_member(archive, named[i][1], entries[i][0])
+
+        arrays = _decode_tiles(entries, read)
+    return PlanesNetTiles(*arrays, checksum=hashlib.sha256(raw).hexdigest(), source=str(path))
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """One member's bytes, refused from its declared size and read no further than MAX_TILE_BYTES."""
+    # zipfile cuts a member at its declared size (a longer stream then fails its CRC), but an
+    # unbounded read() inflates all of the stream before cutting: hence the bounded read.
+    if info.file_size > MAX_TILE_BYTES:
+        raise _too_big(where, f"the zip says it inflates to {info.file_size} bytes (refused before inflating)")
+    try:
+        with archive.open(info) as f:
+            data = f.read(MAX_TILE_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as e:
+        raise DataError(f"{where}: cannot be extracted ({type(e).__name__}: {e}); the archive is corrupt") from e
+    if len(data) > MAX_TILE_BYTES:
+        raise _too_big(where, f"it inflates to more than {MAX_TILE_BYTES} bytes (reading stopped there)")
+    return data
 
 
 def _read_folder(folder: Path) -> PlanesNetTiles:
@@ -251,14 +280,23 @@ def _read_folder(folder: Path) -> PlanesNetTiles:
     if not files:
         raise DataError(f"{folder}: no PlanesNet tiles; expected PNG files named {NAME_PATTERN}")
     digest = hashlib.sha256()
-    members: list[tuple[str, str, bytes]] = []
-    for p in files:
-        data = _read_bytes(p)
+
+    def read(i: int) -> bytes:
+        p = files[i]
+        try:
+            with p.open("rb") as f:
+                data = f.read(MAX_TILE_BYTES + 1)
+        except OSError as e:
+            raise DataError(f"{p}: cannot read: {e}") from e
+        if len(data) > MAX_TILE_BYTES:
+            raise _too_big(str(p), f"it holds more than {MAX_TILE_BYTES} bytes (reading stopped there)")
         # Name and length delimit each file, so moving bytes between files changes the hash.
         digest.update(f"{p.name}\0{len(data)}\0".encode())
         digest.update(data)
-        members.append((str(p), p.name, data))
-    return _decode_tiles(members, checksum=digest.hexdigest(), source=str(folder))
+        return data
+
+    arrays = _decode_tiles([(str(p), p.name) for p in files], read)
+    return PlanesNetTiles(*arrays, checksum=digest.hexdigest(), source=str(folder))
 
 
 def parse_tile_name(name: str) -> tuple[int, str, float, float] | None:
@@ -278,14 +316,21 @@ def parse_tile_name(name: str) -> tuple[int, str, float, float] | None:
     return int(m["label"]), m["scene"], lon, lat
 
 
-def _decode_tiles(members: list[tuple[str, str, bytes]], *, checksum: str, source: str) -> PlanesNetTiles:
-    """Decode ``(where, file name, PNG bytes)`` in the given order; ``where`` names the file in errors."""
-    n = len(members)
+def _decode_tiles(
+    entries: Sequence[tuple[str, str]], read: Callable[[int], bytes]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode ``(where, file name)`` entries in order: images, labels, scene ids, locations.
+
+    ``read(i)`` gives entry i's PNG bytes; each is decoded as soon as it is read, so at
+    most one tile's bytes are held. Names are checked first: a bad name costs no reading.
+    ``where`` names the file (and member) in errors.
+    """
+    n = len(entries)
     images = np.empty((n, SIDE, SIDE, CHANNELS), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
     locations = np.empty((n, 2), dtype=np.float64)
     scenes: list[str] = []
-    for i, (where, name, data) in enumerate(members):
+    for i, (where, name) in enumerate(entries):
         parsed = parse_tile_name(name)
         if parsed is None:
             raise DataError(
@@ -294,22 +339,18 @@ def _decode_tiles(members: list[tuple[str, str, bytes]], *, checksum: str, sourc
         label, scene, lon, lat = parsed
         if label not in (0, 1):
             raise DataError(f"{where}: label must be 0 (no plane) or 1 (plane) but the file name says {label}")
-        images[i] = _decode_png(where, data)
         labels[i] = label
         locations[i] = (lon, lat)
         scenes.append(scene)
-    return PlanesNetTiles(
-        images=images,
-        labels=labels,
-        scene_ids=np.array(scenes, dtype=np.str_),
-        locations=locations,
-        checksum=checksum,
-        source=source,
-    )
+    for i, (where, _) in enumerate(entries):
+        images[i] = _decode_png(where, read(i))
+    return images, labels, np.array(scenes, dtype=np.str_), locations
 
 
 def _decode_png(where: str, data: bytes) -> np.ndarray:
     try:
+        # Image.open reads the header only; a bomb-sized header raises DecompressionBombError
+        # (or warns) right there, before any pixel is decoded.
         with Image.open(io.BytesIO(data)) as im:
             # Size and mode come from the header: check them before decoding any pixels.
             if im.format != "PNG":
@@ -325,6 +366,12 @@ def _decode_png(where: str, data: bytes) -> np.ndarray:
             return np.asarray(rgb, dtype=np.uint8)
     except DataError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        # The warning is an exception only under a warnings filter of "error".
+        raise DataError(
+            f"{where}: expected a {SIDE}x{SIDE} tile but the PNG header claims a far larger image"
+            f" ({type(e).__name__}: {e}); refused before decoding"
+        ) from e
     except (OSError, SyntaxError, ValueError, EOFError, zlib.error) as e:
         # UnidentifiedImageError is an OSError; truncated pixel data is an OSError from load().
         raise DataError(f"{where}: cannot decode the PNG ({type(e).__name__}: {e})") from e

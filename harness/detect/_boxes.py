@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 import harness.data
 import harness.models
 import harness.tasks  # noqa: F401  (... its task)
-from harness.config import Config, config_from
+from harness.config import Config, config_from, load_mapping, read_config_text
 from harness.errors import UserError
 from harness.tracking import Tracker
 
@@ -43,7 +42,7 @@ def run_config(tracker: Tracker, run_id: str) -> Config:
             path = tracker.client.download_artifacts(run_id, "config.yaml", tmp)
         except Exception as exc:  # MlflowException: no such artifact
             raise UserError(f"run {run_id} has no config.yaml artifact ({type(exc).__name__})") from None
-        sections = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        sections = load_mapping(read_config_text(path, "artifact"), f"run {run_id} config.yaml", "config sections")
     overrides: dict[str, Any] = {
         "task": sections["task"]["name"],
         "dataset": sections["data"]["name"],

@@ -28,7 +28,7 @@ def resolve_model_run(tracker: Tracker, spec: str) -> str:
         raise UserError(f"model run must be a run id, study:NAME or LADDER/RUNG[:VARIANT], but got {spec!r}")
     exp = tracker.client.get_experiment_by_name(f"ladder/{ladder}")
     if exp is None:
-        raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}")
+        raise UserError(f"no runs of ladder {ladder!r} in {tracker.display_uri}")
     filters = [f"tags.`harness.rung` = '{quote(rung)}'", "attributes.status = 'FINISHED'"]
     if variant:
         filters.append(f"tags.`harness.variant` = '{quote(variant)}'")
@@ -64,7 +64,7 @@ def load_run_model(tracker: Tracker, run_id: str) -> Any:
     try:
         run = tracker.client.get_run(run_id)
     except Exception as exc:  # MlflowException RESOURCE_DOES_NOT_EXIST
-        raise UserError(f"no run {run_id!r} in {tracker.uri} ({type(exc).__name__})") from None
+        raise UserError(f"no run {run_id!r} in {tracker.display_uri} ({type(exc).__name__})") from None
     names = [a.path for a in tracker.client.list_artifacts(run_id)]
     if MODEL_ARTIFACT not in names:
         raise UserError(

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from harness._paths import encode_name, safe_child
 from harness.config import Config
 from harness.data import ArrayDataset, load_dataset
 from harness.errors import ConfigError
@@ -110,6 +111,12 @@ class Executor:
             cfg.check()
             self.data(cfg)
             self.placement(cfg.run.backend)
+
+    def tensorboard_logdir(self, group: str, run_id: str, name: str) -> Path:
+        """``<tensorboard_dir>/<group>/<run id[:8]>/<name>``, always under ``tensorboard_dir``."""
+        # group and name are ladder, rung, study and run names: encoded, so '../' or '/' cannot lead out
+        parts = [encode_name(p) for p in (group, run_id[:8], name) if p]
+        return safe_child(self.tensorboard_dir, *parts, what="TensorBoard folder")
 
     # --- one run ---------------------------------------------------------------------------
 
@@ -213,7 +220,7 @@ class Executor:
         task = get_task(cfg.task.name)
         data = self.data(cfg)
         place = self.placement(cfg.run.backend)
-        tb_dir = self.tensorboard_dir / group / run.run_id[:8] / name
+        tb_dir = self.tensorboard_logdir(group, run.run_id, name)
         with tempfile.TemporaryDirectory() as tmp:
             jsonl = Path(tmp) / "metrics.jsonl"
             sinks: list[MetricSink] = [run, TensorBoardSink(tb_dir), JsonlSink(jsonl), *extra_sinks]

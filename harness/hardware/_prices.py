@@ -6,7 +6,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from harness.config import load_mapping
+from harness.config import load_mapping, read_config_text
 from harness.errors import ConfigError
 
 PRICES_ENV = "HARNESS_PRICES"
@@ -17,10 +17,7 @@ def load_prices(path: str | Path | None = None) -> dict[str, float]:
     chosen = path or os.environ.get(PRICES_ENV)
     if chosen:
         source = Path(chosen)
-        try:
-            text = source.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"price table {source}: cannot read it ({exc.strerror})") from None
+        text = read_config_text(source, "price table")
     else:
         source = Path("harness/hardware/prices.yaml")
         text = resources.files("harness.hardware").joinpath("prices.yaml").read_text(encoding="utf-8")

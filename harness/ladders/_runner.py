@@ -17,8 +17,11 @@ from typing import Any
 import yaml
 
 from harness import interrupts
+from harness._paths import check_name
+from harness._secrets import redact_text
 from harness.config import Config, apply_overrides
 from harness.data import ArrayDataset
+from harness.errors import ConfigError
 from harness.executor import Executor
 from harness.ladders._spec import Ladder, Rung
 from harness.tasks import get_task
@@ -58,6 +61,10 @@ class LadderRequest:
 def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print) -> str:
     """Run every rung x variant x seed; return the parent run id."""
     ladder = request.ladder
+    # names become report files and TensorBoard folders: refused before any run exists, not after
+    check_name(ladder.name, f"{ladder.source}: ladder name", ConfigError)
+    for rung in ladder.rungs:
+        check_name(rung.name, f"{ladder.source}: rung {rung.index} name", ConfigError)
     configs = request.variant_configs()
     executor = Executor(tracker, request.data_dir, request.prices, request.tensorboard_dir, request.datasets)
     executor.prepare([cfg for _, _, cfg in configs])  # data and backends checked before any run exists
@@ -71,20 +78,23 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.task": task.name,
         "harness.metric": ladder.metric,
     }
+    for orphan in tracker.end_orphans():
+        progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")
     exp_id = tracker.experiment_id(ladder_experiment(ladder.name))
     checksums = {f"{cfg.data.name}:{executor.data(cfg).checksum}" for _, _, cfg in configs}
     parent_tags = {
         **base_tags,
         **first.tags(),  # the first rung's; each child run carries its own
         "harness.seeds": str(request.seeds),
+        "harness.rungs_selected": ladder.selected,  # "" = every rung: reports prefer such complete runs
         "harness.variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label),
-        "harness.command": request.command,
+        "harness.command": redact_text(request.command),
         "harness.ladder_source": ladder.source,
         "harness.ladder_notes": "\n".join(ladder.notes)[:5000],  # MLflow tag values stop at 5,000 chars here
         "data.checksum": ",".join(sorted(checksums)),
     }
     with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:
-        progress(f"MLflow parent run {parent.run_id} in {tracker.uri}")
+        progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
         for rung, variant, cfg in configs:
             for i in range(request.seeds):

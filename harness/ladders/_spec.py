@@ -8,17 +8,25 @@ does not use is an error naming the file, the rung and the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import harness.data
 import harness.models
 import harness.tasks
-from harness.config import Config, apply_overrides, default_config, load_mapping, strict_keys
+from harness._paths import check_name
+from harness.config import (
+    Config,
+    apply_overrides,
+    default_config,
+    load_mapping,
+    load_yaml,
+    read_config_text,
+    strict_keys,
+)
 from harness.errors import ConfigError
 
 SCALES = ("smoke", "standard", "full")
@@ -45,6 +53,7 @@ class Ladder:
     scales: dict[str, dict[str, Any]]
     rungs: tuple[Rung, ...]
     notes: tuple[str, ...] = ()  # where the ladder differs from its reference, on purpose; printed in reports
+    selected: str = ""  # the --rungs selection that kept only some rungs; "" = all of them
 
     def configs(self, scale: str, overrides: Mapping[str, Any] | None = None) -> list[tuple[Rung, Config]]:
         """Each rung's config at ``scale``, then the user's overrides on top."""
@@ -63,19 +72,26 @@ class Ladder:
             return self
         keep: set[int] = set()
         by_name = {r.name: r.index for r in self.rungs}
+        n = len(self.rungs)
         for part in spec.split(","):
             part = part.strip()
             lo, dash, hi = part.partition("-")
             if part in by_name:
                 keep.add(by_name[part])
             elif lo.isdigit() and (not dash or hi.isdigit()):
-                keep.update(range(int(lo), int(hi if dash else lo) + 1))
+                # bounds first: a range is never built past the ladder's own length
+                first, last = int(lo), int(hi if dash else lo)
+                if first > last:
+                    raise ConfigError(f"--rungs: range {part!r} runs backwards; write it {last}-{first}")
+                if first < 1 or last > n:
+                    raise ConfigError(f"--rungs: {part!r} is outside the rungs of {self.name} (1..{n})")
+                keep.update(range(first, last + 1))
             else:
-                raise ConfigError(f"--rungs: cannot parse {part!r}; use indices, ranges or names: {', '.join(by_name)}")
-        unknown = keep - set(by_name.values())
-        if unknown:
-            raise ConfigError(f"--rungs: no rung {sorted(unknown)} in {self.name} (1..{len(self.rungs)})")
-        return dataclasses.replace(self, rungs=tuple(r for r in self.rungs if r.index in keep))
+                raise ConfigError(
+                    f"--rungs: cannot parse {part!r}; use indices or ranges (1..{n}) or names: {', '.join(by_name)}"
+                )
+        kept = tuple(r for r in self.rungs if r.index in keep)
+        return dataclasses.replace(self, rungs=kept, selected="" if len(kept) == n else spec)
 
 
 def builtin_ladders() -> dict[str, str]:
@@ -83,7 +99,7 @@ def builtin_ladders() -> dict[str, str]:
     out = {}
     for entry in sorted(resources.files("harness.ladders").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
-            data = yaml.safe_load(entry.read_text(encoding="utf-8")) or {}
+            data = load_yaml(entry.read_text(encoding="utf-8"), f"harness/ladders/{entry.name}") or {}
             out[entry.name.removesuffix(".yaml")] = str(data.get("title", ""))
     return out
 
@@ -92,15 +108,13 @@ def load_ladder(name_or_path: str) -> Ladder:
     """A built-in ladder by name, or a ladder file by path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"ladder file {path}: cannot read it ({exc.strerror})") from None
-        return parse_ladder(text, str(path))
+        return parse_ladder(read_config_text(path, "ladder file"), str(path))
     builtin = builtin_ladders()
     if name_or_path not in builtin:
+        close = difflib.get_close_matches(name_or_path, list(builtin), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(
-            f"unknown ladder {name_or_path!r}; valid ladders: {', '.join(builtin)} "
+            f"unknown ladder {name_or_path!r}{hint}; valid ladders: {', '.join(builtin)} "
             "(or give the path of a ladder .yaml file)"
         )
     text = resources.files("harness.ladders").joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
@@ -131,11 +145,13 @@ def parse_ladder(text: str, source: str) -> Ladder:
             raise ConfigError(f"{where}: expected a mapping with keys {sorted(_RUNG_KEYS)}")
         strict_keys(raw, _RUNG_KEYS, where)
         name = str(raw.get("name") or f"rung{i}")
+        check_name(name, f"{where}.name", ConfigError)  # it names files and folders (reports, TensorBoard)
         cfg = apply_overrides(cfg, raw.get("set") or {}, f"{where} ({name}).set")
         reference = raw.get("reference")
         if reference is not None and (isinstance(reference, bool) or not isinstance(reference, int | float)):
             raise ConfigError(f"{where}: reference must be a number, but got {reference!r}")
         parsed.append(Rung(i, name, str(raw.get("changes", "")), reference, str(raw.get("note", "")), cfg))
+    check_name(str(data["name"]), f"{source}: name", ConfigError)
     task = harness.tasks.get_task(parsed[0].config.task.name)
     metric = str(data.get("metric", f"test_{task.primary}"))
     valid = [f"test_{m}" for m in task.metric_names]

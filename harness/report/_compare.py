@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness._paths import safe_child
 from harness.errors import UserError
 from harness.report import _core
 from harness.report._study import _num, _obj, counted, find_study_run, study_report
@@ -159,7 +160,7 @@ def compare_report(
         "budget": budget,
         "target": target,
         "target_rule": target_rule,
-        "tracking_uri": tracker.uri,
+        "tracking_uri": tracker.display_uri,
         **{k: v for k, v in _core.provenance(tracker, first, ("optuna", "tensorflow")).items() if k in _SHOWN},
         "device": study_report(tracker, curves[0].study).meta["devices"],
         "params": tags.get("harness.params", ""),
@@ -303,9 +304,9 @@ def compare_figure(report: CompareReport) -> Any:
 
 def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path]:
     """``compare_<space>.md``, ``.csv`` (per study) and ``compare_<space>_curves.png``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{report.meta['space']}"
-    md, csv, png = out_dir / f"{stem}.md", out_dir / f"{stem}.csv", out_dir / f"{stem}_curves.png"
+    md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
+    out_dir.mkdir(parents=True, exist_ok=True)
     compare_figure(report).savefig(png, dpi=110, bbox_inches="tight")
     md.write_text(compare_markdown(report, command, png.name), encoding="utf-8")
     summary = report.summary.assign(level="sampler")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness._paths import safe_child
+from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.tracking import Tracker
 
@@ -23,7 +25,7 @@ def require_store(tracker: Tracker, first: str) -> None:
     """A local store that does not exist yet is an error saying what to run first."""
     if tracker.uri.startswith("sqlite:///") and not Path(tracker.uri.removeprefix("sqlite:///")).exists():
         raise UserError(
-            f"no tracking store at {tracker.uri.removeprefix('sqlite:///')}; run `{first}` here first, "
+            f"no tracking store at {tracker.display_uri.removeprefix('sqlite:///')}; run `{first}` here first, "
             "or pass --tracking-uri"
         )
 
@@ -71,8 +73,8 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
     return {
         "parent_run_id": parent.info.run_id,
         "parent_status": parent.info.status,
-        "tracking_uri": tracker.uri,
-        "command": tags.get("harness.command", ""),
+        "tracking_uri": tracker.display_uri,
+        "command": redact_text(tags.get("harness.command", "")),  # runs logged before redaction existed
         "host": tags.get("host", "?"),
         "git_commit": tags.get("mlflow.source.git.commit", "?"),
         "versions": ", ".join(f"{k} {tags[f'{k}.version']}" for k in versions if f"{k}.version" in tags),
@@ -81,7 +83,7 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
 
 
 def generated_by(command: str) -> str:
-    return f"Generated from the MLflow tracking store by `{command}`; do not edit by hand."
+    return f"Generated from the MLflow tracking store by `{redact_text(command)}`; do not edit by hand."
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -89,9 +91,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def write(out_dir: Path, stem: str, markdown: str, table: pd.DataFrame) -> tuple[Path, Path]:
-    """``<stem>.md`` and ``<stem>.csv`` in ``out_dir``."""
+    """``<stem>.md`` and ``<stem>.csv`` in ``out_dir``; a stem that is not one file name is refused."""
+    md, csv = (safe_child(out_dir, f"{stem}{ext}", what="report file") for ext in (".md", ".csv"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
     md.write_text(markdown, encoding="utf-8")
     table.to_csv(csv, index=False)
     return md, csv

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.report import _core
 from harness.tasks import Task, get_task
@@ -43,12 +44,12 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
     _core.require_store(tracker, f"harness ladder {ladder}")
     exp = tracker.client.get_experiment_by_name(ladder_experiment(ladder))
     if exp is None:
-        raise UserError(f"no runs of ladder {ladder!r} in {tracker.uri}; run `harness ladder {ladder}` first")
+        raise UserError(f"no runs of ladder {ladder!r} in {tracker.display_uri}; run `harness ladder {ladder}` first")
     if run_id:
         try:
             return tracker.client.get_run(run_id)
         except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
-            raise UserError(f"no run {run_id!r} in {tracker.uri} ({exc})") from None
+            raise UserError(f"no run {run_id!r} in {tracker.display_uri} ({exc})") from None
     filters = ["tags.`harness.kind` = 'ladder'"]
     if scale:
         filters.append(f"tags.`harness.scale` = '{quote(scale)}'")
@@ -58,8 +59,16 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
         if MLFLOW_PARENT_RUN_ID not in run.data.tags
     ]
     if not runs:
-        raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.uri}")
-    return runs[0]
+        raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.display_uri}")
+    # the latest run of every rung that finished; else the latest with any rung run (never an empty
+    # parent left by Ctrl-C at start-up); a partial run is reported only when asked for by --run
+    for run in runs:
+        if run.info.status == "FINISHED" and not run.data.tags.get("harness.rungs_selected"):
+            return run
+    for run in runs:
+        if not _core.children(tracker, run).empty:
+            return run
+    raise UserError(f"no parent run of ladder {ladder!r} in {tracker.display_uri} has any rung run yet")
 
 
 def ladder_report(
@@ -87,7 +96,8 @@ def ladder_report(
         frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id, source=len(frames)))
         also_lines.append(
             f"Rows marked *{other_scale} scale*: parent run `{other_id}` ({other.info.status}), "
-            f"`{other.data.tags.get('harness.command', '?')}`, device {other.data.tags.get('device', '?')}"
+            f"`{redact_text(other.data.tags.get('harness.command', '?'))}`, "
+            f"device {other.data.tags.get('device', '?')}"
         )
     tags = parent.data.tags
     task = get_task(tags.get("harness.task", "classification"))
@@ -119,7 +129,10 @@ def _rung_indices(spec: str) -> set[int]:
         lo, dash, hi = part.strip().partition("-")
         if not lo.isdigit() or (dash and not hi.isdigit()):
             raise UserError(f"--rungs expects indices and ranges like 7,8 or 2-5, but got {spec!r}")
-        keep.update(range(int(lo), int(hi if dash else lo) + 1))
+        first, last = int(lo), int(hi if dash else lo)
+        if first > last or last - first > 10_000:  # no ladder has that many rungs: refuse before building it
+            raise UserError(f"--rungs: {part.strip()!r} is not a range of rung indices like 2-5")
+        keep.update(range(first, last + 1))
     return keep
 
 

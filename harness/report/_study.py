@@ -45,7 +45,9 @@ def find_study_run(tracker: Tracker, name: str) -> Any:
         else []
     )
     if not runs:
-        raise UserError(f"no study {name!r} in {tracker.uri}; run `harness study SPACE` (or --name {name}) first")
+        raise UserError(
+            f"no study {name!r} in {tracker.display_uri}; run `harness study SPACE` (or --name {name}) first"
+        )
     return runs[0]
 
 

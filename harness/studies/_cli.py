@@ -7,8 +7,11 @@ Importing this module must stay cheap (no TensorFlow, no Optuna at import).
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness._secrets import redact_text
 
 if TYPE_CHECKING:
     from harness.studies._lifecycle import StudyRequest
@@ -47,8 +50,9 @@ def _space_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage",
         metavar="URL",
-        help="Optuna storage: journal:PATH (a journal file) or any SQLAlchemy URL (default: the journal file "
-        "optuna.journal beside the MLflow store); postgresql://host/db to share a study between machines",
+        help="Optuna storage: journal:PATH (a journal file) or any SQLAlchemy URL (default: $HARNESS_STORAGE, "
+        "which keeps a password out of the process list, else the journal file optuna.journal beside the MLflow "
+        "store); postgresql://host/db to share a study between machines",
     )
     p.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     p.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
@@ -101,7 +105,10 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     )
     wk.add_argument("study", help="study name, e.g. mnist-cnn-tpe")
     wk.add_argument(
-        "--storage", required=True, metavar="URL", help="the study's Optuna storage (journal:PATH or SQLAlchemy URL)"
+        "--storage",
+        metavar="URL",
+        help="the study's Optuna storage (journal:PATH or SQLAlchemy URL; default: $HARNESS_STORAGE, which keeps "
+        "a password out of the process list)",
     )
     wk.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR, else the study's)")
     wk.add_argument("--prices", help="price table YAML (default: the study's, else the shipped one)")
@@ -109,7 +116,8 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     wk.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
     wk.add_argument(
         "--tracking-uri",
-        help="MLflow tracking URI (default: the one the study was created with)",
+        help="MLflow tracking URI (default: $HARNESS_TRACKING_URI, else the one the study was created with; a "
+        "password in it is not stored in the study, so such a URI must come from one of these two)",
     )
 
     cmp = sub.add_parser(
@@ -165,6 +173,7 @@ def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -
     """The StudyRequest both `study` and `compare-samplers` build from their shared options."""
     from harness.config import parse_cli_overrides
     from harness.studies._lifecycle import StudyRequest
+    from harness.studies._storage import STORAGE_ENV
 
     interval, grace = _heartbeat(args)
     return StudyRequest(
@@ -173,7 +182,7 @@ def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -
         scale=args.scale,
         overrides=parse_cli_overrides(args.set),
         parallel=args.parallel,
-        storage=args.storage,
+        storage=args.storage or os.environ.get(STORAGE_ENV) or None,
         tracking_uri=args.tracking_uri,
         data_dir=args.data_dir,
         prices=args.prices,
@@ -207,12 +216,17 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from harness.errors import UserError
+    from harness.studies._storage import STORAGE_ENV, TRACKING_ENV
     from harness.studies._study import run_attached_worker
 
+    storage = args.storage or os.environ.get(STORAGE_ENV)
+    if not storage:
+        raise UserError(f"worker needs the study's storage: --storage URL or ${STORAGE_ENV}, but got neither")
     return run_attached_worker(
         args.study,
-        args.storage,
-        args.tracking_uri,
+        storage,
+        args.tracking_uri or os.environ.get(TRACKING_ENV),
         args.data_dir,
         args.prices,
         label=args.label,
@@ -255,4 +269,4 @@ def _report(name: str, out: str, tracking_uri: str | None, command_line: str) ->
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    print(redact_text(line), flush=True)  # a trial's error or a driver's message may quote a URI

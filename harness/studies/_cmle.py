@@ -56,13 +56,12 @@ error or a warning (``SearchSpace.notes``), never silently dropped.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
-from harness.config import coerce
+from harness.config import coerce, load_yaml
 from harness.errors import ConfigError
 from harness.studies._samplers import check_pruner
 from harness.studies._space import (
@@ -396,8 +395,8 @@ def _categorical_value(name: str, label: str, where: str) -> Any:
     except ConfigError:
         pass
     try:  # "0.5", "[3, 3, 3]": a YAML scalar or list
-        return coerce(name, yaml.safe_load(label), where)
-    except (ConfigError, yaml.YAMLError):
+        return coerce(name, load_yaml(label, where), where)
+    except ConfigError:
         known = f" (harness maps {', '.join(aliases)} for {name})" if aliases else ""
         raise ConfigError(f"{where}: {label!r} is not a value of config key {name!r}{known}") from None
 
@@ -427,6 +426,6 @@ def _number(value: Any, where: str) -> float:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}: expected a number, but got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, but got {value!r}")
     return float(value)

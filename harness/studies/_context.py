@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness._secrets import hides_secret
 from harness.errors import UserError
 from harness.studies._samplers import SamplerSpec, build_pruner
 from harness.studies._settings import ATTR, StudySettings
@@ -119,6 +120,11 @@ def attach(
         pruner=build_pruner(pruner, resolved.base),
     )
     uri = tracking_uri or settings.tracking_uri
+    if not tracking_uri and hides_secret(uri):
+        raise UserError(
+            f"study {name!r} logs to {uri}, whose password is not stored in the study; pass --tracking-uri "
+            "with the password, or set $HARNESS_TRACKING_URI to it"
+        )
     if not tracking_uri and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise UserError(
             f"study {name!r} logs to {uri}, which is not on this machine; pass --tracking-uri with a tracking "

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import load_mapping
-from harness.errors import ConfigError
+from harness.config import load_mapping, read_config_text
 from harness.studies._native import parse_native
 from harness.studies._space import SearchSpace
 
 
 def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"search space {path}: cannot read it ({exc.strerror})") from None
+    return read_config_text(path, "search space")
 
 
 def load_space(path: str | Path) -> SearchSpace:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from harness._secrets import redact_text, redact_uri
 from harness.errors import RunFailed, UserError
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
 from harness.studies._formats import load_space
@@ -27,7 +30,9 @@ from harness.studies._storage import (
     storage_kind,
 )
 from harness.studies._trials import tally
-from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags, study_experiment
+from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags, owner_tags, study_experiment
+
+SETTINGS_WAIT_S = 120  # how long a second process waits for the study creator to record its parent run
 
 Progress = Callable[[str], None]
 
@@ -99,6 +104,8 @@ def plan_study(request: StudyRequest) -> Plan:
             raise UserError(f"--trials must be >= 1, but got {request.trials}")
         budget = dataclasses.replace(budget, max_trials=request.trials)
     if request.max_failed is not None:
+        if request.max_failed < 1:  # 0 would stop the study before its first trial
+            raise UserError(f"--max-failed must be >= 1, but got {request.max_failed}")
         budget = dataclasses.replace(budget, max_failed=request.max_failed)
     if budget.max_parallel is not None and request.parallel > budget.max_parallel:
         raise UserError(
@@ -127,13 +134,15 @@ def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:
         budget=dataclasses.asdict(plan.budget),
         heartbeat_interval=r.heartbeat_interval,
         grace_period=r.grace_period,
-        tracking_uri=plan.tracker.uri,
+        # stored in the study for every worker, so without its password: workers get the real URI from
+        # --tracking-uri or $HARNESS_TRACKING_URI (run_processes sets it for its own)
+        tracking_uri=plan.tracker.display_uri,
         mlflow_experiment=study_experiment(plan.space.name),
         parent_run_id=parent_run_id,
         fingerprint=plan.resolved.fingerprint(),
         data_dir=str(Path(r.data_dir).resolve()) if r.data_dir else None,
         prices=str(Path(r.prices).resolve()) if r.prices else None,
-        command=r.command,
+        command=redact_text(r.command),
     )
 
 
@@ -145,22 +154,37 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
     handler.progress = progress
     r = plan.request
     storage = open_storage(plan.url, r.heartbeat_interval, r.grace_period, on_stale=handler)
-    study = optuna.create_study(
+    # Exactly one process creates the study (the storage refuses a second create); only that one
+    # opens the MLflow parent run. A process that finds the study already there waits for the
+    # creator's settings, so two commands started at once share one parent run.
+    create = functools.partial(
+        optuna.create_study,
         storage=storage,
         study_name=plan.name,
         direction=plan.resolved.direction,
-        load_if_exists=True,
         sampler=plan.sampler.build(plan.space),
         pruner=build_pruner(plan.pruner, plan.resolved.base),
     )
+    try:
+        study, created = create(load_if_exists=False), True
+    except optuna.exceptions.DuplicatedStudyError:
+        study, created = create(load_if_exists=True), False
     tracker = plan.tracker
     handler.tracker = tracker
+    for orphan in tracker.end_orphans():
+        progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")
     raw = study.user_attrs.get(ATTR)
+    deadline = time.monotonic() + SETTINGS_WAIT_S
+    while raw is None and not created and time.monotonic() < deadline:
+        time.sleep(0.5)
+        raw = study.user_attrs.get(ATTR)
     if raw is not None:
         old = StudySettings.from_attr(raw, f"study {plan.name!r}")
         _check_resume(plan, old, study)
         settings = dataclasses.replace(
             old,
+            tracking_uri=redact_uri(old.tracking_uri),  # a study stored before passwords were masked
+            command=redact_text(old.command),
             budget=dataclasses.asdict(plan.budget),
             heartbeat_interval=r.heartbeat_interval,
             grace_period=r.grace_period,
@@ -168,8 +192,9 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
         )
         tracker.client.update_run(settings.parent_run_id, status="RUNNING")
         parent = RunHandle(tracker.client, settings.parent_run_id)
+        parent.set_tags(owner_tags())  # this process now answers for the RUNNING parent
         resumes = int(tracker.client.get_run(settings.parent_run_id).data.tags.get("harness.resumed", "0")) + 1
-        parent.set_tags({"harness.resumed": str(resumes), "harness.command.resume": r.command})
+        parent.set_tags({"harness.resumed": str(resumes), "harness.command.resume": redact_text(r.command)})
         resumed = True
     else:
         exp_id = tracker.experiment_id(study_experiment(plan.space.name))
@@ -236,7 +261,8 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
         "harness.sampler": plan.sampler.name,
         "harness.sampler_seed": str(plan.sampler.seed),
         "harness.pruner": plan.pruner.name,
-        "harness.command": plan.request.command,
+        "harness.command": redact_text(plan.request.command),
+        **owner_tags(),
         "optuna.study": plan.name,
         "optuna.storage_kind": storage_kind(plan.url),
         "optuna.storage": redact(plan.url),
@@ -303,7 +329,7 @@ def parent_run(tracker: Tracker, run_id: str) -> Iterator[None]:
         status = "KILLED"
         raise
     except BaseException as exc:
-        tracker.client.set_tag(run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
+        tracker.client.set_tag(run_id, "error", redact_text(f"{type(exc).__name__}: {exc}")[:5000])
         raise
     finally:
         tracker.client.set_terminated(run_id, status=status)

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 
 from harness import interrupts
+from harness._secrets import hides_secret
 from harness.errors import UserError
 from harness.studies._context import StudyContext
-from harness.studies._storage import redact
+from harness.studies._storage import STORAGE_ENV, TRACKING_ENV, redact
 from harness.studies._trials import fail_orphans, fail_stale, tally
 
 Progress = Callable[[str], None]
@@ -40,22 +41,16 @@ def gpu_ids() -> list[str]:
 
 
 def worker_command(ctx: StudyContext, label: str, finalize_study: bool = False) -> list[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness",
-        "worker",
-        ctx.name,
-        "--storage",
-        ctx.url,
-        "--tracking-uri",
-        ctx.tracker.uri,
-        "--label",
-        label,
-    ]
+    """The argv of a worker process: no storage or tracking URI (they may hold a password; see worker_env)."""
+    cmd = [sys.executable, "-m", "harness", "worker", ctx.name, "--label", label]
     if not finalize_study:
         cmd.append("--no-finalize")
     return cmd
+
+
+def worker_env(ctx: StudyContext) -> dict[str, str]:
+    """The study's storage and tracking URIs, unredacted, for a worker process's environment."""
+    return {STORAGE_ENV: ctx.url, TRACKING_ENV: ctx.tracker.uri}
 
 
 def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str | None, prices: str | None) -> None:
@@ -64,7 +59,7 @@ def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str |
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for i in range(k):
         label = f"w{i + 1}/{k}"
-        env = dict(os.environ)
+        env = {**os.environ, **worker_env(ctx)}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         elif "TF_NUM_INTRAOP_THREADS" not in env:  # CPU only: share the cores instead of oversubscribing them
@@ -79,7 +74,7 @@ def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str |
     progress(
         f"{k} worker processes"
         + (f", GPUs {', '.join(gpus[i % len(gpus)] for i in range(k))}" if gpus else "")
-        + f": {' '.join(worker_command(ctx, 'wK/K'))}"
+        + f": {' '.join(worker_command(ctx, 'wK/K'))} (storage and tracking URI in ${STORAGE_ENV}, ${TRACKING_ENV})"
     )
     interrupted = False
     try:
@@ -116,7 +111,10 @@ def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
 
 def wait_for_workers(ctx: StudyContext, progress: Progress) -> None:
     """``--parallel 0``: no local worker; wait for workers elsewhere to spend the budget."""
-    progress(f"waiting for workers: harness worker {ctx.name} --storage {redact(ctx.url)}")
+    if hides_secret(ctx.url):  # the real URL has a password: tell the user where to put it, not what it is
+        progress(f"waiting for workers: {STORAGE_ENV}=<the storage URL> harness worker {ctx.name}")
+    else:
+        progress(f"waiting for workers: harness worker {ctx.name} --storage {redact(ctx.url)}")
     while True:
         interrupts.check()
         fail_stale(ctx.study)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import inspect
+import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +33,8 @@ _SAMPLER_CLASSES = {
 _PRUNER_CLASSES = {"none": "NopPruner", "median": "MedianPruner", "hyperband": "HyperbandPruner"}
 _EXTRA_DEPENDENCY = {"gp": ("torch", "pip install torch"), "cmaes": ("cmaes", "pip install cmaes")}
 _SET_BY_HARNESS = {"seed", "search_space"}
+# Optuna options whose lower bound its constructors do not check (a bad value fails later, in every trial)
+_MINIMUM = {"reduction_factor": 2, "interval_steps": 1, "n_ei_candidates": 1, "n_min_trials": 1}
 
 
 def _plain_options(cls: type) -> dict[str, Any]:
@@ -57,7 +61,56 @@ def _checked_options(cls: type, options: Any, what: str, where: str) -> dict[str
             )
         if value is not None and not isinstance(value, bool | int | float | str):
             raise ConfigError(f"{where}: {what} option {key!r} expects a number, bool or string, but got {value!r}")
-    return {str(k): v for k, v in options.items()}
+        _check_like_default(cls, key, value, valid[key], f"{where}: {what} option {key!r}")
+    checked = {str(k): v for k, v in options.items()}
+    _try_construct(cls, checked, f"{where}: {what} options")
+    return checked
+
+
+def _annotated_kinds(cls: type, key: str) -> set[str]:
+    """The plain types an option's annotation allows: ``"int | None"`` -> {"int", "None"}."""
+    annotation = inspect.signature(cls).parameters[key].annotation
+    if annotation is inspect.Parameter.empty:
+        return set()
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    return {part.strip() for part in text.split("|")}
+
+
+def _check_like_default(cls: type, key: str, value: Any, default: Any, where: str) -> None:
+    """A value of the kind the option's annotation names: a bool for a bool, a finite integer for an
+    int, not negative where the default is a count or size >= 0 (Optuna checks few of these itself,
+    and a bad one would only fail inside every trial)."""
+    kinds = _annotated_kinds(cls, key)
+    if value is None or not kinds & {"bool", "int", "float"}:
+        return
+    if "bool" in kinds and not kinds & {"int", "float", "str"}:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} expects true or false, but got {value!r}")
+        return
+    numeric = kinds & {"int", "float"}
+    if numeric and not (isinstance(value, str) and "str" in kinds):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(f"{where} expects a finite number, but got {value!r}")
+        if numeric == {"int"} and not isinstance(value, int):
+            raise ConfigError(f"{where} expects an integer, but got {value!r}")
+        nonnegative = isinstance(default, int | float) and not isinstance(default, bool) and default >= 0
+        least = _MINIMUM.get(key, 0 if nonnegative else None)
+        if least is not None and value < least:
+            raise ConfigError(f"{where} expects a number >= {least}, but got {value!r}")
+
+
+def _try_construct(cls: type, options: Mapping[str, Any], where: str) -> None:
+    """Let Optuna's own constructor judge the values now, before a study exists."""
+    if cls.__name__ == "GridSampler":
+        return  # needs the search space; its only plain option is the seed harness sets
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning: not the user's concern here
+            cls(**options)
+    except ImportError:
+        return  # an optional package (torch, cmaes): SamplerSpec.for_space names it
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {cls.__name__} refuses them ({exc})") from None
 
 
 def sampler_class(name: str, where: str) -> type:

@@ -40,6 +40,7 @@ OptunaValue = str | int | float | bool | None
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNERS = ("none", "median", "hyperband")
+MAX_GRID_POINTS = 100_000  # grid sampler: points enumerated (and kept in memory by Optuna)
 NOT_TUNABLE = ("backend", "run.backend", "task", "dataset", "model")  # one worker: one strategy and dataset
 
 
@@ -165,6 +166,19 @@ class ParamSpec:
             return round(value) if self.kind == "int" else value
         return raw
 
+    def grid_count(self) -> int:
+        """How many grid points :meth:`grid_points` would list, counted without listing them."""
+        if self.kind == "categorical":
+            return len(self.choices)
+        if self.grid is not None:
+            return len(self.grid)
+        assert self.low is not None and self.high is not None
+        if self.kind == "int":
+            return (int(self.high) - int(self.low)) // int(self.step or 1) + 1
+        if self.step is not None:
+            return math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        return len(self.grid_points())  # raises: a float without grid points
+
     def grid_points(self) -> list[OptunaValue]:
         """The values the grid sampler visits (Optuna's side)."""
         if self.kind == "categorical":
@@ -271,11 +285,22 @@ class SearchSpace:
         return next(p for p in self.params if p.name == name)
 
     def grid(self) -> dict[str, list[OptunaValue]]:
-        """Optuna name -> grid points; an error names every float without grid points."""
+        """Optuna name -> grid points; an error names every float without grid points.
+
+        The grid is counted before it is built: a wide integer range or a tiny float
+        step would otherwise fill memory before any trial runs.
+        """
+        size = self.grid_size()
+        if size > MAX_GRID_POINTS:
+            counts = ", ".join(f"{p.name} {p.grid_count():,}" for p in self.params)
+            raise ConfigError(
+                f"{self.source}: the grid has {size:,} points ({counts}), more than the {MAX_GRID_POINTS:,} "
+                "the grid sampler will enumerate; give wider steps or fewer grid points, or use random/tpe"
+            )
         return {p.optuna_name: p.grid_points() for p in self.params}
 
     def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.grid().values())
+        return math.prod(p.grid_count() for p in self.params)
 
     def resolve(
         self,

@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness._secrets import redact_text, redact_uri
 from harness._sqlite import use_wal
 from harness.errors import UserError
 
@@ -47,6 +48,10 @@ LEGACY_DEFAULT_FILE = "optuna.db"  # the default until the journal: kept where i
 JOURNAL = "journal"
 HEARTBEAT_INTERVAL_S = 10
 GRACE_PERIOD_S = 60
+# What `--parallel K` hands its `harness worker` processes through the environment, not argv (`ps` shows
+# argv to every user); a worker on another machine may set them too, instead of --storage/--tracking-uri.
+STORAGE_ENV = "HARNESS_STORAGE"
+TRACKING_ENV = "HARNESS_TRACKING_URI"
 _local_locks: dict[str, threading.Lock] = {}
 
 
@@ -97,10 +102,10 @@ def _parsed(url: str) -> Any:
 
     try:
         return sqlalchemy.engine.make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise UserError(
-            f"--storage: {url!r} is neither a journal file (journal:PATH, PATH.journal) nor a SQLAlchemy URL "
-            "(e.g. sqlite:///optuna.db, postgresql://host/db)"
+            f"--storage: {redact_uri(url)!r} is neither a journal file (journal:PATH, PATH.journal) nor a "
+            "SQLAlchemy URL (e.g. sqlite:///optuna.db, postgresql://host/db)"
         ) from None
 
 
@@ -117,10 +122,10 @@ def is_local_file(url: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """The URL with any password masked, for logs and tags."""
-    if journal_path(url) is not None:
-        return url
-    return str(_parsed(url).render_as_string(hide_password=True))
+    """The URL with any password masked (also ``?password=``), for logs, tags and files."""
+    if journal_path(url) is None:
+        _parsed(url)  # not a URL at all: refused, as everywhere else (with the password masked)
+    return redact_uri(url)
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -162,7 +167,8 @@ def open_storage(
                 heartbeat_stale_trial_callback=on_stale,
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
-        raise UserError(f"--storage {redact(url)}: cannot open it ({type(exc).__name__}: {exc})"[:2000]) from None
+        why = redact_text(f"{type(exc).__name__}: {exc}")  # a driver's message may quote the URL
+        raise UserError(f"--storage {redact(url)}: cannot open it ({why})"[:2000]) from None
     if kind == "sqlite":
 
         @sqlalchemy.event.listens_for(storage.engine, "connect")

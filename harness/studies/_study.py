@@ -61,7 +61,7 @@ def run_study(
     ctx, resumed = open_study(plan, progress)
     if not is_local_file(ctx.url) and ctx.tracker.uri.startswith("sqlite:///"):
         progress(
-            f"note: workers on other machines log to {ctx.tracker.uri}; give them (and this command) "
+            f"note: workers on other machines log to {ctx.tracker.display_uri}; give them (and this command) "
             "--tracking-uri of an MLflow server or database they all reach"
         )
     t = tally(ctx.study.get_trials(deepcopy=False))
@@ -69,7 +69,8 @@ def run_study(
         f"study {ctx.name} ({'resumed' if resumed else 'new'}): sampler {plan.sampler.name} seed "
         f"{plan.sampler.seed}, pruner {plan.pruner.name}, {plan.resolved.experiment.label}, objective "
         f"{plan.resolved.objective.final_key} ({plan.resolved.direction}); {t.used}/{plan.budget.max_trials} trials "
-        f"so far; storage {redact(ctx.url)}; MLflow parent run {ctx.settings.parent_run_id} in {ctx.tracker.uri}"
+        f"so far; storage {redact(ctx.url)}; MLflow parent run {ctx.settings.parent_run_id} "
+        f"in {ctx.tracker.display_uri}"
     )
     with parent_run(ctx.tracker, ctx.settings.parent_run_id):
         sweep_runs(ctx)
@@ -132,7 +133,9 @@ def run_attached_worker(
     )
     runner.prepare(ctx.resolved, progress)
     prefix = f"[{label}] " if label else ""
-    progress(f"{prefix}worker {os.getpid()} joined study {ctx.name} ({redact(ctx.url)}), MLflow {ctx.tracker.uri}")
+    progress(
+        f"{prefix}worker {os.getpid()} joined study {ctx.name} ({redact(ctx.url)}), MLflow {ctx.tracker.display_uri}"
+    )
     result = run_worker(ctx, runner, progress, label)
     progress(f"{prefix}worker done ({result.stop}): ran {len(result.trials)} trials")
     if result.stop == "max_failed":

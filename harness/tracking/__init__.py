@@ -11,11 +11,13 @@ from harness.tracking._mlflow import (
 )
 from harness.tracking._names import ladder_experiment, quote, study_experiment
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
+from harness.tracking._sweep import Orphan, owner_tags, sweep
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
     "JsonlSink",
     "MetricSink",
+    "Orphan",
     "RunHandle",
     "RunKilled",
     "TensorBoardSink",
@@ -23,8 +25,10 @@ __all__ = [
     "environment_tags",
     "git_commit",
     "ladder_experiment",
+    "owner_tags",
     "quote",
     "resolve_tracking_uri",
     "study_experiment",
+    "sweep",
     "versions",
 ]

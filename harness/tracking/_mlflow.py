@@ -7,6 +7,7 @@ Uses ``MlflowClient`` with an explicit tracking URI rather than MLflow's global
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import tempfile
@@ -16,12 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from harness._sqlite import use_wal
+from harness._secrets import redact_text, redact_uri
+from harness._sqlite import create_once
+from harness.errors import UserError
+from harness.tracking._sweep import Orphan, owner_tags, sweep
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# the stores MLflow's client can open (a +driver suffix, e.g. postgresql+psycopg2, is allowed)
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "file", "databricks")
 _BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 
@@ -32,6 +39,12 @@ def resolve_tracking_uri(uri: str | None) -> str:
     ``harness report`` from the same directory find the same store.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    scheme, sep, _ = uri.partition("://")
+    if sep and scheme.split("+")[0].lower() not in TRACKING_SCHEMES:
+        raise UserError(
+            f"tracking URI {redact_uri(uri)!r}: unknown scheme {scheme!r}; expected one of "
+            f"{', '.join(TRACKING_SCHEMES)} (e.g. sqlite:///mlflow.db or http://127.0.0.1:5000)"
+        )
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
     return uri
@@ -52,13 +65,34 @@ class Tracker:
         self._client: MlflowClient | None = None
 
     @property
+    def display_uri(self) -> str:
+        """The URI to show in output, tags and files: any password masked (the real one connects)."""
+        return redact_uri(self.uri)
+
+    @property
     def client(self) -> MlflowClient:
         """Created on first use, so that a command refused for bad input leaves no store behind."""
         if self._client is None:
+            # MLflow sets its loggers up when first imported: after that, keep its INFO lines ("Creating
+            # initial MLflow database tables") out of the output, and its store errors, which it logs
+            # with a traceback and then raises: harness reports them in one line
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
             if self.uri.startswith("sqlite:///"):
-                use_wal(Path(self.uri.removeprefix("sqlite:///")))
+                create_once(Path(self.uri.removeprefix("sqlite:///")), self._build_sqlite)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
+
+    def _build_sqlite(self, path: Path) -> None:
+        """MLflow's schema in a new SQLite file (``create_once`` renames it into place when complete)."""
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = SqlAlchemyStore(f"sqlite:///{path}", local_artifact_root(self.uri))
+        store.engine.dispose()  # no connection left open on the temporary name
+
+    def end_orphans(self) -> list[Orphan]:
+        """End KILLED this host's RUNNING runs whose process is gone (killed with -9, out of memory)."""
+        return [orphan for orphan in sweep(self.client) if orphan.ended]
 
     def experiment_id(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -66,7 +100,13 @@ class Tracker:
             return str(exp.experiment_id)
         root = local_artifact_root(self.uri)
         location = f"{root}/{name.replace('/', '-')}" if root else None
-        return str(self.client.create_experiment(name, artifact_location=location))
+        try:
+            return str(self.client.create_experiment(name, artifact_location=location))
+        except MlflowException:
+            exp = self.client.get_experiment_by_name(name)  # another process created it meanwhile
+            if exp is None:
+                raise
+            return str(exp.experiment_id)
 
     @contextlib.contextmanager
     def run(
@@ -77,7 +117,11 @@ class Tracker:
         parent: RunHandle | None = None,
     ) -> Iterator[RunHandle]:
         """A run that ends FINISHED on success, KILLED on Ctrl-C/SIGTERM/pruning, FAILED on error."""
-        all_tags = {MLFLOW_RUN_NAME: name, **(tags or {})}
+        all_tags = {
+            MLFLOW_RUN_NAME: name,
+            **owner_tags(),  # who can end it: `harness runs clean` ends it KILLED if this process dies unseen
+            **{k: redact_text(str(v)) for k, v in (tags or {}).items()},
+        }
         if parent is not None:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent.run_id
         run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
@@ -90,10 +134,17 @@ class Tracker:
             status = RunStatus.to_string(RunStatus.KILLED)
             raise
         except BaseException as exc:
-            handle.set_tags({"error": f"{type(exc).__name__}: {exc}"[:5000]})
+            # the store itself may be what failed (a full disk): the original error is the one to see
+            with contextlib.suppress(Exception):
+                handle.set_tags({"error": f"{type(exc).__name__}: {exc}"[:5000]})  # set_tags redacts it
             raise
         finally:
-            self.client.set_terminated(handle.run_id, status=status)
+            try:
+                self.client.set_terminated(handle.run_id, status=status)
+            except Exception:
+                # left RUNNING; the next `harness runs clean` (or ladder/study start) on this host ends it
+                if status == RunStatus.to_string(RunStatus.FINISHED):
+                    raise
 
 
 class RunKilled(Exception):
@@ -108,12 +159,13 @@ class RunHandle:
         self.run_id = run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        items = [Param(str(k), str(v)) for k, v in params.items()]
+        # a URI with a password (a data source, an override) is logged with the password masked
+        items = [Param(str(k), redact_text(str(v))) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's per-call param limit
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(str(k), redact_text(str(v))) for k, v in tags.items()])
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
