@@ -170,7 +170,7 @@ def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
         tmp_path,
         "kill",
         "lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.003, 0.01, 0.03]}\n",
-        iterations=600,
+        iterations=1200,  # trials long enough to be caught mid-way even on a busy machine
         budget="{max_trials: 3}",
     )
     logs = {k: tmp_path / f"{k}.log" for k in ("study", "a", "b")}
