@@ -126,9 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
     ui.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
-    ui.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
-    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     _add_tracking(ui)
 
     from harness.studies import _cli as study_cli
@@ -147,7 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     _add_tracking(clean)
 
-    bench = sub.add_parser("bench", help="benchmarks (see `nox -s bench`)")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks (see `nox -s bench`); `bench hardware`: throughput, time to accuracy and cost per backend",
+        epilog="examples: harness bench --only e --data-dir ../shared/data; "
+        "harness bench hardware --experiments mnist-speed,resnet50 --backends cpu --data-dir ../shared/data",
+    )
+    bench.add_argument(
+        "suite",
+        nargs="?",
+        choices=["hardware"],
+        help="hardware: experiments x backends x batch sizes, each measurement an MLflow run (default: the "
+        "harness-overhead sections a-e)",
+    )
     bench.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
     bench.add_argument("--out", default="results/bench", help="output directory")
     bench.add_argument("--quick", action="store_true", help="few steps, to check the benchmark runs")
@@ -156,6 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure only these sections again, e.g. d or a,study-overhead (a overhead, b throughput, "
         "c time-to-accuracy, d study-overhead, e yolo); the others are kept from the bench.json in --out",
     )
+    hw = bench.add_argument_group("bench hardware")
+    hw.add_argument(
+        "--experiments", help="comma list (default all): mnist-bn, mnist-speed, planesnet-cnn, yolo-17, resnet50"
+    )
+    hw.add_argument("--backends", help="comma list of backends (default: cpu, plus gpu and multi-gpu where present)")
+    hw.add_argument("--batch-sizes", help="comma list (default: each experiment's own); the learning rate is kept")
+    hw.add_argument(
+        "--precision",
+        choices=["float32", "mixed_float16", "mixed_bfloat16"],
+        default="float32",
+        help="Keras dtype policy of every measurement (default float32)",
+    )
+    hw.add_argument("--repeats", type=int, default=5, help="repetitions per row (default 5)")
+    hw.add_argument("--windows", type=int, default=5, help="timed windows per throughput run (default 5)")
+    hw.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
+    _add_tracking(bench)
+
+    rh = rep_sub.add_parser("bench-hardware", help="the tables of a `harness bench hardware` run")
+    rh.add_argument("--run", help="parent run id (default: the latest finished one)")
+    rh.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
+    _add_tracking(rh)
     return parser
 
 
@@ -226,6 +257,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.studies import _cli as study_cli
 
         return study_cli.dispatch(args, command_line)
+    if args.command == "report" and args.kind == "bench-hardware":
+        return _report_hardware(args.run, args.out, args.tracking_uri, command_line)
     if args.command == "report":
         return _report(
             args.ladder,
@@ -251,6 +284,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         os.environ["MLFLOW_BACKEND_STORE_URI"] = uri
         print("$", f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact_uri(uri))}", shlex.join(cmd))
         os.execv(sys.executable, cmd)
+    if args.command == "bench" and args.suite == "hardware":
+        return _bench_hardware(args, command_line)
     if args.command == "bench":
         from harness.bench import parse_sections, run_benchmarks
 
@@ -306,6 +341,49 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
         name = f"{ladder.name}_ladder{scale}_rungs_" + re.sub(r"[^0-9A-Za-z.-]+", "_", ladder.selected).strip("_")
         report_cmd += f" --name {name}"
     return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd, name=name)
+
+
+def _bench_hardware(args: argparse.Namespace, command_line: str) -> int:
+    from harness.bench import HardwareRequest, backends_arg, parse_batch_sizes, parse_experiments, run_hardware
+    from harness.tracking import Tracker
+
+    if args.only:
+        raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
+    quick = args.quick
+    request = HardwareRequest(
+        experiments=parse_experiments(args.experiments),
+        backends=backends_arg(args.backends),
+        batch_sizes=parse_batch_sizes(args.batch_sizes),
+        precision=args.precision,
+        repeats=1 if quick else args.repeats,
+        windows=2 if quick else args.windows,
+        quick=quick,
+        data_dir=args.data_dir,
+        prices=args.prices,
+        command=command_line,
+    )
+    tracker = Tracker(args.tracking_uri)
+    run_id = run_hardware(request, tracker)
+    return _report_hardware(run_id, args.out, tracker.uri, f"harness report bench-hardware --run {run_id}")
+
+
+def _report_hardware(run_id: str | None, out: str, uri: str | None, command_line: str) -> int:
+    from harness.report import hardware_report, write_hardware
+    from harness.tracking import Tracker
+
+    report = hardware_report(Tracker(uri), run_id)
+    narrow = ["experiment", "backend", "batch", "reps", "examples/s, median [min, max]", "compile s"]
+    if len(report.throughput):
+        print(report.throughput[narrow].to_string(index=False))
+    if len(report.time_to_accuracy):
+        print(
+            report.time_to_accuracy[
+                ["experiment", "backend", "batch", "reached", "time to target s, median [min, max]"]
+            ].to_string(index=False)
+        )
+    for path in write_hardware(report, Path(out), command_line):
+        print(f"wrote {path}")
+    return 0
 
 
 def _report(

@@ -15,6 +15,7 @@ import pytest
 from helpers import store_runs
 from mlflow.tracking import MlflowClient
 
+import harness.ladders
 from harness.cli import main
 from harness.ladders import load_ladder
 
@@ -199,7 +200,10 @@ def test_nan_run_ends_failed_and_exits_1(
 def test_ladders_lists_every_shipped_ladder(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ladders"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert names == ["census", "mnist", "planesnet", "yolo"]
+    shipped = [
+        p.removesuffix(".yaml") for p in sorted(f.name for f in Path(harness.ladders.__file__).parent.glob("*.yaml"))
+    ]
+    assert names == shipped and {"mnist", "planesnet", "yolo", "census"} <= set(names)
 
 
 def test_vary_runs_every_rung_per_value_and_reports_per_variant(

@@ -108,3 +108,32 @@ def test_learning_rate_schedule_is_the_talks() -> None:
     assert cfg.learning_rate(0) == pytest.approx(0.0031)
     assert cfg.learning_rate(2000) == pytest.approx(0.0001 + 0.003 / math.e)
     assert config_from({"lr0": 0.005}).learning_rate(5000) == 0.005  # lr2 = 0: constant
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"schedule": "warmup_cosine", "lr0": 0.01, "lr1": 0.0005, "warmup": 0.25, "iterations": 400},
+        {"schedule": "warmup_cosine", "lr0": 0.01, "warmup": 0.0, "iterations": 300},
+        {"lr0": 0.003, "lr1": 0.0001, "lr2": 2000},
+    ],
+)
+def test_logged_learning_rate_is_the_one_keras_trains_with(overrides: dict[str, object]) -> None:
+    from harness.train import learning_rate
+
+    cfg = config_from({**overrides, "eval_every": 100})
+    schedule = learning_rate(cfg.optim, cfg.run.iterations)
+    for step in (0, 1, 50, 99, 100, 101, 250, cfg.run.iterations - 1, cfg.run.iterations, cfg.run.iterations + 50):
+        keras_lr = float(schedule(step)) if callable(schedule) else schedule
+        assert cfg.learning_rate(step) == pytest.approx(keras_lr, rel=1e-5, abs=1e-9), step  # float32 in Keras
+
+
+def test_one_cycle_peaks_at_lr0_and_ends_at_its_floor() -> None:
+    cfg = config_from({"schedule": "warmup_cosine", "lr0": 0.02, "lr1": 0.001, "warmup": 0.2, "iterations": 500})
+    assert cfg.learning_rate(0) == pytest.approx(0.001)
+    assert cfg.learning_rate(100) == pytest.approx(0.02)
+    assert cfg.learning_rate(500) == pytest.approx(0.001)
+    with pytest.raises(ConfigError, match="lr1 must be below lr0"):
+        config_from({"schedule": "warmup_cosine", "lr0": 0.01, "lr1": 0.01})
+    with pytest.raises(ConfigError, match=r"warmup must be a fraction .* but got warmup=1.5"):
+        config_from({"schedule": "warmup_cosine", "warmup": 1.5})

@@ -87,8 +87,9 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
         (b"a: &a [1, *a]\n", r"an alias refers to itself"),
         (b"a: " + b"[" * 200 + b"]" * 200 + b"\n", r"nested too deeply"),
         (b"a: " + b"x" * (MAX_CONFIG_BYTES + 10) + b"\n", r"larger than 1,048,576 bytes"),
+        (b"a: 1\nb: 2026-13-01\n", r"line 2: '2026-13-01' is not a valid date \(month must be in 1..12\)"),
     ],
-    ids=["latin1", "binary", "duplicate", "alias-bomb", "alias-cycle", "deep", "huge"],
+    ids=["latin1", "binary", "duplicate", "alias-bomb", "alias-cycle", "deep", "huge", "bad-date"],
 )
 def test_bad_config_files_are_refused_fast_naming_the_file(
     tmp_path: Path, kind: str, content: bytes, message: str

@@ -116,7 +116,7 @@ def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
     assert (planes.tier.name, planes.tier.backend, planes.tier.machines) == (
         "CUSTOM/complex_model_m_v100",
         "multi-gpu",
-        ("gpu:V100 x4",),
+        ("cpu:n1-standard-16 + gpu:V100 x4",),  # one machine: its host VM and 4 GPUs
     )
     assert planes.param("lr2").grid_points()[:2] == [800, 801]  # INTEGER: every value is a grid point
 
@@ -331,6 +331,44 @@ def test_tuning_a_key_the_experiments_model_does_not_use_is_refused_when_resolve
         "(tuning mnist:softmax@standard: mlp model): key 'filter_sizes' is not used by model 'mlp'; "
         "it is a parameter of model cnn"
     )
+
+
+@pytest.mark.parametrize(
+    ("tier", "backend", "machines"),
+    [
+        ("scaleTier: BASIC", "cpu", ("cpu:n1-standard-4",)),
+        ("scaleTier: BASIC_GPU", "gpu", ("cpu:n1-standard-8 + gpu:K80 x1",)),
+        ("scaleTier: BASIC_TPU", "tpu", ("cpu:n1-standard-4", "tpu:v2-8")),  # the TPU, not the master VM
+        ("scaleTier: PREMIUM_1", "cpu", ("cpu:n1-highcpu-16",) * 20 + ("cpu:n1-highmem-8",) * 11),
+        ("scaleTier: CUSTOM\n  masterType: cloud_tpu", "tpu", ("tpu:v2-8",)),
+        (
+            "scaleTier: CUSTOM\n  masterType: standard\n  workerType: cloud_tpu\n  workerCount: 1",
+            "cpu",  # trials run on the master
+            ("cpu:n1-standard-4", "tpu:v2-8"),
+        ),
+        (
+            "scaleTier: CUSTOM\n  masterType: n1-standard-8\n"
+            "  masterConfig: {acceleratorConfig: {type: NVIDIA_TESLA_T4, count: 2}}",
+            "multi-gpu",
+            ("cpu:n1-standard-8 + gpu:T4 x2",),
+        ),
+        (  # acceleratorConfig replaces the machine type's own GPUs, keeps its host VM
+            "scaleTier: CUSTOM\n  masterType: complex_model_m_gpu\n"
+            "  masterConfig: {acceleratorConfig: {type: NVIDIA_TESLA_V100}}",
+            "gpu",
+            ("cpu:n1-standard-16 + gpu:V100 x1",),
+        ),
+    ],
+)
+def test_cmle_tiers_and_machine_types_map_to_price_table_rows(
+    tier: str, backend: str, machines: tuple[str, ...]
+) -> None:
+    from harness.hardware import load_prices, price_per_hour
+
+    space = parse_space(CMLE_OK.replace("scaleTier: BASIC", tier), "job.yaml")
+    assert space.tier is not None and (space.tier.backend, space.tier.machines) == (backend, machines)
+    prices = load_prices()
+    assert all(price_per_hour(m, prices) is not None for m in machines)  # every part is a row
 
 
 def test_cmle_integer_on_a_float_key_and_log_scale_need_positive_bounds() -> None:

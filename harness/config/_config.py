@@ -67,8 +67,15 @@ class Config:
         return section
 
     def learning_rate(self, step: int) -> float:
-        """The talk's schedule in plain Python (the training loop uses the Keras one)."""
+        """The schedule in plain Python, for the ``lr`` metric (the training loop uses the Keras one)."""
         o = self.optim
+        if o.schedule == "warmup_cosine":
+            warmup = int(o.warmup * self.run.iterations)
+            if step < warmup:
+                return o.lr1 + (o.lr0 - o.lr1) * step / warmup
+            done = min(step - warmup, self.run.iterations - warmup) / max(self.run.iterations - warmup, 1)
+            alpha = o.lr1 / o.lr0
+            return o.lr0 * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * done)) + alpha)
         return o.lr0 if o.lr2 == 0 else o.lr1 + o.lr0 * math.exp(-step / o.lr2)
 
     def key_of(self, key: str) -> str:

@@ -19,6 +19,7 @@ from harness.errors import ConfigError
 
 Optimizer = Literal["adam", "sgd"]
 Reduction = Literal["mean", "sum"]
+Schedule = Literal["exp_decay", "warmup_cosine"]
 BACKENDS = "auto, cpu, gpu, multi-gpu, tpu, multiworker, multiworker:N"
 _BACKEND = re.compile(r"auto|cpu|gpu|multi-gpu|tpu|multiworker(?::([1-9][0-9]?))?")
 
@@ -111,18 +112,28 @@ class ModelParams(Named):
 
 @dataclasses.dataclass(frozen=True)
 class OptimParams(Section):
-    """Optimiser and the talk's schedule ``lr(step) = lr1 + lr0 * exp(-step / lr2)``."""
+    """Optimiser and learning-rate schedule.
+
+    ``exp_decay`` is the talk's ``lr(step) = lr1 + lr0 * exp(-step / lr2)``; ``warmup_cosine``
+    is a one-cycle: a linear rise from lr1 to lr0 over ``warmup`` of the run's iterations, then a
+    cosine back down to lr1 at the last iteration (Keras' ``CosineDecay`` with warm-up).
+    """
 
     optimizer: Optimizer = "adam"
-    lr0: float = 0.003  # initial learning rate
+    lr0: float = 0.003  # initial (exp_decay) or peak (warmup_cosine) learning rate
     lr1: float = 0.0  # floor of the decay
-    lr2: float = 0.0  # decay period in steps; 0 = constant lr0
+    lr2: float = 0.0  # exp_decay: decay period in steps; 0 = constant lr0
     loss_reduction: Reduction = "mean"  # "sum" = the loss summed over the batch (the talk's first rung)
+    schedule: Schedule = "exp_decay"
+    warmup: float = 0.2  # warmup_cosine: fraction of the iterations spent rising to lr0
 
     def check(self) -> None:
         check(self.lr0, self.lr0 > 0, "lr0", "> 0")
         check(self.lr1, self.lr1 >= 0, "lr1", ">= 0")
         check(self.lr2, self.lr2 >= 0, "lr2", ">= 0 (0 = constant learning rate)")
+        check(self.warmup, 0 <= self.warmup < 1, "warmup", "a fraction of the iterations in [0, 1)")
+        if self.schedule == "warmup_cosine":
+            check(self.lr1, self.lr1 < self.lr0, "lr1", "below lr0 (the floor of the one-cycle)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -129,6 +129,18 @@ class _Loader(_loader_base()):  # type: ignore[misc]
             seen[key] = key_node.start_mark.line
         return dict(super().construct_mapping(node, deep=deep))
 
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        # an impossible date (2026-13-01) raises a bare ValueError inside PyYAML
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{self.source}: line {node.start_mark.line + 1}: {node.value!r} is not a valid date ({exc})"
+            ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
 
 def _check_size(root: Any, source: str) -> None:
     """Refuse a node graph deeper than MAX_DEPTH or expanding to more than MAX_NODES values.

@@ -6,6 +6,7 @@ from harness.data import (
     _mnist,  # noqa: F401  (registers "mnist")
     _planesnet,  # noqa: F401  (registers "planesnet")
     _scenes,  # noqa: F401  (registers "aerial_synthetic")
+    _synthetic,  # noqa: F401  (registers "synthetic_images")
 )
 from harness.data._aerial import AerialImages, AerialParams, DetectionDataset
 from harness.data._base import (
@@ -19,6 +20,7 @@ from harness.data._base import (
 )
 from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.data._planesnet import PlanesNetParams
+from harness.data._synthetic import SyntheticImagesParams
 from harness.data._tabular import TableColumn, TabularDataset
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "DetectionDataset",
     "PlanesNetParams",
     "Split",
+    "SyntheticImagesParams",
     "TableColumn",
     "TabularDataset",
     "eval_pipeline",

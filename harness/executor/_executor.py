@@ -75,8 +75,10 @@ class Executor:
         prices: str | None = None,
         tensorboard_dir: Path = Path("tensorboard"),
         datasets: Mapping[str, ArrayDataset] | None = None,
+        log_models: bool = True,
     ) -> None:
         self.tracker = tracker
+        self.log_models = log_models  # benchmarks measure speed: their runs skip the saved models
         self.data_dir = data_dir
         self.prices = prices
         self.tensorboard_dir = tensorboard_dir
@@ -129,10 +131,12 @@ class Executor:
         parent: RunHandle | None = None,
         group: str = "",
         extra_sinks: Sequence[MetricSink] = (),
+        on_final: Callable[[dict[str, float]], None] | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> RunOutcome:
         """A new run (child of ``parent``) that ends FINISHED, FAILED or KILLED."""
         with self.tracker.run(experiment_id, name, tags, parent=parent) as handle:
-            return self.execute(handle, experiment_id, name, cfg, group, extra_sinks)
+            return self.execute(handle, experiment_id, name, cfg, group, extra_sinks, on_final, callbacks)
 
     def execute(
         self,
@@ -143,11 +147,13 @@ class Executor:
         group: str = "",
         extra_sinks: Sequence[MetricSink] = (),
         on_final: Callable[[dict[str, float]], None] | None = None,
+        callbacks: Sequence[Any] = (),
     ) -> RunOutcome:
         """Train ``cfg`` inside the open ``run`` and log everything; returns the outcome.
 
         ``on_final`` sees the final metrics before they are logged (a study adds its
-        objective there); it may raise to fail the run.
+        objective there, a benchmark its timings); it may raise to fail the run.
+        ``callbacks`` are extra Keras callbacks for ``fit`` (a benchmark's clocks).
         """
         task = get_task(cfg.task.name)
         data = self.data(cfg)
@@ -164,8 +170,10 @@ class Executor:
         run.log_params(cfg.params())
         run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
         if place.hardware.local_workers:
+            if callbacks:
+                raise ConfigError(f"backend={cfg.run.backend!r} cannot run a benchmark's clocks in its workers")
             return self._execute_on_workers(run, experiment_id, name, cfg, group, extra_sinks, on_final)
-        return self.train_and_log(run, experiment_id, name, cfg, group, extra_sinks, on_final)
+        return self.train_and_log(run, experiment_id, name, cfg, group, extra_sinks, on_final, callbacks)
 
     def _execute_on_workers(
         self,
@@ -239,5 +247,6 @@ class Executor:
         run.log_text(result.summary, "model_summary.txt")
         run.log_figure(task.learning_curve(result.history, f"{group} {name}".strip()), "learning_curve.png")
         run.log_artifact(tb_dir, "tensorboard")
-        log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
+        if self.log_models:
+            log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
         return RunOutcome(run.run_id, final, result.history)

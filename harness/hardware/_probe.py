@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.hardware._backend import _gpu_names, cpu_description
-from harness.hardware._prices import price_per_hour
+from harness.hardware._prices import PriceRow, PriceTable, price_per_hour, price_rows
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -25,6 +25,7 @@ class BackendRow:
     hardware: str  # price-table key
     price_per_hour: float | None
     note: str
+    price_rows: tuple[tuple[PriceRow, int], ...] = ()  # the rows that make the price, each with its count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,13 @@ def _precision(name: str) -> None:
         keras.config.set_dtype_policy(previous)
 
 
-def probe(prices: dict[str, float]) -> MachineReport:
+def _row(backend: str, available: bool, key: str, note: str, prices: PriceTable) -> BackendRow:
+    if not key:
+        return BackendRow(backend, available, key, None, note)
+    return BackendRow(backend, available, key, price_per_hour(key, prices), note, price_rows(key, prices))
+
+
+def probe(prices: PriceTable) -> MachineReport:
     import keras
     import tensorflow as tf
 
@@ -78,44 +85,24 @@ def probe(prices: dict[str, float]) -> MachineReport:
     )
     gpus = _gpu_names(tf)
     devices = (f"CPU: {cpu_description()}", *(f"GPU {i}: {name}" for i, name in enumerate(gpus)))
-    rows = [BackendRow("cpu", True, "cpu", price_per_hour("cpu", prices), "")]
+    rows = [_row("cpu", True, "cpu", "", prices)]
     for backend, need in (("gpu", 1), ("multi-gpu", 2)):
         used = gpus if backend == "multi-gpu" else gpus[:1]
         key = f"gpu:{used[0]} x{len(used)}" if len(gpus) >= need else ""
         note = "" if len(gpus) >= need else f"needs {need}+ GPU(s) visible to TensorFlow; found {len(gpus)}"
-        rows.append(BackendRow(backend, len(gpus) >= need, key, price_per_hour(key, prices) if key else None, note))
+        rows.append(_row(backend, len(gpus) >= need, key, note, prices))
     per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
-    rows.append(
-        BackendRow(
-            "multiworker:N",
-            True,
-            per_worker,
-            price_per_hour(per_worker, prices),
-            "N local worker processes (gRPC on loopback) sharing this machine; its price, once",
-        )
-    )
+    note = "N local worker processes (gRPC on loopback) sharing this machine; its price, once"
+    rows.append(_row("multiworker:N", True, per_worker, note, prices))
     from harness.hardware._backend import tf_config
 
     cluster = tf_config()
-    rows.append(
-        BackendRow(
-            "multiworker",
-            cluster is not None,
-            per_worker if cluster else "",
-            price_per_hour(per_worker, prices) if cluster else None,
-            "TF_CONFIG set: this machine is one worker of its cluster" if cluster else "needs TF_CONFIG",
-        )
-    )
+    note = "TF_CONFIG set: this machine is one worker of its cluster" if cluster else "needs TF_CONFIG"
+    rows.append(_row("multiworker", cluster is not None, per_worker if cluster else "", note, prices))
     tpu = os.environ.get("TPU_NAME") or os.environ.get("TPU_ACCELERATOR_TYPE")
-    rows.append(
-        BackendRow(
-            "tpu",
-            bool(tpu),
-            f"tpu:{os.environ.get('TPU_ACCELERATOR_TYPE', '?')}" if tpu else "",
-            None,
-            "TPU_NAME set: backend=tpu connects to it" if tpu else "no TPU_NAME/TPU_ACCELERATOR_TYPE set",
-        )
-    )
+    key = f"tpu:{os.environ.get('TPU_ACCELERATOR_TYPE', '?')}" if tpu else ""
+    note = "TPU_NAME set: backend=tpu connects to it" if tpu else "no TPU_NAME/TPU_ACCELERATOR_TYPE set"
+    rows.append(_row("tpu", bool(tpu), key, note, prices))
     return MachineReport(
         tensorflow=tf.__version__,
         keras=keras.__version__,
@@ -139,4 +126,12 @@ def render(report: MachineReport) -> str:
     for row in report.backends:
         price = "n/a" if row.price_per_hour is None else f"{row.price_per_hour:.4f}"
         lines.append(f"{row.backend:<10} {'yes' if row.available else 'no':<5} {price:>9}  {row.hardware or row.note}")
+        lines.extend(f"{'':<28}{_cite(priced, count)}" for priced, count in row.price_rows)
     return "\n".join(lines)
+
+
+def _cite(row: PriceRow, count: int) -> str:
+    """Where a price comes from, so that a reader can check it."""
+    times = f"{count} x " if count != 1 else ""
+    said = f"read {row.date} from {row.source}" if row.source else "no source or date given (a flat `key: price` row)"
+    return f"= {times}{row.key} at {row.price:.4f} $/h, {said}"

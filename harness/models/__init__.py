@@ -7,6 +7,7 @@ a model is built.
 from harness.models import (  # noqa: F401  (register their models)
     _cnn,  # "cnn"
     _mlp,  # "mlp"
+    _resnet,  # "resnet50"
     _tabular,  # "linear", "dnn", "wide_deep"
     _yolo,  # "squeezenet", "darknet"
 )
@@ -14,6 +15,7 @@ from harness.models._cnn import CnnParams
 from harness.models._layers import TalkNetParams
 from harness.models._mlp import MlpParams
 from harness.models._registry import create_model, list_models, register_model
+from harness.models._resnet import ResNetParams
 from harness.models._tabular import ColumnStats, DnnParams, LinearParams, TabularSchema, WideDeepParams
 from harness.models._yolo import DarknetParams, SqueezenetParams, YoloHead
 
@@ -24,6 +26,7 @@ __all__ = [
     "DnnParams",
     "LinearParams",
     "MlpParams",
+    "ResNetParams",
     "SqueezenetParams",
     "TabularSchema",
     "TalkNetParams",

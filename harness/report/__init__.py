@@ -1,7 +1,7 @@
 """Reports: comparison tables and figures rebuilt from the tracking store.
 
-``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study`` and
-``_compare`` are the three reports. Their columns come from the task.
+``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study``, ``_compare`` and
+``_hardware`` (the hardware benchmark) are the reports. Ladder and study columns come from the task.
 """
 
 from harness.report._compare import (
@@ -11,6 +11,7 @@ from harness.report._compare import (
     display_compare,
     write_compare_report,
 )
+from harness.report._hardware import HardwareReport, hardware_report, write_hardware
 from harness.report._ladder import (
     LadderReport,
     display_table,
@@ -24,6 +25,7 @@ from harness.report._study import StudyReport, display_study, find_study_run, st
 
 __all__ = [
     "CompareReport",
+    "HardwareReport",
     "LadderReport",
     "StudyReport",
     "compare_report",
@@ -33,11 +35,13 @@ __all__ = [
     "display_table",
     "find_parent_run",
     "find_study_run",
+    "hardware_report",
     "ladder_report",
     "study_report",
     "to_markdown",
     "verdict",
     "write_compare_report",
+    "write_hardware",
     "write_report",
     "write_study_report",
 ]

@@ -38,11 +38,14 @@ Mapping:
 - ``maxTrials`` / ``maxParallelTrials`` / ``maxFailedTrials`` (0 or unset: no limit)
   -> the budget; ``enableTrialEarlyStopping`` -> the median pruner.
 - ``scaleTier`` / ``masterType`` / ``workerCount`` ... -> a backend for each trial and
-  the tier's price at list prices (``harness/hardware/prices.yaml``): BASIC = CPU,
-  BASIC_GPU = one K80, BASIC_TPU = a TPU v2, STANDARD_1 / PREMIUM_1 = CPU clusters
-  (each trial runs on one machine: a warning), CUSTOM = ``masterType`` such as
-  ``standard_p100`` or ``complex_model_m_v100`` (4 x V100), plus workers. A backend this
-  machine lacks falls back to ``auto`` with a warning; costs use the hardware actually used.
+  the tier's price at list prices, host VMs included. What each tier and legacy machine
+  type consists of is data: the ``cmle_tiers`` and ``cmle_machine_types`` sections of
+  ``harness/hardware/prices.yaml``, in rows of its price table. BASIC = CPU, BASIC_GPU =
+  one K80, BASIC_TPU = a TPU v2, STANDARD_1 / PREMIUM_1 = CPU clusters (each trial runs
+  on one machine: a warning), CUSTOM = ``masterType`` such as ``standard_p100`` or
+  ``complex_model_m_v100`` (4 x V100) or a Compute Engine ``n1-*`` type, plus workers.
+  A backend this machine lacks falls back to ``auto`` with a warning; costs use the
+  hardware actually used.
 - The file does not say what it tunes: ``--experiment LADDER:RUNG``, by default
   ``mnist:cnn-batchnorm`` (the model the talk's ``mlengine/`` configs tuned).
 
@@ -63,6 +66,7 @@ from typing import Any
 
 from harness.config import coerce, load_yaml
 from harness.errors import ConfigError
+from harness.hardware import cmle_mapping, split_count
 from harness.studies._samplers import check_pruner
 from harness.studies._space import (
     Budget,
@@ -135,44 +139,29 @@ HYPERPARAMETERS = (
 )
 PARAM = ("parameterName", "type", "minValue", "maxValue", "scaleType", "categoricalValues", "discreteValues")
 
-# Legacy Cloud ML Engine machine types -> price-table key of one machine.
-MACHINE_TYPES: dict[str, str] = {
-    "standard": "cpu",
-    "large_model": "cpu",
-    "complex_model_s": "cpu",
-    "complex_model_m": "cpu",
-    "complex_model_l": "cpu",
-    "standard_gpu": "gpu:K80 x1",
-    "complex_model_m_gpu": "gpu:K80 x4",
-    "complex_model_l_gpu": "gpu:K80 x8",
-    "standard_p100": "gpu:P100 x1",
-    "complex_model_m_p100": "gpu:P100 x4",
-    "standard_v100": "gpu:V100 x1",
-    "large_model_v100": "gpu:V100 x1",
-    "complex_model_m_v100": "gpu:V100 x4",
-    "complex_model_l_v100": "gpu:V100 x8",
-    "cloud_tpu": "tpu:v2",
-}
-_COMPUTE_ENGINE = re.compile(r"^n1-(standard|highmem|highcpu)-\d+$")
-ACCELERATORS = {
+# A machine is its price-table keys joined by " + " (host VM + GPUs), as price_per_hour reads them.
+_COMPUTE_ENGINE = re.compile(r"^n1-(standard|highmem|highcpu)-\d+$")  # -> the price-table row cpu:<type>
+ACCELERATORS = {  # acceleratorConfig.type -> price-table key (tests check each is a row)
     "NVIDIA_TESLA_K80": "gpu:K80",
     "NVIDIA_TESLA_P4": "gpu:P4",
     "NVIDIA_TESLA_P100": "gpu:P100",
     "NVIDIA_TESLA_V100": "gpu:V100",
     "NVIDIA_TESLA_T4": "gpu:T4",
     "NVIDIA_TESLA_A100": "gpu:A100",
-    "TPU_V2": "tpu:v2",
-    "TPU_V3": "tpu:v3",
+    "TPU_V2": "tpu:v2-8",
+    "TPU_V3": "tpu:v3-8",
 }
-# scale tier -> (machines, description); every machine is a price-table key
-TIERS: dict[str, tuple[tuple[str, ...], str]] = {
-    "BASIC": (("cpu",), "one CPU machine"),
-    "BASIC_GPU": (("gpu:K80 x1",), "one machine with one NVIDIA K80"),
-    "BASIC_TPU": (("cpu", "tpu:v2"), "a master VM and a Cloud TPU v2"),
-    "STANDARD_1": (("cpu",) * 8, "a master, 4 workers and 3 parameter servers (CPU)"),
-    "PREMIUM_1": (("cpu",) * 31, "a master, 19 workers and 11 parameter servers (CPU)"),
-    "CUSTOM": ((), "masterType, workerType x workerCount, parameterServerType x parameterServerCount"),
-}
+
+
+def machine_types() -> dict[str, str]:
+    """Legacy machine type -> one machine, from ``prices.yaml`` (``cmle_machine_types``)."""
+    return {name: " + ".join(entry.parts) for name, entry in cmle_mapping().machine_types.items()}
+
+
+def tiers() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Scale tier -> (machines, master first; description), from ``prices.yaml`` (``cmle_tiers``)."""
+    types = machine_types()
+    return {name: (tuple(types[m] for m in e.parts), e.what) for name, e in cmle_mapping().tiers.items()}
 
 
 def cmle_param_name(name: str) -> str:
@@ -258,20 +247,20 @@ def _known(
 
 
 def _machine(kind: Any, where: str) -> str:
-    if isinstance(kind, str) and kind in MACHINE_TYPES:
-        return MACHINE_TYPES[kind]
+    types = machine_types()
+    if isinstance(kind, str) and kind in types:
+        return types[kind]
     if isinstance(kind, str) and _COMPUTE_ENGINE.match(kind):
-        return "cpu"
-    raise ConfigError(
-        f"{where}: unsupported machine type {kind!r}; harness knows {', '.join(MACHINE_TYPES)} and n1-standard-N"
-    )
+        return f"cpu:{kind}"
+    raise ConfigError(f"{where}: unsupported machine type {kind!r}; harness knows {', '.join(types)} and n1-standard-N")
 
 
 def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
     name = ti.get("scaleTier", "BASIC")
-    if name not in TIERS:
-        raise ConfigError(f"{where}.scaleTier: unsupported scale tier {name!r}; harness maps {', '.join(TIERS)}")
-    machines, description = TIERS[name]
+    named = tiers()
+    if name != "CUSTOM" and (not isinstance(name, str) or name not in named):
+        known = ", ".join((*named, "CUSTOM"))
+        raise ConfigError(f"{where}.scaleTier: unsupported scale tier {name!r}; harness maps {known}")
     label = str(name)
     if name == "CUSTOM":
         if "masterType" not in ti:
@@ -288,6 +277,7 @@ def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
         if workers or servers:
             description += f" + {workers} workers + {servers} parameter servers"
     else:
+        machines, description = named[name]
         for key in CUSTOM_ONLY:
             if key in ti:
                 raise ConfigError(f"{where}.{key}: only scaleTier CUSTOM takes {key}, but scaleTier is {name}")
@@ -296,8 +286,9 @@ def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
             f"{where}.scaleTier {label}: harness trains each trial on one machine; the tier's other "
             "machines (workers, parameter servers) are counted in its list price only"
         )
-    master_key = machines[-1] if name == "BASIC_TPU" else machines[0]
-    return Tier(name=label, backend=_backend(master_key), machines=machines, description=description)
+    # CUSTOM trains on its master; a named tier on its accelerator (BASIC_TPU's TPU is not its master VM)
+    trains_on = next((m for m in machines if _backend(m) != "cpu"), machines[0]) if name != "CUSTOM" else machines[0]
+    return Tier(name=label, backend=_backend(trains_on), machines=machines, description=description)
 
 
 def _accelerated(master: str, config: Any, where: str, notes: list[str]) -> str:
@@ -315,15 +306,18 @@ def _accelerated(master: str, config: Any, where: str, notes: list[str]) -> str:
         raise ConfigError(f"{where}.acceleratorConfig: expected type one of {', '.join(ACCELERATORS)}, but got {acc!r}")
     count = _int(acc.get("count", 1), f"{where}.acceleratorConfig.count", 1)
     key = ACCELERATORS[acc["type"]]
-    return f"{key} x{count}" if key.startswith("gpu") else key
+    host = [part for part in master.split(" + ") if part.startswith("cpu")]  # the accelerators are replaced
+    return " + ".join([*host, f"{key} x{count}" if key.startswith("gpu") else key])
 
 
 def _backend(machine: str) -> str:
-    kind, _, rest = machine.partition(":")
-    if kind == "gpu":
-        count = int(rest.partition(" x")[2] or 1)
-        return "multi-gpu" if count > 1 else "gpu"
-    return kind  # cpu or tpu
+    for part in machine.split(" + "):
+        kind, _, rest = part.partition(":")
+        if kind == "gpu":
+            return "multi-gpu" if split_count(rest)[1] > 1 else "gpu"
+        if kind == "tpu":
+            return kind
+    return "cpu"
 
 
 def _param(raw: Any, where: str, algorithm: str, notes: list[str]) -> ParamSpec:

@@ -70,7 +70,7 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
     task = task or get_task(cfg.task.name)
     model = create_model(cfg.model, data.input_shape, task.outputs(data, cfg))
     o = cfg.optim
-    lr = learning_rate(o.lr0, o.lr1, o.lr2)
+    lr = learning_rate(o, cfg.run.iterations)
     optimizer: keras.optimizers.Optimizer
     if o.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(learning_rate=lr)

@@ -1,10 +1,12 @@
-"""The talk's learning-rate schedule as a Keras schedule."""
+"""Learning-rate schedules: the talk's decay to a floor, and Keras' warm-up + cosine (a one-cycle)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import keras
+
+from harness.config import OptimParams
 
 
 @keras.saving.register_keras_serializable(package="harness")
@@ -24,6 +26,19 @@ class ExpDecayToFloor(keras.optimizers.schedules.LearningRateSchedule):
         return {"lr0": self.lr0, "lr1": self.lr1, "lr2": self.lr2}
 
 
-def learning_rate(lr0: float, lr1: float, lr2: float) -> float | ExpDecayToFloor:
-    """A constant ``lr0`` when ``lr2 == 0``, else the decaying schedule."""
-    return lr0 if lr2 == 0 else ExpDecayToFloor(lr0, lr1, lr2)
+def learning_rate(optim: OptimParams, iterations: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The schedule of ``optim`` over a run of ``iterations`` steps.
+
+    ``exp_decay``: a constant ``lr0`` when ``lr2 == 0``, else the talk's decay.
+    ``warmup_cosine``: lr1 -> lr0 linearly over ``warmup`` of the run, then a cosine to lr1.
+    """
+    if optim.schedule == "warmup_cosine":
+        warmup = int(optim.warmup * iterations)
+        return keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=optim.lr1 if warmup else optim.lr0,
+            decay_steps=max(iterations - warmup, 1),
+            alpha=optim.lr1 / optim.lr0,
+            warmup_target=optim.lr0 if warmup else None,
+            warmup_steps=warmup,
+        )
+    return optim.lr0 if optim.lr2 == 0 else ExpDecayToFloor(optim.lr0, optim.lr1, optim.lr2)

@@ -1,0 +1,414 @@
+"""``harness bench hardware``: throughput, time to accuracy and cost of experiments on each backend.
+
+Every measurement is one MLflow run under one parent run (experiment ``bench-hardware``), made by
+the same executor as ladder rungs; ``harness report bench-hardware`` (report/_hardware.py) reads
+them back into the tables. Per experiment x backend x batch size, ``repeats`` times:
+
+- *throughput*: the first ``fit`` execution (tracing, compilation, the first steps) is timed apart
+  as ``bench_compile_s``; then ``windows`` timed windows of ``window_steps`` steps, one tf.function
+  execution each. A run's rate is the median window; its peak memory is the device's peak (GPU)
+  or the process's resident memory sampled at every window end (CPU).
+- *time to accuracy*, for experiments with a target (DAWNBench's rule): the clock starts before
+  the dataset is read and stops at the first evaluation at or above the target, evaluation time
+  included. The dataset is read again, timed, for every repetition.
+
+Cost is time x the backend's price (harness/hardware/prices.yaml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+
+from harness import interrupts
+from harness.bench._time_to_accuracy import StopAtAccuracy
+from harness.config import Config, apply_overrides, config_from
+from harness.data import load_dataset
+from harness.errors import ConfigError, UserError
+from harness.executor import Executor
+from harness.ladders import load_ladder
+from harness.tracking import RunHandle, Tracker, environment_tags
+
+EXPERIMENT = "bench-hardware"
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One row family of the benchmark: a config, how to time it, and its accuracy target."""
+
+    name: str
+    what: str
+    unit: str  # what one example is, for the report: images, tiles
+    window_steps: int  # steps per timed window on a CPU (GPUs and TPUs run 10 times more)
+    ladder: str = ""  # the config: a ladder's rung at a scale, else ``overrides`` alone
+    rung: str = ""
+    scale: str = "standard"
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    target: float | None = None  # time to this test accuracy (the ladder's metric); None: throughput only
+    quick: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # --quick: a tiny version
+
+    def config(self, quick: bool) -> Config:
+        extra = {**self.overrides, **(self.quick if quick else {})}
+        if not self.ladder:
+            return config_from(extra, f"bench experiment {self.name}")
+        return load_ladder(self.ladder).select(self.rung).configs(self.scale, extra)[0][1]
+
+
+_SMALL_MNIST = {"train_subset": 2000, "test_subset": 500, "eval_batch_size": 500}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            "mnist-bn",
+            "MNIST batch-norm CNN (the MNIST ladder's last rung)",
+            "images",
+            window_steps=20,
+            ladder="mnist",
+            rung="cnn-batchnorm",
+            overrides={"test_subset": 1000},
+            quick=_SMALL_MNIST,
+        ),
+        Experiment(
+            "mnist-speed",
+            "MNIST to 99% fast (the mnist-speed ladder)",
+            "images",
+            window_steps=10,
+            ladder="mnist-speed",
+            rung="speed",
+            target=0.99,
+            quick={**_SMALL_MNIST, "iterations": 40, "eval_every": 20, "steps_per_execution": 10},
+        ),
+        Experiment(
+            "planesnet-cnn",
+            "PlanesNet batch-norm CNN (the PlanesNet ladder's bn-decay rung)",
+            "images",
+            window_steps=50,
+            ladder="planesnet",
+            rung="bn-decay",
+            target=0.98,
+            quick={"train_subset": 2000, "test_subset": 500, "iterations": 40, "eval_every": 20},
+        ),
+        Experiment(
+            "yolo-17",
+            "YOLO 16x16x2, 17 layers, the reference's widths (the yolo ladder's last rung at full scale)",
+            "tiles",
+            window_steps=1,
+            ladder="yolo",
+            rung="layers17",
+            scale="full",
+            # throughput only: few tiles cut, one small evaluation, no AP on whole images
+            overrides={"data_tiles_per_gt_roi": 2, "eval_tiles_per_gt_roi": 1, "test_subset": 8, "eval_images": 0},
+            quick={"dataset": "aerial_synthetic", "first_layer_filter_depth": 8, "depth_increment": 2},
+        ),
+        Experiment(
+            "resnet50",
+            "Keras ResNet-50, random weights, synthetic 224x224 images (compare with published images/s)",
+            "images",
+            window_steps=1,
+            overrides={
+                "dataset": "synthetic_images",
+                "model": "resnet50",
+                "optimizer": "sgd",
+                "lr0": 0.1,
+                "batch_size": 8,
+                "test_subset": 8,
+                "eval_batch_size": 8,
+            },
+            quick={"image_size": 32, "train_examples": 32, "test_examples": 8},
+        ),
+    )
+}
+
+
+def parse_experiments(text: str | None) -> tuple[Experiment, ...]:
+    """``--experiments mnist-bn,resnet50`` -> experiments, in the order given; None -> all."""
+    if not text:
+        return tuple(EXPERIMENTS.values())
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown or not names:
+        raise UserError(f"--experiments expects a comma list of {', '.join(EXPERIMENTS)}, but got {text!r}")
+    return tuple(EXPERIMENTS[n] for n in dict.fromkeys(names))
+
+
+def parse_batch_sizes(text: str | None) -> tuple[int | None, ...]:
+    """``--batch-sizes 32,256`` -> sizes; None -> (None,): each experiment's own batch size."""
+    if not text:
+        return (None,)
+    try:
+        sizes = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1 or max(sizes) > 65536:
+        raise UserError(f"--batch-sizes expects a comma list of integers 1..65536, but got {text!r}")
+    return tuple(dict.fromkeys(sizes))
+
+
+def default_backends() -> tuple[str, ...]:
+    """What this machine has: the CPU, then one GPU and all GPUs where TensorFlow sees them."""
+    import tensorflow as tf
+
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return ("cpu", *(("gpu",) if gpus else ()), *(("multi-gpu",) if gpus > 1 else ()))
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareRequest:
+    experiments: tuple[Experiment, ...]
+    backends: tuple[str, ...]
+    batch_sizes: tuple[int | None, ...] = (None,)
+    precision: str = "float32"
+    repeats: int = 5
+    windows: int = 5
+    quick: bool = False
+    data_dir: str | None = None
+    prices: str | None = None
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("repeats", "windows"):
+            value = getattr(self, key)
+            if not 1 <= value <= 1000:
+                raise ConfigError(f"{key} must be 1..1000, but got {key}={value!r}")
+
+
+class WindowClock(keras.callbacks.Callback):
+    """Times each ``fit`` execution: the first is compilation + warm-up, every later one a window."""
+
+    def __init__(self, gpu: bool) -> None:
+        super().__init__()
+        self.gpu = gpu
+        self.ends: list[float] = []
+        self.rss_mb: list[float] = []
+        self.started = 0.0
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        if self.gpu:
+            import tensorflow as tf
+
+            tf.config.experimental.reset_memory_stats("GPU:0")
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.ends.append(time.perf_counter())
+        self.rss_mb.append(_rss_mb())
+
+    def summary(self, steps: int, batch_size: int, price: float | None) -> dict[str, float]:
+        if len(self.ends) < 2:
+            raise RuntimeError(f"the benchmark saw {len(self.ends)} executions; it needs a warm-up and a window")
+        windows = [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
+        rates = sorted(steps * batch_size / w for w in windows)
+        rate = statistics.median(rates)
+        if self.gpu:
+            import tensorflow as tf
+
+            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+        else:
+            peak = max(self.rss_mb)
+        out = {
+            "bench_examples_per_s": rate,
+            "bench_examples_per_s_window_min": rates[0],
+            "bench_examples_per_s_window_max": rates[-1],
+            "bench_windows": float(len(windows)),
+            "bench_step_ms": 1000 * batch_size / rate,
+            "bench_compile_s": self.ends[0] - self.started,
+            "bench_peak_memory_mb": peak,
+        }
+        if price is not None:
+            out["bench_usd_per_million_examples"] = price / 3600 * 1e6 / rate
+        return out
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _tags(exp: Experiment, measure: str, backend: str, batch: int, repeat: int, cfg: Config) -> dict[str, str]:
+    return {
+        "harness.kind": "bench-hardware",
+        "bench.experiment": exp.name,
+        "bench.what": exp.what,
+        "bench.unit": exp.unit,
+        "bench.measure": measure,
+        "bench.backend": backend,
+        "bench.batch_size": str(batch),
+        "bench.precision": cfg.run.precision,
+        "bench.repeat": str(repeat),
+        "bench.target": "" if exp.target is None else str(exp.target),
+        "bench.config": f"{exp.ladder}:{exp.rung}@{exp.scale}" if exp.ladder else "overrides",
+    }
+
+
+def _throughput(
+    executor: Executor,
+    exp_id: str,
+    parent: RunHandle,
+    exp: Experiment,
+    cfg: Config,
+    repeat: int,
+    request: HardwareRequest,
+) -> dict[str, float]:
+    backend = cfg.run.backend
+    place = executor.placement(backend)
+    steps = exp.window_steps * (1 if place.hardware.backend == "cpu" else 10)
+    iterations = steps * (1 + request.windows)
+    cfg = apply_overrides(
+        cfg,
+        {"iterations": iterations, "eval_every": iterations, "steps_per_execution": steps, "seed": repeat},
+        "bench hardware",
+    )
+    clock = WindowClock(gpu=place.hardware.backend in ("gpu", "multi-gpu"))
+    found: dict[str, float] = {}
+
+    def add(final: dict[str, float]) -> None:
+        found.update(clock.summary(steps, cfg.run.batch_size, place.price_per_hour))
+        final.update(found)
+
+    name = f"{exp.name}-{backend}-b{cfg.run.batch_size}-throughput-r{repeat}"
+    tags = _tags(exp, "throughput", backend, cfg.run.batch_size, repeat, cfg)
+    executor.run(exp_id, name, cfg, tags, parent=parent, group=EXPERIMENT, on_final=add, callbacks=[clock])
+    return found
+
+
+class TargetSink:
+    """A metric sink that keeps the first evaluation at or above the target: its step and the
+    seconds since ``train`` began (the same clock as the run's ``wall_s``)."""
+
+    def __init__(self, metric: str, target: float) -> None:
+        self.metric, self.target = metric, target
+        self.step: int | None = None
+        self.wall_s = 0.0
+
+    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        if self.step is None and metrics.get(self.metric, float("-inf")) >= self.target:
+            self.step, self.wall_s = step, float(metrics["wall_s"])
+
+    def close(self) -> None:
+        pass
+
+
+def _time_to_accuracy(
+    executor: Executor,
+    exp_id: str,
+    parent: RunHandle,
+    exp: Experiment,
+    cfg: Config,
+    repeat: int,
+    request: HardwareRequest,
+) -> dict[str, float]:
+    assert exp.target is not None
+    price = executor.placement(cfg.run.backend).price_per_hour
+    cfg = cfg.with_seed(repeat)
+    t = time.perf_counter()
+    load_dataset(cfg.data, request.data_dir)  # the clock starts before the data is read
+    load_s = time.perf_counter() - t
+    hit = TargetSink("test_accuracy", exp.target)
+    found: dict[str, float] = {"bench_data_load_s": load_s, "bench_target": exp.target}
+
+    def on_final(final: dict[str, float]) -> None:
+        found["bench_reached"] = float(hit.step is not None)
+        if hit.step is not None:
+            found["bench_step_at_target"] = float(hit.step)
+            found["bench_time_to_target_s"] = load_s + hit.wall_s
+            if price is not None:
+                found["bench_usd_to_target"] = price / 3600 * found["bench_time_to_target_s"]
+        final.update(found)
+
+    name = f"{exp.name}-{cfg.run.backend}-b{cfg.run.batch_size}-tta-r{repeat}"
+    tags = _tags(exp, "time-to-accuracy", cfg.run.backend, cfg.run.batch_size, repeat, cfg)
+    executor.run(
+        exp_id,
+        name,
+        cfg,
+        tags,
+        parent=parent,
+        group=EXPERIMENT,
+        extra_sinks=[hit],
+        on_final=on_final,
+        callbacks=[StopAtAccuracy(exp.target)],
+    )
+    return found
+
+
+def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress = print) -> str:
+    """Every experiment x backend x batch size, ``repeats`` times; returns the parent run id."""
+    configs: list[tuple[Experiment, Config]] = []
+    for exp in request.experiments:
+        base = exp.config(request.quick)
+        for backend in request.backends:
+            for batch in request.batch_sizes:
+                over: dict[str, Any] = {"backend": backend, "precision": request.precision}
+                if batch is not None:
+                    over["batch_size"] = batch  # the learning rate stays as configured
+                configs.append((exp, apply_overrides(base, over, "--backends/--batch-sizes/--precision")))
+    executor = Executor(tracker, request.data_dir, request.prices, log_models=False)
+    executor.prepare([cfg for _, cfg in configs])  # data and backends checked before any run exists
+    for orphan in tracker.end_orphans():
+        progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")
+    exp_id = tracker.experiment_id(EXPERIMENT)
+    parent_tags = {
+        **environment_tags(),
+        "harness.kind": "bench-hardware",
+        "harness.command": request.command,
+        "bench.experiments": ",".join(e.name for e in request.experiments),
+        "bench.backends": ",".join(request.backends),
+        "bench.quick": str(request.quick).lower(),
+        "bench.repeats": str(request.repeats),
+        "bench.windows": str(request.windows),
+    }
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M")
+    with tracker.run(exp_id, f"bench-hardware-{stamp}", parent_tags) as parent:
+        progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
+        for exp, cfg in configs:
+            head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
+            for repeat in range(request.repeats):
+                interrupts.check()
+                got = _throughput(executor, exp_id, parent, exp, cfg, repeat, request)
+                progress(
+                    f"  {head}, rep {repeat + 1}/{request.repeats}: {got['bench_examples_per_s']:,.1f} {exp.unit}/s, "
+                    f"compile {got['bench_compile_s']:.1f} s, peak {got['bench_peak_memory_mb']:,.0f} MiB"
+                )
+            if exp.target is None:
+                continue
+            for repeat in range(request.repeats):
+                interrupts.check()
+                got = _time_to_accuracy(executor, exp_id, parent, exp, cfg, repeat, request)
+                reached = got.get("bench_time_to_target_s")
+                progress(
+                    f"  {head}, time to {exp.target:.2%}, rep {repeat + 1}/{request.repeats}: "
+                    + (f"{reached:.1f} s" if reached is not None else "not reached")
+                )
+    return parent.run_id
+
+
+def backends_arg(text: str | None) -> tuple[str, ...]:
+    """``--backends cpu,gpu`` -> backends; None -> every backend this machine has."""
+    if not text:
+        return default_backends()
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not names:
+        raise UserError(f"--backends expects a comma list of backends, but got {text!r}")
+    return names
+
+
+__all__ = [
+    "EXPERIMENTS",
+    "Experiment",
+    "HardwareRequest",
+    "backends_arg",
+    "parse_batch_sizes",
+    "parse_experiments",
+    "run_hardware",
+]
