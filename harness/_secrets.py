@@ -1,6 +1,7 @@
 """Secrets in URIs: what a command line, log line, tag or file may show of a storage or tracking URI.
 
-A password in ``postgresql://user:secret@host/db`` or ``...?password=secret`` must never reach
+A password in ``postgresql://user:secret@host/db`` or ``...?password=secret``, or a token passed as
+the user of a web URI (``https://TOKEN@mlflow.example``), must never reach
 output, MLflow tags and params, report files or another process's argv (``ps`` shows argv to every
 user of the machine). Whatever shows a URI shows ``redact_uri(uri)``; a process that needs the real
 one gets it through its environment, which only the same user can read.
@@ -17,6 +18,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 # a URI inside free text (an error message, a log line) ends at whitespace or a quote
 _IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"`<>]*")
 # query keys whose value is a credential: password, sslpassword, pwd, token, api_key, secret, sig, ...
+_WEB = re.compile(r"https?", re.IGNORECASE)
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNORECASE)
 
 
@@ -33,6 +35,10 @@ def _secret_spans(uri: str) -> list[tuple[int, int]]:
     colon = uri.find(":", start, at) if at != -1 else -1
     if colon != -1 and colon + 1 < at:
         spans.append((colon + 1, at))
+        query_from = at + 1
+    elif _WEB.fullmatch(uri[scheme.start() : scheme.end() - 3]) and start < at and "/" not in uri[start:at]:
+        # https://TOKEN@host: on the web a user part alone is how tokens are passed (a database's is a name)
+        spans.append((start, at))
         query_from = at + 1
     query = uri.find("?", query_from)
     if query != -1:

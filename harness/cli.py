@@ -279,10 +279,16 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.tracking import resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri)
+        _check_port_free(args.host, args.port)
+        if not 1 <= args.workers <= 64:
+            raise UserError(f"--workers must be 1..64, but got {args.workers}")
         cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
+        cmd += ["--workers", str(args.workers)]
         # the store through the environment, not argv: `ps` would show a password to every user
         os.environ["MLFLOW_BACKEND_STORE_URI"] = uri
         print("$", f"MLFLOW_BACKEND_STORE_URI={shlex.quote(redact_uri(uri))}", shlex.join(cmd))
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"MLflow UI on {redact_uri(uri)}: http://{host}:{args.port} (Ctrl-C stops it)", flush=True)
         os.execv(sys.executable, cmd)
     if args.command == "bench" and args.suite == "hardware":
         return _bench_hardware(args, command_line)
@@ -293,6 +299,22 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         run_benchmarks(data_dir=args.data_dir, out_dir=Path(args.out), quick=args.quick, only=only)
         return 0
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port in use is exit 2 here; the server itself would log it and exit 0."""
+    if not 1 <= port <= 65535:
+        raise UserError(f"--port must be 1..65535, but got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"cannot serve on {host}:{port}: {exc.strerror or exc} (another `harness ui` or mlflow server?); "
+                "choose another --port"
+            ) from None
 
 
 def _ladder(args: argparse.Namespace, command_line: str) -> int:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import REAL_DATA, missing_real_data, store_runs
 
 from harness.errors import ConfigError
 from harness.hardware import (
@@ -208,3 +212,36 @@ def test_precision_and_xla_are_per_run_options_and_leave_keras_as_they_found_it(
     assert layers["logits"].compute_dtype == "float32"  # a stable softmax and loss
     assert np.isfinite(result.final["final_test_loss"]) and len(result.history) == 2
     assert keras.config.dtype_policy().name == "float32"  # the next run starts from the default
+
+
+@pytest.mark.realdata
+def test_mirrored_over_two_logical_cpu_devices_trains_like_one_device(tmp_path: Path) -> None:
+    """backend=cpu:2 (MirroredStrategy over two logical CPU devices) on a short real MNIST run gives the
+    quality of backend=cpu. A fresh process: logical devices are set before TensorFlow starts."""
+    if not (REAL_DATA / "mnist").is_dir():
+        missing_real_data("mnist/")
+    args = "ladder mnist --rungs cnn --set iterations=300 --set eval_every=150 --set steps_per_execution=50"
+    args += " --vary backend=cpu,cpu:2 --no-report --data-dir"
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness", *args.split(), str(REAL_DATA)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs = {
+        r.data.params["run.backend"]: r for r in store_runs(tmp_path, "ladder/mnist") if "run.backend" in r.data.params
+    }
+    assert set(runs) == {"cpu", "cpu:2"} and all(r.info.status == "FINISHED" for r in runs.values())
+    assert "2 logical devices (MirroredStrategy)" in runs["cpu:2"].data.tags["device"]
+    one, two = (runs[b].data.metrics["final_test_accuracy"] for b in ("cpu", "cpu:2"))
+    assert one > 0.95 and two > 0.95 and abs(one - two) < 0.01  # the same global batch, split in two
+
+
+def test_counted_backends_fail_clearly_where_the_devices_are_missing() -> None:
+    with pytest.raises(ConfigError, match=r"backend='gpu:2' needs 2 GPUs but TensorFlow sees 0"):
+        make_strategy("gpu:2")
+    with pytest.raises(ConfigError, match=r"backend must be one of .*cpu:N.* but got backend='cpu:0'"):
+        make_strategy("cpu:0")

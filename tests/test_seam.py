@@ -322,6 +322,7 @@ def test_study_optimises_the_new_tasks_objective(store: SimpleNamespace, study_r
     assert study_run.rc == 0, study_run.out
     study = optuna.load_study(study_name=STUDY, storage=open_storage(f"journal:{store.root / 'optuna.journal'}"))
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert study.metric_names == ["final_test_r2"]  # optuna-dashboard names the objective
     trials = study.trials
     assert len(trials) == TRIALS and {t.state.name for t in trials} == {"COMPLETE"}
     assert all(t.value is not None and math.isfinite(t.value) and t.value <= 1.0 for t in trials)

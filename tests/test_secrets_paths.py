@@ -53,9 +53,12 @@ def _cli(*args: str) -> tuple[int, str]:
         ("postgresql://u:a@h/db?sslpassword=b;token=c#f", "postgresql://u:***@h/db?sslpassword=***;token=***#f"),
         ("https://h/x?X-Amz-Signature=abc&a=b", "https://h/x?X-Amz-Signature=***&a=b"),
         ("http://user:secret@mlflow:5000", "http://user:***@mlflow:5000"),
+        ("https://ghp_T0KEN@mlflow.example/", "https://***@mlflow.example/"),  # a token as the user
+        ("HTTP://tok@h:5000", "HTTP://***@h:5000"),
         ("--storage=mysql://root:secret@db/optuna", "--storage=mysql://root:***@db/optuna"),
         # nothing secret: unchanged
-        ("postgresql://user@host/db", "postgresql://user@host/db"),
+        ("postgresql://user@host/db", "postgresql://user@host/db"),  # a database's user is a name
+        ("https://h/x@y", "https://h/x@y"),
         ("postgresql://user:@host/db", "postgresql://user:@host/db"),
         ("journal:/tmp/optuna.journal", "journal:/tmp/optuna.journal"),
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
@@ -229,7 +232,8 @@ def _with_password(url: str, password: str, database: str, driver: str | None = 
 
 @pytest.fixture
 def pg_urls() -> Iterator[tuple[str, str]]:
-    """(Optuna storage, MLflow tracking URI): two fresh PostgreSQL databases, each URL with a password."""
+    """(Optuna storage, MLflow tracking URI): two fresh PostgreSQL databases, each URL with a password,
+    both plain ``postgresql://`` (harness picks the installed driver for each)."""
     psycopg2 = pytest.importorskip("psycopg2")
     names = [f"harness_secret_{uuid.uuid4().hex[:10]}" for _ in range(2)]
     try:
@@ -242,7 +246,7 @@ def pg_urls() -> Iterator[tuple[str, str]]:
     try:
         yield (
             _with_password(PG_SERVER, STORAGE_SECRET, names[0]),
-            _with_password(PG_SERVER, TRACKING_SECRET, names[1], "postgresql+psycopg2"),
+            _with_password(PG_SERVER, TRACKING_SECRET, names[1]),
         )
     finally:
         for name in names:
@@ -313,6 +317,7 @@ def test_passwords_in_storage_and_tracking_uri_appear_nowhere(
     from mlflow.tracking import MlflowClient
 
     from harness.studies._storage import normalise_url, open_storage
+    from harness.tracking import resolve_tracking_uri
 
     storage, tracking = pg_urls
     secrets = (STORAGE_SECRET, TRACKING_SECRET)
@@ -349,7 +354,7 @@ def test_passwords_in_storage_and_tracking_uri_appear_nowhere(
     assert "postgres:***@" in output and "2 worker processes" in output
 
     # MLflow: every tag and param of every run, and the experiments' own tags
-    client = MlflowClient(tracking)
+    client = MlflowClient(resolve_tracking_uri(tracking))
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
     assert len(runs) == 3  # the study's parent run and two trials
     for run in runs:

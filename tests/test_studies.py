@@ -770,6 +770,28 @@ def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNam
     assert rc == 2 and "more than the grid's 2 points" in out
 
 
+def test_compare_samplers_across_backends_reports_sampler_by_backend(store: SimpleNamespace) -> None:
+    space = _write(
+        store.root,
+        "hw.yaml",
+        _native("hw", "lr0: {type: float, low: 1.0e-6, high: 0.1, log: true, grid: [1.0e-6, 0.05]}\n"),
+    )
+    # two backend names this CPU machine runs (auto resolves to the CPU): the same comparison on each
+    rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid", "--repeats", "1", "--backends", "cpu,auto")
+    assert rc == 0, out
+    for backend in ("cpu", "auto"):
+        assert len(trials(store, f"hw-cmp-grid-r0-{backend}")) == 2
+        _, children = study_runs(store, "hw", f"hw-cmp-grid-r0-{backend}")
+        assert {c.data.params["run.backend"] for c in children} == {backend}
+    md = (store.root / "results" / "compare_hw.md").read_text()
+    assert "| sampler   | backend   |" in md and "| grid      | cpu       |" in md and "| grid      | auto      |" in md
+    assert "median $ to target" in md and "on each backend: cpu, auto" in md
+    assert "On cpu: " in md and "Cheapest to the target (median): **grid on " in md
+    for bad, message in (("warp", "backend must be one of"), ("multiworker:2", "studies cannot run on")):
+        rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid", "--backends", bad)
+        assert rc == 2 and message in out, out
+
+
 def test_bad_study_commands_are_refused(store: SimpleNamespace) -> None:
     rc, out = run_cli("study", str(SPACES / "mnist_cnn.yaml"), "--parallel", "3")
     assert rc == 2 and "--parallel 3 is more than the search space allows" in out

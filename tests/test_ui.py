@@ -61,21 +61,39 @@ def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = (workdir / "ui.log").open("wb")
     ui = subprocess.Popen(
         [sys.executable, "-m", "harness", "ui", "--port", str(port)],
         cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", ui)
+        assert f"http://127.0.0.1:{port} (Ctrl-C stops it)" in (workdir / "ui.log").read_text()
+        assert "--workers 1" in (workdir / "ui.log").read_text()  # one worker by default
         base = f"http://127.0.0.1:{port}/#/experiments/{exp}/runs"
         runs_page = _render(browser, base, workdir / "profile")
         assert "mnist-smoke" in runs_page  # the parent run, its rungs folded under it
         run_page = _render(browser, f"{base}/{child.info.run_id}", workdir / "profile")
         assert "08-cnn-batchnorm-s0" in run_page and "Parent run" in run_page
         assert "final_test_accuracy" in run_page
+        # a second UI on the same port is an error now, not a log line and exit 0
+        assert main(["ui", "--port", str(port)]) == 2
     finally:
         os.killpg(ui.pid, 15)
         ui.wait(timeout=30)
+        log.close()
+
+
+def test_ui_on_a_port_in_use_is_an_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}" in err and "choose another --port" in err
+    assert main(["ui", "--port", "70000"]) == 2
+    assert "--port must be 1..65535, but got 70000" in capsys.readouterr().err

@@ -20,14 +20,14 @@ from harness.errors import ConfigError
 Optimizer = Literal["adam", "sgd"]
 Reduction = Literal["mean", "sum"]
 Schedule = Literal["exp_decay", "warmup_cosine"]
-BACKENDS = "auto, cpu, gpu, multi-gpu, tpu, multiworker, multiworker:N"
-_BACKEND = re.compile(r"auto|cpu|gpu|multi-gpu|tpu|multiworker(?::([1-9][0-9]?))?")
+BACKENDS = "auto, cpu, cpu:N, gpu, gpu:N, multi-gpu, tpu, multiworker, multiworker:N"
+_BACKEND = re.compile(r"auto|(?:cpu|gpu)(?::[1-9][0-9]?)?|multi-gpu|tpu|multiworker(?::[1-9][0-9]?)?")
 
 
 def check_backend(backend: str) -> None:
     """A clear error for a backend name harness does not know (multiworker:N takes 1 to 99 workers)."""
     if not isinstance(backend, str) or _BACKEND.fullmatch(backend) is None:
-        raise ConfigError(f"backend must be one of {BACKENDS} (N: 1 to 99 workers), but got backend={backend!r}")
+        raise ConfigError(f"backend must be one of {BACKENDS} (N: 1 to 99), but got backend={backend!r}")
 
 
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]

@@ -1,7 +1,11 @@
 """Backends: which tf.distribute strategy runs the model, and what the hardware is.
 
 ``auto`` picks all GPUs (MirroredStrategy for several, the default strategy for
-one), else the CPU. ``tpu`` connects to a TPU through TPUClusterResolver.
+one), else the CPU. ``gpu:N`` is MirroredStrategy over the first N GPUs; ``cpu:N``
+splits the CPU into N logical devices and mirrors over them (synchronous data
+parallelism tested on a machine without GPUs; it must be chosen before TensorFlow
+has started, which harness does when it resolves backends before any training).
+``tpu`` connects to a TPU through TPUClusterResolver.
 
 ``multiworker`` is MultiWorkerMirroredStrategy, synchronous data parallelism over
 worker processes talking gRPC. Where ``TF_CONFIG`` is set (each machine of a real
@@ -35,6 +39,7 @@ class Hardware:
 
 
 _MULTIWORKER = re.compile(r"multiworker(?::(\d+))?")
+_COUNTED = re.compile(r"(cpu|gpu):(\d+)")
 
 
 def tf_config() -> dict[str, Any] | None:
@@ -115,6 +120,34 @@ def _gpu_names(tf: Any) -> list[str]:
     return names
 
 
+def _mirrored(kind: str, n: int, tf: Any) -> tuple[Any, Hardware]:
+    """``cpu:N`` / ``gpu:N``: MirroredStrategy over N logical CPU devices or the first N GPUs."""
+    if kind == "gpu":
+        gpus = _gpu_names(tf)
+        if len(gpus) < n:
+            raise ConfigError(
+                f"backend='gpu:{n}' needs {n} GPUs but TensorFlow sees {len(gpus)}; use gpu:{len(gpus) or 1}"
+            )
+        strategy = tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(n)])
+        return strategy, Hardware("multi-gpu", f"gpu:{gpus[0]} x{n}", f"{n} x {gpus[0]} (MirroredStrategy)")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    logical = tf.config.get_logical_device_configuration(cpu)
+    if not logical or len(logical) != n:
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+        except RuntimeError:
+            have = len(logical) if logical else 1
+            raise ConfigError(
+                f"backend='cpu:{n}': TensorFlow already started with {have} CPU device(s) in this process; "
+                "one process can use one cpu:N (run each N as its own command)"
+            ) from None
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:n]
+    # CPUs have no NCCL: gradients are summed on one device
+    strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    # the N logical devices share this machine's cores: its price, once
+    return strategy, Hardware("cpu", "cpu", f"CPU: {cpu_description()}, {n} logical devices (MirroredStrategy)")
+
+
 def make_strategy(backend: str) -> tuple[Any, Hardware]:
     """The strategy for ``backend`` and a description of the hardware it runs on."""
     import tensorflow as tf
@@ -122,6 +155,9 @@ def make_strategy(backend: str) -> tuple[Any, Hardware]:
     check_backend(backend)
     if backend.startswith("multiworker"):
         return _multiworker(backend, tf)
+    counted = _COUNTED.fullmatch(backend)
+    if counted is not None:
+        return _mirrored(counted.group(1), int(counted.group(2)), tf)
     gpus = _gpu_names(tf)
     if backend == "auto":
         backend = "multi-gpu" if len(gpus) > 1 else "gpu" if gpus else "cpu"

@@ -86,11 +86,14 @@ def probe(prices: PriceTable) -> MachineReport:
     gpus = _gpu_names(tf)
     devices = (f"CPU: {cpu_description()}", *(f"GPU {i}: {name}" for i, name in enumerate(gpus)))
     rows = [_row("cpu", True, "cpu", "", prices)]
+    rows.append(_row("cpu:N", True, "cpu", "MirroredStrategy over N logical CPU devices (tests, no speed-up)", prices))
     for backend, need in (("gpu", 1), ("multi-gpu", 2)):
         used = gpus if backend == "multi-gpu" else gpus[:1]
         key = f"gpu:{used[0]} x{len(used)}" if len(gpus) >= need else ""
         note = "" if len(gpus) >= need else f"needs {need}+ GPU(s) visible to TensorFlow; found {len(gpus)}"
         rows.append(_row(backend, len(gpus) >= need, key, note, prices))
+    note = f"MirroredStrategy over the first N of {len(gpus)} GPU(s)" if gpus else "needs GPUs visible to TensorFlow"
+    rows.append(_row("gpu:N", bool(gpus), f"gpu:{gpus[0]} xN" if gpus else "", note, prices))
     per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
     note = "N local worker processes (gRPC on loopback) sharing this machine; its price, once"
     rows.append(_row("multiworker:N", True, per_worker, note, prices))

@@ -1,8 +1,8 @@
 """Sampler comparisons, rebuilt from the tracking store (never from memory).
 
-Per sampler, over the repeats of ``harness compare-samplers`` (one study each):
-best objective mean ± sd, trials and time to a target, area under the best-so-far
-curve, total time and cost, plus the best-so-far curves.
+Per sampler (and backend, with ``--backends``), over the repeats of ``harness compare-samplers``
+(one study each): best objective mean ± sd, trials, time and dollars to a target, area under the
+best-so-far curve, total time and cost, plus the best-so-far curves.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Curve:
     elapsed_s: list[float]  # cumulative trial time after each trial
     cost_usd: float
     values: list[float]  # objective of each completed trial
+    spent_usd: list[float]  # cumulative cost after each trial (nan where a price is unknown)
+    backend: str = ""
 
 
 @dataclasses.dataclass
@@ -44,35 +46,39 @@ class CompareReport:
     meta: dict[str, Any]
 
 
-def compare_study_name(space: str, sampler: str, repeat: int) -> str:
-    return f"{space}-cmp-{sampler}-r{repeat}"
+def compare_study_name(space: str, sampler: str, repeat: int, backend: str = "") -> str:
+    """``<space>-cmp-<sampler>-r<seed>``, with ``-<backend>`` when the comparison spans backends."""
+    return f"{space}-cmp-{sampler}-r{repeat}" + (f"-{backend}" if backend else "")
 
 
-def _curve(tracker: Tracker, space: str, sampler: str, repeat: int, direction: str) -> Curve:
-    name = compare_study_name(space, sampler, repeat)
+def _curve(tracker: Tracker, space: str, sampler: str, repeat: int, direction: str, backend: str = "") -> Curve:
+    name = compare_study_name(space, sampler, repeat, backend)
     report = study_report(tracker, name)
     t = counted(report.table)
     best: list[float] = []
     elapsed: list[float] = []
-    current, clock = math.nan, 0.0
+    spent: list[float] = []
+    current, clock, dollars = math.nan, 0.0, 0.0
     better = max if direction == "maximize" else min
     for _, row in t.iterrows():
         if row["state"] == "COMPLETE" and not math.isnan(row["objective"]):
             current = row["objective"] if math.isnan(current) else better(current, row["objective"])
         clock += 0.0 if math.isnan(row["time_s"]) else float(row["time_s"])
+        dollars += float(row["cost_usd"])  # nan (no price) stays nan from there on
         best.append(current)
         elapsed.append(clock)
+        spent.append(dollars)
     values = [float(v) for v in t.loc[t["state"] == "COMPLETE", "objective"].dropna()]
     cost = float(t["cost_usd"].sum()) if t["cost_usd"].notna().any() else math.nan
-    return Curve(sampler, repeat, name, best, elapsed, cost, values)
+    return Curve(sampler, repeat, name, best, elapsed, cost, values, spent, backend)
 
 
-def _reach(curve: Curve, target: float, direction: str) -> tuple[float, float]:
-    """(trials, seconds) until the best-so-far first reaches ``target``; inf if never."""
+def _reach(curve: Curve, target: float, direction: str) -> tuple[float, float, float]:
+    """(trials, seconds, dollars) until the best-so-far first reaches ``target``; inf if never."""
     for i, value in enumerate(curve.best_so_far):
         if not math.isnan(value) and (value >= target if direction == "maximize" else value <= target):
-            return float(i + 1), curve.elapsed_s[i]
-    return math.inf, math.inf
+            return float(i + 1), curve.elapsed_s[i], curve.spent_usd[i]
+    return math.inf, math.inf, math.inf
 
 
 def _auc(curve: Curve, lo: float, hi: float, direction: str, budget: int) -> float:
@@ -96,10 +102,13 @@ def compare_report(
     repeats: int,
     budget: int,
     target: float | None = None,
+    backends: Sequence[str] = (),
 ) -> CompareReport:
-    first = find_study_run(tracker, compare_study_name(space, samplers[0], 0))
+    """``backends``: the comparison ran once per backend (``--backends``); one target for all of them."""
+    each = list(backends) or [""]
+    first = find_study_run(tracker, compare_study_name(space, samplers[0], 0, each[0]))
     direction = first.data.tags.get("harness.direction", "maximize")
-    curves = [_curve(tracker, space, s, r, direction) for s in samplers for r in range(repeats)]
+    curves = [_curve(tracker, space, s, r, direction, b) for b in each for s in samplers for r in range(repeats)]
     everything = [v for c in curves for v in c.values]
     if not everything:
         raise UserError(f"comparison of {space}: no trial completed in any study")
@@ -111,16 +120,18 @@ def compare_report(
         target_rule = "median over all studies of the best objective found"
     rows = []
     for c in curves:
-        trials_to, time_to = _reach(c, target, direction)
+        trials_to, time_to, usd_to = _reach(c, target, direction)
         rows.append(
             {
                 "sampler": c.sampler,
+                "backend": c.backend,
                 "repeat": c.repeat,
                 "study": c.study,
                 "trials": len(c.best_so_far),
                 "best": c.best_so_far[-1] if c.best_so_far else math.nan,
                 "trials_to_target": trials_to,
                 "time_to_target_s": time_to,
+                "usd_to_target": usd_to,
                 "auc": _auc(c, lo, hi, direction, budget),
                 "total_time_s": c.elapsed_s[-1] if c.elapsed_s else 0.0,
                 "cost_usd": c.cost_usd,
@@ -128,18 +139,20 @@ def compare_report(
         )
     studies = pd.DataFrame(rows)
     summary_rows = []
-    for sampler in samplers:
-        s = studies[studies["sampler"] == sampler]
+    for backend, sampler in ((b, s) for b in each for s in samplers):
+        s = studies[(studies["sampler"] == sampler) & (studies["backend"] == backend)]
         best = s["best"].dropna()
         summary_rows.append(
             {
                 "sampler": sampler,
+                "backend": backend,
                 "repeats": len(s),
                 "best_mean": best.mean() if len(best) else math.nan,
                 "best_sd": best.std(ddof=1) if len(best) > 1 else math.nan,
                 "reached": int((s["trials_to_target"] < math.inf).sum()),
                 "median_trials_to_target": float(s["trials_to_target"].median()),
                 "median_time_to_target_s": float(s["time_to_target_s"].median()),
+                "median_usd_to_target": float(s["usd_to_target"].median()),
                 "auc_mean": s["auc"].mean(),
                 "auc_sd": s["auc"].std(ddof=1) if len(s) > 1 else math.nan,
                 "time_s_mean": s["total_time_s"].mean(),
@@ -156,13 +169,16 @@ def compare_report(
         "objective": tags.get("harness.objective", "?"),
         "direction": direction,
         "samplers": list(samplers),
+        "backends": list(backends),
         "repeats": repeats,
         "budget": budget,
         "target": target,
         "target_rule": target_rule,
         "tracking_uri": tracker.display_uri,
         **{k: v for k, v in _core.provenance(tracker, first, ("optuna", "tensorflow")).items() if k in _SHOWN},
-        "device": study_report(tracker, curves[0].study).meta["devices"],
+        "device": "; ".join(
+            dict.fromkeys(study_report(tracker, c.study).meta["devices"] for c in curves if c.repeat == 0)
+        ),
         "params": tags.get("harness.params", ""),
     }
     return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta)
@@ -186,13 +202,16 @@ def _median(value: float, digits: int = 0) -> str:
 
 def display_compare(report: CompareReport) -> pd.DataFrame:
     s = report.summary
+    backend = {"backend": s["backend"]} if report.meta.get("backends") else {}
     return pd.DataFrame(
         {
             "sampler": s["sampler"],
+            **backend,
             "best objective (mean ± sd)": [_pm(m, d) for m, d in zip(s["best_mean"], s["best_sd"], strict=True)],
             "reached target": [f"{r}/{n}" for r, n in zip(s["reached"], s["repeats"], strict=True)],
             "median trials to target": [_median(v) for v in s["median_trials_to_target"]],
             "median time to target (s)": [_median(v, 1) for v in s["median_time_to_target_s"]],
+            "median $ to target": [_median(v, 5) for v in s["median_usd_to_target"]],
             "AUC best-so-far (mean ± sd)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sd"], strict=True)],
             "time per study (s)": [f"{v:.1f}" for v in s["time_s_mean"]],
             "cost per study ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_mean"]],
@@ -202,9 +221,33 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
 
 
 def compare_findings(report: CompareReport) -> list[str]:
-    """What the numbers say: the winner on each measure, and random vs grid (Bergstra & Bengio 2012)."""
-    s = report.summary.set_index("sampler")
-    maximize = report.meta["direction"] == "maximize"
+    """What the numbers say: the winner on each measure, and random vs grid (Bergstra & Bengio 2012);
+    per backend when the comparison spans several, then the fastest and cheapest way to the target."""
+    backends = report.meta.get("backends") or [""]
+    lines = []
+    for backend in backends:
+        s = report.summary[report.summary["backend"] == backend].set_index("sampler")
+        where = f"On {backend}: " if backend else ""
+        lines += [where + line for line in _findings(s, report.meta["direction"] == "maximize")]
+    if len(backends) > 1:
+        reached = report.summary[report.summary["median_time_to_target_s"] < math.inf]
+        if not reached.empty:
+            fast = reached.loc[reached["median_time_to_target_s"].idxmin()]
+            lines.append(
+                f"Fastest to the target (median): **{fast['sampler']} on {fast['backend']}** "
+                f"({fast['median_time_to_target_s']:.1f} s)."
+            )
+            priced = reached[reached["median_usd_to_target"].notna()]
+            if not priced.empty:
+                cheap = priced.loc[priced["median_usd_to_target"].idxmin()]
+                lines.append(
+                    f"Cheapest to the target (median): **{cheap['sampler']} on {cheap['backend']}** "
+                    f"(${cheap['median_usd_to_target']:.5f})."
+                )
+    return lines
+
+
+def _findings(s: pd.DataFrame, maximize: bool) -> list[str]:
     lines = []
     if s["best_mean"].notna().any():
         best = s["best_mean"].idxmax() if maximize else s["best_mean"].idxmin()
@@ -237,7 +280,8 @@ def compare_markdown(report: CompareReport, command: str, curves_png: str) -> st
         f"- Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
         f"- Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
         f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "
-        f"one study each (`{m['space']}-cmp-<sampler>-r<seed>`)",
+        f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
+        + (f", on each backend: {', '.join(m['backends'])}" if m["backends"] else ""),
         f"- Target {_obj(m['target'])} ({m['target_rule']}); a repeat that never reaches it counts as infinite "
         "in the medians",
         "- Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
@@ -261,6 +305,7 @@ def compare_markdown(report: CompareReport, command: str, curves_png: str) -> st
         best=[_obj(v) for v in report.studies["best"]],
         trials_to_target=[_median(v) for v in report.studies["trials_to_target"]],
         time_to_target_s=[_median(v, 1) for v in report.studies["time_to_target_s"]],
+        usd_to_target=[_median(v, 5) for v in report.studies["usd_to_target"]],
         auc=[_num(v, 3) for v in report.studies["auc"]],
         total_time_s=[_num(v, 1) for v in report.studies["total_time_s"]],
         cost_usd=[_num(v, 4) or "n/a" for v in report.studies["cost_usd"]],
@@ -276,21 +321,23 @@ def compare_figure(report: CompareReport) -> Any:
 
     fig = Figure(figsize=(11, 4))
     by_trial, by_time = fig.subplots(1, 2)
-    colours = {s: f"C{i}" for i, s in enumerate(report.meta["samplers"])}
-    for sampler in report.meta["samplers"]:
-        curves = [c for c in report.curves if c.sampler == sampler]
+    groups = list(dict.fromkeys((c.sampler, c.backend) for c in report.curves))
+    colours = {g: f"C{i}" for i, g in enumerate(groups)}
+    for group in groups:
+        curves = [c for c in report.curves if (c.sampler, c.backend) == group]
+        sampler = f"{group[0]} on {group[1]}" if group[1] else group[0]
         for c in curves:
             xs = list(range(1, len(c.best_so_far) + 1))
-            by_trial.step(xs, c.best_so_far, where="post", color=colours[sampler], alpha=0.25, lw=1)
-            by_time.step(c.elapsed_s, c.best_so_far, where="post", color=colours[sampler], alpha=0.5, lw=1)
+            by_trial.step(xs, c.best_so_far, where="post", color=colours[group], alpha=0.25, lw=1)
+            by_time.step(c.elapsed_s, c.best_so_far, where="post", color=colours[group], alpha=0.5, lw=1)
         n = max((len(c.best_so_far) for c in curves), default=0)
         mean = []
         for i in range(n):
             vals = [c.best_so_far[min(i, len(c.best_so_far) - 1)] for c in curves if c.best_so_far]
             vals = [v for v in vals if not math.isnan(v)]
             mean.append(statistics.fmean(vals) if vals else math.nan)
-        by_trial.step(range(1, n + 1), mean, where="post", color=colours[sampler], lw=2.2, label=f"{sampler} (mean)")
-        by_time.plot([], [], color=colours[sampler], label=sampler)
+        by_trial.step(range(1, n + 1), mean, where="post", color=colours[group], lw=2.2, label=f"{sampler} (mean)")
+        by_time.plot([], [], color=colours[group], label=sampler)
     by_trial.xaxis.get_major_locator().set_params(integer=True)
     for ax, xlabel in ((by_trial, "trials"), (by_time, "cumulative trial time (s)")):
         ax.axhline(report.meta["target"], color="grey", ls="--", lw=1, label="target")

@@ -134,6 +134,11 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         help="objective value to reach (default: the median of the studies' best values)",
     )
     cmp.add_argument("--parallel", type=int, default=1, metavar="K", help="worker processes per study (default 1)")
+    cmp.add_argument(
+        "--backends",
+        help="run the whole comparison once per backend (e.g. cpu,gpu) and report sampler x backend: best "
+        "objective, trials, time and dollars to the target (default: the space's own backend)",
+    )
     cmp.add_argument("--out", default="results", help="where the report is written (default results/)")
 
     rs = report_sub.add_parser("study", help="the trials table of a study")
@@ -250,9 +255,29 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
         budget=args.budget,
         target=args.target,
         out_dir=Path(args.out),
+        backends=_backends(args.backends),
     )
     run_compare(request, _print)
     return 0
+
+
+def _backends(text: str | None) -> tuple[str, ...]:
+    from harness.config import check_backend
+    from harness.errors import ConfigError, UserError
+
+    if text is None:
+        return ()
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not names:
+        raise UserError(f"--backends expects a comma list of backends (e.g. cpu,gpu), but got {text!r}")
+    for name in names:
+        try:
+            check_backend(name)
+        except ConfigError as exc:
+            raise UserError(f"--backends: {exc}") from None
+        if name.startswith("multiworker"):
+            raise UserError(f"--backends: studies cannot run on {name!r} yet; use cpu, gpu, multi-gpu or tpu")
+    return names
 
 
 def _report(name: str, out: str, tracking_uri: str | None, command_line: str) -> int:

@@ -1,4 +1,5 @@
-"""``harness compare-samplers``: the same budget of full-fidelity trials for each sampler, R seeds each.
+"""``harness compare-samplers``: the same budget of full-fidelity trials for each sampler, R seeds each,
+on one backend or, with ``--backends cpu,gpu``, on each (studies ``...-r<seed>-<backend>``).
 
 Each (sampler, seed) pair is its own study, ``<space>-cmp-<sampler>-r<seed>``, in
 the same storage and tracking store, without pruning, so a sampler is judged on
@@ -37,6 +38,7 @@ class CompareRequest:
     budget: int | None = None  # default: the grid's size
     target: float | None = None  # default: median of the studies' best values
     out_dir: Path = Path("results")
+    backends: tuple[str, ...] = ()  # --backends: the whole comparison once per backend; () = the space's own
 
     def __post_init__(self) -> None:
         if self.repeats < 1:
@@ -62,7 +64,9 @@ def plan_budget(request: CompareRequest) -> tuple[str, int]:
     base = request.study
     space = load_space(base.space_file)
     experiment = ExperimentRef.parse(base.experiment, "--experiment") if base.experiment else None
-    space.resolve(experiment, base.scale, base.overrides)
+    for backend in request.backends or (None,):
+        extra = {} if backend is None else {"backend": backend}
+        space.resolve(experiment, base.scale, {**base.overrides, **extra})
     for name in request.samplers:
         SamplerSpec.for_space(name, 0, space, f"--samplers {name}")
     if request.budget is None:
@@ -89,25 +93,34 @@ def run_compare(request: CompareRequest, progress: Progress = print, runner: Any
 
     space_name, budget = plan_budget(request)
     base = request.study
+    if request.backends:  # a backend this machine lacks fails here, before any study exists
+        from harness.hardware import make_strategy
+
+        for backend in request.backends:
+            make_strategy(backend)
     progress(
         f"compare-samplers {space_name}: {', '.join(request.samplers)} x {request.repeats} seeds, "
         f"budget {budget} trials each, no pruning"
     )
     if base.parallel == 1 and runner is None:
         runner = TrainingRunner(Tracker(base.tracking_uri), base.data_dir, base.prices)
-    for name in request.samplers:
-        for repeat in range(request.repeats):
-            study = compare_study_name(space_name, name, repeat)
-            progress(f"--- {study}")
-            study_request = dataclasses.replace(
-                base, sampler=name, seed=repeat, pruner="none", trials=budget, name=study
-            )
-            try:
-                run_study(study_request, progress, runner=runner)
-            except RunFailed as exc:  # one study stopped (max_failed): the others still count
-                progress(f"{study}: {exc}")
+    for backend in request.backends or ("",):
+        overrides = {**base.overrides, "backend": backend} if backend else base.overrides
+        for name in request.samplers:
+            for repeat in range(request.repeats):
+                study = compare_study_name(space_name, name, repeat, backend)
+                progress(f"--- {study}")
+                study_request = dataclasses.replace(
+                    base, sampler=name, seed=repeat, pruner="none", trials=budget, name=study, overrides=overrides
+                )
+                try:
+                    run_study(study_request, progress, runner=runner)
+                except RunFailed as exc:  # one study stopped (max_failed): the others still count
+                    progress(f"{study}: {exc}")
     tracker = Tracker(base.tracking_uri)
-    report = compare_report(tracker, space_name, request.samplers, request.repeats, budget, request.target)
+    report = compare_report(
+        tracker, space_name, request.samplers, request.repeats, budget, request.target, request.backends
+    )
     progress(display_compare(report).to_string(index=False))
     files = write_compare_report(report, request.out_dir, base.command)
     progress(f"wrote {', '.join(str(f) for f in files)}")

@@ -205,6 +205,10 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
         resumed = False
     parent.set_tags({f"harness.{k}": "" if v is None else str(v) for k, v in dataclasses.asdict(plan.budget).items()})
     study.set_user_attr(ATTR, settings.to_attr())
+    if study.metric_names is None:  # optuna-dashboard then names the objective, not "Objective 0"
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and still the way to name it
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([plan.resolved.objective.final_key])
     exp_id = tracker.experiment_id(settings.mlflow_experiment)
     ctx = StudyContext(
         plan.name,

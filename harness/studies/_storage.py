@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import threading
 import warnings
@@ -39,6 +38,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
 from harness._sqlite import use_wal
 from harness.errors import UserError
@@ -90,11 +90,8 @@ def normalise_url(url: str) -> str:
         return f"{JOURNAL}:{journal.resolve()}"
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
         return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
-    parsed = _parsed(url)
-    psycopg2_only = importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None
-    if parsed.drivername == "postgresql" and psycopg2_only:
-        return str(parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False))
-    return url
+    _parsed(url)  # a malformed URL is refused here, by name
+    return with_installed_driver(url)
 
 
 def _parsed(url: str) -> Any:

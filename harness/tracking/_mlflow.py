@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
 from harness._sqlite import create_once
 from harness.errors import UserError
@@ -47,7 +48,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
         )
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
-    return uri
+    return with_installed_driver(uri)  # postgresql:// works as it does for --storage
 
 
 def local_artifact_root(uri: str) -> str | None:
