@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench``.
+"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench | soak``.
 
 Data: sessions read ``$HARNESS_DATA_DIR``, defaulting to ``../shared/data``.
 """
@@ -54,6 +54,13 @@ def smoke(session: nox.Session) -> None:
     tmp = session.create_tmp()
     session.chdir(tmp)
     session.run("harness", "ladder", "mnist", "--scale", "smoke", "--data-dir", DATA)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """A 200-trial study on PostgreSQL whose 4 workers are killed at random; writes results/soak.md."""
+    _install(session)
+    session.run("python", "tests/soak.py", "--data-dir", DATA, *session.posargs)
 
 
 @nox.session

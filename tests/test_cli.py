@@ -135,6 +135,11 @@ def test_child_runs_hold_artifacts_and_tensorboard_events(smoke: Smoke) -> None:
     assert "accuracy" in events.Tags()["tensors"]
     # and the same curves in the TensorBoard log dir for `tensorboard --logdir tensorboard`
     assert list((smoke.root / "tensorboard" / "mnist").rglob("events.out.tfevents.*"))
+    # one folder per invocation (start time, parent run), the rungs in order inside it
+    (invocation,) = (smoke.root / "tensorboard" / "mnist").iterdir()
+    parent = next(r for r in smoke.runs if "mlflow.parentRunId" not in r.data.tags)
+    assert invocation.name.endswith(parent.info.run_id[:8]) and invocation.name[:8].isdigit()
+    assert [p.name for p in sorted(invocation.iterdir())][:2] == ["01-softmax-s0", "02-dense5-sigmoid-s0"]
 
 
 def test_table_is_written_and_rebuilt_from_the_store(

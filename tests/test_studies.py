@@ -783,7 +783,7 @@ def test_compare_samplers_across_backends_reports_sampler_by_backend(store: Simp
         assert len(trials(store, f"hw-cmp-grid-r0-{backend}")) == 2
         _, children = study_runs(store, "hw", f"hw-cmp-grid-r0-{backend}")
         assert {c.data.params["run.backend"] for c in children} == {backend}
-    md = (store.root / "results" / "compare_hw.md").read_text()
+    md = (store.root / "results" / "compare_hw_on_cpu-auto.md").read_text()
     assert "| sampler   | backend   |" in md and "| grid      | cpu       |" in md and "| grid      | auto      |" in md
     assert "median $ to target" in md and "on each backend: cpu, auto" in md
     assert "On cpu: " in md and "Cheapest to the target (median): **grid on " in md

@@ -38,13 +38,14 @@ RUNG = "grid16x16x2-swarm"
 class YoloBenchSettings:
     scale: str  # the ladder scale the rung runs at (its data and widths)
     steps: int  # training steps per timed run
-    repeats: int  # timed (harness, plain) pairs after one untimed warm-up of each
+    repeats: int  # timed (harness, plain) pairs after the warm-up pairs
     pipeline_batches: int  # batches drawn from the tile pipeline alone
+    warmups: int = 1  # untimed (harness, plain) pairs first; quick mode only checks that it runs
 
 
 def yolo_settings(quick: bool) -> YoloBenchSettings:
     if quick:
-        return YoloBenchSettings(scale="smoke", steps=6, repeats=1, pipeline_batches=5)
+        return YoloBenchSettings(scale="smoke", steps=6, repeats=1, pipeline_batches=5, warmups=0)
     return YoloBenchSettings(scale="standard", steps=200, repeats=2, pipeline_batches=100)
 
 
@@ -130,14 +131,15 @@ def measure_yolo(data_dir: str | Path | None, quick: bool, progress: Progress) -
     progress(f"(e) yolo: {data.source}, {time.perf_counter() - t:.1f} s to load; rung {RUNG} at {settings.scale}")
     x, y = _tiles(cfg, data, settings.steps * cfg.run.batch_size)
     harness_runs, plain_runs = [], []
-    for i in range(settings.repeats + 1):  # the first pair warms caches and is not counted
+    for i in range(settings.warmups + settings.repeats):  # warm-up pairs warm caches and are not counted
         h = train(cfg, data).final
         p = plain_fit(cfg, data, x, y)
-        if i:
+        warm_up = i < settings.warmups
+        if not warm_up:
             harness_runs.append({k: h[k] for k in ("examples_per_s", "time_warmup_s", "time_train_steady_s")})
             plain_runs.append(p)
         progress(
-            f"    pair {i}{' (warm-up)' if not i else ''}: harness {h['examples_per_s']:.1f}, "
+            f"    pair {i}{' (warm-up)' if warm_up else ''}: harness {h['examples_per_s']:.1f}, "
             f"plain {p['examples_per_s']:.1f} tiles/s"
         )
     harness_rate = statistics.median(r["examples_per_s"] for r in harness_runs)
@@ -171,7 +173,8 @@ def render_yolo(e: dict[str, Any]) -> list[str]:
         f"Model `{cfg['model']['name']}` {cfg['model']['layers']} layers (first layer "
         f"{cfg['model']['first_layer_filter_depth']} filters), grid {cfg['task']['grid_nn']}x"
         f"{cfg['task']['grid_nn']}x{cfg['task']['cell_n']}, batch {cfg['run']['batch_size']}, "
-        f"{e['settings']['steps']} steps per run, {e['settings']['repeats']} timed pairs after a warm-up pair. "
+        f"{e['settings']['steps']} steps per run, {e['settings']['repeats']} timed pairs after "
+        f"{e['settings'].get('warmups', 1)} warm-up pair(s). "
         "Harness: `harness.train.train` (tiles cut on the fly, targets per tile, IoU metrics on every batch). "
         "Plain Keras: the same model and loss fitted on the same tiles pre-cut into memory, no metrics.",
         "",

@@ -79,6 +79,8 @@ class Executor:
     ) -> None:
         self.tracker = tracker
         self.log_models = log_models  # benchmarks measure speed: their runs skip the saved models
+        # TensorBoard folder of the runs of one invocation (a ladder's parent run); "" = each run's own id
+        self.invocation = ""
         self.data_dir = data_dir
         self.prices = prices
         self.tensorboard_dir = tensorboard_dir
@@ -115,9 +117,13 @@ class Executor:
             self.placement(cfg.run.backend)
 
     def tensorboard_logdir(self, group: str, run_id: str, name: str) -> Path:
-        """``<tensorboard_dir>/<group>/<run id[:8]>/<name>``, always under ``tensorboard_dir``."""
+        """``<tensorboard_dir>/<group>/<invocation or run id[:8]>/<name>``, always under ``tensorboard_dir``.
+
+        With an invocation (``<start time>-<parent run id[:8]>``), TensorBoard lists a ladder's runs
+        grouped by invocation, oldest first, and by rung within it.
+        """
         # group and name are ladder, rung, study and run names: encoded, so '../' or '/' cannot lead out
-        parts = [encode_name(p) for p in (group, run_id[:8], name) if p]
+        parts = [encode_name(p) for p in (group, self.invocation or run_id[:8], name) if p]
         return safe_child(self.tensorboard_dir, *parts, what="TensorBoard folder")
 
     # --- one run ---------------------------------------------------------------------------

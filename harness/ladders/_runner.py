@@ -10,6 +10,7 @@ store, complete and reportable.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     }
     with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
+        executor.invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{parent.run_id[:8]}"
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
         for rung, variant, cfg in configs:
             for i in range(request.seeds):

@@ -350,8 +350,11 @@ def compare_figure(report: CompareReport) -> Any:
 
 
 def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path]:
-    """``compare_<space>.md``, ``.csv`` (per study) and ``compare_<space>_curves.png``."""
+    """``compare_<space>.md``, ``.csv`` (per study) and ``compare_<space>_curves.png``; a comparison across
+    backends is ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table)."""
     stem = f"compare_{report.meta['space']}"
+    if report.meta.get("backends"):
+        stem += "_on_" + "-".join(b.replace(":", "x") for b in report.meta["backends"])
     md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
     out_dir.mkdir(parents=True, exist_ok=True)
     compare_figure(report).savefig(png, dpi=110, bbox_inches="tight")
