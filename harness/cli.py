@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness import interrupts
 from harness._paths import encode_name, safe_child
@@ -44,6 +45,9 @@ def _version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show TensorFlow's start-up and CUDA log lines (hidden by default)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("ladders", help="list the built-in ladders")
@@ -192,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "3")  # before TensorFlow is imported
     # No usage data sent in the background (it would also share the CPU with measured runs);
     # MLFLOW_DISABLE_TELEMETRY=false opts back in.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -207,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"
     # recorded in tags and reports: a password in --storage or --tracking-uri is masked
     command_line = "harness " + shlex.join(redact_argv(sys.argv[1:] if argv is None else argv))
+    if not args.verbose and args.command in _TRAINS:
+        _start_tensorflow_quietly()
     try:
         # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
         with interrupts.graceful():
@@ -226,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the system refused: --out naming a file, no space, no permission, a lost connection
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{redact_text(exc.strerror or str(exc))}", file=sys.stderr)
+        return 1
     except Exception as exc:
         from mlflow.exceptions import MlflowException
 
@@ -235,6 +245,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
         print(f"error: the tracking store failed: {redact_text(first)}", file=sys.stderr)
         return 1
+
+
+_TRAINS = ("ladder", "study", "worker", "compare-samplers", "bench", "backends", "detect-scan", "detect-boxes")
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and look for GPUs with file descriptor 2 on /dev/null: TensorFlow's C++ writes
+    its start-up lines ("oneDNN custom operations", "failed call to cuInit") there before any log level
+    applies. An import error still raises, with its message, once stderr is back."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace, command_line: str) -> int:
@@ -425,12 +455,23 @@ def _report(
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
         raise UserError(f"--name must be a file name stem (letters, digits, _ . -), but got {name!r}")
     report = ladder_report(Tracker(uri), ladder, run_id, scale, also, rungs)
-    print(display_table(report).to_string(index=False))
+    print(_narrow(display_table(report)))
     for line in verdict(report):
         print(line)
     md, csv = write_report(report, Path(out), command_line, name)
-    print(f"wrote {md} and {csv}")
+    print(f"wrote {md} and {csv} (every column)")
     return 0
+
+
+def _narrow(table: Any, width: int = 100) -> str:
+    """The table in at most ``width`` columns: the long "what changed" text first, then the rightmost
+    columns are left out (the Markdown and CSV files have them all)."""
+    shown = table.drop(columns=[c for c in table.columns if "changed" in str(c)])
+    text = shown.to_string(index=False)
+    while shown.shape[1] > 3 and max(map(len, text.splitlines()), default=0) > width:
+        shown = shown.iloc[:, :-1]
+        text = shown.to_string(index=False)
+    return text
 
 
 def _detect_boxes(args: argparse.Namespace, command_line: str) -> int:

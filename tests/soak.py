@@ -75,10 +75,15 @@ def main() -> int:
     common = ["--storage", storage, "--tracking-uri", tracking, "--data-dir", str(Path(a.data_dir).resolve())]
     started = time.monotonic()
     try:
+        # --parallel 0: this command creates the study, waits for the workers, then finishes the parent run
         create = ["study", str(space), "--parallel", "0", "--heartbeat-interval", "2", "--grace-period", "8"]
-        if subprocess.run([sys.executable, "-m", "harness", *create, *common[:4]], check=False).returncode != 0:
-            return 1
+        create += ["--no-report"]  # the soak writes its own report
+        coordinator = _harness(*create, *common, log=log)
         name = "soak-random"
+        while not _exists(storage, name):
+            if coordinator.poll() is not None:
+                raise RuntimeError(f"the study command exited {coordinator.returncode}; see {log}")
+            time.sleep(0.5)
         workers = [_harness("worker", name, *common, log=log) for _ in range(a.workers)]
         kills: list[dict[str, float]] = []
         next_kill = time.monotonic() + rng.uniform(*a.kill_every)
@@ -95,6 +100,8 @@ def main() -> int:
                 workers[victim] = _harness("worker", name, *common, log=log)  # a replacement joins
                 next_kill = time.monotonic() + rng.uniform(*a.kill_every)
             time.sleep(0.5)
+        if coordinator.wait(timeout=max(60.0, a.timeout - (time.monotonic() - started))) != 0:
+            print(f"the study command exited {coordinator.returncode}; see {log}", file=sys.stderr)
         wall = time.monotonic() - started
         subprocess.run([sys.executable, "-m", "harness", "runs", "clean", "--tracking-uri", tracking], check=False)
         rows, ok = _check(storage, tracking, name, a.trials, kills)
@@ -102,23 +109,37 @@ def main() -> int:
         print(f"wrote {a.out}: {'all invariants hold' if ok else 'INVARIANTS BROKEN'}")
         return 0 if ok else 1
     finally:
-        for w in locals().get("workers", []):
+        for w in [*locals().get("workers", []), *([coordinator] if "coordinator" in locals() else [])]:
             if w.poll() is None:
                 w.kill()
         for db in (storage, tracking):
             _database(db.rsplit("/", 1)[1], drop=True)
 
 
+def _exists(storage: str, name: str) -> bool:
+    import optuna
+
+    from harness.studies import open_storage
+    from harness.studies._storage import normalise_url
+
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(normalise_url(storage)))
+    except Exception:  # not created yet
+        return False
+    return "harness" in study.user_attrs  # its settings written: workers can join
+
+
 def _finished(storage: str, name: str) -> int:
     import optuna
 
     from harness.studies import open_storage
+    from harness.studies._storage import normalise_url
 
     try:
-        trials = optuna.load_study(study_name=name, storage=open_storage(storage)).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=name, storage=open_storage(normalise_url(storage)))
     except Exception:  # the storage is busy or the study not written yet: ask again next time
         return 0
-    return sum(t.state.is_finished() for t in trials)
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
 
 
 def _check(
@@ -128,10 +149,11 @@ def _check(
     from mlflow.tracking import MlflowClient
 
     from harness.studies import open_storage
+    from harness.studies._storage import normalise_url
     from harness.studies._trials import tally
     from harness.tracking import resolve_tracking_uri
 
-    trials = optuna.load_study(study_name=name, storage=open_storage(storage)).trials
+    trials = optuna.load_study(study_name=name, storage=open_storage(normalise_url(storage))).trials
     t = tally(trials)
     states = collections.Counter(tr.state.name for tr in trials)
     client = MlflowClient(resolve_tracking_uri(tracking))
@@ -151,7 +173,14 @@ def _check(
         and "final_test_accuracy" in r.data.metrics  # type: ignore[attr-defined]
         for tr in complete
     )
-    fail_runs = all((r := run_of(tr)) is None or r.info.status in ("FAILED", "KILLED") for tr in failed)  # type: ignore[attr-defined]
+    kept = {(tr.user_attrs.get("harness") or {}).get("mlflow_run_id") for tr in complete}
+    # a FAIL trial's run ended FAILED/KILLED, or it had finished and its result is kept by a COMPLETE copy
+    fail_runs = all(
+        (r := run_of(tr)) is None
+        or r.info.status in ("FAILED", "KILLED")  # type: ignore[attr-defined]
+        or (tr.number in t.superseded and r.info.run_id in kept)  # type: ignore[attr-defined]
+        for tr in failed
+    )
     kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     numbers = [tr.number for tr in trials]
     idle = states.get("RUNNING", 0) + states.get("WAITING", 0)
@@ -166,7 +195,7 @@ def _check(
         ("MLflow runs by status", ", ".join(f"{k} {v}" for k, v in sorted(run_states.items())), True),
         ("no MLflow run RUNNING", str(run_states.get("RUNNING", 0)), run_states.get("RUNNING", 0) == 0),
         ("every COMPLETE trial: a FINISHED run with its objective", str(one_run), one_run),
-        ("every FAIL trial: its run FAILED or KILLED", str(fail_runs), fail_runs),
+        ("every FAIL trial: its run FAILED or KILLED, or finished and kept", str(fail_runs), fail_runs),
         ("one trial run per trial", f"{len(kids)} runs, {len(trials)} trials", len(kids) <= len(trials)),
         (
             "FAIL trials <= kills (nothing else fails)",

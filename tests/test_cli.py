@@ -66,11 +66,34 @@ def test_smoke_ladder_makes_one_parent_and_eight_children(smoke: Smoke) -> None:
         "test_accuracy",
     )
     assert sorted(int(r.data.tags["harness.rung_index"]) for r in _children(smoke)) == list(range(1, 9))
+    assert (parents[0].data.tags["mlflow.source.name"], parents[0].data.tags["mlflow.source.type"]) == (
+        "harness",
+        "LOCAL",
+    )
+    exp = smoke.client.get_experiment(parents[0].info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI's model-training view
+    # the parent compares against other invocations in the MLflow UI: the ladder's params, each rung's values
+    p = parents[0].data
+    assert (p.params["ladder"], p.params["scale"], p.params["seeds"], p.params["rungs"]) == (
+        "mnist",
+        "smoke",
+        "1",
+        "all",
+    )
+    rung8 = next(r for r in _children(smoke) if r.data.tags["harness.rung_index"] == "8").data.metrics
+    assert p.metrics["08-cnn-batchnorm/best_test_accuracy"] == rung8["best_test_accuracy"]
+    assert len([k for k in p.metrics if k.endswith("/final_test_accuracy")]) == N_RUNGS
     # one line per rung, with the task's report columns (10-class MNIST: no precision or recall)
     for rung, _ in load_ladder("mnist").configs("smoke"):
         line = rf"^  {rung.index:02d}-{rung.name}-s0 +final acc \d+\.\d\d%  best acc \d+\.\d\d%  +\d+\.\ds +\d+ ex/s$"
         assert re.search(line, smoke.stdout, re.M), (line, smoke.stdout)
     assert "precision" not in smoke.stdout
+    # the terminal table fits 100 columns (the files have every column); smoke numbers are not judged
+    lines = smoke.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if re.match(r"^\s*#\s+rung\b", line))
+    table = lines[first : first + 1 + N_RUNGS]
+    assert all(len(line) <= 100 for line in table) and "cnn-batchnorm" in table[-1], table
+    assert "not comparable with the talk's references" in smoke.stdout and "(every column)" in smoke.stdout
     print(f"smoke ladder took {smoke.seconds:.1f}s")
 
 
@@ -82,6 +105,10 @@ def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
         assert run.data.params == {k: str(v) for k, v in cfg.params().items()}
         assert run.data.params["run.iterations"] == "20" and run.data.params["data.name"] == "mnist"
         assert run.data.params["model.name"] == cfg.model.name
+        (data,) = run.inputs.dataset_inputs  # the UI's Dataset column: name, digest of the checksum, source
+        assert data.dataset.name == "mnist" and data.dataset.source == run.data.tags["data.source"]
+        assert run.data.tags["data.checksum"].startswith(data.dataset.digest)
+        assert {t.key: t.value for t in data.tags} == {"mlflow.data.context": "training"}
         for metric in (
             "final_test_accuracy",
             "best_test_accuracy",
@@ -156,6 +183,10 @@ def test_table_is_written_and_rebuilt_from_the_store(
     again = pd.read_csv(smoke.root / "again" / "mnist_ladder_smoke.csv")
     pd.testing.assert_frame_equal(first, again)
     assert "cnn-batchnorm" in capsys.readouterr().out
+    # an --out that is a file: one line and exit 1, not a traceback
+    (smoke.root / "taken").write_text("a file")
+    assert main(["report", "ladder", "mnist", "--scale", "smoke", "--out", "taken"]) == 1
+    assert capsys.readouterr().err == "error: taken: File exists\n"
 
 
 @pytest.mark.parametrize(

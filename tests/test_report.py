@@ -64,3 +64,10 @@ def test_a_loss_objective_is_shown_on_the_reference_trainers_scale_too() -> None
     assert list(scaled["objective x 100 (reference scale)"]) == ["1.746", "1.89"]  # the talk's 1.746 for lr2 832
     plain = display_study(StudyReport(table, ["lr2"], None, {"reference_scale": "1.0"}))
     assert not any("reference scale" in c for c in plain.columns)
+
+
+def test_smoke_scale_says_its_numbers_are_not_comparable() -> None:
+    report = _report([0.92, 0.979], [0.30, 0.10])
+    report.meta["scale"] = "smoke"
+    (line,) = verdict(report)
+    assert "not comparable with the talk's references" in line and "below" not in line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -98,9 +99,20 @@ def test_a_disk_that_fills_during_a_ladder_ends_cleanly(tmp_path: Path, tiny_dat
     whatever could not be ended for lack of space is ended by the next sweep once there is room."""
     with _tmpfs(tmp_path / "disk", "3m") as disk:
         proc = _harness(
-            "ladder", "mnist", "--scale", "smoke", "--rungs", "1-2", "--data-dir", str(tiny_data_dir),
-            "--tracking-uri", f"sqlite:///{disk}/mlflow.db", "--tensorboard-dir", str(disk / "tb"),
-            cwd=tmp_path, timeout=600,
+            "ladder",
+            "mnist",
+            "--scale",
+            "smoke",
+            "--rungs",
+            "1-2",
+            "--data-dir",
+            str(tiny_data_dir),
+            "--tracking-uri",
+            f"sqlite:///{disk}/mlflow.db",
+            "--tensorboard-dir",
+            str(disk / "tb"),
+            cwd=tmp_path,
+            timeout=600,
         )
         assert proc.returncode == 1, proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
@@ -148,6 +160,42 @@ def test_kill_9_leaves_runs_that_the_next_start_ends_killed(workdir: Path, tiny_
     assert all(r.data.tags[PID_TAG] == str(proc.pid) for r in swept)
 
 
+# a signal at a random moment of a ladder: start-up, a rung, the logging, the report (seeded: reproducible)
+_RANDOM_POINTS = [
+    (sig, round(random.Random(i).uniform(0.5, 25.0), 1))
+    for i, sig in enumerate((signal.SIGKILL, signal.SIGTERM, signal.SIGKILL))
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "after_s"), _RANDOM_POINTS, ids=[f"{s.name}-{t}s" for s, t in _RANDOM_POINTS])
+def test_a_signal_at_a_random_point_leaves_a_consistent_store(
+    workdir: Path, tiny_data_dir: Path, sig: signal.Signals, after_s: float
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "ladder", "mnist", "--scale", "smoke", "--data-dir", str(tiny_data_dir)],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after_s)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    expected = {0, -9} if sig == signal.SIGKILL else {0, 130}  # 0: it had finished
+    assert proc.returncode in expected and "Traceback" not in err, (proc.returncode, err[-2000:])
+    db = workdir / "mlflow.db"
+    if sig != signal.SIGKILL and db.exists():
+        assert "RUNNING" not in _statuses(db)  # a graceful signal ends its runs itself
+    done = _harness("runs", "clean", cwd=workdir)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    if db.exists():
+        assert "RUNNING" not in _statuses(db)
+    report = _harness("report", "ladder", "mnist", cwd=workdir)
+    # a table of the finished rungs, or a clear "nothing to report yet": never a traceback
+    assert report.returncode in (0, 2) and "Traceback" not in report.stderr, report.stderr[-2000:]
+
+
 def test_sweep_ends_only_runs_whose_process_is_gone(tmp_path: Path) -> None:
     """A live owner, a dead one, a reused pid (same pid, other start time) and another host's run."""
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
@@ -183,8 +231,18 @@ def test_a_tracking_server_that_is_down_fails_in_bounded_time(workdir: Path, tin
         port = s.getsockname()[1]  # closed again: nothing listens there
     start = time.monotonic()
     proc = _harness(
-        "ladder", "mnist", "--scale", "smoke", "--rungs", "1", "--data-dir", str(tiny_data_dir),
-        "--tracking-uri", f"http://127.0.0.1:{port}", cwd=workdir, timeout=300,
+        "ladder",
+        "mnist",
+        "--scale",
+        "smoke",
+        "--rungs",
+        "1",
+        "--data-dir",
+        str(tiny_data_dir),
+        "--tracking-uri",
+        f"http://127.0.0.1:{port}",
+        cwd=workdir,
+        timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
     assert "error: the tracking store failed" in proc.stderr
@@ -212,3 +270,4 @@ def test_report_skips_an_empty_parent_and_a_partial_run(workdir: Path, capsys: p
     with pytest.raises(KeyboardInterrupt), tracker.run(exp, "empty", tags):
         raise KeyboardInterrupt
     assert find_parent_run(tracker, "mnist", None, None).info.run_id == complete.run_id
+

@@ -864,3 +864,32 @@ def test_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> Non
     assert gpu_ids() == ["0", "2"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
     assert gpu_ids() == []
+
+
+def test_a_worker_lost_after_its_trial_finished_keeps_the_result(tmp_path: Path) -> None:
+    """Killed between the MLflow run's end and Optuna's tell: the stale trial is FAIL, and its finished
+    result is kept as a COMPLETE trial that supersedes it (no retry, nothing trained twice)."""
+    import optuna
+
+    from harness.studies._context import StaleTrials
+    from harness.studies._trials import tally
+    from harness.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = tracker.experiment_id("study/lost")
+    with tracker.run(exp, "trial-000") as run:
+        run.log_metrics(10, {"objective": 0.97})
+        run.set_tags({"optuna.state": "COMPLETE"})
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(direction="maximize", storage=storage)
+    trial = study.ask({"lr0": optuna.distributions.FloatDistribution(1e-4, 0.1, log=True)})
+    trial.set_user_attr("harness", {"trial": trial.number, "mlflow_run_id": run.run_id})
+    storage.set_trial_state_values(study.trials[0]._trial_id, optuna.trial.TrialState.FAIL)  # as Optuna's sweep does
+    handler = StaleTrials()
+    handler.tracker, seen = tracker, []
+    handler.progress = seen.append
+    handler(study, study.trials[0])
+    states = [(t.number, t.state.name, t.value) for t in study.trials]
+    assert states == [(0, "FAIL", None), (1, "COMPLETE", 0.97)]
+    assert study.trials[1].params == study.trials[0].params and tally(study.trials).used == 1
+    assert tracker.client.get_run(run.run_id).info.status == "FINISHED" and "its result is kept" in seen[0]

@@ -98,3 +98,32 @@ def _scalar(event: object) -> float:
     import tensorflow as tf
 
     return float(tf.make_ndarray(event.tensor_proto))  # type: ignore[attr-defined]
+
+
+def test_progress_sink_prints_plain_lines_off_a_terminal_at_most_every_interval() -> None:
+    import io
+
+    from harness.tracking import ProgressSink
+
+    out = io.StringIO()
+    sink = ProgressSink("[2/8] 02-dense-s0", 400, "test_accuracy", out=out, every_s=3600)
+    for step in (100, 200, 300, 400):
+        sink.log_metrics(step, {"test_accuracy": 0.5 + step / 1000, "wall_s": step / 100})
+    sink.close()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2  # the first evaluation, then the last one: none in between within the interval
+    assert "[2/8] 02-dense-s0: step 100/400  accuracy 60.00% (best 60.00%)  1 s, about 3 s left" in lines[0]
+    assert "step 400/400  accuracy 90.00% (best 90.00%)  4 s" in lines[1] and "left" not in lines[1]
+
+
+def test_progress_sink_live_bar_keeps_the_best_of_a_minimised_metric() -> None:
+    import io
+
+    from harness.tracking import ProgressSink
+
+    sink = ProgressSink("trial 3", 30, "test_loss", maximize=False, percent=False, out=io.StringIO(), live=True)
+    for step, loss in ((10, 0.5), (20, 0.3), (30, 0.4)):
+        sink.log_metrics(step, {"test_loss": loss, "wall_s": float(step)})
+    assert sink.best == 0.3
+    sink.close()
+    sink.close()  # closing twice is harmless (the executor closes every sink, also after a failure)

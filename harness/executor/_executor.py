@@ -174,6 +174,7 @@ class Executor:
             }
         )
         run.log_params(cfg.params())
+        run.log_dataset(cfg.data.name, data.checksum, data.source)
         run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
         if place.hardware.local_workers:
             if callbacks:

@@ -10,6 +10,7 @@ store, complete and reportable.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +27,7 @@ from harness.errors import ConfigError
 from harness.executor import Executor
 from harness.ladders._spec import Ladder, Rung
 from harness.tasks import get_task
-from harness.tracking import Tracker, environment_tags, ladder_experiment
+from harness.tracking import ProgressSink, Tracker, environment_tags, ladder_experiment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,19 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
         executor.invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{parent.run_id[:8]}"
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
+        parent.log_params(
+            {
+                "ladder": ladder.name,
+                "scale": request.scale,
+                "seeds": request.seeds,
+                "base_seed": request.base_seed,
+                "rungs": ladder.selected or "all",
+                "variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label) or "none",
+                "overrides": yaml.safe_dump(dict(request.overrides), default_flow_style=True).strip()[:500],
+            }
+        )
+        summary: dict[str, list[float]] = {}  # parent metric -> each seed's value, logged as their mean
+        position = 1
         for rung, variant, cfg in configs:
             for i in range(request.seeds):
                 interrupts.check()
@@ -114,9 +128,37 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     "harness.seed": str(seed_cfg.run.seed),
                 }
                 name = "-".join(filter(None, [f"{rung.index:02d}", rung.name, variant, f"s{seed_cfg.run.seed}"]))
-                outcome = executor.run(exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name)
+                shown = ProgressSink(
+                    f"[{position}/{len(configs) * request.seeds}] {name}",
+                    seed_cfg.run.iterations,
+                    ladder.metric,
+                    maximize=task.directions.get(ladder.metric.removeprefix("test_"), "maximize") == "maximize",
+                    percent=ladder.metric.removeprefix("test_") in task.percent,
+                )
+                position += 1
+                outcome = executor.run(
+                    exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[shown]
+                )
                 progress(f"  {name:<32} {_line(task.report_columns(), outcome.final)}")
+                _summarize(parent, summary, rung, variant, ladder.metric, outcome.final)
     return parent.run_id
+
+
+def _summarize(
+    parent: Any, summary: dict[str, list[float]], rung: Rung, variant: str, metric: str, final: Mapping[str, float]
+) -> None:
+    """Each rung's final and best value (mean over its seeds so far) on the parent run, so that
+    the MLflow runs view compares ladder invocations (``06-cnn/best_test_accuracy``)."""
+    # MLflow metric names take letters, digits, _ - . : / and spaces
+    prefix = re.sub(r"[^\w.\-: ]", "_", "-".join(filter(None, [f"{rung.index:02d}", rung.name, variant])))
+    logged = {}
+    for kind in ("final", "best"):
+        if f"{kind}_{metric}" in final:
+            values = summary.setdefault(f"{prefix}/{kind}_{metric}", [])
+            values.append(float(final[f"{kind}_{metric}"]))
+            logged[f"{prefix}/{kind}_{metric}"] = sum(values) / len(values)
+    if logged:
+        parent.log_metrics(0, logged)
 
 
 def _line(columns: Any, final: Mapping[str, float]) -> str:

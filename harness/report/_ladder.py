@@ -243,7 +243,16 @@ def display_table(report: LadderReport) -> pd.DataFrame:
 
 
 def verdict(report: LadderReport) -> list[str]:
-    """Which rungs fall short of the reference, the talk's ordering, and which rungs bought nothing."""
+    """Which rungs fall short of the reference, the talk's ordering, and which rungs bought nothing.
+
+    At smoke scale (a few steps on a data subset, to check that everything runs) the numbers are
+    not comparable with the talk's: one line says so instead of a verdict per rung.
+    """
+    if report.meta.get("scale") == "smoke":
+        return [
+            "Smoke scale: a few steps on a data subset, to check that every rung runs; these numbers are not "
+            "comparable with the talk's references (run the standard scale for that)."
+        ]
     table = report.table if "variant" in report.table else report.table.assign(variant="")
     pct = report.percent()
     scale, unit = (100.0, " points") if pct else (1.0, "")

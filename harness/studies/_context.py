@@ -11,7 +11,7 @@ from typing import Any
 from harness._secrets import hides_secret
 from harness.errors import UserError
 from harness.studies._samplers import SamplerSpec, build_pruner
-from harness.studies._settings import ATTR, StudySettings
+from harness.studies._settings import ATTR, REQUEUE_ATTR, StudySettings
 from harness.studies._space import Budget, PrunerSpec, ResolvedSpace
 from harness.studies._storage import normalise_url, open_storage, redact, storage_kind
 from harness.tracking import RunHandle, Tracker, environment_tags
@@ -30,12 +30,42 @@ class StaleTrials:
         import optuna
 
         run_id = (trial.user_attrs.get(ATTR) or {}).get("mlflow_run_id")
+        if self.tracker is not None and run_id and self._keep_finished(study, trial, run_id):
+            return
         if self.tracker is not None and run_id:
             mark_run_ended(self.tracker, run_id, "FAILED", "worker lost: no heartbeat within the grace period")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
         self.progress(f"trial {trial.number}: its worker stopped sending heartbeats; FAIL, retried once")
+
+    def _keep_finished(self, study: Any, trial: Any, run_id: str) -> bool:
+        """A worker killed after its trial's MLflow run had finished, before Optuna heard the result:
+        the result is kept as a COMPLETE trial that supersedes the FAIL one (no retraining, nothing lost)."""
+        import optuna
+
+        assert self.tracker is not None
+        try:
+            run = self.tracker.client.get_run(run_id)
+        except Exception:  # deleted or never written
+            return False
+        value = run.data.metrics.get("objective")
+        if run.info.status != "FINISHED" or run.data.tags.get("optuna.state") != "COMPLETE" or value is None:
+            return False
+        system_attrs = {**trial.system_attrs, REQUEUE_ATTR: [*trial.system_attrs.get(REQUEUE_ATTR, ()), trial.number]}
+        study.add_trial(
+            optuna.create_trial(
+                state=optuna.trial.TrialState.COMPLETE,
+                value=value,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs=trial.user_attrs,
+                system_attrs=system_attrs,
+            )
+        )
+        self.tracker.client.set_tag(run_id, "harness.note", "its worker died after the run finished; result kept")
+        self.progress(f"trial {trial.number}: its worker died after the trial finished; its result is kept")
+        return True
 
 
 def mark_run_ended(tracker: Tracker, run_id: str, status: str, why: str) -> None:

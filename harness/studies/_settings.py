@@ -11,6 +11,9 @@ from harness.studies._samplers import SamplerSpec
 from harness.studies._space import Budget, ExperimentRef, PrunerSpec, ResolvedSpace, SearchSpace
 
 ATTR = "harness"  # the Optuna study user attribute holding StudySettings
+# system attribute of a trial that replaces earlier ones (a retry, or a lost worker's finished result):
+# the numbers it supersedes, which the budget no longer counts
+REQUEUE_ATTR = "harness_requeue_history"
 
 
 FORMAT = 1

@@ -9,11 +9,10 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.studies._settings import REQUEUE_ATTR
+
 if TYPE_CHECKING:
     from harness.studies._context import StudyContext
-
-
-REQUEUE_ATTR = "harness_requeue_history"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,7 @@ from harness.tracking._mlflow import (
     resolve_tracking_uri,
 )
 from harness.tracking._names import ladder_experiment, quote, study_experiment
+from harness.tracking._progress import ProgressSink
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 from harness.tracking._sweep import Orphan, owner_tags, sweep
 
@@ -18,6 +19,7 @@ __all__ = [
     "JsonlSink",
     "MetricSink",
     "Orphan",
+    "ProgressSink",
     "RunHandle",
     "RunKilled",
     "TensorBoardSink",

@@ -48,9 +48,11 @@ def versions() -> dict[str, str]:
 
 
 def environment_tags() -> dict[str, str]:
-    """Tags every run carries; the MLflow UI shows ``mlflow.source.git.commit`` natively."""
+    """Tags every run carries; the MLflow UI shows the ``mlflow.source.*`` ones in its Source column."""
     return {
         **versions(),
         "mlflow.source.git.commit": git_commit(),
+        "mlflow.source.name": "harness",  # the entry point: the command line is in harness.command
+        "mlflow.source.type": "LOCAL",
         "host": socket.gethostname(),
     }

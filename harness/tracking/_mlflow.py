@@ -58,6 +58,11 @@ def local_artifact_root(uri: str) -> str | None:
     return None
 
 
+# MLflow 3 opens an experiment without this tag on its GenAI view; this is its traditional-ML value
+_KIND_TAG = "mlflow.experimentKind"
+_KIND = {_KIND_TAG: "custom_model_development"}
+
+
 class Tracker:
     """One tracking store. Creates experiments and runs; runs end FINISHED, FAILED or KILLED."""
 
@@ -96,18 +101,22 @@ class Tracker:
         return [orphan for orphan in sweep(self.client) if orphan.ended]
 
     def experiment_id(self, name: str) -> str:
+        """The experiment ``name``, created if missing; it opens on MLflow's model-training view."""
         exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return str(exp.experiment_id)
-        root = local_artifact_root(self.uri)
-        location = f"{root}/{name.replace('/', '-')}" if root else None
-        try:
-            return str(self.client.create_experiment(name, artifact_location=location))
-        except MlflowException:
-            exp = self.client.get_experiment_by_name(name)  # another process created it meanwhile
-            if exp is None:
-                raise
-            return str(exp.experiment_id)
+        if exp is None:
+            root = local_artifact_root(self.uri)
+            location = f"{root}/{name.replace('/', '-')}" if root else None
+            try:
+                exp_id = str(self.client.create_experiment(name, artifact_location=location, tags=_KIND))
+            except MlflowException:
+                exp = self.client.get_experiment_by_name(name)  # another process created it meanwhile
+                if exp is None:
+                    raise
+            else:
+                return exp_id
+        if exp.tags.get(_KIND_TAG) is None:  # made before harness set it
+            self.client.set_experiment_tag(exp.experiment_id, _KIND_TAG, _KIND[_KIND_TAG])
+        return str(exp.experiment_id)
 
     @contextlib.contextmanager
     def run(
@@ -182,6 +191,19 @@ class RunHandle:
             self.client.log_artifacts(self.run_id, str(path), artifact_path)
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_dataset(self, name: str, checksum: str, source: str, context: str = "training") -> None:
+        """The run's data as an MLflow dataset input: the UI's Dataset column and the dataset panel.
+
+        MLflow keeps a digest of at most 36 characters: the checksum's first 32 hex digits (the full
+        sha256 stays in the ``data.checksum`` tag)."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        digest = checksum.rpartition(":")[2][:32]
+        kind = "local" if source.startswith("/") or "://" not in source else source.split("://", 1)[0]
+        dataset = Dataset(name=name, digest=digest, source_type=kind[:36], source=redact_text(source))
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
 
     def log_text(self, text: str, filename: str) -> None:
         self.client.log_text(self.run_id, text, filename)
