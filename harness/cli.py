@@ -128,9 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_argument("--out", default="results/yolo_detections", help="output directory")
     _add_tracking(db)
 
-    ui = sub.add_parser("ui", help="open the MLflow UI on the tracking store")
-    ui.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000)")
+    ui = sub.add_parser(
+        "ui",
+        help="open the MLflow UI on the tracking store",
+        epilog="example: harness ui --port 5001, then open the URL it prints",
+    )
+    ui.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000); a port in use is an error")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument(
+        "--workers", type=int, default=1, help="server worker processes (default 1: enough for one user, light on RAM)"
+    )
     _add_tracking(ui)
 
     from harness.studies import _cli as study_cli
@@ -211,11 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not "Creating initial database tables"
     # recorded in tags and reports: a password in --storage or --tracking-uri is masked
     command_line = "harness " + shlex.join(redact_argv(sys.argv[1:] if argv is None else argv))
-    if not args.verbose and args.command in _TRAINS:
-        _start_tensorflow_quietly()
     try:
         # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
         with interrupts.graceful():
+            if not args.verbose and args.command in _TRAINS:
+                _start_tensorflow_quietly()
             return _dispatch(args, command_line)
     except KeyboardInterrupt:
         print(

@@ -41,7 +41,8 @@ def test_planesnet_smoke_ladder_both_splits(workdir: Path, tiny_planesnet_dir: P
     assert len(both) == 11 and list(extra["variant"]) == ["smoke scale, split=random"]
     assert list(extra["rung"]) == ["tuned"] and extra["reference"].iloc[0] == pytest.approx(0.996)
     text = (workdir / "both" / "planesnet_ladder_smoke.md").read_text()
-    assert f"parent run `{second}`" in text and "[smoke scale, split=random]" in text
+    assert f"parent run `{second}`" in text and "| smoke scale, split=random" in text
+    assert "not comparable with the talk's references" in text  # smoke numbers are not judged
 
 
 def test_corrupt_archive_is_refused_before_any_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -368,7 +368,7 @@ def test_passwords_in_storage_and_tracking_uri_appear_nowhere(
     # everything stored in both databases: Optuna's study (settings for workers) and MLflow's store
     study = optuna.load_study(study_name="sec-grid", storage=open_storage(normalise_url(storage)))
     assert len(study.trials) == 2 and {t.state.name for t in study.trials} == {"COMPLETE"}
-    assert study.user_attrs["harness"]["tracking_uri"] == redact_uri(tracking)
+    assert study.user_attrs["harness"]["tracking_uri"] == redact_uri(resolve_tracking_uri(tracking))
     for url in (storage, tracking):
         rows = _database_rows(normalise_url(url))
         assert len(rows) > 10 and not any(s in row for row in rows for s in secrets)

@@ -136,8 +136,10 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     percent=ladder.metric.removeprefix("test_") in task.percent,
                 )
                 position += 1
+                # local worker processes train multiworker:N runs: their progress is in the workers' logs
+                local = executor.placement(seed_cfg.run.backend).hardware.local_workers
                 outcome = executor.run(
-                    exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[shown]
+                    exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[] if local else [shown]
                 )
                 progress(f"  {name:<32} {_line(task.report_columns(), outcome.final)}")
                 _summarize(parent, summary, rung, variant, ladder.metric, outcome.final)
