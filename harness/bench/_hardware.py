@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -29,12 +28,13 @@ import keras
 
 from harness import interrupts
 from harness.bench._time_to_accuracy import StopAtAccuracy
-from harness.config import Config, apply_overrides, config_from
+from harness.config import Config, apply_overrides, config_from, parse_backends
 from harness.data import load_dataset
 from harness.errors import ConfigError, UserError
 from harness.executor import Executor
 from harness.ladders import load_ladder
 from harness.tracking import RunHandle, Tracker, environment_tags
+from harness.train import rss_mb
 
 EXPERIMENT = "bench-hardware"
 Progress = Callable[[str], None]
@@ -199,7 +199,7 @@ class WindowClock(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.ends.append(time.perf_counter())
-        self.rss_mb.append(_rss_mb())
+        self.rss_mb.append(rss_mb())
 
     def summary(self, steps: int, batch_size: int, price: float | None) -> dict[str, float]:
         if len(self.ends) < 2:
@@ -227,14 +227,6 @@ class WindowClock(keras.callbacks.Callback):
         return out
 
 
-def _rss_mb() -> float:
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def _tags(exp: Experiment, measure: str, backend: str, batch: int, repeat: int, cfg: Config) -> dict[str, str]:
     return {
         "harness.kind": "bench-hardware",
@@ -251,19 +243,24 @@ def _tags(exp: Experiment, measure: str, backend: str, batch: int, repeat: int, 
     }
 
 
-def _throughput(
-    executor: Executor,
-    exp_id: str,
-    parent: RunHandle,
-    exp: Experiment,
-    cfg: Config,
-    repeat: int,
-    request: HardwareRequest,
-) -> dict[str, float]:
+@dataclasses.dataclass(frozen=True)
+class _Bench:
+    """What every measurement of one invocation shares: the executor, the MLflow experiment and parent."""
+
+    executor: Executor
+    exp_id: str
+    parent: RunHandle
+    request: HardwareRequest
+
+    def run(self, name: str, cfg: Config, tags: dict[str, str], **kwargs: Any) -> None:
+        self.executor.run(self.exp_id, name, cfg, tags, parent=self.parent, group=EXPERIMENT, **kwargs)
+
+
+def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     backend = cfg.run.backend
-    place = executor.placement(backend)
+    place = bench.executor.placement(backend)
     steps = exp.window_steps * (1 if place.hardware.backend == "cpu" else 10)
-    iterations = steps * (1 + request.windows)
+    iterations = steps * (1 + bench.request.windows)
     cfg = apply_overrides(
         cfg,
         {"iterations": iterations, "eval_every": iterations, "steps_per_execution": steps, "seed": repeat},
@@ -278,7 +275,7 @@ def _throughput(
 
     name = f"{exp.name}-{backend}-b{cfg.run.batch_size}-throughput-r{repeat}"
     tags = _tags(exp, "throughput", backend, cfg.run.batch_size, repeat, cfg)
-    executor.run(exp_id, name, cfg, tags, parent=parent, group=EXPERIMENT, on_final=add, callbacks=[clock])
+    bench.run(name, cfg, tags, on_final=add, callbacks=[clock])
     return found
 
 
@@ -299,20 +296,12 @@ class TargetSink:
         pass
 
 
-def _time_to_accuracy(
-    executor: Executor,
-    exp_id: str,
-    parent: RunHandle,
-    exp: Experiment,
-    cfg: Config,
-    repeat: int,
-    request: HardwareRequest,
-) -> dict[str, float]:
+def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     assert exp.target is not None
-    price = executor.placement(cfg.run.backend).price_per_hour
+    price = bench.executor.placement(cfg.run.backend).price_per_hour
     cfg = cfg.with_seed(repeat)
     t = time.perf_counter()
-    load_dataset(cfg.data, request.data_dir)  # the clock starts before the data is read
+    load_dataset(cfg.data, bench.request.data_dir)  # the clock starts before the data is read
     load_s = time.perf_counter() - t
     hit = TargetSink("test_accuracy", exp.target)
     found: dict[str, float] = {"bench_data_load_s": load_s, "bench_target": exp.target}
@@ -328,17 +317,7 @@ def _time_to_accuracy(
 
     name = f"{exp.name}-{cfg.run.backend}-b{cfg.run.batch_size}-tta-r{repeat}"
     tags = _tags(exp, "time-to-accuracy", cfg.run.backend, cfg.run.batch_size, repeat, cfg)
-    executor.run(
-        exp_id,
-        name,
-        cfg,
-        tags,
-        parent=parent,
-        group=EXPERIMENT,
-        extra_sinks=[hit],
-        on_final=on_final,
-        callbacks=[StopAtAccuracy(exp.target)],
-    )
+    bench.run(name, cfg, tags, extra_sinks=[hit], on_final=on_final, callbacks=[StopAtAccuracy(exp.target)])
     return found
 
 
@@ -371,11 +350,12 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M")
     with tracker.run(exp_id, f"bench-hardware-{stamp}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
+        bench = _Bench(executor, exp_id, parent, request)
         for exp, cfg in configs:
             head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
             for repeat in range(request.repeats):
                 interrupts.check()
-                got = _throughput(executor, exp_id, parent, exp, cfg, repeat, request)
+                got = _throughput(bench, exp, cfg, repeat)
                 progress(
                     f"  {head}, rep {repeat + 1}/{request.repeats}: {got['bench_examples_per_s']:,.1f} {exp.unit}/s, "
                     f"compile {got['bench_compile_s']:.1f} s, peak {got['bench_peak_memory_mb']:,.0f} MiB"
@@ -384,7 +364,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
                 continue
             for repeat in range(request.repeats):
                 interrupts.check()
-                got = _time_to_accuracy(executor, exp_id, parent, exp, cfg, repeat, request)
+                got = _time_to_accuracy(bench, exp, cfg, repeat)
                 reached = got.get("bench_time_to_target_s")
                 progress(
                     f"  {head}, time to {exp.target:.2%}, rep {repeat + 1}/{request.repeats}: "
@@ -395,12 +375,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
 
 def backends_arg(text: str | None) -> tuple[str, ...]:
     """``--backends cpu,gpu`` -> backends; None -> every backend this machine has."""
-    if not text:
-        return default_backends()
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not names:
-        raise UserError(f"--backends expects a comma list of backends, but got {text!r}")
-    return names
+    return parse_backends(text) if text else default_backends()
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from harness.config._sections import (
     TaskParams,
     check,
     check_backend,
+    parse_backends,
 )
 from harness.config._yaml import MAX_CONFIG_BYTES, load_mapping, load_yaml, read_config_text, strict_keys
 
@@ -47,6 +48,7 @@ __all__ = [
     "load_mapping",
     "load_yaml",
     "params_class",
+    "parse_backends",
     "parse_cli_overrides",
     "parse_variants",
     "read_config_text",

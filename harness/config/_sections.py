@@ -30,6 +30,19 @@ def check_backend(backend: str) -> None:
         raise ConfigError(f"backend must be one of {BACKENDS} (N: 1 to 99), but got backend={backend!r}")
 
 
+def parse_backends(text: str, flag: str = "--backends") -> tuple[str, ...]:
+    """``"cpu,gpu"`` -> ("cpu", "gpu"), each a known backend, duplicates dropped; a clear error otherwise."""
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not names:
+        raise ConfigError(f"{flag} expects a comma list of backends (e.g. cpu,gpu), but got {text!r}")
+    for name in names:
+        try:
+            check_backend(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{flag}: {exc}") from None
+    return names
+
+
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 
 

@@ -10,6 +10,7 @@ and the projection of the talks' headline runs from the measured steady throughp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -71,19 +72,20 @@ def _spread(values: pd.Series, fmt: str) -> str:
     return f"{format(v.median(), fmt)} [{format(v.min(), fmt)}, {format(v.max(), fmt)}]"
 
 
+def _rows(frame: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """Per experiment x backend x device x batch x precision: the row's key columns and its runs."""
+    for key, g in frame.groupby(_GROUP, sort=False):
+        yield dict(zip(("experiment", "backend", "device", "batch", "precision"), key, strict=True)), g
+
+
 def _throughput(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for key, g in frame.groupby(_GROUP, sort=False):
-        exp, backend, device, batch, precision = key
+    for row, g in _rows(frame):
         unit = g["tags.bench.unit"].iloc[0]
         price = g["tags.price_per_hour"].iloc[0]
         rows.append(
             {
-                "experiment": exp,
-                "backend": backend,
-                "device": device,
-                "batch": batch,
-                "precision": precision,
+                **row,
                 "reps": len(g),
                 "examples/s, median [min, max]": _spread(g["metrics.bench_examples_per_s"], ",.1f") + f" {unit}",
                 "examples_per_s": float(g["metrics.bench_examples_per_s"].median()),
@@ -99,16 +101,11 @@ def _throughput(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _tta(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    for key, g in frame.groupby(_GROUP, sort=False):
-        exp, backend, device, batch, precision = key
+    for row, g in _rows(frame):
         reached = g["metrics.bench_reached"].fillna(0).astype(float)
         rows.append(
             {
-                "experiment": exp,
-                "backend": backend,
-                "device": device,
-                "batch": batch,
-                "precision": precision,
+                **row,
                 "target %": f"{100 * float(g['tags.bench.target'].iloc[0]):.2f}",
                 "reached": f"{int(reached.sum())}/{len(g)}",
                 "time to target s, median [min, max]": _spread(

@@ -262,21 +262,15 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _backends(text: str | None) -> tuple[str, ...]:
-    from harness.config import check_backend
-    from harness.errors import ConfigError, UserError
+    from harness.config import parse_backends
+    from harness.errors import UserError
 
     if text is None:
         return ()
-    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
-    if not names:
-        raise UserError(f"--backends expects a comma list of backends (e.g. cpu,gpu), but got {text!r}")
-    for name in names:
-        try:
-            check_backend(name)
-        except ConfigError as exc:
-            raise UserError(f"--backends: {exc}") from None
-        if name.startswith("multiworker"):
-            raise UserError(f"--backends: studies cannot run on {name!r} yet; use cpu, gpu, multi-gpu or tpu")
+    names = parse_backends(text)
+    local = [n for n in names if n.startswith("multiworker")]
+    if local:
+        raise UserError(f"--backends: studies cannot run on {local[0]!r} yet; use cpu, gpu, multi-gpu or tpu")
     return names
 
 

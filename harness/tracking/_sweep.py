@@ -65,7 +65,10 @@ def sweep(client: Any, dry_run: bool = False) -> list[Orphan]:
     token = None
     while True:
         page = client.search_runs(
-            list(experiments), "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL, max_results=1000,
+            list(experiments),
+            "attributes.status = 'RUNNING'",
+            run_view_type=ViewType.ALL,
+            max_results=1000,
             page_token=token,
         )
         for run in page:

@@ -86,7 +86,7 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
     return model
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux /proc; 0 where unavailable)."""
     try:
         with open("/proc/self/statm", encoding="ascii") as f:
@@ -168,6 +168,6 @@ def train(
         "time_train_steady_s": clock.train_s,
         "time_eval_s": clock.eval_s,
         "examples_per_s": steady_steps * r.batch_size / clock.train_s if clock.train_s > 0 else 0.0,
-        "memory_rss_mb": _rss_mb(),  # after the run: flat across rungs if sessions are cleared
+        "memory_rss_mb": rss_mb(),  # after the run: flat across rungs if sessions are cleared
     }
     return TrainResult(model=model, history=recorder.history, final=final, summary=model_summary(model))
