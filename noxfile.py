@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench | soak``.
+"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench | soak | readme | screenshot``.
 
 Data: sessions read ``$HARNESS_DATA_DIR``, defaulting to ``../shared/data``.
 """
@@ -6,6 +6,7 @@ Data: sessions read ``$HARNESS_DATA_DIR``, defaulting to ``../shared/data``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -68,3 +69,41 @@ def bench(session: nox.Session) -> None:
     """Benchmarks side by side in one run; writes results/bench/bench.md and bench.json."""
     _install(session)
     session.run("harness", "bench", "--data-dir", DATA, "--out", "results/bench", *session.posargs)
+
+
+@nox.session(python=False)
+def readme(session: nox.Session) -> None:
+    """The README's two commands word for word in a fresh clone beside ../shared (`-- main` or `-- test`: one).
+
+    The main job trains the whole MNIST ladder (tens of minutes on 2 cores); CI runs the test command.
+    """
+    root = Path(__file__).resolve().parent
+    which = session.posargs or ["main", "test"]
+    clone = root.parent / "readme-check"  # beside the repository, so ../shared/data is where the README says
+    shutil.rmtree(clone, ignore_errors=True)
+    session.run("git", "clone", "-q", str(root), str(clone), external=True)
+    for name in which:
+        command = session.run("python3", "tests/readme_commands.py", name, silent=True, external=True)
+        session.chdir(clone)
+        session.log(f"README {name} command: {command.strip()}")
+        session.run("bash", "-c", command.strip(), external=True)
+        session.chdir(root)
+
+
+@nox.session(python=False)
+def screenshot(session: nox.Session) -> None:
+    """The README's picture: results/mnist_ladder.html as headless chromium renders it."""
+    root = Path(__file__).resolve().parent
+    profile = session.create_tmp()
+    session.run(
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,2000",
+        f"--screenshot={root / 'results' / 'mnist_ladder_html.png'}",
+        (root / "results" / "mnist_ladder.html").as_uri(),
+        external=True,
+    )

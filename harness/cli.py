@@ -1,4 +1,4 @@
-"""Command line: ladders, studies, reports, detection scans, UI and benchmarks.
+"""Command line: ladders, studies, reports, detection scans, UIs and benchmarks.
 
 Exit codes: 0 success, 1 a run failed, 2 bad input (the message says which
 file, key or value), 130 interrupted (Ctrl-C or SIGTERM).
@@ -16,12 +16,15 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from harness import interrupts
 from harness._paths import encode_name, safe_child
 from harness._secrets import redact_argv, redact_text, redact_uri
 from harness.errors import HarnessError, RunFailed, UserError
+
+if TYPE_CHECKING:
+    from harness.ladders._runner import PricedAs
 
 SCALES = ("smoke", "standard", "full")
 
@@ -43,18 +46,49 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__.split("\n")[0])
+    from harness.studies import _cli as study_cli
+    from harness.studies._cli import RAW, examples
+
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description=__doc__.split("\n")[0],
+        formatter_class=RAW,
+        epilog=examples(
+            "harness ladders                                          # what there is to run",
+            "harness ladder mnist --scale smoke --data-dir ../shared/data   # every rung in seconds",
+            "harness ui                                               # the runs in MLflow's UI",
+            "harness tensorboard                                      # their curves in TensorBoard",
+        )
+        + "\n\n`harness COMMAND --help` shows each command's options and examples.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="show TensorFlow's start-up and CUDA log lines (hidden by default)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("ladders", help="list the built-in ladders")
-    be = sub.add_parser("backends", help="what this machine offers: devices, XLA, precisions, backends and prices")
+    sub.add_parser("ladders", help="list the built-in ladders", formatter_class=RAW, epilog=examples("harness ladders"))
+    be = sub.add_parser(
+        "backends",
+        help="what this machine offers: devices, XLA, precisions, backends and prices",
+        formatter_class=RAW,
+        epilog=examples("harness backends", "harness backends --prices harness/hardware/prices.yaml"),
+    )
     be.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
 
-    lad = sub.add_parser("ladder", help="run a ladder: every rung, logged to MLflow, then the table")
+    lad = sub.add_parser(
+        "ladder",
+        help="run a ladder: every rung, logged to MLflow, then the table",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness ladder mnist --scale smoke --data-dir ../shared/data      # every rung, seconds each",
+            "harness ladder mnist --rungs 6-8 --seeds 3 --data-dir ../shared/data",
+            "harness ladder mnist --rungs cnn --set lr0=0.01 --set backend=cpu --data-dir ../shared/data",
+            "harness ladder planesnet --vary split=scene,random --data-dir ../shared/data",
+            "harness ladder mnist --cmle-config search_spaces/cmle_jobs/basic_gpu.yaml --data-dir ../shared/data"
+            "   # a Cloud ML Engine tier",
+        ),
+    )
     lad.add_argument("ladder", help="built-in ladder name (see `harness ladders`) or path to a ladder .yaml")
     lad.add_argument(
         "--scale",
@@ -85,11 +119,35 @@ def build_parser() -> argparse.ArgumentParser:
     lad.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
     lad.add_argument("--out", default="results", help="where the report is written (default results/)")
     lad.add_argument("--no-report", action="store_true", help="do not print or write the table")
+    lad.add_argument(
+        "--cmle-config",
+        metavar="FILE",
+        help="a Cloud ML Engine training job config (trainingInput: scaleTier, masterType, ... without "
+        "hyperparameters): every run trains on its tier's backend and is priced at its list price",
+    )
     _add_tracking(lad)
 
-    rep = sub.add_parser("report", help="rebuild a comparison table from the tracking store")
+    rep = sub.add_parser(
+        "report",
+        help="rebuild a comparison table from the tracking store",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness report ladder mnist",
+            "harness report study mnist-cnn-tpe",
+            "harness report bench-hardware",
+        ),
+    )
     rep_sub = rep.add_subparsers(dest="kind", required=True, metavar="KIND")
-    rl = rep_sub.add_parser("ladder", help="the table of a ladder run")
+    rl = rep_sub.add_parser(
+        "ladder",
+        help="the table of a ladder run",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness report ladder mnist                      # its latest complete run",
+            "harness report ladder mnist --scale smoke --out /tmp/report",
+            "harness report ladder planesnet --rungs 4-5 --name planesnet_side",
+        ),
+    )
     rl.add_argument("ladder", help="ladder name")
     rl.add_argument("--run", help="parent run id (default: the latest run of the ladder)")
     rl.add_argument("--scale", choices=SCALES, help="latest run at this scale")
@@ -105,7 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--out", default="results", help="output directory (default results/)")
     _add_tracking(rl)
 
-    ds = sub.add_parser("detect-scan", help="slide a trained tile classifier over large images")
+    ds = sub.add_parser(
+        "detect-scan",
+        help="slide a trained tile classifier over large images",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness detect-scan planesnet/tuned ../shared/data/planesnet/scenes/scene_1.png",
+            "harness detect-scan planesnet/cnn:split=scene ../shared/data/planesnet/scenes/scene_2.png "
+            "--threshold 0.95 --stride 20",
+            "harness detect-scan study:planesnet-cnn-tpe ../shared/data/planesnet/scenes/scene_3.png",
+        ),
+    )
     ds.add_argument(
         "run",
         help="a run with a model: run id, LADDER/RUNG[:VARIANT] (its latest run) or study:NAME (its best trial)",
@@ -118,7 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--out", default="results/detect_scan", help="output directory")
     _add_tracking(ds)
 
-    db = sub.add_parser("detect-boxes", help="draw a YOLO run's boxes on held-out and extra whole images")
+    db = sub.add_parser(
+        "detect-boxes",
+        help="draw a YOLO run's boxes on held-out and extra whole images",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness detect-boxes yolo/layers17 --data-dir ../shared/data",
+            "harness detect-boxes yolo/layers17 --held-out 8 --extras 0 --threshold 0.3 --data-dir ../shared/data",
+        ),
+    )
     db.add_argument("run", help="run id, LADDER/RUNG[:VARIANT] (e.g. yolo/layers17) or study:NAME")
     db.add_argument("--held-out", type=int, default=4, help="held-out annotated images to draw (default 4)")
     db.add_argument("--extras", type=int, default=2, help="unannotated extras/ images to draw (default 2)")
@@ -131,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser(
         "ui",
         help="open the MLflow UI on the tracking store",
-        epilog="example: harness ui --port 5001, then open the URL it prints",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness ui                      # then open the URL it prints",
+            "harness ui --port 5001 --tracking-uri sqlite:///elsewhere/mlflow.db",
+        ),
     )
     ui.add_argument("--port", type=int, default=5000, help="port to serve on (default 5000); a port in use is an error")
     ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
@@ -140,18 +220,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_tracking(ui)
 
-    from harness.studies import _cli as study_cli
+    tb = sub.add_parser(
+        "tensorboard",
+        help="open TensorBoard on the event files ladders and studies write",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness tensorboard                          # every ladder and study under tensorboard/",
+            "harness tensorboard --logdir tensorboard/mnist --port 6007",
+        ),
+    )
+    tb.add_argument(
+        "--logdir",
+        default="tensorboard",
+        help="event files root (default tensorboard: what `harness ladder` (--tensorboard-dir) and "
+        "`harness study` write in the folder they run from)",
+    )
+    tb.add_argument("--port", type=int, default=6006, help="port to serve on (default 6006); a port in use is an error")
+    tb.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
 
     study_cli.add_commands(sub, rep_sub)
 
-    runs = sub.add_parser("runs", help="maintain the tracking store's runs")
+    runs = sub.add_parser(
+        "runs",
+        help="maintain the tracking store's runs",
+        formatter_class=RAW,
+        epilog=examples("harness runs clean --dry-run"),
+    )
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     clean = runs_sub.add_parser(
         "clean",
         help="end KILLED the RUNNING runs whose process is gone (after kill -9 or an out-of-memory kill)",
-        description="Runs record their owner (host, pid, start time). This ends KILLED every RUNNING run of this "
-        "host whose process is gone; runs of other hosts are listed, never touched. Ladders and studies do "
-        "this on their own when they start.",
+        description="Runs record their owner (host, pid, start time). This ends KILLED every RUNNING run of\n"
+        "this host whose process is gone; runs of other hosts are listed, never touched. Ladders and\n"
+        "studies do this on their own when they start.",
+        formatter_class=RAW,
+        epilog=examples("harness runs clean --dry-run     # list them first", "harness runs clean"),
     )
     clean.add_argument("--dry-run", action="store_true", help="list them, change nothing")
     _add_tracking(clean)
@@ -159,8 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         help="benchmarks (see `nox -s bench`); `bench hardware`: throughput, time to accuracy and cost per backend",
-        epilog="examples: harness bench --only e --data-dir ../shared/data; "
-        "harness bench hardware --experiments mnist-speed,resnet50 --backends cpu --data-dir ../shared/data",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness bench --quick --data-dir ../shared/data          # few steps: does it run?",
+            "harness bench --only e --data-dir ../shared/data",
+            "harness bench hardware --experiments mnist-speed,resnet50 --backends cpu --data-dir ../shared/data",
+        ),
     )
     bench.add_argument(
         "suite",
@@ -194,7 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
     _add_tracking(bench)
 
-    rh = rep_sub.add_parser("bench-hardware", help="the tables of a `harness bench hardware` run")
+    rh = rep_sub.add_parser(
+        "bench-hardware",
+        help="the tables of a `harness bench hardware` run",
+        formatter_class=RAW,
+        epilog=examples("harness report bench-hardware", "harness report bench-hardware --out /tmp/bench"),
+    )
     rh.add_argument("--run", help="parent run id (default: the latest finished one)")
     rh.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
     _add_tracking(rh)
@@ -316,7 +428,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.tracking import resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri)
-        _check_port_free(args.host, args.port)
+        _check_port_free(args.host, args.port, "another `harness ui` or mlflow server?")
         if not 1 <= args.workers <= 64:
             raise UserError(f"--workers must be 1..64, but got {args.workers}")
         cmd = [sys.executable, "-m", "mlflow", "ui", "--host", args.host, "--port", str(args.port)]
@@ -327,6 +439,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"MLflow UI on {redact_uri(uri)}: http://{host}:{args.port} (Ctrl-C stops it)", flush=True)
         os.execv(sys.executable, cmd)
+    if args.command == "tensorboard":
+        _tensorboard(args.logdir, args.host, args.port)
     if args.command == "bench" and args.suite == "hardware":
         return _bench_hardware(args, command_line)
     if args.command == "bench":
@@ -338,8 +452,26 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """A port in use is exit 2 here; the server itself would log it and exit 0."""
+def _tensorboard(logdir: str, host: str, port: int) -> NoReturn:
+    """Replace this process by TensorBoard, as ``ui`` does with MLflow's: Ctrl-C stops it (exit 0)."""
+    folder = Path(logdir)
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "does not exist"
+        raise UserError(
+            f"--logdir {logdir} {state}; `harness ladder` (--tensorboard-dir, default tensorboard) and "
+            "`harness study` write TensorBoard event files under tensorboard/ in the folder they run from: "
+            "run one there first, or pass --logdir"
+        )
+    _check_port_free(host, port, "another TensorBoard?")
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", host, "--port", str(port)]
+    print("$", shlex.join(cmd))
+    shown = f"[{host}]" if ":" in host else host
+    print(f"TensorBoard on {folder}: http://{shown}:{port} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def _check_port_free(host: str, port: int, who: str) -> None:
+    """A port in use is exit 2 here; the server itself would log it and exit 0. ``who`` guesses the holder."""
     if not 1 <= port <= 65535:
         raise UserError(f"--port must be 1..65535, but got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -349,8 +481,7 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise UserError(
-                f"cannot serve on {host}:{port}: {exc.strerror or exc} (another `harness ui` or mlflow server?); "
-                "choose another --port"
+                f"cannot serve on {host}:{port}: {exc.strerror or exc} ({who}); choose another --port"
             ) from None
 
 
@@ -363,17 +494,23 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, but got {args.seeds}")
     ladder = load_ladder(args.ladder).select(args.rungs)
+    overrides = parse_cli_overrides(args.set)
+    variants = parse_variants(args.vary)
+    priced_as = None
+    if args.cmle_config:
+        overrides, priced_as = _cmle_job(args.cmle_config, overrides, variants)
     request = LadderRequest(
         ladder=ladder,
         scale=args.scale,
         seeds=args.seeds,
         base_seed=args.seed,
-        overrides=parse_cli_overrides(args.set),
+        overrides=overrides,
         data_dir=args.data_dir,
         tensorboard_dir=Path(args.tensorboard_dir),
         command=command_line,
         prices=args.prices,
-        variants=parse_variants(args.vary),
+        variants=variants,
+        priced_as=priced_as,
     )
     request.variant_configs()  # fail on a bad --set or --vary before loading anything
     from harness.hardware import is_chief, tf_config
@@ -400,6 +537,34 @@ def _ladder(args: argparse.Namespace, command_line: str) -> int:
         name = f"{ladder.name}_ladder{scale}_rungs_" + re.sub(r"[^0-9A-Za-z.-]+", "_", ladder.selected).strip("_")
         report_cmd += f" --name {name}"
     return _report(ladder.name, run_id, None, args.out, tracker.uri, report_cmd, name=name)
+
+
+def _cmle_job(
+    path: str, overrides: dict[str, Any], variants: tuple[dict[str, Any], ...]
+) -> tuple[dict[str, Any], PricedAs]:
+    """``--cmle-config``: the job's tier as a ``--set backend=...`` plus the price of its machines."""
+    from harness.ladders._runner import PricedAs
+    from harness.studies._cmle import load_training_job
+
+    job = load_training_job(path)
+    for given in (overrides, *variants):
+        clash = next((k for k in given if k in ("backend", "run.backend")), None)
+        if clash is not None:
+            raise UserError(
+                f"--cmle-config {path} chooses the backend ({job.tier.backend}, from scaleTier {job.tier.name}); "
+                f"drop the --set/--vary of {clash!r}, or drop --cmle-config"
+            )
+    for note in job.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    tags = {
+        "cmle.config": path,
+        "cmle.tier": job.tier.name,
+        "cmle.machines": ", ".join(job.tier.machines),
+        "cmle.description": job.tier.description,
+        "cmle.backend": job.tier.backend,
+    }
+    priced = PricedAs(where=job.where, hardware=" + ".join(job.tier.machines), tags=tags)
+    return {**overrides, "backend": job.tier.backend}, priced
 
 
 def _bench_hardware(args: argparse.Namespace, command_line: str) -> int:
@@ -465,8 +630,8 @@ def _report(
     print(_narrow(display_table(report)))
     for line in verdict(report):
         print(line)
-    md, csv = write_report(report, Path(out), command_line, name)
-    print(f"wrote {md} and {csv} (every column)")
+    md, csv, page = write_report(report, Path(out), command_line, name)
+    print(f"wrote {md}, {csv} (every column) and {page}")
     return 0
 
 

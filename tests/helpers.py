@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +58,40 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"{url} did not come up") from None
             time.sleep(0.5)
+
+
+def chromium() -> str:
+    """Debian's chromium (headless browser tests): a failure on CI, which installs it; a skip elsewhere."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def harness_server(workdir: Path, *args: str, log_name: str) -> Iterator[subprocess.Popen]:
+    """``python -m harness ARGS`` (ui, tensorboard) in its own process group, output in ``workdir/log_name``;
+    stopped with SIGTERM on the way out unless the test already ended it."""
+    log = (workdir / log_name).open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        log.close()

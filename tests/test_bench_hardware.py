@@ -72,7 +72,7 @@ def test_every_talk_run_projects_from_an_experiment_the_benchmark_has() -> None:
 
 @pytest.mark.slow
 def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mlflow import MlflowClient
 
@@ -80,6 +80,10 @@ def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
     monkeypatch.chdir(tmp_path)
     argv = ["bench", "hardware", "--quick", "--experiments", "mnist-bn,mnist-speed", "--backends", "cpu"]
     assert main([*argv, "--batch-sizes", "32,64", "--data-dir", str(data), "--out", "out"]) == 0
+    out = capsys.readouterr().out  # off a terminal: a line per measurement, then its runs' plain progress lines
+    assert "measurement 1/6: mnist-bn, cpu, batch 32, throughput, repetition 1/1\n" in out
+    assert "measurement 6/6: mnist-speed, cpu, batch 64, time to 99.00%, repetition 1/1\n" in out
+    assert "    mnist-bn-cpu-b64-throughput-r0: step " in out and "    mnist-speed-cpu-b32-tta-r0: step " in out
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("bench-hardware")

@@ -193,6 +193,8 @@ def test_table_is_written_and_rebuilt_from_the_store(
     ("argv", "message"),
     [
         (["ladder", "mnits"], r"unknown ladder 'mnits' \(did you mean 'mnist'\?\); valid ladders: .*mnist"),
+        (["ladder", "mnsit"], r"unknown ladder 'mnsit' \(did you mean 'mnist'\?\)"),
+        (["ladder", "plansenet"], r"unknown ladder 'plansenet' \(did you mean 'planesnet'\?\)"),
         (
             ["ladder", "mnist", "--set", "lr_0=1"],
             r"command line \(rung 1 softmax\): unknown config key 'lr_0'; did you mean lr0",

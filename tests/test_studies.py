@@ -96,8 +96,10 @@ def test_shipped_cmle_files_map_names_types_tiers_and_goals() -> None:
     assert mnist.param("dense").choices == (100, 200)  # DISCRETE
     assert mnist.tier is not None and mnist.tier.backend == "cpu"
     assert mnist.budget.max_failed == 3 and mnist.budget.max_parallel == 2
-    # a Cloud ML Engine file does not say what it tunes: the talk's batch-norm CNN, or --experiment
-    assert mnist.resolve().experiment.label == "mnist:cnn-batchnorm@standard"
+    # a Cloud ML Engine file does not say what it tunes: --experiment is required, the error lists the rungs
+    with pytest.raises(ConfigError, match=r"--experiment LADDER:RUNG is required for a Cloud ML Engine file") as err:
+        mnist.resolve()
+    assert "mnist: softmax, dense5-sigmoid," in str(err.value) and "; planesnet: dense, cnn," in str(err.value)
     cnn = mnist.resolve(ExperimentRef.parse("mnist:cnn", "test"), overrides={"iterations": 1500, "eval_every": 250})
     assert cnn.base.model.name == "cnn" and cnn.base.run.backend == "cpu" and cnn.tier_backend == "cpu"
     assert (cnn.base.run.iterations, cnn.base.run.eval_every) == (1500, 250)
@@ -317,7 +319,7 @@ def test_cmle_objective_is_checked_against_the_task_when_resolved(old: str, new:
     assert old in CMLE_OK
     space = parse_space(CMLE_OK.replace(old, new), "job-hptune.yaml")
     with pytest.raises(ConfigError) as err:
-        space.resolve()  # the default experiment, the talk's batch-norm CNN: a classification task
+        space.resolve(ExperimentRef.parse("mnist:cnn-batchnorm", "t"))  # a classification task
     assert str(err.value) == f"job-hptune.yaml: trainingInput.hyperparameters.hyperparameterMetricTag: {message}"
 
 
@@ -421,7 +423,7 @@ def test_metric_names_map_to_harness_metrics() -> None:
     assert objectives["loss"].reference_scale == 100.0  # the reference trainers' loss is the mean x 100
     space = parse_space(CMLE_OK.replace("accuracy", "ACCURACY"), "job.yaml")
     assert space.objective.name == "ACCURACY"
-    assert space.resolve().objective.final_key == "final_test_accuracy"
+    assert space.resolve(ExperimentRef.parse("mnist:cnn", "t")).objective.final_key == "final_test_accuracy"
 
 
 def test_storage_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -655,6 +657,10 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     rc, out = run_cli("study", str(space), "--trials", "3", "--seed", "7", "--no-report")
     assert rc == 0, out
     assert [t.state.name for t in trials(store, "tpe-tpe")] == ["COMPLETE"] * 3
+    # off a terminal: one study line per finished trial, and each trial's steps as a ladder rung shows them
+    progress = re.findall(r"^trial (\d)/3 COMPLETE [\d.]+  best [\d.]+ \(#\d\)  \d+ s", out, re.MULTILINE)
+    assert progress == ["1", "2", "3"], out
+    assert "    trial-002: step 20/20  accuracy " in out
     parent, _ = study_runs(store, "tpe", "tpe-tpe")
     assert parent.data.params["sampler.n_startup_trials"] == "2" and parent.data.params["sampler.seed"] == "7"
     assert parent.data.params["sampler.class"] == "optuna.samplers.TPESampler"
@@ -674,6 +680,7 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     rc, out = run_cli(*common, "--trials", "3")  # resume: the same study, one more trial
     assert rc == 0, out
     assert "(resumed)" in out and "2/3 trials so far" in out
+    assert re.findall(r"^trial \d/3", out, re.MULTILINE) == ["trial 3/3"]  # counting on from the old trials
     again = trials(store, "cmle-hptune-random")
     assert len(again) == 3 and [t.params for t in again[:2]] == [t.params for t in first]
     parent, children = study_runs(store, "cmle-hptune", "cmle-hptune-random")
@@ -681,6 +688,9 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     assert parent.data.tags["cmle.tier"] == "BASIC" and parent.data.tags["harness.max_trials"] == "3"
     assert {c.data.params["model.filter_sizes"] for c in children} <= {"[4, 3, 2]", "[5, 4, 3]"}
     assert {c.data.params["model.name"] for c in children} == {"cnn"}
+    for c in children:  # the label the space file uses, next to what it resolved to
+        label, resolved = c.data.params["tuned.filter_sizes"], c.data.params["model.filter_sizes"]
+        assert (label, resolved) in {("S", "[4, 3, 2]"), ("M", "[5, 4, 3]")}
 
     rc, out = run_cli(*common, "--seed", "1")
     assert rc == 2 and "runs sampler random seed 0" in out  # a resumed study keeps its sampler
@@ -758,6 +768,9 @@ def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNam
     )
     rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid,random", "--repeats", "2")
     assert rc == 0, out
+    assert "--- study 1/4 (grid, repeat 0): cmp-cmp-grid-r0\n" in out
+    assert re.search(r"^--- study 4/4 \(random, repeat 1\): cmp-cmp-random-r1  \d+ s, about \d+ s left$", out, re.M)
+    assert len(re.findall(r"^trial 2/2 ", out, re.MULTILINE)) == 4  # each study's display counts its own trials
     for sampler in ("grid", "random"):
         for r in range(2):
             assert len(trials(store, f"cmp-cmp-{sampler}-r{r}")) == 2  # the grid's size: the default budget
@@ -779,6 +792,7 @@ def test_compare_samplers_across_backends_reports_sampler_by_backend(store: Simp
     # two backend names this CPU machine runs (auto resolves to the CPU): the same comparison on each
     rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid", "--repeats", "1", "--backends", "cpu,auto")
     assert rc == 0, out
+    assert "--- study 2/2 (grid, repeat 0, auto): hw-cmp-grid-r0-auto" in out
     for backend in ("cpu", "auto"):
         assert len(trials(store, f"hw-cmp-grid-r0-{backend}")) == 2
         _, children = study_runs(store, "hw", f"hw-cmp-grid-r0-{backend}")
@@ -803,6 +817,31 @@ def test_bad_study_commands_are_refused(store: SimpleNamespace) -> None:
     assert rc == 2 and "no study 'ghost'" in out
     rc, out = run_cli("study", str(store.root / "missing.yaml"))
     assert rc == 2 and "cannot read it" in out
+
+
+def test_study_watch_shows_the_trials_the_budget_counts_as_workers_finish_them() -> None:
+    """The coordinating process of --parallel K / 0 reads the study as workers elsewhere finish trials."""
+    from harness.studies._trials import requeue
+    from harness.studies._watch import StudyWatch
+
+    study = optuna.create_study(direction="minimize")
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))  # before: a resumed study
+    out = io.StringIO()
+    with StudyWatch(study, "study w", 4, maximize=False, out=out, every_s=3600) as watch:
+        study.tell(study.ask(), 0.2)
+        watch.poll()  # within every_s of the last look: the storage is not read
+        assert out.getvalue() == ""
+        failed = study.ask()
+        study.tell(failed, state=optuna.trial.TrialState.FAIL)
+        requeue(study, study.trials[failed.number])  # a lost worker's trial, queued again: not counted twice
+        watch.poll(force=True)
+        study.tell(study.ask(), 0.3)  # the queued trial, run again
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[:2] for line in lines] == [
+        ["trial 2/4 COMPLETE 0.2000", "best 0.2000 (#1)"],
+        ["trial 3/4 COMPLETE 0.3000", "best 0.2000 (#1)"],
+    ], lines
+    assert "s left" in lines[0]
 
 
 def test_study_overhead_bench_section_quick() -> None:
@@ -893,3 +932,47 @@ def test_a_worker_lost_after_its_trial_finished_keeps_the_result(tmp_path: Path)
     assert states == [(0, "FAIL", None), (1, "COMPLETE", 0.97)]
     assert study.trials[1].params == study.trials[0].params and tally(study.trials).used == 1
     assert tracker.client.get_run(run.run_id).info.status == "FINISHED" and "its result is kept" in seen[0]
+
+
+def test_study_keeps_a_digest_and_workers_read_the_space_from_the_parent_run(store: SimpleNamespace) -> None:
+    from harness.errors import UserError
+    from harness.studies import StudyRequest, open_study, plan_study
+    from harness.studies._context import attach
+
+    text = _native("small-attrs", "lr0: {type: float, grid: [0.01, 0.02]}\n" + "# a long comment\n" * 200)
+    space = _write(store.root, "small-attrs.yaml", text)
+    request = StudyRequest(space_file=str(space), sampler="grid")
+    ctx, _ = open_study(plan_study(request), lambda line: None)
+    attrs = ctx.study.user_attrs["harness"]
+    assert "a long comment" not in json.dumps(attrs) and len(json.dumps(attrs)) < 2000  # the file stays in MLflow
+    assert attrs["space_artifact"] == "search_space/small-attrs.yaml" and len(attrs["space_sha256"]) == 64
+    url = f"journal:{store.root / 'optuna.journal'}"
+    worker = attach(ctx.name, url, progress=lambda line: None)  # as `harness worker` joins
+    assert worker.resolved.fingerprint() == ctx.resolved.fingerprint()
+    # a space file changed in the store after the study started is refused, not silently used
+    changed = space.read_text().replace("0.02", "0.03")
+    store.client.log_text(ctx.parent.run_id, changed, "search_space/small-attrs.yaml")
+    with pytest.raises(UserError, match=r"search space .search_space/small-attrs.yaml. .* has changed"):
+        attach(ctx.name, url, progress=lambda line: None)
+    store.client.set_terminated(ctx.settings.parent_run_id)
+
+
+def test_integer_parameters_log_and_print_as_integers() -> None:
+    from harness.report._study import short_value
+    from harness.studies._space import ParamSpec
+
+    lr2 = ParamSpec("lr2", "int", "test", low=800, high=30000, scale="log")
+    assert lr2.shown({"lr2": 16440}) == 16440 and isinstance(lr2.shown({"lr2": 16440}), int)
+    mirrored = ParamSpec("lr2", "int", "test", low=800, high=30000, scale="reverse_log")
+    assert mirrored.shown({"lr2__reverse_log": 800}) == 30000  # the value trained, not Optuna's mirror
+    size = ParamSpec("size", "categorical", "test", choices=("S", "M"), values={"S": (4, 3, 2), "M": (5, 4, 3)})
+    assert size.shown({"size": "M"}) == "M"
+    # a float config field holding a whole number (lr2 = 16440.0 in MLflow) reads as one
+    assert [short_value(v) for v in ("16440.0", 16440.0, "0.011781448719376511", 1e-5, "S", (4, 3, 2))] == [
+        "16440",
+        "16440",
+        "0.01178",
+        "1e-05",
+        "S",
+        "4,3,2",
+    ]

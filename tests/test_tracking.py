@@ -127,3 +127,74 @@ def test_progress_sink_live_bar_keeps_the_best_of_a_minimised_metric() -> None:
     assert sink.best == 0.3
     sink.close()
     sink.close()  # closing twice is harmless (the executor closes every sink, also after a failure)
+
+
+def test_trial_progress_prints_one_line_per_ended_trial_off_a_terminal() -> None:
+    import io
+
+    from harness.tracking import TrialProgress
+
+    out = io.StringIO()
+    shown = TrialProgress("study s", 5, done=1, best=(0, 0.9), out=out)  # resumed: trial 0 ended before
+    shown.update(2, [(1, "COMPLETE", 0.95)], (1, 0.95))
+    shown.update(4, [(2, "PRUNED", 0.1), (3, "FAIL", None)], (1, 0.95))  # two ended between two looks
+    shown.update(5, [(4, "COMPLETE", 0.5)], (1, 0.95))
+    shown.close()
+    lines = out.getvalue().splitlines()
+    heads = ["trial 2/5 COMPLETE 0.9500", "trial 3/5 PRUNED 0.1000", "trial 4/5 FAIL", "trial 5/5 COMPLETE 0.5000"]
+    assert [line.split("  ")[0] for line in lines] == heads
+    assert all("  best 0.9500 (#1)  " in line for line in lines)
+    assert all(line.endswith(" s left") for line in lines[:3]) and lines[3].endswith(" s")  # none left at 5/5
+    with pytest.raises(ValueError, match="total=0"):
+        TrialProgress("study s", 0)
+
+
+def test_trial_progress_on_a_pseudo_terminal_draws_both_bars_and_keeps_the_final_state() -> None:
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    # three trials: each a step bar joining the study's display, the worker's line printed through rich
+    script = textwrap.dedent(
+        """
+        import time
+        from harness.tracking import TrialProgress
+        shown = TrialProgress("study demo", 3)
+        for n, value in enumerate((0.5, 0.8, 0.7)):
+            bar = shown.step_sink(f"trial-{n:03d}", 20, "test_accuracy")
+            for step in (10, 20):
+                bar.log_metrics(step, {"test_accuracy": value, "wall_s": step / 10})
+                time.sleep(0.25)  # rich redraws 10 times a second
+            bar.close()
+            print(f"worker line {n}")
+            shown.update(n + 1, [(n, "COMPLETE", value)], (1, 0.8) if n else (0, 0.5))
+        shown.close()
+        """
+    )
+    leader, follower = os.openpty()
+    env = {**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    text = b"".join(chunks).decode()
+    assert text.startswith("\x1b[?25l") and text.endswith("\x1b[?25h")  # cursor hidden while live, then back
+    assert "\x1b[1A\x1b[2K" in text  # redrawn in place: cursor up, erase line
+    assert "trial-001" in text and "accuracy 80.00% (best 80.00%)" in text  # the step bar, inside the display
+    assert "worker line 2" in text and "Traceback" not in text
+    final = text.rsplit("\x1b[2K", 1)[1]  # the last frame: the study at 3/3, the step bar gone
+    plain = final.replace("\x1b[0m", "")
+    assert "study demo" in plain and "3/3" in plain and "best 0.8000 (#1)" in plain and "trial-002" not in plain

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import wait_for_http
+from helpers import chromium, free_port, harness_server, wait_for_http
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
@@ -28,15 +25,6 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; .ci/run installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return path
-
-
 def _render(browser: str, url: str, profile: Path) -> str:
     """The DOM after the page's JavaScript ran."""
     out = subprocess.run(
@@ -50,7 +38,7 @@ def _render(browser: str, url: str, profile: Path) -> str:
 
 @pytest.mark.slow
 def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Path) -> None:
-    browser = _chromium()
+    browser = chromium()
     assert (
         main(["ladder", "mnist", "--scale", "smoke", "--rungs", "1,8", "--data-dir", str(tiny_data_dir), "--no-report"])
         == 0
@@ -58,18 +46,8 @@ def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Pat
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("ladder/mnist").experiment_id
     child = next(r for r in client.search_runs([exp]) if r.data.tags.get("harness.rung") == "cnn-batchnorm")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (workdir / "ui.log").open("wb")
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "harness", "ui", "--port", str(port)],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    port = free_port()
+    with harness_server(workdir, "ui", "--port", str(port), log_name="ui.log") as ui:
         wait_for_http(f"http://127.0.0.1:{port}/health", ui)
         assert f"http://127.0.0.1:{port} (Ctrl-C stops it)" in (workdir / "ui.log").read_text()
         assert "--workers 1" in (workdir / "ui.log").read_text()  # one worker by default
@@ -81,10 +59,6 @@ def test_mlflow_ui_shows_parent_and_child_runs(workdir: Path, tiny_data_dir: Pat
         assert "final_test_accuracy" in run_page
         # a second UI on the same port is an error now, not a log line and exit 0
         assert main(["ui", "--port", str(port)]) == 2
-    finally:
-        os.killpg(ui.pid, 15)
-        ui.wait(timeout=30)
-        log.close()
 
 
 def test_ui_on_a_port_in_use_is_an_error(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

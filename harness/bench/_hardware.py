@@ -33,7 +33,8 @@ from harness.data import load_dataset
 from harness.errors import ConfigError, UserError
 from harness.executor import Executor
 from harness.ladders import load_ladder
-from harness.tracking import RunHandle, Tracker, environment_tags
+from harness.tasks import get_task
+from harness.tracking import ProgressSink, RunHandle, Tracker, environment_tags
 from harness.train import rss_mb
 
 EXPERIMENT = "bench-hardware"
@@ -181,14 +182,20 @@ class HardwareRequest:
 
 
 class WindowClock(keras.callbacks.Callback):
-    """Times each ``fit`` execution: the first is compilation + warm-up, every later one a window."""
+    """Times each ``fit`` execution: the first is compilation + warm-up, every later one a window.
 
-    def __init__(self, gpu: bool) -> None:
+    ``shown``: a progress sink told the step and seconds at the end of each of the first ``executions - 1``
+    executions (the last one's line comes from the run's evaluation); what it costs (a bar update, a line
+    at most every few seconds) is small against a window.
+    """
+
+    def __init__(self, gpu: bool, shown: ProgressSink | None = None, steps: int = 1, executions: int = 0) -> None:
         super().__init__()
         self.gpu = gpu
         self.ends: list[float] = []
         self.rss_mb: list[float] = []
         self.started = 0.0
+        self.shown, self.steps, self.executions = shown, steps, executions
 
     def on_train_begin(self, logs: Any = None) -> None:
         if self.gpu:
@@ -200,6 +207,8 @@ class WindowClock(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
         self.ends.append(time.perf_counter())
         self.rss_mb.append(rss_mb())
+        if self.shown is not None and len(self.ends) < self.executions:
+            self.shown.log_metrics(len(self.ends) * self.steps, {"wall_s": self.ends[-1] - self.started})
 
     def summary(self, steps: int, batch_size: int, price: float | None) -> dict[str, float]:
         if len(self.ends) < 2:
@@ -256,6 +265,14 @@ class _Bench:
         self.executor.run(self.exp_id, name, cfg, tags, parent=self.parent, group=EXPERIMENT, **kwargs)
 
 
+def _shown(name: str, cfg: Config) -> ProgressSink:
+    """A measurement's progress as a ladder rung shows its own: a bar on a terminal, plain lines elsewhere."""
+    task = get_task(cfg.task.name)
+    metric = task.primary
+    maximize = task.directions.get(metric, "maximize") == "maximize"
+    return ProgressSink(name, cfg.run.iterations, f"test_{metric}", maximize, metric in task.percent)
+
+
 def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     backend = cfg.run.backend
     place = bench.executor.placement(backend)
@@ -266,16 +283,17 @@ def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dic
         {"iterations": iterations, "eval_every": iterations, "steps_per_execution": steps, "seed": repeat},
         "bench hardware",
     )
-    clock = WindowClock(gpu=place.hardware.backend in ("gpu", "multi-gpu"))
+    name = f"{exp.name}-{backend}-b{cfg.run.batch_size}-throughput-r{repeat}"
+    shown = _shown(name, cfg)
+    clock = WindowClock(place.hardware.backend in ("gpu", "multi-gpu"), shown, steps, 1 + bench.request.windows)
     found: dict[str, float] = {}
 
     def add(final: dict[str, float]) -> None:
         found.update(clock.summary(steps, cfg.run.batch_size, place.price_per_hour))
         final.update(found)
 
-    name = f"{exp.name}-{backend}-b{cfg.run.batch_size}-throughput-r{repeat}"
     tags = _tags(exp, "throughput", backend, cfg.run.batch_size, repeat, cfg)
-    bench.run(name, cfg, tags, on_final=add, callbacks=[clock])
+    bench.run(name, cfg, tags, extra_sinks=[shown], on_final=add, callbacks=[clock])
     return found
 
 
@@ -317,7 +335,8 @@ def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) 
 
     name = f"{exp.name}-{cfg.run.backend}-b{cfg.run.batch_size}-tta-r{repeat}"
     tags = _tags(exp, "time-to-accuracy", cfg.run.backend, cfg.run.batch_size, repeat, cfg)
-    bench.run(name, cfg, tags, extra_sinks=[hit], on_final=on_final, callbacks=[StopAtAccuracy(exp.target)])
+    shown = _shown(name, cfg)
+    bench.run(name, cfg, tags, extra_sinks=[hit, shown], on_final=on_final, callbacks=[StopAtAccuracy(exp.target)])
     return found
 
 
@@ -351,10 +370,20 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
     with tracker.run(exp_id, f"bench-hardware-{stamp}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
         bench = _Bench(executor, exp_id, parent, request)
+        total = sum(request.repeats * (1 if exp.target is None else 2) for exp, _ in configs)
+        position = iter(range(1, total + 1))
+
+        def announce(exp: Experiment, cfg: Config, measure: str, repeat: int) -> None:
+            progress(
+                f"measurement {next(position)}/{total}: {exp.name}, {cfg.run.backend}, batch {cfg.run.batch_size}, "
+                f"{measure}, repetition {repeat + 1}/{request.repeats}"
+            )
+
         for exp, cfg in configs:
             head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
             for repeat in range(request.repeats):
                 interrupts.check()
+                announce(exp, cfg, "throughput", repeat)
                 got = _throughput(bench, exp, cfg, repeat)
                 progress(
                     f"  {head}, rep {repeat + 1}/{request.repeats}: {got['bench_examples_per_s']:,.1f} {exp.unit}/s, "
@@ -364,6 +393,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
                 continue
             for repeat in range(request.repeats):
                 interrupts.check()
+                announce(exp, cfg, f"time to {exp.target:.2%}", repeat)
                 got = _time_to_accuracy(bench, exp, cfg, repeat)
                 reached = got.get("bench_time_to_target_s")
                 progress(

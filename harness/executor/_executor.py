@@ -76,8 +76,11 @@ class Executor:
         tensorboard_dir: Path = Path("tensorboard"),
         datasets: Mapping[str, ArrayDataset] | None = None,
         log_models: bool = True,
+        priced_as: str | None = None,
     ) -> None:
         self.tracker = tracker
+        # price every run as this hardware (a Cloud ML Engine tier's machines), not the one it trains on
+        self.priced_as = priced_as
         self.log_models = log_models  # benchmarks measure speed: their runs skip the saved models
         # TensorBoard folder of the runs of one invocation (a ladder's parent run); "" = each run's own id
         self.invocation = ""
@@ -105,7 +108,7 @@ class Executor:
             strategy, hardware = make_strategy(backend)
             if self._price_table is None:
                 self._price_table = load_prices(self.prices)
-            price = price_per_hour(hardware.hardware, self._price_table)
+            price = price_per_hour(self.priced_as or hardware.hardware, self._price_table)
             self._placements[backend] = Placement(strategy, hardware, price)
         return self._placements[backend]
 

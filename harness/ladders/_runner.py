@@ -31,6 +31,20 @@ from harness.tracking import ProgressSink, Tracker, environment_tags, ladder_exp
 
 
 @dataclasses.dataclass(frozen=True)
+class PricedAs:
+    """Runs priced as hardware named by a file (``--cmle-config``: a Cloud ML Engine tier's list price),
+    not as the machine they train on; the file's backend is in the configs, as a ``--set`` would be."""
+
+    where: str  # the file and what it chose, prefixed to a backend this machine lacks
+    hardware: str  # price-table keys joined by " + ", as price_per_hour reads them
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)  # on the parent and every run
+
+    def __post_init__(self) -> None:
+        if not self.hardware:
+            raise ValueError(f"hardware must name price-table keys, but got {self.hardware=}")
+
+
+@dataclasses.dataclass(frozen=True)
 class LadderRequest:
     """What ``harness ladder`` was asked to do."""
 
@@ -45,6 +59,7 @@ class LadderRequest:
     prices: str | None = None
     datasets: Mapping[str, ArrayDataset] | None = None  # preloaded (benchmarks); else loaded by name
     variants: tuple[Mapping[str, Any], ...] = ({},)  # --vary: each rung runs once per variant
+    priced_as: PricedAs | None = None  # --cmle-config
 
     def variant_configs(self) -> list[tuple[Rung, str, Config]]:
         """(rung, variant label, config) for every rung and variant, in run order."""
@@ -68,7 +83,24 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     for rung in ladder.rungs:
         check_name(rung.name, f"{ladder.source}: rung {rung.index} name", ConfigError)
     configs = request.variant_configs()
-    executor = Executor(tracker, request.data_dir, request.prices, request.tensorboard_dir, request.datasets)
+    priced = request.priced_as
+    executor = Executor(
+        tracker,
+        request.data_dir,
+        request.prices,
+        request.tensorboard_dir,
+        request.datasets,
+        priced_as=None if priced is None else priced.hardware,
+    )
+    if priced is not None:  # the file chose the backend: its error names the file and the tier
+        for backend in dict.fromkeys(cfg.run.backend for _, _, cfg in configs):
+            try:
+                executor.placement(backend)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"{priced.where} asks for backend {backend!r}, which this machine cannot run ({exc}); "
+                    "give a job config whose tier this machine has (scaleTier BASIC: the CPU)"
+                ) from None
     executor.prepare([cfg for _, _, cfg in configs])  # data and backends checked before any run exists
     task = get_task(configs[0][2].task.name)
     first = executor.placement(configs[0][2].run.backend)
@@ -79,6 +111,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.scale": request.scale,
         "harness.task": task.name,
         "harness.metric": ladder.metric,
+        **({} if priced is None else priced.tags),
     }
     for orphan in tracker.end_orphans():
         progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")

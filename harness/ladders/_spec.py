@@ -104,6 +104,11 @@ def builtin_ladders() -> dict[str, str]:
     return out
 
 
+def builtin_rungs() -> dict[str, tuple[str, ...]]:
+    """Name -> rung names of every built-in ladder: what ``--experiment LADDER:RUNG`` can name."""
+    return {name: tuple(r.name for r in load_ladder(name).rungs) for name in builtin_ladders()}
+
+
 def load_ladder(name_or_path: str) -> Ladder:
     """A built-in ladder by name, or a ladder file by path."""
     path = Path(name_or_path)

@@ -2,6 +2,7 @@
 
 ``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study``, ``_compare`` and
 ``_hardware`` (the hardware benchmark) are the reports. Ladder and study columns come from the task.
+``_html`` writes each report also as one self-contained HTML page (its figures inlined).
 """
 
 from harness.report._compare import (
@@ -12,6 +13,7 @@ from harness.report._compare import (
     write_compare_report,
 )
 from harness.report._hardware import HardwareReport, hardware_report, write_hardware
+from harness.report._html import Section, publish_html, render_html, write_html
 from harness.report._ladder import (
     LadderReport,
     display_table,
@@ -27,6 +29,7 @@ __all__ = [
     "CompareReport",
     "HardwareReport",
     "LadderReport",
+    "Section",
     "StudyReport",
     "compare_report",
     "compare_study_name",
@@ -37,11 +40,14 @@ __all__ = [
     "find_study_run",
     "hardware_report",
     "ladder_report",
+    "publish_html",
+    "render_html",
     "study_report",
     "to_markdown",
     "verdict",
     "write_compare_report",
     "write_hardware",
+    "write_html",
     "write_report",
     "write_study_report",
 ]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from harness._paths import safe_child
 from harness.errors import UserError
-from harness.report import _core
+from harness.report import _core, _html
 from harness.report._study import _num, _obj, counted, find_study_run, study_report
 from harness.tracking import Tracker
 
@@ -44,6 +44,7 @@ class CompareReport:
     studies: pd.DataFrame  # one row per (sampler, repeat)
     curves: list[Curve]
     meta: dict[str, Any]
+    store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
 
 
 def compare_study_name(space: str, sampler: str, repeat: int, backend: str = "") -> str:
@@ -180,8 +181,11 @@ def compare_report(
             dict.fromkeys(study_report(tracker, c.study).meta["devices"] for c in curves if c.repeat == 0)
         ),
         "params": tags.get("harness.params", ""),
+        # a comparison has no MLflow run of its own: its HTML goes to the first study's parent run
+        "parent_run_id": first.info.run_id,
+        "parent_study": compare_study_name(space, samplers[0], 0, each[0]),
     }
-    return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta)
+    return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta, tracker)
 
 
 _SHOWN = ("host", "git_commit", "versions")  # what a comparison reports of its first study's provenance
@@ -270,38 +274,34 @@ def _findings(s: pd.DataFrame, maximize: bool) -> list[str]:
     return lines
 
 
-def compare_markdown(report: CompareReport, command: str, curves_png: str) -> str:
+def _lead(report: CompareReport) -> list[str]:
+    """The comparison's setup and provenance (Markdown and HTML alike; the Markdown adds the curves' link)."""
     m = report.meta
-    head = [
-        f"# Sampler comparison: `{m['space']}`",
-        "",
-        _core.generated_by(command),
-        "",
-        f"- Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
-        f"- Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
+    return [
+        f"Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
+        f"Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
         f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "
         f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
         + (f", on each backend: {', '.join(m['backends'])}" if m["backends"] else ""),
-        f"- Target {_obj(m['target'])} ({m['target_rule']}); a repeat that never reaches it counts as infinite "
+        f"Target {_obj(m['target'])} ({m['target_rule']}); a repeat that never reaches it counts as infinite "
         "in the medians",
-        "- Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
+        "Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
         "of the best-so-far, scaled so that 0 is the worst and 1 the best objective seen in the comparison",
-        f"- Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
         *(
             [
-                "- Samplers draw with per-trial seeds from (seed, trial number): TPE's random start-up trials "
+                "Samplers draw with per-trial seeds from (seed, trial number): TPE's random start-up trials "
                 "are the random sampler's first trials of the same seed, so their curves coincide until TPE "
                 "starts modelling (common random numbers)"
             ]
             if {"random", "tpe"} <= set(m["samplers"])
             else []
         ),
-        f"- Curves: [{curves_png}]({curves_png})",
-        "",
     ]
-    body = display_compare(report).to_markdown(index=False, disable_numparse=True)
-    findings = "\n".join(f"- {line}" for line in compare_findings(report))
-    per_study = report.studies.assign(
+
+
+def _per_study(report: CompareReport) -> pd.DataFrame:
+    return report.studies.assign(
         best=[_obj(v) for v in report.studies["best"]],
         trials_to_target=[_median(v) for v in report.studies["trials_to_target"]],
         time_to_target_s=[_median(v, 1) for v in report.studies["time_to_target_s"]],
@@ -309,10 +309,30 @@ def compare_markdown(report: CompareReport, command: str, curves_png: str) -> st
         auc=[_num(v, 3) for v in report.studies["auc"]],
         total_time_s=[_num(v, 1) for v in report.studies["total_time_s"]],
         cost_usd=[_num(v, 4) or "n/a" for v in report.studies["cost_usd"]],
-    ).to_markdown(index=False, disable_numparse=True)
+    )
+
+
+def _title(report: CompareReport) -> str:
+    return f"Sampler comparison: `{report.meta['space']}`"
+
+
+def compare_markdown(report: CompareReport, command: str, curves_png: str) -> str:
+    head = [
+        f"# {_title(report)}",
+        "",
+        _core.generated_by(command),
+        "",
+        *[f"- {line}" for line in _lead(report)],
+        f"- Curves: [{curves_png}]({curves_png})",
+        "",
+    ]
+    body = display_compare(report).to_markdown(index=False, disable_numparse=True)
+    findings = "\n".join(f"- {line}" for line in compare_findings(report))
+    per_study = _per_study(report).to_markdown(index=False, disable_numparse=True)
     return "\n".join(head) + "\n" + body + "\n\n" + findings + "\n\n## Every study\n\n" + per_study + "\n"
 
 
+@_html.default_style
 def compare_figure(report: CompareReport) -> Any:
     import matplotlib
 
@@ -349,17 +369,39 @@ def compare_figure(report: CompareReport) -> Any:
     return fig
 
 
-def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path]:
-    """``compare_<space>.md``, ``.csv`` (per study) and ``compare_<space>_curves.png``; a comparison across
-    backends is ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table)."""
+def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path, Path]:
+    """``compare_<space>.md``, ``.csv`` (per study), ``compare_<space>_curves.png`` and ``.html`` (also
+    logged to the first study's parent run); a comparison across backends is
+    ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table)."""
     stem = f"compare_{report.meta['space']}"
     if report.meta.get("backends"):
         stem += "_on_" + "-".join(b.replace(":", "x") for b in report.meta["backends"])
     md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    compare_figure(report).savefig(png, dpi=110, bbox_inches="tight")
+    figure = compare_figure(report)
+    figure.savefig(png, dpi=110, bbox_inches="tight")
     md.write_text(compare_markdown(report, command, png.name), encoding="utf-8")
     summary = report.summary.assign(level="sampler")
     studies = report.studies.assign(level="study")
     pd.concat([summary, studies], ignore_index=True).to_csv(csv, index=False)
-    return md, csv, png
+    sections = [
+        _html.Section("Samplers", table=display_compare(report)),
+        _html.Section("Findings", notes=compare_findings(report)),
+        _html.Section("Best so far", figures=[figure], caption="Thin lines: each repeat; thick: the mean per sampler."),
+        _html.Section("Every study", table=_per_study(report)),
+    ]
+    page = _html.publish_html(
+        out_dir,
+        stem,
+        _title(report),
+        sections,
+        lead=[
+            *_lead(report),
+            f"Logged to the MLflow parent run `{report.meta['parent_run_id']}` of study "
+            f"`{report.meta['parent_study']}` (a comparison has no run of its own)",
+        ],
+        generated=_core.generated_by(command),
+        tracker=report.store,
+        run_id=report.meta["parent_run_id"],
+    )
+    return md, csv, png, page

@@ -19,6 +19,7 @@ import pandas as pd
 
 from harness.config import load_yaml
 from harness.errors import UserError
+from harness.report import _html
 from harness.report._core import children, generated_by, markdown_table, provenance, require_store, search, write
 from harness.tracking import Tracker
 
@@ -48,6 +49,7 @@ class HardwareReport:
     time_to_accuracy: pd.DataFrame
     projections: pd.DataFrame
     meta: dict[str, str]
+    store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
 
 
 def find_parent(tracker: Tracker, run_id: str | None) -> Any:
@@ -153,83 +155,125 @@ def hardware_report(tracker: Tracker, run_id: str | None = None) -> HardwareRepo
     meta.update({k: parent.data.tags.get(f"bench.{k}", "") for k in ("repeats", "windows", "quick")})
     # quick mode measures tiny stand-ins (32x32 ResNet, synthetic scenes): nothing to project from
     projections = _projections(throughput) if meta["quick"] != "true" else pd.DataFrame()
-    return HardwareReport(throughput, _tta(tta) if len(tta) else pd.DataFrame(), projections, meta)
+    return HardwareReport(throughput, _tta(tta) if len(tta) else pd.DataFrame(), projections, meta, tracker)
 
 
-def _figure(report: HardwareReport) -> Any:
-    import matplotlib
+def _usd_per_million(row: Any) -> float:
+    """$ per million examples at the row's median throughput; nan where the price is unknown."""
+    try:
+        price = float(row["$/h"])
+    except (TypeError, ValueError):
+        return float("nan")
+    return price / 3600 / row["examples_per_s"] * 1e6 if row["examples_per_s"] > 0 else float("nan")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+@_html.default_style
+def hardware_figure(report: HardwareReport) -> Any:
+    """Per experiment, a bar per backend x batch x precision: throughput, and cost per million
+    examples where the backend has a price (matplotlib's Figure API: no pyplot state)."""
+    from matplotlib.figure import Figure
 
     t = report.throughput
+    cost = t.apply(_usd_per_million, axis=1) if len(t) else pd.Series(dtype=float)
+    priced = bool(cost.notna().any())
     exps = list(dict.fromkeys(t["experiment"]))
-    fig, axes = plt.subplots(len(exps), 1, figsize=(8, 1.2 + 0.9 * len(t)), squeeze=False)
-    for ax, exp in zip(axes[:, 0], exps, strict=True):
-        rows = t[t["experiment"] == exp]
+    fig = Figure(figsize=(12 if priced else 8, 1.2 + 0.9 * len(t)), layout="constrained")
+    axes = fig.subplots(len(exps), 2 if priced else 1, squeeze=False)
+    for row, exp in zip(axes, exps, strict=True):
+        mine = t["experiment"] == exp
+        rows = t[mine]
         labels = [f"{r.backend} b{r.batch} {r.precision}" for r in rows.itertuples()]
-        ax.barh(labels, rows["examples_per_s"], color="tab:blue")
-        ax.set_title(exp, fontsize=9, loc="left")
-        ax.set_xlabel("examples/s (median over repetitions)", fontsize=8)
-        ax.tick_params(labelsize=8)
-    fig.tight_layout()
+        row[0].barh(labels, rows["examples_per_s"], color="tab:blue")
+        row[0].set_title(f"{exp}: throughput", fontsize=9, loc="left")
+        row[0].set_xlabel("examples/s (median over repetitions)", fontsize=8)
+        if priced:
+            row[1].barh(labels, cost[mine].fillna(0.0), color="tab:orange")
+            row[1].set_title(f"{exp}: cost", fontsize=9, loc="left")
+            row[1].set_xlabel("$ per 1M examples at that throughput (0: no price)", fontsize=8)
+        for ax in row:
+            ax.tick_params(labelsize=8)
+            ax.invert_yaxis()  # rows top-down in the order measured, as in the table
     return fig
 
 
-def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: str = "hardware") -> list[Path]:
-    m = report.meta
-    lines = [
-        "# Hardware: throughput, time to accuracy and cost",
-        "",
-        *(
-            ["**QUICK MODE**: tiny stand-ins that check the benchmark runs; these are not measurements.", ""]
-            if m["quick"] == "true"
-            else []
-        ),
-        generated_by(command),
-        "",
-        f"- Benchmark run: `{m['command']}`",
-        f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}, "
+def _lead(m: dict[str, str]) -> list[str]:
+    """The benchmark's provenance and method (Markdown and HTML alike)."""
+    return [
+        f"Benchmark run: `{m['command']}`",
+        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}, "
         f"host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
-        f"- {m['repeats']} repetitions per row{' (quick mode: checks only)' if m['quick'] == 'true' else ''}. "
+        f"{m['repeats']} repetitions per row{' (quick mode: checks only)' if m['quick'] == 'true' else ''}. "
         f"Throughput: after one untimed warm-up execution (tracing and compilation, shown as *compile s*), "
         f"{m['windows']} timed windows of a fixed number of steps; each run's rate is its median window, "
         "the row shows the median [min, max] over repetitions. Peak memory: the GPU's peak, or on a CPU the "
         "process's resident memory at window ends.",
-        "- Time to accuracy (DAWNBench's rule): from before the dataset is read to the first evaluation at or "
+        "Time to accuracy (DAWNBench's rule): from before the dataset is read to the first evaluation at or "
         "above the target, evaluation time included.",
-        "- Cost = time x the backend's price per hour (harness/hardware/prices.yaml, each row with its source "
+        "Cost = time x the backend's price per hour (harness/hardware/prices.yaml, each row with its source "
         "and date). A batch size other than the experiment's own keeps its configured learning rate.",
+    ]
+
+
+_TITLE = "Hardware: throughput, time to accuracy and cost"
+_QUICK = "**QUICK MODE**: tiny stand-ins that check the benchmark runs; these are not measurements."
+_PROJECTED = (
+    "Projected = the run's examples / the steady throughput measured above (no evaluation, data "
+    "loading or start-up), x the backend's price. These are projections, not runs."
+)
+_PROJECTIONS = "What the talks' runs would take here (projections)"
+
+
+def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: str = "hardware") -> list[Path]:
+    """``<stem>.md``, ``.csv``, ``_projections.csv``, ``.png`` and ``.html`` (also logged to the bench's parent run)."""
+    m = report.meta
+    quick = m["quick"] == "true"
+    throughput = report.throughput.drop(columns=["examples_per_s"]) if len(report.throughput) else pd.DataFrame()
+    lines = [
+        f"# {_TITLE}",
+        "",
+        *([_QUICK, ""] if quick else []),
+        generated_by(command),
+        "",
+        *[f"- {line}" for line in _lead(m)],
         "",
         "## Throughput",
         "",
-        markdown_table(report.throughput.drop(columns=["examples_per_s"])) if len(report.throughput) else "(none)",
+        markdown_table(throughput) if len(throughput) else "(none)",
         "",
     ]
     if len(report.time_to_accuracy):
         lines += ["## Time to accuracy", "", markdown_table(report.time_to_accuracy), ""]
     if len(report.projections):
-        lines += [
-            "## What the talks' runs would take here (projections)",
-            "",
-            "Projected = the run's examples / the steady throughput measured above (no evaluation, data "
-            "loading or start-up), x the backend's price. These are projections, not runs.",
-            "",
-            markdown_table(report.projections),
-            "",
-        ]
+        lines += [f"## {_PROJECTIONS}", "", _PROJECTED, "", markdown_table(report.projections), ""]
     md, csv = write(out_dir, stem, "\n".join(lines), report.throughput)
     written = [md, csv]
     if len(report.projections):
         proj = out_dir / f"{stem}_projections.csv"
         report.projections.to_csv(proj, index=False)
         written.append(proj)
-    if len(report.throughput):
-        import matplotlib.pyplot as plt
-
-        fig = _figure(report)
+    figure = hardware_figure(report) if len(report.throughput) else None
+    if figure is not None:
         png = out_dir / f"{stem}.png"
-        fig.savefig(png, dpi=110)
-        plt.close(fig)
+        figure.savefig(png, dpi=110)
         written.append(png)
+    sections = [
+        _html.Section("Throughput", table=throughput, figures=[figure] if figure is not None else []),
+        *([_html.Section("Time to accuracy", table=report.time_to_accuracy)] if len(report.time_to_accuracy) else []),
+        *(
+            [_html.Section(_PROJECTIONS, table=report.projections, notes=[_PROJECTED])]
+            if len(report.projections)
+            else []
+        ),
+    ]
+    page = _html.publish_html(
+        out_dir,
+        stem,
+        _TITLE,
+        sections,
+        lead=[*([_QUICK] if quick else []), *_lead(m)],
+        generated=generated_by(command),
+        tracker=report.store,
+        run_id=m["parent_run_id"],
+    )
+    written.append(page)
     return written

@@ -16,7 +16,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from harness._secrets import redact_text
 from harness.errors import UserError
-from harness.report import _core
+from harness.report import _core, _html
 from harness.tasks import Task, get_task
 from harness.tracking import Tracker, ladder_experiment, quote
 
@@ -29,6 +29,10 @@ class LadderReport:
     meta: dict[str, str]  # where the numbers came from
     task: str = "classification"
     metric: str = "test_accuracy"  # the per-evaluation metric the references quote
+    # test metrics per evaluation step, mean over the seeds of each rung's FINISHED runs:
+    # source, rung_index, rung, variant, metric (``accuracy``), step, value
+    curves: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
 
     @property
     def best_label(self) -> str:
@@ -109,6 +113,7 @@ def ladder_report(
         if runs.empty:
             raise UserError(f"--rungs {rungs}: no rung runs with these indices under parent run {parent.info.run_id}")
     table = _aggregate(runs, task, metric)
+    curves = _curves(tracker, runs, task, metric)
     meta = {
         "ladder": ladder,
         **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
@@ -120,7 +125,7 @@ def ladder_report(
         "also": "\n".join(also_lines),
         "notes": tags.get("harness.ladder_notes", ""),
     }
-    return LadderReport(table, meta, task.name, metric)
+    return LadderReport(table, meta, task.name, metric, curves, tracker)
 
 
 def _rung_indices(spec: str) -> set[int]:
@@ -178,6 +183,26 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     table["delta_prev"] = table.groupby("variant")["best_mean"].diff()
     table["vs_reference"] = sign * (table["best_mean"] - table["reference"])
     return table
+
+
+def _curves(tracker: Tracker, runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
+    """Each rung's (and variant's) test curves: the metric histories of its FINISHED runs, mean over seeds."""
+    names = list(dict.fromkeys([metric.removeprefix("test_"), *task.curve_metrics()]))
+    rows = []
+    for _, run in runs[runs["status"] == "FINISHED"].iterrows():
+        key = {
+            "source": run["source"],
+            "rung_index": int(run["tags.harness.rung_index"]),
+            "rung": run["tags.harness.rung"],
+            "variant": run["variant"],
+        }
+        for name in names:
+            for point in tracker.client.get_metric_history(run["run_id"], f"test_{name}"):
+                rows.append({**key, "metric": name, "step": int(point.step), "value": float(point.value)})
+    if not rows:
+        return pd.DataFrame(columns=["source", "rung_index", "rung", "variant", "metric", "step", "value"])
+    keys = ["source", "rung_index", "rung", "variant", "metric", "step"]
+    return pd.DataFrame(rows).groupby(keys, sort=True, as_index=False)["value"].mean()
 
 
 def _text(value: Any) -> str:
@@ -304,37 +329,184 @@ def verdict(report: LadderReport) -> list[str]:
     return lines
 
 
-def to_markdown(report: LadderReport, report_command: str) -> str:
+def _title(report: LadderReport) -> str:
     m = report.meta
+    return f"Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)"
+
+
+def _lead(report: LadderReport) -> list[str]:
+    """The provenance lines under the title (Markdown and HTML alike)."""
+    m = report.meta
+    return [
+        f"Ladder run: `{m['command']}`" if m["command"] else "Ladder run: (command not recorded)",
+        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
+        f"Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"Data checksum (sha256): `{m['data_checksum']}`",
+        f"Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
+        *(m["also"].split("\n") if m.get("also") else []),
+        f"Task {report.task}; on the test set: *final* at the last step, *{report.best_label}* = best seen at "
+        "an evaluation step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, "
+        "excludes evaluation.",
+        "Times and examples/s are wall-clock as measured in this run, on whatever else shared the machine; "
+        "controlled throughput numbers come from `nox -s bench` (results/bench/).",
+    ]
+
+
+_NOTES_HEADING = "Where this ladder differs from its reference, on purpose"
+
+
+def to_markdown(report: LadderReport, report_command: str) -> str:
     head = [
-        f"# Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)",
+        f"# {_title(report)}",
         "",
         _core.generated_by(report_command),
         "",
-        f"- Ladder run: `{m['command']}`" if m["command"] else "- Ladder run: (command not recorded)",
-        f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
-        f"- Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
-        f"- Data checksum (sha256): `{m['data_checksum']}`",
-        f"- Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
-        *([f"- {line}" for line in m["also"].split("\n")] if m.get("also") else []),
-        f"- Task {report.task}; on the test set: *final* at the last step, *{report.best_label}* = best seen at "
-        "an evaluation step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, "
-        "excludes evaluation.",
-        "- Times and examples/s are wall-clock as measured in this run, on whatever else shared the machine; "
-        "controlled throughput numbers come from `nox -s bench` (results/bench/).",
+        *[f"- {line}" for line in _lead(report)],
         "",
     ]
     body = _core.markdown_table(display_table(report))
-    notes = [line for line in m.get("notes", "").split("\n") if line]
-    tail = ["", "## Where this ladder differs from its reference, on purpose", "", *[f"- {n}" for n in notes]]
+    notes = [line for line in report.meta.get("notes", "").split("\n") if line]
+    tail = ["", f"## {_NOTES_HEADING}", "", *[f"- {n}" for n in notes]]
     verdicts = "\n".join(f"- {line}" for line in verdict(report))
     return "\n".join(head) + "\n" + body + "\n\n" + verdicts + "\n" + ("\n".join(tail) + "\n" if notes else "")
 
 
+def _series_label(rung_index: int, rung: str, variant: str) -> str:
+    return f"{rung_index} {rung}" + (f" [{variant}]" if variant else "")
+
+
+_DASHES = ("-", "--", ":", "-.")
+
+
+@_html.default_style
+def curves_figure(report: LadderReport) -> Any:
+    """Every rung's test curves on shared axes, one panel per curve metric (the task's styling);
+    ``None`` when no run logged a curve."""
+    c = report.curves
+    if c.empty:
+        return None
+    from matplotlib.figure import Figure
+
+    task = get_task(report.task)
+    names = [
+        m for m in dict.fromkeys([report.metric.removeprefix("test_"), *task.curve_metrics()]) if m in set(c["metric"])
+    ]
+    variants = list(dict.fromkeys(c["variant"]))
+    fig = Figure(figsize=(6.2 * len(names), 5.2), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name in zip(axes, names, strict=True):
+        panel = c[c["metric"] == name]
+        for (_, index, rung, variant), g in panel.groupby(["source", "rung_index", "rung", "variant"], sort=True):
+            ax.plot(
+                g["step"],
+                g["value"],
+                color=f"C{int(index) % 10}",
+                ls=_DASHES[variants.index(variant) % len(_DASHES)],
+                lw=1.6,
+                label=_series_label(int(index), str(rung), str(variant)),
+            )
+        task.style_panel(ax, name, [{f"test_{name}": v} for v in panel["value"]])
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"test {name}")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle(f"{report.meta.get('ladder', '')}: test curves per rung (mean over seeds)")
+    return fig
+
+
+@_html.default_style
+def best_figure(report: LadderReport) -> Any:
+    """A bar per rung (grouped per variant) of the best metric, error bars = sd over seeds, and the
+    talk's reference marked on each rung's bars; ``None`` when no rung has a value."""
+    t = report.table
+    if t.empty or not t["best_mean"].notna().any():
+        return None
+    from matplotlib.figure import Figure
+
+    scale = 100.0 if report.percent() else 1.0
+    rungs = t.drop_duplicates("rung_index").sort_values("rung_index")
+    where = {int(i): k for k, i in enumerate(rungs["rung_index"])}
+    variants = list(dict.fromkeys(t["variant"]))
+    width = 0.8 / len(variants)
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rungs) * max(1, len(variants) / 1.5) + 2), 4.6), layout="constrained")
+    ax = fig.subplots()
+    marked = False
+    for k, variant in enumerate(variants):
+        rows = t[t["variant"] == variant]
+        xs = [where[int(i)] - 0.4 + width * (k + 0.5) for i in rows["rung_index"]]
+        sd = rows["best_sd"] * scale
+        ax.bar(
+            xs,
+            rows["best_mean"] * scale,
+            width * 0.92,
+            yerr=sd if sd.notna().any() else None,
+            capsize=3,
+            color=f"C{k % 10}",
+            label=variant or "this run",
+        )
+        refs = [(x, r * scale) for x, r in zip(xs, rows["reference"], strict=True) if not math.isnan(r)]
+        if refs:
+            ax.hlines(
+                [r for _, r in refs],
+                [x - width / 2 for x, _ in refs],
+                [x + width / 2 for x, _ in refs],
+                colors="black",
+                lw=2,
+                label="_nolegend_" if marked else "the talk's reference",
+            )
+            marked = True
+    values = [v * scale for v in [*t["best_mean"].dropna(), *t["reference"].dropna()]]
+    lo, hi = min(values), max(values)
+    if lo > 0:  # zoom: the rungs differ by fractions of a point near the top of the scale
+        ax.set_ylim(max(0.0, lo - 0.6 * (hi - lo) - 0.02 * hi), hi + 0.15 * (hi - lo) + 0.01 * hi)
+    ax.set_xticks(range(len(rungs)), [f"{i} {r}" for i, r in zip(rungs["rung_index"], rungs["rung"], strict=True)])
+    ax.tick_params(axis="x", labelrotation=25, labelsize=8)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.set_ylabel(report.best_label + (" (%)" if scale != 1 else ""))
+    ax.grid(axis="y", alpha=0.3)
+    if len(variants) > 1 or marked:
+        fig.legend(loc="outside right upper", fontsize=8, frameon=False)  # beside the bars, never over them
+    errors = " ± sd over seeds" if t["best_sd"].notna().any() else ""
+    ax.set_title(f"{report.best_label} per rung{errors}")
+    return fig
+
+
+def html_sections(report: LadderReport) -> list[_html.Section]:
+    best, curves = best_figure(report), curves_figure(report)
+    sections = [
+        _html.Section("Rungs", table=display_table(report)),
+        _html.Section("Verdict", notes=verdict(report)),
+    ]
+    if best is not None:
+        caption = f"Bars: {report.best_label} (mean over the seeds' FINISHED runs); black marks: the talk's reference."
+        sections.append(_html.Section(f"{report.best_label.capitalize()} per rung", figures=[best], caption=caption))
+    if curves is not None:
+        caption = "Test metrics at each evaluation step, every rung on shared axes; colour = rung, dashes = variant."
+        sections.append(_html.Section("Learning curves", figures=[curves], caption=caption))
+    notes = [line for line in report.meta.get("notes", "").split("\n") if line]
+    if notes:
+        sections.append(_html.Section(_NOTES_HEADING, notes=notes))
+    return sections
+
+
 def write_report(
     report: LadderReport, out_dir: Path, report_command: str, name: str | None = None
-) -> tuple[Path, Path]:
-    """``<ladder>_ladder.md`` and ``.csv`` (suffixed ``_<scale>`` unless standard scale), or ``<name>``."""
+) -> tuple[Path, Path, Path]:
+    """``<ladder>_ladder.md``, ``.csv`` and ``.html`` (suffixed ``_<scale>`` unless standard scale), or
+    ``<name>``; the HTML is also logged to the ladder's parent run."""
     scale = report.meta["scale"]
     stem = name or f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
-    return _core.write(out_dir, stem, to_markdown(report, report_command), report.table)
+    md, csv = _core.write(out_dir, stem, to_markdown(report, report_command), report.table)
+    page = _html.publish_html(
+        out_dir,
+        stem,
+        _title(report),
+        html_sections(report),
+        lead=_lead(report),
+        generated=_core.generated_by(report_command),
+        tracker=report.store,
+        run_id=report.meta["parent_run_id"],
+    )
+    return md, csv, page

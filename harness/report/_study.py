@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import _core
+from harness.report import _core, _html
 from harness.tracking import Tracker, quote
 
 _STATE_FROM_STATUS = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL", "RUNNING": "RUNNING"}
@@ -28,6 +28,7 @@ class StudyReport:
     params: list[str]
     best: dict[str, Any] | None
     meta: dict[str, str]
+    store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
 
 
 def find_study_run(tracker: Tracker, name: str) -> Any:
@@ -51,6 +52,16 @@ def find_study_run(tracker: Tracker, name: str) -> Any:
     return runs[0]
 
 
+TUNED = "tuned"  # MLflow param prefix of a trial's values as its space writes them: tuned.lr2 = 16440, tuned.size = S
+
+
+def _tuned(runs: pd.DataFrame, name: str, key: str) -> pd.Series:
+    """The space's own value (tuned.NAME) where the run logged it, else the config key's (older runs)."""
+    old = runs[f"params.{key}"] if f"params.{key}" in runs else pd.Series("", index=runs.index)
+    new = f"params.{TUNED}.{name}"
+    return runs[new].where(runs[new].notna(), old) if new in runs else old
+
+
 def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]:
     runs = _core.children(tracker, parent)
     params = [p for p in parent.data.tags.get("harness.params", "").split(",") if p]
@@ -69,7 +80,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
             "trial": column("tags.optuna.trial_number", "-1").astype(int),
             "state": state,
             "status": runs["status"],
-            **{p: column(f"params.{k}", "") for p, k in zip(params, keys, strict=True)},
+            **{p: _tuned(runs, p, k) for p, k in zip(params, keys, strict=True)},
             "objective": column("metrics.objective").astype(float),
             "time_s": column("metrics.trial_wall_s").astype(float),
             "cost_usd": column("metrics.cost_usd").astype(float),
@@ -95,7 +106,11 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
     best = None
     if not done.empty:
         row = done.loc[done["objective"].idxmax() if direction == "maximize" else done["objective"].idxmin()]
-        best = {"trial": int(row["trial"]), "objective": float(row["objective"]), **{p: _param(row[p]) for p in params}}
+        best = {
+            "trial": int(row["trial"]),
+            "objective": float(row["objective"]),
+            **{p: short_value(row[p]) for p in params},
+        }
     live = counted(table)
     meta = {
         "study": name,
@@ -132,7 +147,7 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
         "total_time_s": f"{table['time_s'].sum():.1f}",
         "total_cost_usd": "n/a" if table["cost_usd"].isna().all() else f"{table['cost_usd'].sum():.4f}",
     }
-    return StudyReport(table, params, best, meta)
+    return StudyReport(table, params, best, meta, tracker)
 
 
 def _unique(tracker: Tracker, table: pd.DataFrame, tag: str) -> set[str]:
@@ -153,14 +168,18 @@ def _num(value: float, digits: int = 4) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _param(value: Any) -> str:
-    """MLflow params are strings: shorten long floats (0.011781448719376511 -> 0.01178)."""
+def short_value(value: Any) -> str:
+    """A parameter for a table: long floats shortened (0.011781448719376511 -> 0.01178), whole numbers
+    written whole (16440.0 -> 16440, not 1.644e+04), a tuple as its items (4,3,2)."""
+    if isinstance(value, tuple | list):
+        return ",".join(map(short_value, value))
     text = str(value)
     if "." in text or "e" in text.lower():
         try:
-            return f"{float(text):.4g}"
+            number = float(text)
         except ValueError:
-            pass
+            return text
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else f"{number:.4g}"
     return text
 
 
@@ -183,7 +202,7 @@ def display_study(report: StudyReport) -> pd.DataFrame:
             "trial": t["trial"],
             "state": t["state"],
             "MLflow run": t["status"],
-            **{p: [_param(v) for v in t[p]] for p in report.params},
+            **{p: [short_value(v) for v in t[p]] for p in report.params},
             "objective": [_obj(v) for v in t["objective"]],
             **shown,
             "time (s)": [_num(v, 1) for v in t["time_s"]],
@@ -193,15 +212,16 @@ def display_study(report: StudyReport) -> pd.DataFrame:
     )
 
 
-def study_markdown(report: StudyReport, report_command: str) -> str:
+def _lead(report: StudyReport) -> list[str]:
+    """The provenance lines and the best trial (Markdown and HTML alike)."""
     m = report.meta
     best = report.best
     best_line = (
-        f"- **Best: trial {best['trial']}, {m['objective']} = {_obj(best['objective'])}** ("
+        f"**Best: trial {best['trial']}, {m['objective']} = {_obj(best['objective'])}** ("
         + ", ".join(f"{p}={best[p]}" for p in report.params)
         + ")"
         if best
-        else "- Best: no trial completed"
+        else "Best: no trial completed"
     )
     scale = reference_scale(report)
     if best and scale != 1:
@@ -209,31 +229,86 @@ def study_markdown(report: StudyReport, report_command: str) -> str:
             f"; {_obj(best['objective'] * scale)} on the reference trainers' scale (their `{m['objective']}` is "
             f"harness's x {scale:g}: the mean cross-entropy x 100)"
         )
-    head = [
-        f"# Study `{m['study']}`",
-        "",
-        _core.generated_by(report_command),
-        "",
-        f"- Study run: `{m['command']}`" + (f" (resumed {m['resumed']} times)" if m["resumed"] != "0" else ""),
-        f"- Search space `{m['space']}` ({m['space_source']}, {m['space_format']} format), "
-        f"experiment {m['experiment']}",
-        f"- Objective {m['objective']} ({m['direction']}); sampler {m['sampler']} seed {m['sampler_seed']} "
+    lines = [
+        f"Study run: `{m['command']}`" + (f" (resumed {m['resumed']} times)" if m["resumed"] != "0" else ""),
+        f"Search space `{m['space']}` ({m['space_source']}, {m['space_format']} format), experiment {m['experiment']}",
+        f"Objective {m['objective']} ({m['direction']}); sampler {m['sampler']} seed {m['sampler_seed']} "
         f"({m['sampler_class']}), pruner {m['pruner']}, Optuna storage {m['storage_kind']}",
-        f"- Budget: max_trials {m['max_trials']}, max_parallel {m['max_parallel']}, max_failed {m['max_failed']}; "
+        f"Budget: max_trials {m['max_trials']}, max_parallel {m['max_parallel']}, max_failed {m['max_failed']}; "
         f"trials: {m['counts']}",
-        f"- MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
-        f"- Device: {m['devices']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
-        f"- Total trial time {m['total_time_s']} s, cost ${m['total_cost_usd']} (wall time x {m['prices']} $/h, "
+        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
+        f"Device: {m['devices']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"Total trial time {m['total_time_s']} s, cost ${m['total_cost_usd']} (wall time x {m['prices']} $/h, "
         "harness/hardware/prices.yaml)",
     ]
     if m["cmle"]:
-        head.append(f"- Cloud ML Engine scale tier {m['cmle']} (for reference; trials ran on the device above)")
-    head += [best_line, ""]
+        lines.append(f"Cloud ML Engine scale tier {m['cmle']} (for reference; trials ran on the device above)")
+    return [*lines, best_line]
+
+
+def study_markdown(report: StudyReport, report_command: str) -> str:
+    head = [
+        f"# Study `{report.meta['study']}`",
+        "",
+        _core.generated_by(report_command),
+        "",
+        *[f"- {line}" for line in _lead(report)],
+        "",
+    ]
     body = _core.markdown_table(display_study(report))
     return "\n".join(head) + "\n" + body + "\n"
 
 
-def write_study_report(report: StudyReport, out_dir: Path, report_command: str) -> tuple[Path, Path]:
-    """``study_<name>.md`` and ``.csv``."""
+@_html.default_style
+def study_figure(report: StudyReport) -> Any:
+    """The objective of each trial (points) and the best so far over the counted trials (a step line);
+    ``None`` when no trial has an objective yet."""
+    t = counted(report.table).dropna(subset=["objective"])
+    if t.empty:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    maximize = report.meta.get("direction", "maximize") == "maximize"
+    done = t[t["state"] == "COMPLETE"]
+    fig = Figure(figsize=(8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    if len(done):
+        best = done["objective"].cummax() if maximize else done["objective"].cummin()
+        ax.step(done["trial"], best, where="post", color="C3", lw=2, label="best so far")
+        ax.scatter(done["trial"], done["objective"], color="C0", s=22, zorder=3, label="complete trial")
+    other = t[t["state"] != "COMPLETE"]
+    if len(other):
+        ax.scatter(
+            other["trial"], other["objective"], facecolors="none", edgecolors="grey", s=22, label="pruned/failed"
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{report.meta.get('objective', 'objective')} ({report.meta.get('direction', 'maximize')})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"study {report.meta.get('study', '')}: objective per trial and best so far")
+    return fig
+
+
+def write_study_report(report: StudyReport, out_dir: Path, report_command: str) -> tuple[Path, Path, Path]:
+    """``study_<name>.md``, ``.csv`` and ``.html``; the HTML is also logged to the study's parent run."""
+    stem = f"study_{report.meta['study']}"
     table = report.table.assign(study=report.meta["study"], parent_run_id=report.meta["parent_run_id"])
-    return _core.write(out_dir, f"study_{report.meta['study']}", study_markdown(report, report_command), table)
+    md, csv = _core.write(out_dir, stem, study_markdown(report, report_command), table)
+    figure = study_figure(report)
+    sections = [
+        *([_html.Section("Best so far", figures=[figure])] if figure is not None else []),
+        _html.Section("Trials", table=display_study(report)),
+    ]
+    page = _html.publish_html(
+        out_dir,
+        stem,
+        f"Study `{report.meta['study']}`",
+        sections,
+        lead=_lead(report),
+        generated=_core.generated_by(report_command),
+        tracker=report.store,
+        run_id=report.meta["parent_run_id"],
+    )
+    return md, csv, page

@@ -11,7 +11,8 @@ One concern per module, imports one way (top to bottom):
   parsers), ``_formats`` (either file); ``_samplers`` (sampler and pruner factories);
 - ``_storage`` and ``_journal`` (Optuna storage, heartbeats, the budget lock);
 - ``_settings`` (what a study stores for its workers), ``_context`` (an open study,
-  attaching, lost workers), ``_trials`` (counting and re-queueing trials);
+  attaching, lost workers), ``_trials`` (counting and re-queueing trials), ``_watch``
+  (the study's progress display, fed from its trials);
 - ``_objective`` (proposing is separate from running: a runner gets a ``TrialRun``
   and trains it through the run executor), ``_worker`` (the loop every worker runs);
 - ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes);

@@ -17,9 +17,16 @@ if TYPE_CHECKING:
     from harness.studies._lifecycle import StudyRequest
 
 COMMANDS = ("study", "worker", "compare-samplers")
+# epilogs keep their lines: one example command per line (tests parse each with the real parser)
+RAW = argparse.RawDescriptionHelpFormatter
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNER_NAMES = ("none", "median", "hyperband")
 SCALES = ("smoke", "standard", "full")
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, one per line; a ``#`` starts a comment."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _tracking(p: argparse.ArgumentParser) -> None:
@@ -34,8 +41,8 @@ def _space_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--experiment",
         metavar="LADDER:RUNG",
-        help="the ladder rung to tune, e.g. mnist:cnn (overrides the file's; a Cloud ML Engine file does not "
-        "say, and defaults to mnist:cnn-batchnorm)",
+        help="the ladder rung to tune, e.g. mnist:cnn (overrides the file's); required for a Cloud ML Engine "
+        "file, which does not say: `harness ladders` lists the ladders, the error lists every rung",
     )
     p.add_argument(
         "--scale", choices=SCALES, help="ladder scale of the tuned rung (default: the file's, else standard)"
@@ -79,6 +86,16 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         "study",
         help="tune a ladder rung or experiment with Optuna (grid, random, TPE), logged to MLflow",
         description="Create or resume a hyperparameter study; with the same name it resumes and counts old trials.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness study search_spaces/mnist_cnn.yaml --sampler tpe --trials 30 --parallel 2 "
+            "--data-dir ../shared/data",
+            "harness study search_spaces/mnist_cnn_hptune.yaml --experiment mnist:cnn --set iterations=1500 "
+            "--data-dir ../shared/data   # a Cloud ML Engine tuning file",
+            "harness study search_spaces/mnist_cnn.yaml --sampler grid --scale smoke --trials 2 --no-report",
+            "harness study search_spaces/mnist_cnn.yaml --sampler grid --storage postgresql://db-host/harness "
+            "--tracking-uri http://mlflow-host:5000 --parallel 0   # then `harness worker` on each machine",
+        ),
     )
     _space_options(st)
     st.add_argument("--sampler", choices=SAMPLER_NAMES, help="default: the file's (CMLE algorithm), else tpe")
@@ -102,6 +119,11 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         "worker",
         help="join a study from any machine and run its trials until the budget is spent",
         description="Everything else (space, sampler, tracking store) comes from the study in the storage.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness worker mnist-cnn-grid --storage postgresql://db-host/harness --data-dir ../shared/data",
+            "harness worker mnist-cnn-tpe --storage journal:optuna.journal",
+        ),
     )
     wk.add_argument("study", help="study name, e.g. mnist-cnn-tpe")
     wk.add_argument(
@@ -123,6 +145,14 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     cmp = sub.add_parser(
         "compare-samplers",
         help="same budget of full-fidelity trials per sampler, R seeds each; report which sampler won",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers grid,random,tpe --repeats 5 "
+            "--data-dir ../shared/data",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers random,tpe --repeats 2 --budget 4 "
+            "--scale smoke   # minutes, to see it work",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --backends cpu,gpu --data-dir ../shared/data",
+        ),
     )
     _space_options(cmp)
     cmp.add_argument("--samplers", default="grid,random,tpe", help="comma list (default grid,random,tpe)")
@@ -141,7 +171,12 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     )
     cmp.add_argument("--out", default="results", help="where the report is written (default results/)")
 
-    rs = report_sub.add_parser("study", help="the trials table of a study")
+    rs = report_sub.add_parser(
+        "study",
+        help="the trials table of a study",
+        formatter_class=RAW,
+        epilog=examples("harness report study mnist-cnn-tpe", "harness report study mnist-cnn-tpe --out /tmp/report"),
+    )
     rs.add_argument("name", help="study name")
     rs.add_argument("--out", default="results", help="output directory (default results/)")
     _tracking(rs)
@@ -282,8 +317,8 @@ def _report(name: str, out: str, tracking_uri: str | None, command_line: str) ->
     print(display_study(report).to_string(index=False))
     if report.best:
         print(f"best: trial {report.best['trial']}, objective {report.best['objective']:.4f}")
-    md, csv = write_study_report(report, Path(out), command_line)
-    print(f"wrote {md} and {csv}")
+    md, csv, page = write_study_report(report, Path(out), command_line)
+    print(f"wrote {md}, {csv} and {page}")
     return 0
 
 

@@ -1,7 +1,8 @@
-"""Cloud ML Engine / AI Platform hyperparameter-tuning configs, read as they are.
+"""Cloud ML Engine / AI Platform job configs, read as they are.
 
 The ``gcloud ml-engine jobs submit training --config config-hptune.yaml`` files of
-the talks' reference trainers run here unchanged::
+the talks' reference trainers run here unchanged, as studies
+(``harness study FILE --experiment LADDER:RUNG``)::
 
     trainingInput:
       scaleTier: CUSTOM
@@ -46,8 +47,14 @@ Mapping:
   ``complex_model_m_v100`` (4 x V100) or a Compute Engine ``n1-*`` type, plus workers.
   A backend this machine lacks falls back to ``auto`` with a warning; costs use the
   hardware actually used.
-- The file does not say what it tunes: ``--experiment LADDER:RUNG``, by default
-  ``mnist:cnn-batchnorm`` (the model the talk's ``mlengine/`` configs tuned).
+- The file does not say what it tunes: ``--experiment LADDER:RUNG`` is required (the
+  error lists the built-in ladders' rungs; the talk's ``mlengine/`` configs tuned
+  ``mnist:cnn-batchnorm``).
+
+A plain training job config (``trainingInput`` without ``hyperparameters``) is no study:
+``harness ladder LADDER --cmle-config FILE`` reads it with :func:`load_training_job` and
+runs the ladder on the tier's backend, each run priced at the tier's list price. A tier
+this machine cannot run (a GPU tier without a GPU) is an error there, not a fallback.
 
 Categorical strings that are not Config values are mapped by
 :data:`CATEGORICAL_ALIASES`. ``filter_sizes`` ``S``/``M``/``L`` are the PlanesNet
@@ -59,12 +66,14 @@ error or a warning (``SearchSpace.notes``), never silently dropped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from harness.config import coerce, load_yaml
+from harness.config import coerce, load_mapping, load_yaml, read_config_text
 from harness.errors import ConfigError
 from harness.hardware import cmle_mapping, split_count
 from harness.studies._samplers import check_pruner
@@ -169,17 +178,61 @@ def cmle_param_name(name: str) -> str:
     return name.removeprefix("hp-").removeprefix("hp_").replace("-", "_")
 
 
-def parse_cmle(data: dict[str, Any], text: str, source: str) -> SearchSpace:
+@dataclasses.dataclass(frozen=True)
+class TrainingJob:
+    """A training job config without ``hyperparameters``: the hardware a ladder's runs train on."""
+
+    source: str
+    tier: Tier
+    notes: tuple[str, ...]  # settings that do not apply here
+
+    @property
+    def where(self) -> str:
+        """The file and tier, as messages name them."""
+        return f"{self.source}: trainingInput.scaleTier {self.tier.name} ({self.tier.description})"
+
+
+def load_training_job(path: str | Path) -> TrainingJob:
+    """``harness ladder --cmle-config FILE``: a job config's tier; a tuning config is refused."""
+    source = str(path)
+    text = read_config_text(Path(path), "Cloud ML Engine config")
+    data = load_mapping(text, source, "a Cloud ML Engine job config (trainingInput: scaleTier, masterType, ...)")
+    if "trainingInput" not in data:
+        raise ConfigError(
+            f"{source}: expected a Cloud ML Engine job config with trainingInput (scaleTier, masterType, ...), "
+            f"but got keys {', '.join(map(str, data))}"
+        )
     notes: list[str] = []
-    _known(data, TOP, TOP_IGNORED, source, notes, "job field")
+    ti = _training_input(data, source, notes, "local run")
+    if "hyperparameters" in ti:
+        raise ConfigError(
+            f"{source}: trainingInput.hyperparameters makes this a tuning config; tune with "
+            f"`harness study {source} --experiment LADDER:RUNG` (--cmle-config takes a training job config: "
+            "scaleTier, masterType, ... without hyperparameters)"
+        )
+    return TrainingJob(source, _tier(ti, f"{source}: trainingInput", notes, "run"), tuple(notes))
+
+
+def _training_input(data: Mapping[str, Any], source: str, notes: list[str], scope: str) -> Mapping[str, Any]:
+    _known(data, TOP, TOP_IGNORED, source, notes, "job field", scope)
     ti = data["trainingInput"]
     where_ti = f"{source}: trainingInput"
     if not isinstance(ti, Mapping):
         raise ConfigError(f"{where_ti}: expected a mapping, but got {ti!r}")
-    _known(ti, TRAINING_INPUT, TRAINING_INPUT_IGNORED, where_ti, notes, "Cloud-only setting")
+    _known(ti, TRAINING_INPUT, TRAINING_INPUT_IGNORED, where_ti, notes, "Cloud-only setting", scope)
+    return ti
+
+
+def parse_cmle(data: dict[str, Any], text: str, source: str) -> SearchSpace:
+    notes: list[str] = []
+    ti = _training_input(data, source, notes, "local study")
+    where_ti = f"{source}: trainingInput"
     if "hyperparameters" not in ti:
-        raise ConfigError(f"{where_ti}: missing hyperparameters (this is not a tuning config)")
-    tier = _tier(ti, where_ti, notes)
+        raise ConfigError(
+            f"{where_ti}: missing hyperparameters: this is a training job config, not a tuning config; run a "
+            f"ladder on its hardware with `harness ladder LADDER --cmle-config {source}`"
+        )
+    tier = _tier(ti, where_ti, notes, "trial")
 
     where_hp = f"{where_ti}.hyperparameters"
     hp = ti["hyperparameters"]
@@ -238,12 +291,18 @@ def parse_cmle(data: dict[str, Any], text: str, source: str) -> SearchSpace:
 
 
 def _known(
-    data: Mapping[str, Any], valid: tuple[str, ...], ignored: tuple[str, ...], where: str, notes: list[str], what: str
+    data: Mapping[str, Any],
+    valid: tuple[str, ...],
+    ignored: tuple[str, ...],
+    where: str,
+    notes: list[str],
+    what: str,
+    scope: str,
 ) -> None:
     strict_keys(data, valid + ignored, where)
     for key in data:
         if key in ignored:
-            notes.append(f"{where}.{key} is ignored: a {what} that does not apply to a local study")
+            notes.append(f"{where}.{key} is ignored: a {what} that does not apply to a {scope}")
 
 
 def _machine(kind: Any, where: str) -> str:
@@ -255,7 +314,7 @@ def _machine(kind: Any, where: str) -> str:
     raise ConfigError(f"{where}: unsupported machine type {kind!r}; harness knows {', '.join(types)} and n1-standard-N")
 
 
-def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
+def _tier(ti: Mapping[str, Any], where: str, notes: list[str], unit: str) -> Tier:
     name = ti.get("scaleTier", "BASIC")
     named = tiers()
     if name != "CUSTOM" and (not isinstance(name, str) or name not in named):
@@ -283,7 +342,7 @@ def _tier(ti: Mapping[str, Any], where: str, notes: list[str]) -> Tier:
                 raise ConfigError(f"{where}.{key}: only scaleTier CUSTOM takes {key}, but scaleTier is {name}")
     if name in ("STANDARD_1", "PREMIUM_1") or (name == "CUSTOM" and len(machines) > 1):
         notes.append(
-            f"{where}.scaleTier {label}: harness trains each trial on one machine; the tier's other "
+            f"{where}.scaleTier {label}: harness trains each {unit} on one machine; the tier's other "
             "machines (workers, parameter servers) are counted in its list price only"
         )
     # CUSTOM trains on its master; a named tier on its accelerator (BASIC_TPU's TPU is not its master VM)
@@ -298,7 +357,7 @@ def _accelerated(master: str, config: Any, where: str, notes: list[str]) -> str:
         raise ConfigError(f"{where}: expected a mapping, but got {config!r}")
     for key in config:
         if key != "acceleratorConfig":
-            notes.append(f"{where}.{key} is ignored: a Cloud-only setting that does not apply to a local study")
+            notes.append(f"{where}.{key} is ignored: a Cloud-only setting that does not apply here")
     acc = config.get("acceleratorConfig")
     if acc is None:
         return master

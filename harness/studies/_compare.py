@@ -12,6 +12,7 @@ report. The numbers come back from the tracking store (``harness.report._study``
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,9 @@ def plan_budget(request: CompareRequest) -> tuple[str, int]:
     return space.name, budget
 
 
-def run_compare(request: CompareRequest, progress: Progress = print, runner: Any = None) -> tuple[Path, Path, Path]:
+def run_compare(
+    request: CompareRequest, progress: Progress = print, runner: Any = None
+) -> tuple[Path, Path, Path, Path]:
     """Run (or resume) every study of the comparison, then write the report; returns its files."""
     from harness.studies._objective import TrainingRunner
     from harness.tracking import Tracker
@@ -104,17 +107,23 @@ def run_compare(request: CompareRequest, progress: Progress = print, runner: Any
     )
     if base.parallel == 1 and runner is None:
         runner = TrainingRunner(Tracker(base.tracking_uri), base.data_dir, base.prices)
+    total = len(request.backends or ("",)) * len(request.samplers) * request.repeats
+    started, j = time.monotonic(), 0
     for backend in request.backends or ("",):
         overrides = {**base.overrides, "backend": backend} if backend else base.overrides
         for name in request.samplers:
             for repeat in range(request.repeats):
                 study = compare_study_name(space_name, name, repeat, backend)
-                progress(f"--- {study}")
+                label = f"study {j + 1}/{total} ({name}, repeat {repeat}" + (f", {backend})" if backend else ")")
+                elapsed = time.monotonic() - started
+                eta = f"  {elapsed:.0f} s, about {elapsed / j * (total - j):.0f} s left" if j else ""
+                progress(f"--- {label}: {study}{eta}")
+                j += 1
                 study_request = dataclasses.replace(
                     base, sampler=name, seed=repeat, pruner="none", trials=budget, name=study, overrides=overrides
                 )
                 try:
-                    run_study(study_request, progress, runner=runner)
+                    run_study(study_request, progress, runner=runner, label=label)
                 except RunFailed as exc:  # one study stopped (max_failed): the others still count
                     progress(f"{study}: {exc}")
     tracker = Tracker(base.tracking_uri)

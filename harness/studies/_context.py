@@ -141,14 +141,6 @@ def attach(
     raw = optuna.load_study(study_name=name, storage=probe).user_attrs.get(ATTR)
     settings = StudySettings.from_attr(raw, f"study {name!r} in {redact(url)}")
     interval, grace = heartbeat or (settings.heartbeat_interval, settings.grace_period)
-    storage = open_storage(url, interval, grace, on_stale=handler)
-    resolved, sampler, pruner, _ = settings.resolve()
-    study = optuna.load_study(
-        study_name=name,
-        storage=storage,
-        sampler=sampler.build(resolved.space),
-        pruner=build_pruner(pruner, resolved.base),
-    )
     uri = tracking_uri or settings.tracking_uri
     if not tracking_uri and hides_secret(uri):
         raise UserError(
@@ -162,6 +154,14 @@ def attach(
         )
     tracker = Tracker(uri)
     handler.tracker = tracker
+    storage = open_storage(url, interval, grace, on_stale=handler)
+    resolved, sampler, pruner, _ = settings.resolve(tracker)  # the space file comes from the parent run
+    study = optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler.build(resolved.space),
+        pruner=build_pruner(pruner, resolved.base),
+    )
     exp_id = tracker.experiment_id(settings.mlflow_experiment)
     return StudyContext(
         name,

@@ -18,7 +18,7 @@ from harness.errors import RunFailed, UserError
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
 from harness.studies._formats import load_space
 from harness.studies._samplers import SamplerSpec, build_pruner, check_pruner, pruner_config
-from harness.studies._settings import ATTR, StudySettings
+from harness.studies._settings import ATTR, StudySettings, space_digest
 from harness.studies._space import Budget, ExperimentRef, PrunerSpec, ResolvedSpace, SearchSpace
 from harness.studies._storage import (
     GRACE_PERIOD_S,
@@ -124,7 +124,8 @@ def plan_study(request: StudyRequest) -> Plan:
 def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:
     r = plan.request
     return StudySettings(
-        space_text=plan.space.text,
+        space_artifact=space_artifact(plan),
+        space_sha256=space_digest(plan.space.text),
         space_source=plan.space.source,
         experiment=r.experiment,
         scale=r.scale,
@@ -290,6 +291,10 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
     return tags
 
 
+def space_artifact(plan: Plan) -> str:
+    return f"search_space/{Path(plan.space.source).name}"
+
+
 def _log_parent_definition(parent: RunHandle, plan: Plan) -> None:
     """Params (immutable: the study's definition) and the space file as artifacts."""
     import yaml
@@ -312,7 +317,7 @@ def _log_parent_definition(parent: RunHandle, plan: Plan) -> None:
         "storage_kind": storage_kind(plan.url),
     }
     parent.log_params(params)
-    parent.log_text(plan.space.text, f"search_space/{Path(plan.space.source).name}")
+    parent.log_text(plan.space.text, space_artifact(plan))  # workers read the space from here
     resolved = {
         **plan.resolved.describe(),
         "sampler": sampler,

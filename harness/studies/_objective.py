@@ -31,6 +31,7 @@ class TrialRun:
     run: RunHandle
     experiment_id: str
     study: str  # the study's name
+    sinks: tuple[Any, ...] = ()  # more metric sinks for the trial's evaluations (the study's progress display)
 
     @property
     def name(self) -> str:
@@ -132,7 +133,13 @@ class TrainingRunner:
                 raise RunFailed(f"objective {objective.final_key} is {final[objective.final_key]}")
 
         outcome = self.executor.execute(
-            t.run, t.experiment_id, t.name, cfg, f"studies/{t.study}", [PruningSink(t.trial, objective)], check
+            t.run,
+            t.experiment_id,
+            t.name,
+            cfg,
+            f"studies/{t.study}",
+            [*t.sinks, PruningSink(t.trial, objective)],  # the display first: it shows the step that prunes
+            check,
         )
         return float(outcome.final[objective.final_key])
 

@@ -53,8 +53,16 @@ def worker_env(ctx: StudyContext) -> dict[str, str]:
     return {STORAGE_ENV: ctx.url, TRACKING_ENV: ctx.tracker.uri}
 
 
-def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str | None, prices: str | None) -> None:
-    """K ``harness worker`` processes, one GPU each when there are GPUs; Ctrl-C is forwarded once."""
+def run_processes(
+    ctx: StudyContext,
+    k: int,
+    progress: Progress,
+    data_dir: str | None,
+    prices: str | None,
+    tick: Callable[[], None] | None = None,
+) -> None:
+    """K ``harness worker`` processes, one GPU each when there are GPUs; Ctrl-C is forwarded once.
+    ``tick`` runs while they work (the study's display reads the study)."""
     gpus = gpu_ids()
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for i in range(k):
@@ -76,11 +84,11 @@ def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str |
         + (f", GPUs {', '.join(gpus[i % len(gpus)] for i in range(k))}" if gpus else "")
         + f": {' '.join(worker_command(ctx, 'wK/K'))} (storage and tracking URI in ${STORAGE_ENV}, ${TRACKING_ENV})"
     )
-    interrupted = False
+    stopped: BaseException | None = None
     try:
-        _wait_all(procs)
-    except KeyboardInterrupt:
-        interrupted = True
+        _wait_all(procs, tick)
+    except BaseException as exc:  # Ctrl-C, or ``tick`` failed: the workers stop before this process does
+        stopped = exc
         for _, p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -96,21 +104,25 @@ def run_processes(ctx: StudyContext, k: int, progress: Progress, data_dir: str |
             if p.poll() is None:
                 p.kill()
     codes = {label: p.wait() for label, p in procs}
-    if interrupted or 130 in codes.values():
+    if stopped is not None and not isinstance(stopped, KeyboardInterrupt):
+        raise stopped
+    if stopped is not None or 130 in codes.values():
         raise KeyboardInterrupt("worker interrupted")
     bad = {label: c for label, c in codes.items() if c not in (0, 1)}
     if bad:
         raise UserError(f"worker(s) {', '.join(f'{lb} (exit {c})' for lb, c in bad.items())} stopped; see above")
 
 
-def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]], tick: Callable[[], None] | None) -> None:
     while any(p.poll() is None for _, p in procs):
         interrupts.check()
+        if tick is not None:
+            tick()
         time.sleep(0.2)
 
 
-def wait_for_workers(ctx: StudyContext, progress: Progress) -> None:
-    """``--parallel 0``: no local worker; wait for workers elsewhere to spend the budget."""
+def wait_for_workers(ctx: StudyContext, progress: Progress, tick: Callable[[], None] | None = None) -> None:
+    """``--parallel 0``: no local worker; wait for workers elsewhere to spend the budget (``tick`` each second)."""
     if hides_secret(ctx.url):  # the real URL has a password: tell the user where to put it, not what it is
         progress(f"waiting for workers: {STORAGE_ENV}=<the storage URL> harness worker {ctx.name}")
     else:
@@ -126,4 +138,6 @@ def wait_for_workers(ctx: StudyContext, progress: Progress) -> None:
             t.used >= budget.max_trials and t.running == 0 and t.waiting == 0
         ):
             return
+        if tick is not None:
+            tick()
         time.sleep(1.0)

@@ -166,6 +166,14 @@ class ParamSpec:
             return round(value) if self.kind == "int" else value
         return raw
 
+    def shown(self, trial_params: Mapping[str, Any]) -> OptunaValue:
+        """The trial's value as the space file writes it: a choice's label (``S``), an int as an int."""
+        raw = trial_params[self.optuna_name]
+        if self.kind == "categorical":
+            return raw
+        value = self.to_config(raw)
+        return round(value) if self.kind == "int" else float(value)
+
     def grid_count(self) -> int:
         """How many grid points :meth:`grid_points` would list, counted without listing them."""
         if self.kind == "categorical":
@@ -250,11 +258,6 @@ class ExperimentRef:
         return cls(ladder=ladder.strip(), rung=rung.strip())
 
 
-# A Cloud ML Engine file does not say what it tunes; the talk's mlengine/ configs tuned the MNIST
-# trainer's batch-norm CNN, the last rung of the MNIST ladder. --experiment LADDER:RUNG overrides.
-DEFAULT_CMLE_EXPERIMENT = ExperimentRef(ladder="mnist", rung="cnn-batchnorm")
-
-
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """A search space as read from a file (not yet resolved against a ladder)."""
@@ -313,12 +316,18 @@ class SearchSpace:
         Every parameter's bounds, grid points and choices are applied to the base config
         once here, so a value the Config refuses fails now, not in the middle of a study.
         """
-        ref = experiment or self.experiment or (DEFAULT_CMLE_EXPERIMENT if self.format == "cmle" else None)
+        ref = experiment or self.experiment
         if ref is None:
-            raise ConfigError(
-                f"{self.source}: the file does not say which experiment it tunes; "
-                "pass --experiment LADDER:RUNG (e.g. --experiment mnist:cnn)"
+            from harness.ladders import builtin_rungs
+
+            # a guess would tune the wrong model quietly: the rungs it could name, instead
+            rungs = "; ".join(f"{name}: {', '.join(names)}" for name, names in builtin_rungs().items())
+            why = (
+                "--experiment LADDER:RUNG is required for a Cloud ML Engine file (it does not say what it tunes)"
+                if self.format == "cmle"
+                else "the file does not say which experiment it tunes; pass --experiment LADDER:RUNG"
             )
+            raise ConfigError(f"{self.source}: {why}, e.g. --experiment mnist:cnn; built-in rungs: {rungs}")
         if scale:
             ref = dataclasses.replace(ref, scale=scale)
         base = _experiment_config(ref, self.source)

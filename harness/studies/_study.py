@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.errors import RunFailed
+from harness.report._study import short_value
 from harness.studies._context import StudyContext, attach
 from harness.studies._lifecycle import (
     StudyRequest,
@@ -29,7 +30,8 @@ from harness.studies._lifecycle import (
 from harness.studies._processes import run_processes, wait_for_workers
 from harness.studies._storage import is_local_file, redact
 from harness.studies._trials import tally
-from harness.studies._worker import run_worker, short
+from harness.studies._watch import StudyWatch
+from harness.studies._worker import run_worker
 
 Progress = Callable[[str], None]
 
@@ -38,8 +40,10 @@ def run_study(
     request: StudyRequest,
     progress: Progress = print,
     runner: Any = None,
+    label: str = "",
 ) -> StudyContext:
-    """``harness study``: plan, open (create or resume), run the workers, finish the parent run."""
+    """``harness study``: plan, open (create or resume), run the workers, finish the parent run.
+    ``label`` names the study on its live display (default: ``study NAME``)."""
     from harness.studies._objective import TrainingRunner
 
     plan = plan_study(request)
@@ -75,14 +79,16 @@ def run_study(
     with parent_run(ctx.tracker, ctx.settings.parent_run_id):
         sweep_runs(ctx)
         stop = "budget"
-        if request.parallel == 1:
-            stop = run_worker(ctx, runner, progress).stop
-        elif request.parallel > 1:
-            remaining = max(0, plan.budget.max_trials - t.used) + t.waiting
-            k = min(request.parallel, max(remaining, 1))
-            run_processes(ctx, k, progress, request.data_dir, request.prices)
-        else:
-            wait_for_workers(ctx, progress)
+        # worker processes print into this terminal too: plain lines there, not a display they would tear
+        with StudyWatch.of(ctx, label, live=False if request.parallel > 1 else None) as watch:
+            if request.parallel == 1:
+                stop = run_worker(ctx, runner, progress, watch=watch).stop
+            elif request.parallel > 1:
+                remaining = max(0, plan.budget.max_trials - t.used) + t.waiting
+                k = min(request.parallel, max(remaining, 1))
+                run_processes(ctx, k, progress, request.data_dir, request.prices, tick=watch.poll)
+            else:
+                wait_for_workers(ctx, progress, tick=watch.poll)
         final = tally(ctx.study.get_trials(deepcopy=False))
         budget = ctx.current_budget()
         if budget.max_failed is not None and final.failed >= budget.max_failed:
@@ -108,7 +114,7 @@ def _print_summary(ctx: StudyContext, summary: dict[str, Any], progress: Progres
     )
     best = summary.get("best")
     if best is not None:
-        shown = " ".join(f"{k}={short(v)}" for k, v in summary.get("best_values", {}).items())
+        shown = " ".join(f"{k}={short_value(v)}" for k, v in summary.get("best_values", {}).items())
         progress(f"best: trial {best.number}, {ctx.resolved.objective.final_key} = {best.value:.4f}  {shown}")
     progress(f"report: harness report study {ctx.name}")
 

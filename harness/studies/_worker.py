@@ -29,10 +29,12 @@ from typing import Any
 
 from harness import interrupts
 from harness.errors import RunFailed, UserError
+from harness.report._study import TUNED, short_value
 from harness.studies._context import StudyContext
 from harness.studies._objective import TrialRun, TrialRunner
 from harness.studies._storage import budget_lock
 from harness.studies._trials import REQUEUE_ATTR, Tally, fail_orphans, fail_stale, requeue, tally
+from harness.studies._watch import StudyWatch
 from harness.tracking import RunHandle, RunKilled
 
 Progress = Callable[[str], None]
@@ -77,11 +79,17 @@ class TrialOutcome:
         return self.trial_id is not None
 
     def params(self) -> str:
-        return " ".join(f"{k}={short(v)}" for k, v in self.values.items())
+        return " ".join(f"{k}={short_value(v)}" for k, v in self.values.items())
 
 
-def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = print, label: str = "") -> WorkerResult:
-    """Run trials of ``ctx.study`` until its budget is spent; return what this worker did."""
+def run_worker(
+    ctx: StudyContext, runner: TrialRunner, progress: Progress = print, label: str = "", watch: StudyWatch | None = None
+) -> WorkerResult:
+    """Run trials of ``ctx.study`` until its budget is spent; return what this worker did.
+
+    ``watch``: the study's display, when this process shows it: each trial gets a step bar, and
+    the display reads the study after each trial.
+    """
     import optuna
 
     me = worker_id(label)
@@ -113,7 +121,7 @@ def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = prin
             predicted = waiting[0].number if waiting else len(trials)
             sampler = ctx.study.sampler = ctx.sampler.for_trial(space, predicted, sampler)
             out = TrialOutcome(waiting={x.number: x.system_attrs for x in waiting})
-            objective = functools.partial(_start, ctx=ctx, runner=runner, me=me, out=out, lock=lock)
+            objective = functools.partial(_start, ctx=ctx, runner=runner, me=me, out=out, lock=lock, watch=watch)
             try:
                 ctx.study.optimize(objective, n_trials=1, catch=())
             except KeyboardInterrupt:
@@ -131,6 +139,8 @@ def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = prin
                 err = out.note or f"{type(exc).__name__}: {exc}"
                 done.append((int(out.number or 0), "FAIL", None))
                 progress(f"{prefix}trial {out.number:3d} FAIL      {out.params()}  {err}"[:400])
+                if watch is not None:
+                    watch.poll(force=True)
                 continue
         finally:
             lock.close()
@@ -138,27 +148,29 @@ def run_worker(ctx: StudyContext, runner: TrialRunner, progress: Progress = prin
         done.append((out.number, out.state, out.value))
         shown = f"objective {out.value:.4f}" if out.value is not None else f"({out.note})"
         progress(f"{prefix}trial {out.number:3d} {out.state:<9} {shown}  {out.params()}  {out.wall_s:.1f} s")
+        if watch is not None:
+            watch.poll(force=True)
 
 
 def _start(
-    trial: Any, ctx: StudyContext, runner: TrialRunner, me: str, out: TrialOutcome, lock: contextlib.ExitStack
+    trial: Any,
+    ctx: StudyContext,
+    runner: TrialRunner,
+    me: str,
+    out: TrialOutcome,
+    lock: contextlib.ExitStack,
+    watch: StudyWatch | None,
 ) -> float:
     """The objective ``study.optimize`` calls: heartbeat, release the budget lock, run the trial."""
     ctx.storage.record_heartbeat(trial._trial_id)  # before the lock goes: a trial is never without heartbeat
     lock.close()
     out.number, out.trial_id = trial.number, trial._trial_id
-    return _objective(ctx, runner, trial, me, out)
+    return _objective(ctx, runner, trial, me, out, watch)
 
 
-def short(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, tuple):
-        return ",".join(map(str, v))
-    return str(v)
-
-
-def _objective(ctx: StudyContext, runner: TrialRunner, trial: Any, me: str, out: TrialOutcome) -> float:
+def _objective(
+    ctx: StudyContext, runner: TrialRunner, trial: Any, me: str, out: TrialOutcome, watch: StudyWatch | None
+) -> float:
     """One trial as one MLflow child run: FINISHED (complete), KILLED (pruned, Ctrl-C), FAILED (raised)."""
     import optuna
 
@@ -177,12 +189,16 @@ def _objective(ctx: StudyContext, runner: TrialRunner, trial: Any, me: str, out:
         "optuna.trial_number": str(trial.number),
         "harness.retry_of": str(retry_of if retry_of is not None else (requeued[-1] if requeued else "")),
     }
+    name = f"trial-{trial.number:03d}"
     try:
-        with ctx.tracker.run(ctx.experiment_id, f"trial-{trial.number:03d}", tags, parent=ctx.parent) as run:
+        with ctx.tracker.run(ctx.experiment_id, name, tags, parent=ctx.parent) as run:
             trial.set_user_attr("harness", {"trial": trial.number, "mlflow_run_id": run.run_id, "worker": me})
+            # beside the dotted config keys: the values as the space writes them (a label, an int)
+            run.log_params({f"{TUNED}.{p.name}": p.shown(trial.params) for p in space.params})
             out.state, note = "FAIL", ""
+            sinks = () if watch is None else (watch.trial_sink(name, cfg, ctx.resolved.objective),)
             try:
-                value = runner(TrialRun(trial, cfg, run, ctx.experiment_id, ctx.name))
+                value = runner(TrialRun(trial, cfg, run, ctx.experiment_id, ctx.name, sinks))
                 out.wall_s = time.perf_counter() - started
                 if out.wall_s > ctx.storage.grace_period and ctx.storage.get_trial(trial._trial_id).state.is_finished():
                     raise RunFailed(_lost(ctx, trial.number))  # long enough to have been failed as stale
@@ -196,6 +212,8 @@ def _objective(ctx: StudyContext, runner: TrialRunner, trial: Any, me: str, out:
                 note = "interrupted (Ctrl-C/SIGTERM); queued again"
                 raise
             finally:
+                for sink in sinks:  # the executor closes them too; a trial that never trained leaves none open
+                    sink.close()
                 _close(run, cfg, started, runner.price_per_hour, out, note)
         return value
     except RunKilled as exc:

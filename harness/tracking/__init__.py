@@ -10,7 +10,7 @@ from harness.tracking._mlflow import (
     resolve_tracking_uri,
 )
 from harness.tracking._names import ladder_experiment, quote, study_experiment
-from harness.tracking._progress import ProgressSink
+from harness.tracking._progress import ProgressSink, TrialProgress
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 from harness.tracking._sweep import Orphan, owner_tags, sweep
 
@@ -24,6 +24,7 @@ __all__ = [
     "RunKilled",
     "TensorBoardSink",
     "Tracker",
+    "TrialProgress",
     "environment_tags",
     "git_commit",
     "ladder_experiment",

@@ -1,0 +1,226 @@
+"""One self-contained HTML file per report: inline CSS, tables, figures embedded as PNG data URIs.
+
+A report is a title, lead lines (its provenance: the command that reproduces it, the parent run,
+device, versions) and :class:`Section` s, each a heading with notes, figures and/or a table. The file
+needs nothing else to open (no external URL, no script), so it can be mailed, archived or logged to
+the report's MLflow parent run beside the runs it was built from (:func:`publish_html`).
+
+Text is written as the Markdown reports write it: `code`, **bold** and *emphasis* are kept; every
+other character is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import functools
+import html
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import pandas as pd
+
+from harness._paths import safe_child
+from harness.tracking import Tracker
+
+ARTIFACT_DIR = "report"  # where a report's HTML goes among its parent run's artifacts
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
+       background: #fff; margin: 0 auto; padding: 1.5em 2em 3em; max-width: 1280px; }
+h1 { font-size: 1.6em; border-bottom: 1px solid #d0d7de; padding-bottom: .3em; }
+h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #eaeef2; padding-bottom: .2em; }
+code { font: .9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f3f4f6;
+       padding: .1em .3em; border-radius: 4px; overflow-wrap: anywhere; }
+p.generated { color: #57606a; }
+ul.lead li, ul.notes li { margin: .15em 0; }
+.scroll { overflow-x: auto; }
+table.report { border-collapse: collapse; font-size: .88em; margin: .6em 0;
+               font-variant-numeric: tabular-nums; }
+table.report th, table.report td { border: 1px solid #d0d7de; padding: .3em .55em; vertical-align: top; }
+table.report th { background: #f6f8fa; text-align: left; }
+table.report tbody tr:nth-child(even) { background: #fbfcfd; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
+figcaption { color: #57606a; font-size: .9em; }
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A heading, then notes (one bullet each), figures (matplotlib ``Figure`` s) and a table."""
+
+    heading: str
+    table: pd.DataFrame | None = None
+    figures: Sequence[Any] = ()
+    notes: Sequence[str] = ()
+    caption: str = ""  # under the figures
+
+    def __post_init__(self) -> None:
+        if not self.heading.strip():
+            raise ValueError(f"a section needs a heading, but got {self.heading=}")
+        if self.table is not None and not isinstance(self.table, pd.DataFrame):
+            raise ValueError(f"a section's table must be a DataFrame, but got {type(self.table)=}")
+
+
+def inline(text: str) -> str:
+    """``text`` escaped, with the Markdown reports' `code`, **bold** and *emphasis* as HTML."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick is a character, not a code span
+        parts[-2:] = ["`".join(parts[-2:])]
+    out = []
+    for i, part in enumerate(parts):
+        escaped = html.escape(part, quote=True)
+        if i % 2:
+            out.append(f"<code>{escaped}</code>")
+        else:
+            escaped = re.sub(r"\*\*(\S(?:.*?\S)?)\*\*", r"<strong>\1</strong>", escaped)
+            out.append(re.sub(r"(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])", r"<em>\1</em>", escaped))
+    return "".join(out)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_style(draw: F) -> F:
+    """Draw a report figure in matplotlib's default style, whatever another library left in the
+    process-wide rcParams (Optuna's matplotlib plots switch the whole process to ggplot)."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib.style
+
+        with matplotlib.style.context("default"):
+            return draw(*args, **kwargs)
+
+    return cast(F, drawn)
+
+
+@default_style
+def figure_data_uri(figure: Any, dpi: int = 110) -> str:
+    """A matplotlib figure as a ``data:image/png;base64,...`` URI."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_NUMBER = re.compile(r"[-+−]?\$?\d[\d,]*(\.\d+)?(e[-+]?\d+)?%?(\s.*)?", re.IGNORECASE)
+_NOT_A_VALUE = {"", "n/a", "nan", "none", "not reached", "unknown", "inf", "-inf"}
+
+
+def numeric_columns(frame: pd.DataFrame) -> list[int]:
+    """Positions of the columns to right-align: numbers, or text that starts with one in every
+    non-empty cell (``99.12 ± 0.03``, ``1,234.5 img``, ``+0.42``); a column of only blanks is not."""
+    out = []
+    for i, (_, column) in enumerate(frame.items()):
+        if pd.api.types.is_bool_dtype(column):
+            continue
+        if pd.api.types.is_numeric_dtype(column):
+            out.append(i)
+            continue
+        cells = [str(v).strip() for v in column if v is not None and str(v).strip().lower() not in _NOT_A_VALUE]
+        if cells and all(_NUMBER.fullmatch(c) for c in cells):
+            out.append(i)
+    return out
+
+
+def _table(frame: pd.DataFrame, table_id: str) -> str:
+    """The frame as an escaped HTML table, with a rule per table for its numeric and long text columns."""
+    body = frame.to_html(index=False, escape=True, border=0, classes="report", table_id=table_id, na_rep="")
+    right = numeric_columns(frame)
+    wide = [i for i, (_, c) in enumerate(frame.items()) if i not in right and c.astype(str).str.len().max() > 24]
+    rules = []
+    for columns, style in ((right, "text-align: right; white-space: nowrap;"), (wide, "min-width: 14em;")):
+        if columns:
+            cells = ", ".join(f"#{table_id} td:nth-child({i + 1}), #{table_id} th:nth-child({i + 1})" for i in columns)
+            rules.append(f"{cells} {{ {style} }}")
+    style = f"<style>{' '.join(rules)}</style>\n" if rules else ""
+    return f'{style}<div class="scroll">{body}</div>'
+
+
+def render_html(title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = "") -> str:
+    """The whole page: ``title``, the ``generated`` line, ``lead`` bullets, then each section."""
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(_plain(title))}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{inline(title)}</h1>",
+    ]
+    if generated:
+        out.append(f'<p class="generated">{inline(generated)}</p>')
+    if lead:
+        out.append('<ul class="lead">' + "".join(f"<li>{inline(line)}</li>" for line in lead) + "</ul>")
+    for n, section in enumerate(sections):
+        slug = f"s{n}"
+        out.append(f'<section id="{slug}">')
+        out.append(f"<h2>{inline(section.heading)}</h2>")
+        if section.notes:
+            out.append('<ul class="notes">' + "".join(f"<li>{inline(line)}</li>" for line in section.notes) + "</ul>")
+        for k, figure in enumerate(section.figures):
+            alt = html.escape(_plain(section.caption or section.heading) + (f" ({k + 1})" if k else ""))
+            out.append(f'<figure><img src="{figure_data_uri(figure)}" alt="{alt}">')
+            if section.caption and k == len(section.figures) - 1:
+                out.append(f"<figcaption>{inline(section.caption)}</figcaption>")
+            out.append("</figure>")
+        if section.table is not None:
+            out.append(_table(section.table, f"{slug}-table") if len(section.table) else "<p>(none)</p>")
+        out.append("</section>")
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def _plain(text: str) -> str:
+    """Markdown marks dropped (for <title> and alt text)."""
+    return re.sub(r"[`*]", "", str(text))
+
+
+def write_html(
+    path: Path, title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = ""
+) -> Path:
+    """Write the page to ``path`` atomically: a crash leaves the old file or none, never half a file."""
+    text = render_html(title, sections, lead, generated)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is for everyone who reads results/
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def publish_html(
+    out_dir: Path,
+    stem: str,
+    title: str,
+    sections: Sequence[Section],
+    *,
+    lead: Sequence[str] = (),
+    generated: str = "",
+    tracker: Tracker | None = None,
+    run_id: str = "",
+) -> Path:
+    """``<stem>.html`` in ``out_dir``, also logged under ``report/`` in the artifacts of run ``run_id``
+    (the report's parent run) when the report knows its store; returns the file."""
+    path = write_html(safe_child(out_dir, f"{stem}.html", what="report file"), title, sections, lead, generated)
+    if tracker is not None and run_id:
+        tracker.client.log_artifact(run_id, str(path), ARTIFACT_DIR)
+    return path
