@@ -166,7 +166,7 @@ def test_report_writer_refuses_a_name_that_leads_out(tmp_path: Path) -> None:
 
 
 def test_tensorboard_and_detect_folders_stay_under_their_roots(tmp_path: Path) -> None:
-    from harness.cli import _run_dir
+    from harness.cli._commands import run_dir as _run_dir
     from harness.executor import Executor
 
     executor = Executor(tracker=None, tensorboard_dir=tmp_path / "tensorboard")  # type: ignore[arg-type]

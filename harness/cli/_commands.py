@@ -1,0 +1,276 @@
+"""The commands that run something: ladders, reports, detection, benchmarks, run maintenance."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness._paths import encode_name, safe_child
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.ladders._runner import PricedAs
+
+
+def ladder(args: argparse.Namespace, command_line: str) -> int:
+    from harness.config import parse_cli_overrides, parse_variants
+    from harness.ladders import load_ladder
+    from harness.ladders._runner import LadderRequest, run_ladder
+    from harness.tracking import Tracker
+
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, but got {args.seeds}")
+    ladder = load_ladder(args.ladder).select(args.rungs)
+    overrides = parse_cli_overrides(args.set)
+    variants = parse_variants(args.vary)
+    priced_as = None
+    if args.cmle_config:
+        overrides, priced_as = cmle_job(args.cmle_config, overrides, variants)
+    request = LadderRequest(
+        ladder=ladder,
+        scale=args.scale,
+        seeds=args.seeds,
+        base_seed=args.seed,
+        overrides=overrides,
+        data_dir=args.data_dir,
+        tensorboard_dir=Path(args.tensorboard_dir),
+        command=command_line,
+        prices=args.prices,
+        variants=variants,
+        priced_as=priced_as,
+    )
+    request.variant_configs()  # fail on a bad --set or --vary before loading anything
+    from harness.hardware import is_chief, tf_config
+
+    cluster = tf_config()
+    if cluster is not None and not is_chief(cluster):  # one of several machines: the chief logs the runs
+        task = cluster["task"]
+        with tempfile.TemporaryDirectory(prefix="harness-worker-") as scratch:
+            print(
+                f"TF_CONFIG: this process is {task['type']}:{task['index']}, not the chief; "
+                "the chief logs the runs (this worker's tracking goes to a scratch store, then away)",
+                file=sys.stderr,
+            )
+            run_ladder(request, Tracker(f"sqlite:///{scratch}/mlflow.db"))
+        return 0
+    tracker = Tracker(args.tracking_uri)
+    run_id = run_ladder(request, tracker)
+    if args.no_report:
+        return 0
+    report_cmd = f"harness report ladder {ladder.name} --run {run_id}"
+    name = None
+    if ladder.selected:  # a partial run gets its own file: the full table is never replaced by a few rows
+        scale = "" if args.scale == "standard" else f"_{args.scale}"
+        name = f"{ladder.name}_ladder{scale}_rungs_" + re.sub(r"[^0-9A-Za-z.-]+", "_", ladder.selected).strip("_")
+        report_cmd += f" --name {name}"
+    return report_ladder(ladder.name, run_id, None, args.out, tracker.uri, report_cmd, name=name)
+
+
+def cmle_job(
+    path: str, overrides: dict[str, Any], variants: tuple[dict[str, Any], ...]
+) -> tuple[dict[str, Any], PricedAs]:
+    """``--cmle-config``: the job's tier as a ``--set backend=...`` plus the price of its machines."""
+    from harness.ladders._runner import PricedAs
+    from harness.studies._cmle import load_training_job
+
+    job = load_training_job(path)
+    for given in (overrides, *variants):
+        clash = next((k for k in given if k in ("backend", "run.backend")), None)
+        if clash is not None:
+            raise UserError(
+                f"--cmle-config {path} chooses the backend ({job.tier.backend}, from scaleTier {job.tier.name}); "
+                f"drop the --set/--vary of {clash!r}, or drop --cmle-config"
+            )
+    for note in job.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    tags = {
+        "cmle.config": path,
+        "cmle.tier": job.tier.name,
+        "cmle.machines": ", ".join(job.tier.machines),
+        "cmle.description": job.tier.description,
+        "cmle.backend": job.tier.backend,
+    }
+    priced = PricedAs(where=job.where, hardware=" + ".join(job.tier.machines), tags=tags)
+    return {**overrides, "backend": job.tier.backend}, priced
+
+
+def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
+    from harness.bench import HardwareRequest, backends_arg, parse_batch_sizes, parse_experiments, run_hardware
+    from harness.tracking import Tracker
+
+    if args.only:
+        raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
+    quick = args.quick
+    request = HardwareRequest(
+        experiments=parse_experiments(args.experiments),
+        backends=backends_arg(args.backends),
+        batch_sizes=parse_batch_sizes(args.batch_sizes),
+        precision=args.precision,
+        repeats=1 if quick else args.repeats,
+        windows=2 if quick else args.windows,
+        quick=quick,
+        data_dir=args.data_dir,
+        prices=args.prices,
+        command=command_line,
+    )
+    tracker = Tracker(args.tracking_uri)
+    run_id = run_hardware(request, tracker)
+    return report_hardware(run_id, args.out, tracker.uri, f"harness report bench-hardware --run {run_id}")
+
+
+def report_hardware(run_id: str | None, out: str, uri: str | None, command_line: str) -> int:
+    from harness.report import hardware_report, write_hardware
+    from harness.tracking import Tracker
+
+    report = hardware_report(Tracker(uri), run_id)
+    narrow = ["experiment", "backend", "batch", "reps", "examples/s, median [min, max]", "compile s"]
+    if len(report.throughput):
+        print(report.throughput[narrow].to_string(index=False))
+    if len(report.time_to_accuracy):
+        print(
+            report.time_to_accuracy[
+                ["experiment", "backend", "batch", "reached", "time to target s, median [min, max]"]
+            ].to_string(index=False)
+        )
+    for path in write_hardware(report, Path(out), command_line):
+        print(f"wrote {path}")
+    return 0
+
+
+def report_ladder(
+    ladder: str,
+    run_id: str | None,
+    scale: str | None,
+    out: str,
+    uri: str | None,
+    command_line: str,
+    also: tuple[str, ...] = (),
+    rungs: str | None = None,
+    name: str | None = None,
+) -> int:
+    from harness.report import display_table, ladder_report, verdict, write_report
+    from harness.tracking import Tracker
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name):
+        raise UserError(f"--name must be a file name stem (letters, digits, _ . -), but got {name!r}")
+    report = ladder_report(Tracker(uri), ladder, run_id, scale, also, rungs)
+    print(narrow(display_table(report)))
+    for line in verdict(report):
+        print(line)
+    md, csv, page = write_report(report, Path(out), command_line, name)
+    print(f"wrote {md}, {csv} (every column) and {page}")
+    return 0
+
+
+def narrow(table: Any, width: int = 100) -> str:
+    """The table in at most ``width`` columns: the long "what changed" text first, then the rightmost
+    columns are left out (the Markdown and CSV files have them all)."""
+    shown = table.drop(columns=[c for c in table.columns if "changed" in str(c)])
+    text = shown.to_string(index=False)
+    while shown.shape[1] > 3 and max(map(len, text.splitlines()), default=0) > width:
+        shown = shown.iloc[:, :-1]
+        text = shown.to_string(index=False)
+    return text
+
+
+def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
+    from harness.data import load_dataset, resolve_data_dir
+    from harness.data._aerial import extras
+    from harness.detect import load_run_model, read_image, resolve_model_run
+    from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
+    from harness.tracking import Tracker
+
+    if not 0.0 < args.threshold < 1.0:
+        raise UserError(f"--threshold must be in (0, 1), but got {args.threshold}")
+    tracker = Tracker(args.tracking_uri)
+    run_id = resolve_model_run(tracker, args.run)
+    cfg = run_config(tracker, run_id)
+    if cfg.task.name != "detection":
+        raise UserError(f"run {run_id} is a {cfg.task.name} run; detect-boxes needs a detection run (ladder yolo)")
+    data = load_dataset(cfg.data, args.data_dir)
+    model = load_run_model(tracker, run_id)
+    held = data.eval_images  # type: ignore[attr-defined]
+    pictures = [(held.names[i], held.images[i], held.boxes[i]) for i in range(min(args.held_out, len(held.names)))]
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.extras and cfg.data.name == "airbus" and data_dir is not None:
+        pictures += [(p.name, read_image(p), None) for p in extras(data_dir)[: args.extras]]
+    items = []
+    for name, image, truth in pictures:
+        found, scores = find_boxes(model, image, cfg, args.threshold)
+        items.append(ImageBoxes(name, image, truth, found, scores))
+        print(f"{name}: {len(found)} boxes found" + ("" if truth is None else f", {len(truth)} true"))
+    run = tracker.client.get_run(run_id)
+    out_dir = run_dir(Path(args.out), run.data.tags.get("mlflow.runName", run_id[:8]))
+    summary = write(items, out_dir, run, args.threshold, command_line, args.max_side)
+    tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
+    print(f"wrote {summary}")
+    return 0
+
+
+def runs_clean(args: argparse.Namespace) -> int:
+    from harness.tracking import Tracker, sweep
+
+    tracker = Tracker(args.tracking_uri)
+    orphans = sweep(tracker.client, dry_run=args.dry_run)
+    for o in orphans:
+        if o.ended:
+            action = "ended KILLED"
+        elif args.dry_run and o.owner.endswith(f" on {socket.gethostname()}"):
+            action = "would end KILLED"
+        else:
+            action = "left alone (another host's run)"
+        print(f"{action}: run {o.run_id} ({o.experiment}: {o.name}), {o.owner}")
+    ended = sum(o.ended for o in orphans)
+    print(f"{ended} run(s) ended KILLED in {tracker.display_uri}" if not args.dry_run else "dry run: nothing changed")
+    return 0
+
+
+def detect_scan(args: argparse.Namespace, command_line: str) -> int:
+    from harness.detect import (
+        ScanResult,
+        ScanSettings,
+        load_run_model,
+        read_image,
+        resolve_model_run,
+        scan,
+        write_outputs,
+        write_summary,
+    )
+    from harness.tracking import Tracker
+
+    try:
+        scales = tuple(float(v) for v in args.scales.split(","))
+    except ValueError:
+        raise UserError(f"--scales expects numbers like 0.8,1.0,1.25, but got {args.scales!r}") from None
+    settings = ScanSettings(scales, args.stride, args.threshold, args.iou)
+    images = {Path(p): read_image(Path(p)) for p in args.images}  # every image decodes before any work
+    tracker = Tracker(args.tracking_uri)
+    run_id = resolve_model_run(tracker, args.run)
+    model = load_run_model(tracker, run_id)
+    run = tracker.client.get_run(run_id)
+    name = run.data.tags.get("mlflow.runName", run_id[:8])
+    out_dir = run_dir(Path(args.out), name)
+    print(f"model: run {run_id} ({name})")
+    results = []
+    for path, image in images.items():
+        boxes = scan(model, image, settings)
+        png, js = write_outputs(path, image, boxes, settings, run_id, out_dir)
+        tracker.client.log_artifact(run_id, str(png), "detect_scan")
+        tracker.client.log_artifact(run_id, str(js), "detect_scan")
+        tracker.client.log_metric(run_id, f"detect_scan/{path.stem}", len(boxes))
+        results.append(ScanResult(path, image.shape[0], image.shape[1], tuple(boxes)))
+        print(f"{path}: {len(boxes)} detections -> {png}")
+    summary = write_summary(out_dir, run, results, settings, command_line)
+    tracker.client.log_artifact(run_id, str(summary), "detect_scan")
+    print(f"wrote {summary}")
+    return 0
+
+
+def run_dir(out: Path, run_name: str) -> Path:
+    """A run's folder under ``--out``: its name comes from the store (any text), so it is encoded, not refused."""
+    return safe_child(out, encode_name(run_name), what="run name")
