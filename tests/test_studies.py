@@ -658,7 +658,7 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     assert rc == 0, out
     assert [t.state.name for t in trials(store, "tpe-tpe")] == ["COMPLETE"] * 3
     # off a terminal: one study line per finished trial, and each trial's steps as a ladder rung shows them
-    progress = re.findall(r"^trial (\d)/3 COMPLETE [\d.]+  best [\d.]+ \(#\d\)  \d+ s", out, re.MULTILINE)
+    progress = re.findall(r"^trials (\d)/3: #\d COMPLETE [\d.]+  best [\d.]+ \(#\d\)  \d+ s", out, re.MULTILINE)
     assert progress == ["1", "2", "3"], out
     assert "    trial-002: step 20/20  accuracy " in out
     parent, _ = study_runs(store, "tpe", "tpe-tpe")
@@ -680,7 +680,7 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     rc, out = run_cli(*common, "--trials", "3")  # resume: the same study, one more trial
     assert rc == 0, out
     assert "(resumed)" in out and "2/3 trials so far" in out
-    assert re.findall(r"^trial \d/3", out, re.MULTILINE) == ["trial 3/3"]  # counting on from the old trials
+    assert re.findall(r"^trials \d/3", out, re.MULTILINE) == ["trials 3/3"]  # counting on from the old trials
     again = trials(store, "cmle-hptune-random")
     assert len(again) == 3 and [t.params for t in again[:2]] == [t.params for t in first]
     parent, children = study_runs(store, "cmle-hptune", "cmle-hptune-random")
@@ -770,7 +770,7 @@ def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNam
     assert rc == 0, out
     assert "--- study 1/4 (grid, repeat 0): cmp-cmp-grid-r0\n" in out
     assert re.search(r"^--- study 4/4 \(random, repeat 1\): cmp-cmp-random-r1  \d+ s, about \d+ s left$", out, re.M)
-    assert len(re.findall(r"^trial 2/2 ", out, re.MULTILINE)) == 4  # each study's display counts its own trials
+    assert len(re.findall(r"^trials 2/2: ", out, re.MULTILINE)) == 4  # each study's display counts its own trials
     for sampler in ("grid", "random"):
         for r in range(2):
             assert len(trials(store, f"cmp-cmp-{sampler}-r{r}")) == 2  # the grid's size: the default budget
@@ -838,8 +838,8 @@ def test_study_watch_shows_the_trials_the_budget_counts_as_workers_finish_them()
         study.tell(study.ask(), 0.3)  # the queued trial, run again
     lines = out.getvalue().splitlines()
     assert [line.split("  ")[:2] for line in lines] == [
-        ["trial 2/4 COMPLETE 0.2000", "best 0.2000 (#1)"],
-        ["trial 3/4 COMPLETE 0.3000", "best 0.2000 (#1)"],
+        ["trials 2/4: #1 COMPLETE 0.2000", "best 0.2000 (#1)"],
+        ["trials 3/4: #3 COMPLETE 0.3000", "best 0.2000 (#1)"],
     ], lines
     assert "s left" in lines[0]
 

@@ -141,7 +141,12 @@ def test_trial_progress_prints_one_line_per_ended_trial_off_a_terminal() -> None
     shown.update(5, [(4, "COMPLETE", 0.5)], (1, 0.95))
     shown.close()
     lines = out.getvalue().splitlines()
-    heads = ["trial 2/5 COMPLETE 0.9500", "trial 3/5 PRUNED 0.1000", "trial 4/5 FAIL", "trial 5/5 COMPLETE 0.5000"]
+    heads = [
+        "trials 2/5: #1 COMPLETE 0.9500",
+        "trials 3/5: #2 PRUNED 0.1000",
+        "trials 4/5: #3 FAIL",
+        "trials 5/5: #4 COMPLETE 0.5000",
+    ]
     assert [line.split("  ")[0] for line in lines] == heads
     assert all("  best 0.9500 (#1)  " in line for line in lines)
     assert all(line.endswith(" s left") for line in lines[:3]) and lines[3].endswith(" s")  # none left at 5/5

@@ -162,10 +162,10 @@ class TrialProgress:
             return
         eta = "" if math.isnan(left) else f", {_left(left)}"
         first = done - len(ended) + 1
-        for i, (_, state, value) in enumerate(ended, first):
+        for i, (number, state, value) in enumerate(ended, first):
             shown = "" if value is None else f" {value:.4f}"
-            print(
-                f"trial {i}/{self.total} {state}{shown}  {self._best_text()}  {elapsed:.0f} s{eta}",
+            print(  # the count the budget sees, then Optuna's trial number (from 0, retries included)
+                f"trials {i}/{self.total}: #{number} {state}{shown}  {self._best_text()}  {elapsed:.0f} s{eta}",
                 file=self.out,
                 flush=True,
             )
