@@ -23,7 +23,7 @@ from harness.cli import main
 from harness.report import LadderReport, StudyReport
 from harness.report._hardware import HardwareReport, hardware_figure
 from harness.report._html import Section, numeric_columns, write_html
-from harness.report._ladder import best_figure, curves_figure
+from harness.report._ladder import best_figure, captions, curves_figure
 from harness.report._study import study_figure
 
 _DATA_URI = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -101,6 +101,11 @@ def test_ladder_bars_group_variants_with_sd_and_mark_each_reference() -> None:
     assert len(segments) == 2  # the reference drawn over both variants' bars of rung 1
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels == ["the talk's reference", "split=scene", "split=random"]
+    bars, curves = captions(LadderReport(table, {"ladder": "planesnet"}))
+    assert "black marks: the talk's reference" in bars and "dashes = variant" in curves
+    plain = table[table["variant"] == "split=scene"].assign(reference=math.nan)  # a ladder like census
+    bars, curves = captions(LadderReport(plain, {"ladder": "census"}))
+    assert "black marks" not in bars and "dashes" not in curves
 
 
 def test_ladder_curves_share_axes_one_line_per_rung_and_variant() -> None:

@@ -473,18 +473,30 @@ def best_figure(report: LadderReport) -> Any:
     return fig
 
 
+def captions(report: LadderReport) -> tuple[str, str]:
+    """Under the bars and under the curves: the reference marks and dashes only where there are some."""
+    table = report.table
+    marks = "; black marks: the talk's reference" if "reference" in table and table["reference"].notna().any() else ""
+    dashes = ", dashes = variant" if "variant" in table and table["variant"].nunique() > 1 else ""
+    return (
+        f"Bars: {report.best_label} (mean over the seeds' FINISHED runs){marks}.",
+        f"Test metrics at each evaluation step, every rung on shared axes; colour = rung{dashes}.",
+    )
+
+
 def html_sections(report: LadderReport) -> list[_html.Section]:
     best, curves = best_figure(report), curves_figure(report)
+    bars_caption, curves_caption = captions(report)
     sections = [
         _html.Section("Rungs", table=display_table(report)),
         _html.Section("Verdict", notes=verdict(report)),
     ]
     if best is not None:
-        caption = f"Bars: {report.best_label} (mean over the seeds' FINISHED runs); black marks: the talk's reference."
-        sections.append(_html.Section(f"{report.best_label.capitalize()} per rung", figures=[best], caption=caption))
+        sections.append(
+            _html.Section(f"{report.best_label.capitalize()} per rung", figures=[best], caption=bars_caption)
+        )
     if curves is not None:
-        caption = "Test metrics at each evaluation step, every rung on shared axes; colour = rung, dashes = variant."
-        sections.append(_html.Section("Learning curves", figures=[curves], caption=caption))
+        sections.append(_html.Section("Learning curves", figures=[curves], caption=curves_caption))
     notes = [line for line in report.meta.get("notes", "").split("\n") if line]
     if notes:
         sections.append(_html.Section(_NOTES_HEADING, notes=notes))
