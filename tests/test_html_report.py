@@ -81,6 +81,18 @@ def test_a_page_that_fails_to_render_leaves_the_old_file(tmp_path: Path) -> None
     assert sorted(tmp_path.iterdir()) == [path]
 
 
+def test_report_files_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    from harness.report._core import write
+
+    md, csv = write(tmp_path, "r", "# first\n", pd.DataFrame({"a": [1]}))
+    assert (md.read_text(), csv.read_text()) == ("# first\n", "a\n1\n")
+    (tmp_path / "r.csv").unlink()
+    (tmp_path / "r.csv").mkdir()  # the replace fails (a folder in the way): no temp file is left behind
+    with pytest.raises(IsADirectoryError):
+        write(tmp_path, "r", "# second\n", pd.DataFrame({"a": [2]}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.md"] and md.read_text() == "# second\n"
+
+
 def test_ladder_bars_group_variants_with_sd_and_mark_each_reference() -> None:
     table = pd.DataFrame(
         {

@@ -173,8 +173,8 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "bench.md", out_dir / "bench.json"
-    md.write_text(render_markdown(results), encoding="utf-8")
-    js.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return md, js
+    from harness.report._core import write_file
+
+    # bench.json is also where `--only` keeps the sections it does not measure again: never half written
+    md = write_file(out_dir / "bench.md", render_markdown(results))
+    return md, write_file(out_dir / "bench.json", json.dumps(results, indent=2) + "\n")

@@ -377,13 +377,12 @@ def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> 
     if report.meta.get("backends"):
         stem += "_on_" + "-".join(b.replace(":", "x") for b in report.meta["backends"])
     md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     figure = compare_figure(report)
-    figure.savefig(png, dpi=110, bbox_inches="tight")
-    md.write_text(compare_markdown(report, command, png.name), encoding="utf-8")
+    _core.write_figure(png, figure, dpi=110, bbox_inches="tight")
+    _core.write_file(md, compare_markdown(report, command, png.name))
     summary = report.summary.assign(level="sampler")
     studies = report.studies.assign(level="study")
-    pd.concat([summary, studies], ignore_index=True).to_csv(csv, index=False)
+    _core.write_csv(csv, pd.concat([summary, studies], ignore_index=True))
     sections = [
         _html.Section("Samplers", table=display_compare(report)),
         _html.Section("Findings", notes=compare_findings(report)),

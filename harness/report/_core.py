@@ -8,6 +8,10 @@ Runs are read with the explicit ``MlflowClient`` of a :class:`~harness.tracking.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,10 +94,36 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
+def write_file(path: Path, content: str | bytes) -> Path:
+    """Replace ``path`` atomically: a crash or a full disk leaves the old file or none, never half a file."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is for everyone who reads results/
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> Path:
+    return write_file(path, table.to_csv(index=False))
+
+
+def write_figure(path: Path, figure: Any, **savefig: Any) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", **savefig)
+    return write_file(path, buffer.getvalue())
+
+
 def write(out_dir: Path, stem: str, markdown: str, table: pd.DataFrame) -> tuple[Path, Path]:
     """``<stem>.md`` and ``<stem>.csv`` in ``out_dir``; a stem that is not one file name is refused."""
     md, csv = (safe_child(out_dir, f"{stem}{ext}", what="report file") for ext in (".md", ".csv"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md.write_text(markdown, encoding="utf-8")
-    table.to_csv(csv, index=False)
-    return md, csv
+    return write_file(md, markdown), write_csv(csv, table)

@@ -20,7 +20,17 @@ import pandas as pd
 from harness.config import load_yaml
 from harness.errors import UserError
 from harness.report import _html
-from harness.report._core import children, generated_by, markdown_table, provenance, require_store, search, write
+from harness.report._core import (
+    children,
+    generated_by,
+    markdown_table,
+    provenance,
+    require_store,
+    search,
+    write,
+    write_csv,
+    write_figure,
+)
 from harness.tracking import Tracker
 
 EXPERIMENT = "bench-hardware"
@@ -249,12 +259,12 @@ def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: st
     written = [md, csv]
     if len(report.projections):
         proj = out_dir / f"{stem}_projections.csv"
-        report.projections.to_csv(proj, index=False)
+        write_csv(proj, report.projections)
         written.append(proj)
     figure = hardware_figure(report) if len(report.throughput) else None
     if figure is not None:
         png = out_dir / f"{stem}.png"
-        figure.savefig(png, dpi=110)
+        write_figure(png, figure, dpi=110)
         written.append(png)
     sections = [
         _html.Section("Throughput", table=throughput, figures=[figure] if figure is not None else []),

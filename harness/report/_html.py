@@ -12,14 +12,11 @@ other character is escaped.
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import functools
 import html
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -27,6 +24,7 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from harness._paths import safe_child
+from harness.report import _core
 from harness.tracking import Tracker
 
 ARTIFACT_DIR = "report"  # where a report's HTML goes among its parent run's artifacts
@@ -189,22 +187,8 @@ def _plain(text: str) -> str:
 def write_html(
     path: Path, title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = ""
 ) -> Path:
-    """Write the page to ``path`` atomically: a crash leaves the old file or none, never half a file."""
-    text = render_html(title, sections, lead, generated)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; a report is for everyone who reads results/
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write the page to ``path`` atomically (``_core.write_file``)."""
+    return _core.write_file(path, render_html(title, sections, lead, generated))
 
 
 def publish_html(
