@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
@@ -74,9 +76,9 @@ class StudySettings:
         """The space file, read back from the parent run and checked against its digest."""
         where = f"search space {self.space_artifact!r} of MLflow run {self.parent_run_id} ({tracker.display_uri})"
         try:
-            text = tracker.client.download_artifacts(self.parent_run_id, self.space_artifact)
-            with open(text, encoding="utf-8") as f:
-                text = f.read()
+            with tempfile.TemporaryDirectory(prefix="harness-space-") as scratch:
+                local = tracker.client.download_artifacts(self.parent_run_id, self.space_artifact, scratch)
+                text = Path(local).read_text(encoding="utf-8")
         except Exception as exc:  # an MLflow or file error: the worker cannot run this study
             raise UserError(f"cannot read the {where}: {type(exc).__name__}: {exc}") from None
         if space_digest(text) != self.space_sha256:
