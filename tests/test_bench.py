@@ -64,6 +64,19 @@ def test_quick_benchmark_study_and_yolo_sections(tmp_path: Path) -> None:
     assert "ms per trial (median of 1)" in text and "QUICK MODE" in text
 
 
+def test_quick_benchmark_replay_section(tmp_path: Path) -> None:
+    from harness.bench import run_benchmarks
+
+    out = tmp_path / "bench"
+    replay = run_benchmarks(data_dir=None, out_dir=out, quick=True, only=("replay",))["replay"]
+    assert replay["landscape"].startswith("synthetic") and replay["points"] == 76  # 64 Sobol + the 12 grid points
+    assert replay["trials"] == 3 * 20 * 12 and replay["total_s"] > replay["fit_s"] > 0
+    assert set(replay["per_sampler_s"]) == {"grid", "random", "tpe"}
+    assert replay["fidelity_kendall_tau"] > 0.5  # a smooth synthetic landscape: the forest orders it well
+    text = (out / "bench.md").read_text(encoding="utf-8")
+    assert "## (f) Replay benchmark" in text and "ms per trial" in text
+
+
 
 def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
     from harness.bench import SECTIONS, parse_sections
@@ -72,8 +85,9 @@ def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
     assert parse_sections(None) == tuple(SECTIONS)
     assert parse_sections("d,a") == ("overhead", "study_overhead")
     assert parse_sections("study-overhead") == ("study_overhead",)
-    with pytest.raises(UserError, match=r"--only expects .*a \(overhead\).*but got 'f'"):
-        parse_sections("f")
+    assert parse_sections("f") == ("replay",)
+    with pytest.raises(UserError, match=r"--only expects .*a \(overhead\).*f \(replay\).*but got 'g'"):
+        parse_sections("g")
 
 
 def test_bench_only_with_an_unknown_section_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

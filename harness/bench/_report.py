@@ -152,6 +152,7 @@ def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
+    from harness.bench._replay import render_replay
     from harness.bench._study_overhead import render_section
     from harness.bench._yolo import render_yolo
 
@@ -162,6 +163,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "time_to_accuracy": _time_to_accuracy,
         "study_overhead": render_section,
         "yolo": render_yolo,
+        "replay": render_replay,
     }
     lines = _header(meta)
     for key, render in renderers.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bench._overhead import measure_overhead
+from harness.bench._replay import measure_replay
 from harness.bench._report import write_report
 from harness.bench._settings import bench_settings
 from harness.bench._study_overhead import measure_study_overhead
@@ -41,6 +42,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "time_to_accuracy": ("c", "time-to-accuracy"),
     "study_overhead": ("d", "study-overhead"),
     "yolo": ("e", "yolo"),
+    "replay": ("f", "replay"),
 }
 
 
@@ -131,6 +133,8 @@ def run_benchmarks(
             results[key] = {"measured": stamp, **measure_study_overhead(quick, progress)}
         elif key == "yolo":  # its own dataset: whole aerial images
             results[key] = {"measured": stamp, **measure_yolo(data_dir, quick, progress)}
+        elif key == "replay":  # the landscape in the tracking store (or a synthetic one)
+            results[key] = {"measured": stamp, **measure_replay(quick, progress)}
         else:
             assert data is not None
             results[key] = {"measured": stamp, **measure[key](data)}

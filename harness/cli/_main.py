@@ -106,9 +106,9 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return _commands.ladder(args, command_line)
     if args.command == "runs":
         return _commands.runs_clean(args)
-    if args.command in ("study", "worker", "compare-samplers") or (args.command == "report" and args.kind == "study"):
-        from harness.studies import _cli as study_cli
+    from harness.studies import _cli as study_cli
 
+    if args.command in study_cli.COMMANDS or (args.command == "report" and args.kind == "study"):
         return study_cli.dispatch(args, command_line)
     if args.command == "report" and args.kind == "bench-hardware":
         return _commands.report_hardware(args.run, args.out, args.tracking_uri, command_line)

@@ -1,7 +1,8 @@
 """Reports: comparison tables and figures rebuilt from the tracking store.
 
-``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study``, ``_compare`` and
-``_hardware`` (the hardware benchmark) are the reports. Ladder and study columns come from the task.
+``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study``, ``_compare`` (real or
+replayed sampler comparisons; ``_replay`` adds a replay's fidelity) and ``_hardware`` (the hardware
+benchmark) are the reports. Ladder and study columns come from the task.
 ``_html`` writes each report also as one self-contained HTML page (its figures inlined).
 """
 
@@ -23,7 +24,15 @@ from harness.report._ladder import (
     verdict,
     write_report,
 )
-from harness.report._study import StudyReport, display_study, find_study_run, study_report, write_study_report
+from harness.report._replay import replay_report, write_replay_report
+from harness.report._study import (
+    StudyReport,
+    display_study,
+    find_study_run,
+    study_fingerprint,
+    study_report,
+    write_study_report,
+)
 
 __all__ = [
     "CompareReport",
@@ -42,12 +51,15 @@ __all__ = [
     "ladder_report",
     "publish_html",
     "render_html",
+    "replay_report",
+    "study_fingerprint",
     "study_report",
     "to_markdown",
     "verdict",
     "write_compare_report",
     "write_hardware",
     "write_html",
+    "write_replay_report",
     "write_report",
     "write_study_report",
 ]

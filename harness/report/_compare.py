@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness import stats
 from harness._paths import safe_child
 from harness.errors import UserError
 from harness.report import _core, _html
@@ -40,11 +41,12 @@ class Curve:
 
 @dataclasses.dataclass
 class CompareReport:
-    summary: pd.DataFrame  # one row per sampler
-    studies: pd.DataFrame  # one row per (sampler, repeat)
+    summary: pd.DataFrame  # one row per sampler (and backend)
+    studies: pd.DataFrame  # one row per (sampler, backend, repeat)
     curves: list[Curve]
     meta: dict[str, Any]
     store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
+    tests: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # pairwise: one row per pair and measure
 
 
 def compare_study_name(space: str, sampler: str, repeat: int, backend: str = "") -> str:
@@ -110,6 +112,40 @@ def compare_report(
     first = find_study_run(tracker, compare_study_name(space, samplers[0], 0, each[0]))
     direction = first.data.tags.get("harness.direction", "maximize")
     curves = [_curve(tracker, space, s, r, direction, b) for b in each for s in samplers for r in range(repeats)]
+    tags = first.data.tags
+    meta = {
+        "kind": "real",
+        "space": space,
+        "space_source": tags.get("harness.space_source", "?"),
+        "experiment": tags.get("harness.experiment", "?"),
+        "objective": tags.get("harness.objective", "?"),
+        "samplers": list(samplers),
+        "backends": list(backends),
+        "repeats": repeats,
+        "tracking_uri": tracker.display_uri,
+        **{k: v for k, v in _core.provenance(tracker, first, ("optuna", "tensorflow")).items() if k in _SHOWN},
+        "device": "; ".join(
+            dict.fromkeys(study_report(tracker, c.study).meta["devices"] for c in curves if c.repeat == 0)
+        ),
+        "params": tags.get("harness.params", ""),
+        # a comparison has no MLflow run of its own: its HTML goes to the first study's parent run
+        "parent_run_id": first.info.run_id,
+        "parent_study": compare_study_name(space, samplers[0], 0, each[0]),
+    }
+    return build_comparison(curves, direction, budget, target, meta, tracker)
+
+
+def build_comparison(
+    curves: Sequence[Curve],
+    direction: str,
+    budget: int,
+    target: float | None,
+    meta: dict[str, Any],
+    store: Tracker | None = None,
+) -> CompareReport:
+    """Per-repeat rows, per-sampler summaries with CIs and the pairwise tests, from the repeats' curves
+    (real studies or replayed ones alike)."""
+    space = meta["space"]
     everything = [v for c in curves for v in c.values]
     if not everything:
         raise UserError(f"comparison of {space}: no trial completed in any study")
@@ -139,69 +175,148 @@ def compare_report(
             }
         )
     studies = pd.DataFrame(rows)
-    summary_rows = []
-    for backend, sampler in ((b, s) for b in each for s in samplers):
-        s = studies[(studies["sampler"] == sampler) & (studies["backend"] == backend)]
-        best = s["best"].dropna()
-        summary_rows.append(
-            {
-                "sampler": sampler,
-                "backend": backend,
-                "repeats": len(s),
-                "best_mean": best.mean() if len(best) else math.nan,
-                "best_sd": best.std(ddof=1) if len(best) > 1 else math.nan,
-                "reached": int((s["trials_to_target"] < math.inf).sum()),
-                "median_trials_to_target": float(s["trials_to_target"].median()),
-                "median_time_to_target_s": float(s["time_to_target_s"].median()),
-                "median_usd_to_target": float(s["usd_to_target"].median()),
-                "auc_mean": s["auc"].mean(),
-                "auc_sd": s["auc"].std(ddof=1) if len(s) > 1 else math.nan,
-                "time_s_mean": s["total_time_s"].mean(),
-                "time_s_total": s["total_time_s"].sum(),
-                "cost_usd_mean": s["cost_usd"].mean(),
-                "cost_usd_total": s["cost_usd"].sum(),
-            }
-        )
-    tags = first.data.tags
-    meta = {
-        "space": space,
-        "space_source": tags.get("harness.space_source", "?"),
-        "experiment": tags.get("harness.experiment", "?"),
-        "objective": tags.get("harness.objective", "?"),
-        "direction": direction,
-        "samplers": list(samplers),
-        "backends": list(backends),
-        "repeats": repeats,
-        "budget": budget,
-        "target": target,
-        "target_rule": target_rule,
-        "tracking_uri": tracker.display_uri,
-        **{k: v for k, v in _core.provenance(tracker, first, ("optuna", "tensorflow")).items() if k in _SHOWN},
-        "device": "; ".join(
-            dict.fromkeys(study_report(tracker, c.study).meta["devices"] for c in curves if c.repeat == 0)
-        ),
-        "params": tags.get("harness.params", ""),
-        # a comparison has no MLflow run of its own: its HTML goes to the first study's parent run
-        "parent_run_id": first.info.run_id,
-        "parent_study": compare_study_name(space, samplers[0], 0, each[0]),
+    samplers = list(dict.fromkeys(c.sampler for c in curves))
+    each = list(dict.fromkeys(c.backend for c in curves))
+    summary = pd.DataFrame([_summary_row(studies, s, b, budget) for b in each for s in samplers])
+    meta = {**meta, "direction": direction, "budget": budget, "target": target, "target_rule": target_rule}
+    tests = _tests(studies, samplers, each, direction == "maximize")
+    return CompareReport(summary, studies, list(curves), meta, store, tests)
+
+
+def _summary_row(studies: pd.DataFrame, sampler: str, backend: str, budget: int) -> dict[str, Any]:
+    s = studies[(studies["sampler"] == sampler) & (studies["backend"] == backend)]
+    best = stats.summarize(s["best"].tolist())
+    auc = stats.summarize(s["auc"].tolist())
+    trials_to = stats.censored_summary(s["trials_to_target"].tolist(), float(budget))
+    time_to = stats.censored_summary(s["time_to_target_s"].tolist(), s["total_time_s"].tolist())
+    usd_to = stats.censored_summary(s["usd_to_target"].tolist(), s["cost_usd"].fillna(math.inf).tolist())
+    return {
+        "sampler": sampler,
+        "backend": backend,
+        "repeats": len(s),
+        "best_mean": best.mean,
+        "best_sem": best.sem,
+        "best_ci_low": best.mean_ci.low,
+        "best_ci_high": best.mean_ci.high,
+        "best_sd": best.sd,
+        "reached": trials_to.reached,
+        "trials_to_target_median": trials_to.median,
+        "trials_to_target_ci_low": trials_to.median_ci.low,
+        "trials_to_target_ci_high": trials_to.median_ci.high,
+        "trials_to_target_restricted_mean": trials_to.restricted_mean,
+        "trials_to_target_restricted_sem": trials_to.restricted_sem,
+        "time_to_target_median_s": time_to.median,
+        "usd_to_target_median": usd_to.median,
+        "auc_mean": auc.mean,
+        "auc_sem": auc.sem,
+        "auc_ci_low": auc.mean_ci.low,
+        "auc_ci_high": auc.mean_ci.high,
+        "time_s_mean": s["total_time_s"].mean(),
+        "time_s_total": s["total_time_s"].sum(),
+        "cost_usd_mean": s["cost_usd"].mean(),
+        "cost_usd_total": s["cost_usd"].sum(),
     }
-    return CompareReport(pd.DataFrame(summary_rows), studies, curves, meta, tracker)
+
+
+# (column, what the tables call it, larger is better?): the measures samplers are tested on
+_SAMPLER_MEASURES = (
+    ("best", "best objective", None),  # None: the objective's own direction
+    ("trials_to_target", "trials to target", False),
+    ("auc", "AUC", True),
+)
+_BACKEND_MEASURES = (("time_to_target_s", "time to target", False), ("usd_to_target", "$ to target", False))
+
+
+def _groups(studies: pd.DataFrame, column: str, key: str, names: Sequence[str], where: pd.Series) -> dict:
+    out = {}
+    for name in names:
+        s = studies[where & (studies[key] == name)]
+        out[name] = dict(zip(s["repeat"], s[column], strict=True))
+    return out
+
+
+def _tests(studies: pd.DataFrame, samplers: Sequence[str], backends: Sequence[str], maximize: bool) -> pd.DataFrame:
+    """Pairwise tests: samplers on each backend (one Holm family per measure and backend), and, across
+    backends, each sampler's backends on time and dollars to the target. Repeats pair by sampler seed."""
+    rows = []
+    for backend in backends:
+        for column, label, larger in _SAMPLER_MEASURES:
+            groups = _groups(studies, column, "sampler", samplers, studies["backend"] == backend)
+            better = maximize if larger is None else larger
+            for t in stats.pairwise(groups, higher_is_better=better):
+                rows.append(_test_row(t, label, backend=backend, sampler=""))
+    if len(backends) > 1:
+        for sampler in samplers:
+            for column, label, larger in _BACKEND_MEASURES:
+                groups = _groups(studies, column, "backend", backends, studies["sampler"] == sampler)
+                for t in stats.pairwise(groups, higher_is_better=bool(larger)):
+                    rows.append(_test_row(t, label, backend="", sampler=sampler))
+    columns = [
+        "backend",
+        "sampler",
+        "measure",
+        "a",
+        "b",
+        "n",
+        "paired",
+        "test",
+        "p",
+        "p_holm",
+        "effect",
+        "verdict",
+        "repeats_needed",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _test_row(t: stats.PairTest, label: str, backend: str, sampler: str) -> dict[str, Any]:
+    return {
+        "backend": backend,
+        "sampler": sampler,
+        "measure": label,
+        "a": t.a,
+        "b": t.b,
+        "n": min(t.n_a, t.n_b),
+        "paired": t.paired,
+        "test": t.test,
+        "p": t.p,
+        "p_holm": t.p_holm,
+        "effect": t.effect,
+        "verdict": t.verdict,
+        "repeats_needed": t.needed,
+    }
 
 
 _SHOWN = ("host", "git_commit", "versions")  # what a comparison reports of its first study's provenance
 
 
-def _pm(mean: float, sd: float, digits: int | None = None) -> str:
-    """mean ± sd; objectives with significant digits, fractions (AUC) with ``digits`` decimals."""
+def _ci(low: float, high: float, digits: int | None = None) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "n/a"
+    if digits is None:
+        return f"[{_obj(low)}, {_obj(high)}]"
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _pm(mean: float, sem: float, digits: int | None = None) -> str:
+    """mean ± standard error; objectives with significant digits, fractions (AUC) with ``digits`` decimals."""
     if math.isnan(mean):
         return "n/a"
     if digits is None:
-        return _obj(mean) + ("" if math.isnan(sd) else f" ± {sd:.2g}")
-    return f"{mean:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd:.{digits}f}")
+        return _obj(mean) + ("" if math.isnan(sem) else f" ± {sem:.2g}")
+    return f"{mean:.{digits}f}" + ("" if math.isnan(sem) else f" ± {sem:.{digits}f}")
 
 
 def _median(value: float, digits: int = 0) -> str:
     return "not reached" if math.isinf(value) else ("n/a" if math.isnan(value) else f"{value:.{digits}f}")
+
+
+def _km(median: float, low: float, high: float, digits: int = 0) -> str:
+    """A Kaplan-Meier median and its CI; beyond the budget it is "not reached" (> half never got there)."""
+    if math.isnan(median):
+        return "n/a"
+    ci = "" if math.isnan(low) else f" [{_median(low, digits)}, {'∞' if math.isinf(high) else _median(high, digits)}]"
+    return _median(median, digits) + ci
 
 
 def display_compare(report: CompareReport) -> pd.DataFrame:
@@ -211,80 +326,201 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
         {
             "sampler": s["sampler"],
             **backend,
-            "best objective (mean ± sd)": [_pm(m, d) for m, d in zip(s["best_mean"], s["best_sd"], strict=True)],
+            "best objective (mean ± SE)": [_pm(m, d) for m, d in zip(s["best_mean"], s["best_sem"], strict=True)],
+            "95% CI": [_ci(lo, hi) for lo, hi in zip(s["best_ci_low"], s["best_ci_high"], strict=True)],
             "reached target": [f"{r}/{n}" for r, n in zip(s["reached"], s["repeats"], strict=True)],
-            "median trials to target": [_median(v) for v in s["median_trials_to_target"]],
-            "median time to target (s)": [_median(v, 1) for v in s["median_time_to_target_s"]],
-            "median $ to target": [_median(v, 5) for v in s["median_usd_to_target"]],
-            "AUC best-so-far (mean ± sd)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sd"], strict=True)],
+            "trials to target (KM median [95% CI])": [
+                _km(m, lo, hi)
+                for m, lo, hi in zip(
+                    s["trials_to_target_median"],
+                    s["trials_to_target_ci_low"],
+                    s["trials_to_target_ci_high"],
+                    strict=True,
+                )
+            ],
+            "time to target (s, KM median)": [_median(v, 1) for v in s["time_to_target_median_s"]],
+            "$ to target (KM median)": [_median(v, 5) for v in s["usd_to_target_median"]],
+            "AUC (mean ± SE)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sem"], strict=True)],
+            "AUC 95% CI": [_ci(lo, hi, 3) for lo, hi in zip(s["auc_ci_low"], s["auc_ci_high"], strict=True)],
             "time per study (s)": [f"{v:.1f}" for v in s["time_s_mean"]],
             "cost per study ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_mean"]],
-            "total cost ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_total"]],
         }
     )
 
 
+def display_tests(report: CompareReport) -> pd.DataFrame:
+    t = report.tests
+    if t.empty:
+        return pd.DataFrame(columns=["measure", "pair", "test", "p (Holm)", "effect r", "verdict"])
+    where = {}
+    if report.meta.get("backends"):
+        where = {"on": [b or f"{s} across backends" for b, s in zip(t["backend"], t["sampler"], strict=True)]}
+    return pd.DataFrame(
+        {
+            **where,
+            "measure": t["measure"],
+            "pair": [f"{a} vs {b}" for a, b in zip(t["a"], t["b"], strict=True)],
+            "n": t["n"],
+            "test": [
+                f"{name}{' (paired)' if p and name != 'sign' else ''}"
+                for name, p in zip(t["test"], t["paired"], strict=True)
+            ],
+            "p (Holm)": [stats.format_p(p) for p in t["p_holm"]],
+            "effect r": ["n/a" if math.isnan(e) else f"{e:+.2f}" for e in t["effect"]],
+            "verdict": [_verdict_text(v, a, b) for v, a, b in zip(t["verdict"], t["a"], t["b"], strict=True)],
+            "repeats to detect": [_needed(n, v) for n, v in zip(t["repeats_needed"], t["verdict"], strict=True)],
+        }
+    )
+
+
+def _verdict_text(verdict: str, a: str, b: str) -> str:
+    if verdict == "better":
+        return f"{a} better"
+    if verdict == "worse":
+        return f"{b} better"
+    return verdict
+
+
+def _needed(n: Any, verdict: str) -> str:
+    if verdict != stats.NO_DIFFERENCE:
+        return ""
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return "n/a (no effect observed)" if verdict == stats.NO_DIFFERENCE else ""
+    return f"~{int(n):,} each"
+
+
 def compare_findings(report: CompareReport) -> list[str]:
-    """What the numbers say: the winner on each measure, and random vs grid (Bergstra & Bengio 2012);
-    per backend when the comparison spans several, then the fastest and cheapest way to the target."""
+    """What the tests support: a sampler named best on a measure only where it is significantly better than
+    every other (Holm-corrected, α = 0.05), else "within noise"; random vs grid (Bergstra & Bengio 2012);
+    across backends, a faster or cheaper backend only where its test says so."""
     backends = report.meta.get("backends") or [""]
+    samplers = report.meta["samplers"]
     lines = []
+    t = report.tests
     for backend in backends:
-        s = report.summary[report.summary["backend"] == backend].set_index("sampler")
         where = f"On {backend}: " if backend else ""
-        lines += [where + line for line in _findings(s, report.meta["direction"] == "maximize")]
+        mine = t[(t["backend"] == backend) & (t["sampler"] == "")]
+        lines += [where + line for line in _findings(mine, samplers, report.summary, backend)]
     if len(backends) > 1:
-        reached = report.summary[report.summary["median_time_to_target_s"] < math.inf]
-        if not reached.empty:
-            fast = reached.loc[reached["median_time_to_target_s"].idxmin()]
-            lines.append(
-                f"Fastest to the target (median): **{fast['sampler']} on {fast['backend']}** "
-                f"({fast['median_time_to_target_s']:.1f} s)."
-            )
-            priced = reached[reached["median_usd_to_target"].notna()]
-            if not priced.empty:
-                cheap = priced.loc[priced["median_usd_to_target"].idxmin()]
+        for sampler in samplers:
+            mine = t[t["sampler"] == sampler]
+            for label in ("time to target", "$ to target"):
+                w = stats.winner(backends, _pair_tests(mine[mine["measure"] == label]))
                 lines.append(
-                    f"Cheapest to the target (median): **{cheap['sampler']} on {cheap['backend']}** "
-                    f"(${cheap['median_usd_to_target']:.5f})."
+                    f"{sampler}: **{w}** is significantly the fastest backend to the target"
+                    if w and label == "time to target"
+                    else f"{sampler}: **{w}** is significantly the cheapest backend to the target"
+                    if w
+                    else f"{sampler}: no backend significantly beats the others on {label} (within noise)"
                 )
     return lines
 
 
-def _findings(s: pd.DataFrame, maximize: bool) -> list[str]:
+def _pair_tests(rows: pd.DataFrame) -> list[stats.PairTest]:
+    return [
+        stats.PairTest(
+            r.a,
+            r.b,
+            int(r.n),
+            int(r.n),
+            bool(r.paired),
+            r.test,
+            math.nan,
+            r.p,
+            r.p_holm,
+            r.effect,
+            math.nan,
+            stats.NO_INTERVAL,
+            r.verdict,
+            None,
+        )
+        for r in rows.itertuples()
+    ]
+
+
+def _findings(tests: pd.DataFrame, samplers: Sequence[str], summary: pd.DataFrame, backend: str) -> list[str]:
+    if len(samplers) == 1:
+        return [f"One sampler ({samplers[0]}): no sampler comparison to test."]
     lines = []
-    if s["best_mean"].notna().any():
-        best = s["best_mean"].idxmax() if maximize else s["best_mean"].idxmin()
-        lines.append(f"Best objective on average: **{best}** ({_obj(s.loc[best, 'best_mean'])}).")
-    lines.append(f"Largest area under the best-so-far curve (fastest to good values): **{s['auc_mean'].idxmax()}**.")
-    reached = s[s["median_trials_to_target"] < math.inf]
-    if not reached.empty:
-        fastest = reached["median_trials_to_target"].idxmin()
-        n = reached.loc[fastest, "median_trials_to_target"]
-        lines.append(f"Fewest trials to the target (median): **{fastest}** ({n:.0f}).")
-    if "random" in s.index and "grid" in s.index:
-        r, g = s.loc["random"], s.loc["grid"]
-        diff = (r["best_mean"] - g["best_mean"]) * (1 if maximize else -1)
-        verdict = "beats" if diff > 0 else ("ties with" if diff == 0 else "does not beat")
+    for _, label, _ in _SAMPLER_MEASURES:
+        rows = tests[tests["measure"] == label]
+        w = stats.winner(samplers, _pair_tests(rows))
+        if w:
+            worst = max(rows[(rows["a"] == w) | (rows["b"] == w)]["p_holm"])
+            lines.append(
+                f"Best on {label}: **{w}**, significantly better than every other sampler "
+                f"(Holm-corrected p ≤ {stats.format_p(worst).removeprefix('< ')})."
+            )
+        else:
+            lines.append(_no_winner(label, rows))
+    pair = tests[
+        (tests["measure"] == "best objective")
+        & tests["a"].isin(["grid", "random"])
+        & tests["b"].isin(["grid", "random"])
+    ]
+    if not pair.empty:
+        r = pair.iloc[0]
+        s = summary[summary["backend"] == backend].set_index("sampler")
+        means = f"{_obj(s.loc['random', 'best_mean'])} vs {_obj(s.loc['grid', 'best_mean'])}"
+        random_side = "better" if (r["a"] == "random") == (r["verdict"] == "better") else "worse"
+        said = (
+            f"random is significantly {random_side} than grid"
+            if r["verdict"] in ("better", "worse")
+            else "random and grid are within noise"
+        )
         lines.append(
-            f"Random {verdict} grid at equal budget on the best objective ({_obj(r['best_mean'])} vs "
-            f"{_obj(g['best_mean'])}); AUC {r['auc_mean']:.3f} vs {g['auc_mean']:.3f}. Bergstra & Bengio (2012) "
-            "expect random to win when only a few parameters matter; this is what we measured."
+            f"At equal budget, {said} on the best objective ({means}, {_p(r['p_holm'])}, Holm). "
+            "Bergstra & Bengio (2012) expect random to win when only a few parameters matter; this is what "
+            "we measured."
         )
     return lines
+
+
+def _p(p: float) -> str:
+    text = stats.format_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def _no_winner(label: str, rows: pd.DataFrame) -> str:
+    """No sampler beats all others: which pairs do differ significantly, and which are within noise."""
+    wins = [
+        f"{r.a if r.verdict == 'better' else r.b} > {r.b if r.verdict == 'better' else r.a}"
+        for r in rows.itertuples()
+        if r.verdict in ("better", "worse")
+    ]
+    ties = [f"{r.a} vs {r.b}" for r in rows.itertuples() if r.verdict not in ("better", "worse")]
+    if not wins:
+        return f"No sampler is significantly better than another on {label}: every pair is within noise."
+    return (
+        f"No single best sampler on {label}: significantly {', '.join(wins)} (better first); "
+        f"within noise: {', '.join(ties) or 'none'}."
+    )
 
 
 def _lead(report: CompareReport) -> list[str]:
     """The comparison's setup and provenance (Markdown and HTML alike; the Markdown adds the curves' link)."""
     m = report.meta
+    replay = m.get("kind") == "replay"
+    how = (
+        f"each repeat a replayed study against the recorded landscape `{m.get('landscape', '?')}` (no training)"
+        if replay
+        else f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
+    )
     return [
         f"Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
         f"Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
         f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "
-        f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
+        + how
         + (f", on each backend: {', '.join(m['backends'])}" if m["backends"] else ""),
-        f"Target {_obj(m['target'])} ({m['target_rule']}); a repeat that never reaches it counts as infinite "
-        "in the medians",
+        f"Target {_obj(m['target'])} ({m['target_rule']}). A repeat that never reaches it is right-censored "
+        "at its budget (trials) or its total time and cost: medians to the target are Kaplan-Meier "
+        '(scipy.stats.ecdf, 95% log-log CI), "not reached" where fewer than half of the repeats reached it; '
+        "tests rank a censored repeat behind every repeat that reached the target",
+        "Statistics: mean ± standard error with 95% seeded-bootstrap CIs (BCa); pairwise tests between samplers "
+        "on one backend, repeats paired by sampler seed (common random numbers): Wilcoxon signed-rank, or a "
+        "sign test where a pair is censored; Holm's correction across the pairs of each measure; effect = "
+        "rank-biserial r (positive: the first of the pair larger); α = 0.05. A sampler is named best only "
+        "where it is significantly better than every other",
         "Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
         "of the best-so-far, scaled so that 0 is the worst and 1 the best objective seen in the comparison",
         f"Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
@@ -313,10 +549,12 @@ def _per_study(report: CompareReport) -> pd.DataFrame:
 
 
 def _title(report: CompareReport) -> str:
-    return f"Sampler comparison: `{report.meta['space']}`"
+    what = "Replayed sampler comparison" if report.meta.get("kind") == "replay" else "Sampler comparison"
+    return f"{what}: `{report.meta['space']}`"
 
 
-def compare_markdown(report: CompareReport, command: str, curves_png: str) -> str:
+def compare_markdown(report: CompareReport, command: str, curves_png: str, extra: Sequence[_html.Section] = ()) -> str:
+    """``extra``: sections after the pairwise tests (a replay's fidelity), each its table then its notes."""
     head = [
         f"# {_title(report)}",
         "",
@@ -326,10 +564,23 @@ def compare_markdown(report: CompareReport, command: str, curves_png: str) -> st
         f"- Curves: [{curves_png}]({curves_png})",
         "",
     ]
-    body = display_compare(report).to_markdown(index=False, disable_numparse=True)
+    body = _core.markdown_table(display_compare(report))
     findings = "\n".join(f"- {line}" for line in compare_findings(report))
-    per_study = _per_study(report).to_markdown(index=False, disable_numparse=True)
-    return "\n".join(head) + "\n" + body + "\n\n" + findings + "\n\n## Every study\n\n" + per_study + "\n"
+    tests = _core.markdown_table(display_tests(report))
+    more = "".join(f"\n## {x.heading}\n\n{_section_markdown(x)}\n" for x in extra)
+    studies = (
+        ""
+        if report.meta.get("kind") == "replay"
+        else ("\n## Every study\n\n" + _core.markdown_table(_per_study(report)) + "\n")
+    )
+    return (
+        "\n".join(head) + "\n" + body + "\n\n" + findings + "\n\n## Pairwise tests\n\n" + tests + "\n" + more + studies
+    )
+
+
+def _section_markdown(section: _html.Section) -> str:
+    table = "" if section.table is None else _core.markdown_table(section.table) + "\n\n"
+    return table + "\n".join(f"- {line}" for line in section.notes)
 
 
 @_html.default_style
@@ -337,27 +588,33 @@ def compare_figure(report: CompareReport) -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    import numpy as np
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4))
     by_trial, by_time = fig.subplots(1, 2)
     groups = list(dict.fromkeys((c.sampler, c.backend) for c in report.curves))
     colours = {g: f"C{i}" for i, g in enumerate(groups)}
+    thin = len(report.curves) <= 60  # hundreds of replayed repeats: the bands say it, not the lines
     for group in groups:
         curves = [c for c in report.curves if (c.sampler, c.backend) == group]
         sampler = f"{group[0]} on {group[1]}" if group[1] else group[0]
-        for c in curves:
+        for c in curves if thin else ():
             xs = list(range(1, len(c.best_so_far) + 1))
-            by_trial.step(xs, c.best_so_far, where="post", color=colours[group], alpha=0.25, lw=1)
-            by_time.step(c.elapsed_s, c.best_so_far, where="post", color=colours[group], alpha=0.5, lw=1)
+            by_trial.step(xs, c.best_so_far, where="post", color=colours[group], alpha=0.2, lw=0.8)
+            by_time.step(c.elapsed_s, c.best_so_far, where="post", color=colours[group], alpha=0.4, lw=0.8)
         n = max((len(c.best_so_far) for c in curves), default=0)
-        mean = []
+        mean, low, high = [], [], []
         for i in range(n):
             vals = [c.best_so_far[min(i, len(c.best_so_far) - 1)] for c in curves if c.best_so_far]
-            vals = [v for v in vals if not math.isnan(v)]
-            mean.append(statistics.fmean(vals) if vals else math.nan)
-        by_trial.step(range(1, n + 1), mean, where="post", color=colours[group], lw=2.2, label=f"{sampler} (mean)")
-        by_time.plot([], [], color=colours[group], label=sampler)
+            summary = stats.summarize([v for v in vals if not math.isnan(v)])
+            mean.append(summary.mean)
+            low.append(summary.mean_ci.low)
+            high.append(summary.mean_ci.high)
+        steps = np.arange(1, n + 1)
+        by_trial.step(steps, mean, where="post", color=colours[group], lw=2.2, label=f"{sampler} (mean, 95% CI)")
+        by_trial.fill_between(steps, low, high, step="post", color=colours[group], alpha=0.18, lw=0)
+        _time_band(by_time, curves, colours[group], sampler)
     by_trial.xaxis.get_major_locator().set_params(integer=True)
     for ax, xlabel in ((by_trial, "trials"), (by_time, "cumulative trial time (s)")):
         ax.axhline(report.meta["target"], color="grey", ls="--", lw=1, label="target")
@@ -369,36 +626,82 @@ def compare_figure(report: CompareReport) -> Any:
     return fig
 
 
-def write_compare_report(report: CompareReport, out_dir: Path, command: str) -> tuple[Path, Path, Path, Path]:
-    """``compare_<space>.md``, ``.csv`` (per study), ``compare_<space>_curves.png`` and ``.html`` (also
-    logged to the first study's parent run); a comparison across backends is
-    ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table)."""
+def _time_band(ax: Any, curves: Sequence[Curve], colour: str, label: str) -> None:
+    """Mean best-so-far against time, with its 95% CI, on a common grid of times (each repeat's curve is a
+    step function of its own trial times; before its first trial ends it has no value)."""
+    import numpy as np
+
+    ends = [c.elapsed_s[-1] for c in curves if c.elapsed_s]
+    if not ends:
+        return
+    grid = np.linspace(0.0, max(ends), 60)
+    mean, low, high = [], [], []
+    for t in grid:
+        vals = []
+        for c in curves:
+            i = int(np.searchsorted(c.elapsed_s, t, side="right")) - 1
+            if i >= 0 and not math.isnan(c.best_so_far[i]):
+                vals.append(c.best_so_far[i])
+        summary = stats.summarize(vals)
+        mean.append(summary.mean)
+        low.append(summary.mean_ci.low)
+        high.append(summary.mean_ci.high)
+    ax.plot(grid, mean, color=colour, lw=2.0, label=f"{label} (mean, 95% CI)")
+    ax.fill_between(grid, low, high, color=colour, alpha=0.18, lw=0)
+
+
+def compare_stem(report: CompareReport) -> str:
     stem = f"compare_{report.meta['space']}"
     if report.meta.get("backends"):
         stem += "_on_" + "-".join(b.replace(":", "x") for b in report.meta["backends"])
+    return stem
+
+
+def write_compare_report(
+    report: CompareReport,
+    out_dir: Path,
+    command: str,
+    stem: str | None = None,
+    extra: Sequence[_html.Section] = (),
+) -> tuple[Path, Path, Path, Path]:
+    """``compare_<space>.md``, ``.csv`` (summary, pairwise tests, per study), ``compare_<space>_curves.png`` and
+    ``.html`` (also logged to the parent run: the first study's, or the replay's own); a comparison across
+    backends is ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table).
+    ``extra``: sections after the pairwise tests (a replay's fidelity)."""
+    stem = stem or compare_stem(report)
     md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
     figure = compare_figure(report)
     _core.write_figure(png, figure, dpi=110, bbox_inches="tight")
-    _core.write_file(md, compare_markdown(report, command, png.name))
-    summary = report.summary.assign(level="sampler")
-    studies = report.studies.assign(level="study")
-    _core.write_csv(csv, pd.concat([summary, studies], ignore_index=True))
+    _core.write_file(md, compare_markdown(report, command, png.name, extra))
+    parts = [report.summary.assign(level="sampler"), report.tests.assign(level="test")]
+    if report.meta.get("kind") != "replay":
+        parts.append(report.studies.assign(level="study"))
+    _core.write_csv(csv, pd.concat([p for p in parts if not p.empty], ignore_index=True))
     sections = [
         _html.Section("Samplers", table=display_compare(report)),
         _html.Section("Findings", notes=compare_findings(report)),
-        _html.Section("Best so far", figures=[figure], caption="Thin lines: each repeat; thick: the mean per sampler."),
-        _html.Section("Every study", table=_per_study(report)),
+        _html.Section("Pairwise tests", table=display_tests(report)),
+        *extra,
+        _html.Section(
+            "Best so far",
+            figures=[figure],
+            caption="Thick: the mean per sampler with its 95% bootstrap CI (band); thin: each repeat.",
+        ),
     ]
+    if report.meta.get("kind") != "replay":
+        sections.append(_html.Section("Every study", table=_per_study(report)))
+    run_note = (
+        f"Logged to the replay's MLflow run `{report.meta['parent_run_id']}`"
+        if report.meta.get("kind") == "replay"
+        else f"Logged to the MLflow parent run `{report.meta['parent_run_id']}` of study "
+        f"`{report.meta['parent_study']}` (a comparison has no run of its own)"
+    )
     page = _html.publish_html(
         out_dir,
         stem,
         _title(report),
         sections,
-        lead=[
-            *_lead(report),
-            f"Logged to the MLflow parent run `{report.meta['parent_run_id']}` of study "
-            f"`{report.meta['parent_study']}` (a comparison has no run of its own)",
-        ],
+        lead=[*_lead(report), run_note],
         generated=_core.generated_by(command),
         tracker=report.store,
         run_id=report.meta["parent_run_id"],

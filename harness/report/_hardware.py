@@ -5,18 +5,26 @@ them per experiment x backend x batch size x precision and writes ``hardware.md|
 throughput (the median over repetitions of each run's median window), time to accuracy and cost,
 and the projection of the talks' headline runs from the measured steady throughput
 (``talk_runs.yaml`` beside this module: what each run was, its size and the talk's own figure).
+Each row also has the mean and its bootstrap 95% CI over repetitions (``harness.stats.summarize``), and
+the rows of one experiment that differ in exactly one of backend, batch size and precision are compared
+(``harness.stats.pairwise``: Mann-Whitney U on the repetitions, Holm across the pairs of one experiment
+and measure), in ``hardware_comparisons.csv`` and a findings list that names a faster row only where
+the test says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from harness._paths import safe_child
 from harness.config import load_yaml
 from harness.errors import UserError
 from harness.report import _html
@@ -31,10 +39,13 @@ from harness.report._core import (
     write_csv,
     write_figure,
 )
+from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, pairwise, smallest_testable, summarize, winner
 from harness.tracking import Tracker
 
 EXPERIMENT = "bench-hardware"
 _GROUP = ["tags.bench.experiment", "tags.bench.backend", "tags.device", "tags.bench.batch_size", "tags.bench.precision"]
+_KEYS = ("experiment", "backend", "device", "batch", "precision")
+_VARIES = {"backend": "backend", "batch": "batch size", "precision": "precision"}  # compared one at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +71,8 @@ class HardwareReport:
     projections: pd.DataFrame
     meta: dict[str, str]
     store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
+    comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # a row per pair of rows
+    findings: tuple[str, ...] = ()  # what the comparisons say, in words
 
 
 def find_parent(tracker: Tracker, run_id: str | None) -> Any:
@@ -84,6 +97,25 @@ def _spread(values: pd.Series, fmt: str) -> str:
     return f"{format(v.median(), fmt)} [{format(v.min(), fmt)}, {format(v.max(), fmt)}]"
 
 
+def _column(g: pd.DataFrame, name: str) -> pd.Series:
+    """A metric's values over the group's runs (nan where a run lacks it, all nan where none has it)."""
+    return g[name].astype(float) if name in g else pd.Series(np.nan, index=g.index)
+
+
+def _count(values: pd.Series) -> int:
+    return int(np.isfinite(values.astype(float)).sum())
+
+
+def _mean_ci(values: pd.Series, fmt: str) -> str:
+    """``mean [low, high]``: the mean over repetitions and its bootstrap 95% CI (the mean alone for one)."""
+    s = summarize(values.astype(float).tolist())
+    if s.n == 0:
+        return ""
+    if not s.mean_ci.defined:
+        return format(s.mean, fmt)
+    return f"{format(s.mean, fmt)} [{format(s.mean_ci.low, fmt)}, {format(s.mean_ci.high, fmt)}]"
+
+
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
     """Per experiment x backend x device x batch x precision: the row's key columns and its runs."""
     for key, g in frame.groupby(_GROUP, sort=False):
@@ -106,6 +138,11 @@ def _throughput(frame: pd.DataFrame) -> pd.DataFrame:
                 "peak memory MiB": f"{g['metrics.bench_peak_memory_mb'].max():,.0f}",
                 "$/h": price,
                 "$ per 1M examples": _spread(g.get("metrics.bench_usd_per_million_examples", pd.Series()), ".4f"),
+                "n": _count(g["metrics.bench_examples_per_s"]),
+                "examples/s, mean [95% CI]": _mean_ci(g["metrics.bench_examples_per_s"], ",.1f"),
+                "$ per 1M examples, mean [95% CI]": _mean_ci(
+                    _column(g, "metrics.bench_usd_per_million_examples"), ".4f"
+                ),
             }
         )
     return pd.DataFrame(rows)
@@ -126,6 +163,9 @@ def _tta(frame: pd.DataFrame) -> pd.DataFrame:
                 "of which data s": _spread(g["metrics.bench_data_load_s"], ".2f"),
                 "step at target": _spread(g.get("metrics.bench_step_at_target", pd.Series()), ".0f"),
                 "$ to target": _spread(g.get("metrics.bench_usd_to_target", pd.Series()), ".5f"),
+                "n": _count(_column(g, "metrics.bench_time_to_target_s")),  # the repetitions that reached it
+                "time to target s, mean [95% CI]": _mean_ci(_column(g, "metrics.bench_time_to_target_s"), ".1f"),
+                "$ to target, mean [95% CI]": _mean_ci(_column(g, "metrics.bench_usd_to_target"), ".5f"),
             }
         )
     return pd.DataFrame(rows)
@@ -152,6 +192,211 @@ def _projections(throughput: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Measure:
+    """What the comparisons test: one value per run, and which way is faster."""
+
+    name: str
+    higher_is_better: bool
+    values: Callable[[pd.DataFrame], pd.Series]  # a group's runs -> a value each
+    ratio: str  # what the ratio of medians is a ratio of, in words
+
+
+def _throughput_values(g: pd.DataFrame) -> pd.Series:
+    return _column(g, "metrics.bench_examples_per_s")
+
+
+def _tta_values(g: pd.DataFrame) -> pd.Series:
+    """Seconds to the target; inf (censored: slower than any that got there) where it was not reached."""
+    reached = _column(g, "metrics.bench_reached").fillna(0.0) > 0
+    return _column(g, "metrics.bench_time_to_target_s").where(reached, math.inf)
+
+
+_THROUGHPUT = _Measure("throughput", True, _throughput_values, "the examples/s")
+_TTA = _Measure("time to accuracy", False, _tta_values, "the time")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Sample:
+    """One row of a table (experiment x backend x device x batch x precision) and its repetitions."""
+
+    key: dict[str, Any]
+    values: dict[Hashable, float]  # run id -> value
+
+    @property
+    def name(self) -> str:
+        return f"{self.key['backend']} b{self.key['batch']} {self.key['precision']} ({self.key['device']})"
+
+    def shown(self, dimension: str) -> str:
+        """The row by the one thing it varies in: ``gpu``, ``batch 64``, ``mixed_float16``."""
+        value = str(self.key[dimension])
+        return f"batch {value}" if dimension == "batch" else value
+
+    def at(self, dimension: str) -> str:
+        """What the compared rows share: ``batch 64, float32`` when they differ in backend."""
+        return ", ".join(self.shown(d) for d in _VARIES if d != dimension)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compared:
+    """A pair of rows of one experiment that differ in ``dimension`` alone, and its test."""
+
+    measure: _Measure
+    dimension: str
+    a: _Sample
+    b: _Sample
+    test: PairTest
+
+    @property
+    def ratio(self) -> float:
+        """a's median / b's (nan where a median is censored or b's is zero)."""
+        ma, mb = (float(np.median(list(s.values.values()))) for s in (self.a, self.b))
+        return ma / mb if math.isfinite(ma) and math.isfinite(mb) and mb > 0 else math.nan
+
+    @property
+    def faster(self) -> _Sample:
+        return self.a if self.test.verdict == "better" else self.b
+
+    @property
+    def slower(self) -> _Sample:
+        return self.b if self.test.verdict == "better" else self.a
+
+
+def _samples(frame: pd.DataFrame, measure: _Measure) -> dict[str, list[_Sample]]:
+    """Per experiment, its rows in the order measured."""
+    out: dict[str, list[_Sample]] = {}
+    for row, g in _rows(frame):
+        values = measure.values(g)
+        runs: dict[Hashable, float] = {str(r): float(v) for r, v in zip(g["run_id"], values, strict=True)}
+        out.setdefault(str(row["experiment"]), []).append(_Sample(row, runs))
+    return out
+
+
+def _one_apart(samples: Sequence[_Sample]) -> list[tuple[_Sample, _Sample, str]]:
+    """The pairs of rows that differ in exactly one of backend, batch size and precision."""
+    pairs = []
+    for i, a in enumerate(samples):
+        for b in samples[i + 1 :]:
+            differ = [d for d in _VARIES if a.key[d] != b.key[d]]
+            if len(differ) == 1:
+                pairs.append((a, b, differ[0]))
+    return pairs
+
+
+def _compare(frame: pd.DataFrame, measure: _Measure) -> list[_Compared]:
+    """Every experiment's one-apart pairs: Mann-Whitney on the repetitions, Holm across one experiment's pairs."""
+    out = []
+    for samples in _samples(frame, measure).values():
+        pairs = _one_apart(samples)
+        if not pairs:
+            continue
+        groups = {s.name: s.values for s in samples}
+        tests = pairwise(
+            groups,
+            higher_is_better=measure.higher_is_better,
+            paired=False,
+            pairs=[(a.name, b.name) for a, b, _ in pairs],
+        )
+        out += [_Compared(measure, d, a, b, t) for (a, b, d), t in zip(pairs, tests, strict=True)]
+    return out
+
+
+def _verdict(c: _Compared) -> str:
+    return f"{c.faster.shown(c.dimension)} faster" if c.test.significant else c.test.verdict
+
+
+def _needed(t: PairTest) -> str:
+    if t.verdict != NO_DIFFERENCE:
+        return ""
+    return "n/a" if t.needed is None else str(t.needed)
+
+
+def _comparisons(compared: Sequence[_Compared]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "experiment": c.a.key["experiment"],
+                "measure": c.measure.name,
+                "varies": _VARIES[c.dimension],
+                "at": c.a.at(c.dimension),
+                "a": c.a.shown(c.dimension),
+                "b": c.b.shown(c.dimension),
+                "n": f"{c.test.n_a}, {c.test.n_b}",
+                "ratio of medians (a/b)": "n/a" if math.isnan(c.ratio) else f"{c.ratio:.2f}",
+                "p (Holm)": format_p(c.test.p_holm),
+                "verdict": _verdict(c),
+                "repeats needed": _needed(c.test),
+                "p_holm": c.test.p_holm,
+            }
+            for c in compared
+        ]
+    )
+
+
+def _faster_words(c: _Compared) -> str:
+    ratio = c.ratio if c.faster is c.a else (1 / c.ratio if c.ratio else math.nan)
+    median = "" if math.isnan(ratio) else f"median {ratio:.2f}x {c.measure.ratio}, "
+    return (
+        f"{c.faster.shown(c.dimension)} faster than {c.slower.shown(c.dimension)} "
+        f"({median}p = {format_p(c.test.p_holm)}, Holm)"
+    )
+
+
+def _noise(tested: Sequence[_Compared]) -> str:
+    """Why a family of pairs is within noise: its p, and what it would take to tell."""
+    if len(tested) > 1:
+        return f"smallest p = {format_p(min(c.test.p_holm for c in tested))}, Holm"
+    t = tested[0].test
+    if t.needed:
+        return f"p = {format_p(t.p_holm)}, Holm; about {t.needed} repetitions per row would detect the difference seen"
+    return f"p = {format_p(t.p_holm)}, Holm" + ("; no difference observed" if t.effect == 0 else "")
+
+
+def _finding(family: Sequence[_Compared]) -> str:
+    """The rows of one experiment that differ in one dimension, at the same other two, in one sentence."""
+    first, dimension = family[0], family[0].dimension
+    head = f"{first.a.key['experiment']}, {first.measure.name} by {_VARIES[dimension]} ({first.a.at(dimension)})"
+    rows = list(dict.fromkeys(s for c in family for s in (c.a.name, c.b.name)))
+    shown = {s.name: s.shown(dimension) for c in family for s in (c.a, c.b)}
+    tested = [c for c in family if c.test.verdict != "not testable"]
+    if not tested:
+        return f"{head}: not testable ({first.test.note})"
+    significant = [c for c in tested if c.test.significant]
+    if not significant:
+        return f"{head}: {' vs '.join(shown[r] for r in rows)} within noise ({_noise(tested)})"
+    parts = [_faster_words(c) for c in significant]
+    best = winner(rows, [c.test for c in family]) if len(rows) > 2 else None
+    if best is not None:
+        parts.insert(0, f"{shown[best]} is the fastest")
+    if len(tested) > len(significant):
+        parts.append(f"the other pairs within noise ({_noise([c for c in tested if not c.test.significant])})")
+    return f"{head}: " + "; ".join(parts)
+
+
+def _untestable(compared: Sequence[_Compared]) -> str:
+    """The sentence that replaces the findings when no pair could be tested."""
+    most = max(max(c.test.n_a, c.test.n_b) for c in compared)
+    need = (
+        f"Mann-Whitney needs at least 2 repetitions per row, and {smallest_testable(ALPHA, paired=False)} to reach "
+        f"p < {ALPHA} on a single pair (`harness bench hardware --repeats 5`)"
+    )
+    if most <= 1:
+        return f"With one repetition per row, no comparison can be tested: {need}."
+    return f"No comparison can be tested: every pair has a row with fewer than 2 repetitions; {need}."
+
+
+def _findings(compared: Sequence[_Compared]) -> tuple[str, ...]:
+    if not compared:
+        return ()
+    if all(c.test.verdict == "not testable" for c in compared):
+        return (_untestable(compared),)
+    families: dict[tuple[str, str, str, str], list[_Compared]] = {}
+    for c in compared:
+        key = (str(c.a.key["experiment"]), c.measure.name, c.dimension, c.a.at(c.dimension))
+        families.setdefault(key, []).append(c)
+    return tuple(_finding(f) for f in families.values())
+
+
 def hardware_report(tracker: Tracker, run_id: str | None = None) -> HardwareReport:
     parent = find_parent(tracker, run_id)
     frame = children(tracker, parent)
@@ -165,7 +410,16 @@ def hardware_report(tracker: Tracker, run_id: str | None = None) -> HardwareRepo
     meta.update({k: parent.data.tags.get(f"bench.{k}", "") for k in ("repeats", "windows", "quick")})
     # quick mode measures tiny stand-ins (32x32 ResNet, synthetic scenes): nothing to project from
     projections = _projections(throughput) if meta["quick"] != "true" else pd.DataFrame()
-    return HardwareReport(throughput, _tta(tta) if len(tta) else pd.DataFrame(), projections, meta, tracker)
+    compared = [*_compare(thr, _THROUGHPUT), *_compare(tta, _TTA)]
+    return HardwareReport(
+        throughput,
+        _tta(tta) if len(tta) else pd.DataFrame(),
+        projections,
+        meta,
+        tracker,
+        comparisons=_comparisons(compared),
+        findings=_findings(compared),
+    )
 
 
 def _usd_per_million(row: Any) -> float:
@@ -221,6 +475,8 @@ def _lead(m: dict[str, str]) -> list[str]:
         "above the target, evaluation time included.",
         "Cost = time x the backend's price per hour (harness/hardware/prices.yaml, each row with its source "
         "and date). A batch size other than the experiment's own keeps its configured learning rate.",
+        "*mean [95% CI]*: the mean over the row's *n* repetitions (for time to accuracy, those that reached the "
+        "target) and its seeded bootstrap (BCa) 95% confidence interval; one repetition has no interval.",
     ]
 
 
@@ -231,13 +487,39 @@ _PROJECTED = (
     "loading or start-up), x the backend's price. These are projections, not runs."
 )
 _PROJECTIONS = "What the talks' runs would take here (projections)"
+_COMPARISONS = "Comparisons"
+_COMPARED = (
+    "Rows of one experiment that differ in exactly one of backend, batch size and precision, compared on "
+    "throughput (higher is better) and time to accuracy (lower is better; a repetition that never reached the "
+    "target counts as slower than every one that did): Mann-Whitney U on the repetitions (unpaired), p "
+    f"Holm-corrected across the pairs of one experiment and measure. A row is named faster only where p (Holm) < "
+    f"{ALPHA}; otherwise the difference is within noise, and *repeats needed* is the repetitions per row that "
+    "would detect the observed difference (power 0.8). *ratio of medians*: a's median / b's."
+)
+_NO_PAIRS = "(no two rows of one experiment differ in just one of backend, batch size and precision)"
+
+
+def _comparison_lines(report: HardwareReport, table: pd.DataFrame) -> list[str]:
+    """The Markdown section: the method, the findings, the table."""
+    if not len(table):
+        return [f"## {_COMPARISONS}", "", _NO_PAIRS, ""]
+    findings = [f"- {line}" for line in report.findings]
+    return [f"## {_COMPARISONS}", "", _COMPARED, "", *findings, "", markdown_table(table), ""]
+
+
+def _comparison_section(report: HardwareReport, table: pd.DataFrame) -> _html.Section:
+    if not len(table):
+        return _html.Section(_COMPARISONS, notes=[_NO_PAIRS])
+    return _html.Section(_COMPARISONS, table=table, notes=[_COMPARED, *report.findings])
 
 
 def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: str = "hardware") -> list[Path]:
-    """``<stem>.md``, ``.csv``, ``_projections.csv``, ``.png`` and ``.html`` (also logged to the bench's parent run)."""
+    """``<stem>.md``, ``.csv``, ``_comparisons.csv``, ``_projections.csv``, ``.png`` and ``.html`` (also logged
+    to the bench's parent run)."""
     m = report.meta
     quick = m["quick"] == "true"
     throughput = report.throughput.drop(columns=["examples_per_s"]) if len(report.throughput) else pd.DataFrame()
+    compared = report.comparisons.drop(columns=["p_holm"]) if len(report.comparisons) else pd.DataFrame()
     lines = [
         f"# {_TITLE}",
         "",
@@ -253,10 +535,15 @@ def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: st
     ]
     if len(report.time_to_accuracy):
         lines += ["## Time to accuracy", "", markdown_table(report.time_to_accuracy), ""]
+    if len(report.throughput) or len(report.time_to_accuracy):
+        lines += _comparison_lines(report, compared)
     if len(report.projections):
         lines += [f"## {_PROJECTIONS}", "", _PROJECTED, "", markdown_table(report.projections), ""]
     md, csv = write(out_dir, stem, "\n".join(lines), report.throughput)
     written = [md, csv]
+    if len(report.comparisons):
+        pairs = safe_child(out_dir, f"{stem}_comparisons.csv", what="report file")
+        written.append(write_csv(pairs, report.comparisons))
     if len(report.projections):
         proj = out_dir / f"{stem}_projections.csv"
         write_csv(proj, report.projections)
@@ -269,6 +556,7 @@ def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: st
     sections = [
         _html.Section("Throughput", table=throughput, figures=[figure] if figure is not None else []),
         *([_html.Section("Time to accuracy", table=report.time_to_accuracy)] if len(report.time_to_accuracy) else []),
+        *([_comparison_section(report, compared)] if len(report.throughput) or len(report.time_to_accuracy) else []),
         *(
             [_html.Section(_PROJECTIONS, table=report.projections, notes=[_PROJECTED])]
             if len(report.projections)

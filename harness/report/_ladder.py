@@ -2,11 +2,18 @@
 
 The columns are the task's (:meth:`harness.tasks.Task.report_columns`), plus the
 reference, the deltas of the best primary metric, time, throughput and cost.
+
+The deltas are tested over seeds (:mod:`harness.stats`, :func:`ladder_tests`): each rung against the
+rung before (Wilcoxon signed-rank on matching seeds, else Mann-Whitney U; Holm across the table's
+consecutive pairs), each rung against the talk's reference (one-sample signed-rank; Holm across the
+table's rungs), and the ``--vary`` variants of each rung against each other (Holm across the table's
+variant pairs). The verdict claims an ordering, a shortfall or a difference only where a test says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -17,10 +24,23 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.report import _core, _html
+from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, one_samples, pairwise, smallest_testable
 from harness.tasks import Task, get_task
 from harness.tracking import Tracker, ladder_experiment, quote
 
 TOLERANCE = 0.003  # "within 0.3 points of the reference"
+
+RowKey = tuple[int, int, str]  # (source, rung_index, variant): one row of the table
+
+
+@dataclasses.dataclass(frozen=True)
+class LadderTests:
+    """The tests behind one ladder table (:func:`ladder_tests`); every ``PairTest`` is about its row."""
+
+    prev: dict[RowKey, PairTest]  # a row (a) against the row before it, same source and variant (b)
+    ref: dict[RowKey, PairTest]  # a row's seeds against its reference (one-sample)
+    variants: dict[tuple[int, int], list[PairTest]]  # (source, rung_index) -> its variants pairwise (a, b: labels)
+    n_seeds: dict[RowKey, int]  # how many seeds (with a value) each row has
 
 
 @dataclasses.dataclass
@@ -33,6 +53,9 @@ class LadderReport:
     # source, rung_index, rung, variant, metric (``accuracy``), step, value
     curves: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
+    # the best value of each FINISHED run, what the tests compare: source, rung_index, variant, seed, value
+    seeds: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    tested: LadderTests | None = dataclasses.field(default=None, repr=False, compare=False)  # cache: ladder_tests
 
     @property
     def best_label(self) -> str:
@@ -41,6 +64,9 @@ class LadderReport:
 
     def percent(self) -> bool:
         return self.metric.removeprefix("test_") in get_task(self.task).percent
+
+    def higher_is_better(self) -> bool:
+        return get_task(self.task).directions.get(self.metric.removeprefix("test_"), "maximize") == "maximize"
 
 
 def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: str | None) -> Any:
@@ -113,6 +139,7 @@ def ladder_report(
         if runs.empty:
             raise UserError(f"--rungs {rungs}: no rung runs with these indices under parent run {parent.info.run_id}")
     table = _aggregate(runs, task, metric)
+    seeds = _per_seed(runs, metric)
     curves = _curves(tracker, runs, task, metric)
     meta = {
         "ladder": ladder,
@@ -125,7 +152,7 @@ def ladder_report(
         "also": "\n".join(also_lines),
         "notes": tags.get("harness.ladder_notes", ""),
     }
-    return LadderReport(table, meta, task.name, metric, curves, tracker)
+    return LadderReport(table, meta, task.name, metric, curves, tracker, seeds)
 
 
 def _rung_indices(spec: str) -> set[int]:
@@ -185,6 +212,28 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     return table
 
 
+def _per_seed(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The best value of every FINISHED run, keyed by its seed (by its run where a row repeats a seed)."""
+    done = runs[runs["status"] == "FINISHED"]
+    column = f"metrics.best_{metric}"
+    keys = ["source", "rung_index", "variant", "seed"]
+    if done.empty or column not in done:
+        return pd.DataFrame(columns=[*keys, "value"])
+    seed = done["tags.harness.seed"] if "tags.harness.seed" in done else pd.Series(math.nan, index=done.index)
+    frame = pd.DataFrame(
+        {
+            "source": done["source"].astype(int),
+            "rung_index": done["tags.harness.rung_index"].astype(int),
+            "variant": done["variant"].astype(str),
+            "seed": [s if isinstance(s, str) and s else f"run {r}" for s, r in zip(seed, done["run_id"], strict=True)],
+            "value": done[column].astype(float),
+        }
+    ).dropna(subset=["value"])
+    repeated = frame.duplicated(keys, keep=False)  # the same seed twice in one row: not a pairing key
+    frame.loc[repeated, "seed"] = [f"run {r}" for r in done.loc[frame.index[repeated], "run_id"]]
+    return frame.reset_index(drop=True)
+
+
 def _curves(tracker: Tracker, runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     """Each rung's (and variant's) test curves: the metric histories of its FINISHED runs, mean over seeds."""
     names = list(dict.fromkeys([metric.removeprefix("test_"), *task.curve_metrics()]))
@@ -232,8 +281,167 @@ def _delta(value: float, percent: bool) -> str:
     return "" if math.isnan(value) else (f"{100 * value:+.2f}" if percent else f"{value:+.4g}")
 
 
-def display_table(report: LadderReport) -> pd.DataFrame:
-    """The table people read: the task's columns as mean ± sd, deltas (in points for percentages)."""
+# -- the tests ---------------------------------------------------------------------------------------------
+
+
+def _rows(report: LadderReport) -> pd.DataFrame:
+    """The table with ``source``, ``variant`` and ``reference`` (tables built by hand may lack them)."""
+    t = report.table
+    if "reference" not in t:
+        t = t.assign(reference=math.nan)
+    if "source" not in t:
+        t = t.assign(source=0)
+    if "variant" not in t:
+        t = t.assign(variant="")
+    return t
+
+
+def _key(row: Any) -> RowKey:
+    return int(row.source), int(row.rung_index), str(row.variant)
+
+
+def _name(key: RowKey) -> str:
+    return f"{key[0]}:{key[1]}:{key[2]}"
+
+
+def _seed_values(report: LadderReport) -> dict[RowKey, dict[str, float]]:
+    out: dict[RowKey, dict[str, float]] = {}
+    for row in report.seeds.itertuples(index=False):
+        out.setdefault(_key(row), {})[str(row.seed)] = float(row.value)
+    return out
+
+
+def _consecutive(t: pd.DataFrame) -> list[tuple[RowKey, RowKey]]:
+    """(row, the row before it) for each rung after the first of every source and variant."""
+    out: list[tuple[RowKey, RowKey]] = []
+    for _, group in t.groupby(["source", "variant"], sort=False):
+        keys = [_key(r) for r in group.sort_values("rung_index", kind="stable").itertuples()]
+        out.extend(zip(keys[1:], keys[:-1], strict=True))
+    return out
+
+
+def _variant_pairs(t: pd.DataFrame) -> list[tuple[RowKey, RowKey]]:
+    """Every pair of variants of one rung (and source), in the table's order."""
+    by_rung: dict[tuple[int, int], list[RowKey]] = {}
+    for row in t.itertuples():
+        key = _key(row)
+        by_rung.setdefault(key[:2], []).append(key)
+    return [pair for keys in by_rung.values() for pair in itertools.combinations(keys, 2)]
+
+
+def _compute_tests(report: LadderReport) -> LadderTests:
+    t = _rows(report)
+    values = _seed_values(report)
+    higher = report.higher_is_better()
+    keys = [_key(r) for r in t.itertuples()]
+    groups = {_name(k): values.get(k, {}) for k in keys}
+    prev_pairs, variant_pairs = _consecutive(t), _variant_pairs(t)
+    prev = pairwise(groups, higher_is_better=higher, pairs=[(_name(a), _name(b)) for a, b in prev_pairs])
+    by_variant = pairwise(groups, higher_is_better=higher, pairs=[(_name(a), _name(b)) for a, b in variant_pairs])
+    references = {_key(r): float(r.reference) for r in t.itertuples() if not math.isnan(float(r.reference))}
+    ref = one_samples(
+        {_name(k): (list(values.get(k, {}).values()), v) for k, v in references.items()}, higher_is_better=higher
+    )
+    variants: dict[tuple[int, int], list[PairTest]] = {}
+    for (a, b), test in zip(variant_pairs, by_variant, strict=True):
+        variants.setdefault(a[:2], []).append(dataclasses.replace(test, a=a[2], b=b[2]))
+    return LadderTests(
+        prev={a: test for (a, _), test in zip(prev_pairs, prev, strict=True)},
+        ref=dict(zip(references, ref, strict=True)),
+        variants=variants,
+        n_seeds={k: len(values.get(k, {})) for k in keys},
+    )
+
+
+def ladder_tests(report: LadderReport) -> LadderTests:
+    """The report's tests, computed once (the bootstrap CIs take a moment) from ``report.seeds``."""
+    if report.tested is None:
+        report.tested = _compute_tests(report)
+    return report.tested
+
+
+def _test_columns(prefix: str, test: PairTest | None) -> dict[str, Any]:
+    if test is None:
+        return {
+            f"delta_{prefix}_ci_low": math.nan,
+            f"delta_{prefix}_ci_high": math.nan,
+            f"test_{prefix}": "",
+            f"p_{prefix}": math.nan,
+            f"p_{prefix}_holm": math.nan,
+            f"verdict_{prefix}": "",
+            f"needed_{prefix}": None,
+        }
+    return {
+        f"delta_{prefix}_ci_low": test.diff_ci.low,
+        f"delta_{prefix}_ci_high": test.diff_ci.high,
+        f"test_{prefix}": test.test,
+        f"p_{prefix}": test.p,
+        f"p_{prefix}_holm": test.p_holm,
+        f"verdict_{prefix}": test.verdict,
+        f"needed_{prefix}": test.needed,
+    }
+
+
+def csv_table(report: LadderReport) -> pd.DataFrame:
+    """The numeric table plus the tests: Δ vs the rung before (``delta_prev``: this rung's mean minus the
+    previous one's) and vs the reference (``delta_ref``: mean minus reference), each with its bootstrap
+    95% CI, test, p, Holm-adjusted p, verdict (about this rung) and the seeds that would detect it."""
+    tests = ladder_tests(report)
+    t = _rows(report).reset_index(drop=True)
+    rows = []
+    for row in t.itertuples():
+        key = _key(row)
+        delta_ref = float(row.best_mean) - float(row.reference) if "best_mean" in t else math.nan
+        rows.append(
+            {
+                "seeds": tests.n_seeds.get(key, 0),
+                **_test_columns("prev", tests.prev.get(key)),
+                "delta_ref": delta_ref,
+                **_test_columns("ref", tests.ref.get(key)),
+            }
+        )
+    extra = pd.DataFrame(rows, index=t.index).astype({"needed_prev": "Int64", "needed_ref": "Int64"})
+    return pd.concat([report.table.reset_index(drop=True), extra], axis=1)
+
+
+# -- the tables --------------------------------------------------------------------------------------------
+
+_SHORT: dict[str, str] = {
+    "better": "better",
+    "worse": "worse",
+    NO_DIFFERENCE: "within noise",
+    "not testable": "not tested",
+}
+
+
+def _ci(test: PairTest | None, percent: bool, sign: float = 1.0) -> str:
+    """``[low, high]`` of a test's Δ (``sign`` -1: the reference column's orientation, higher = better)."""
+    if test is None or not test.diff_ci.defined:
+        return ""
+    low, high = sorted((sign * test.diff_ci.low, sign * test.diff_ci.high))
+    return f"[{_delta(low, percent)}, {_delta(high, percent)}]"
+
+
+def _stats_columns(report: LadderReport, name: str, prefix: str) -> dict[str, list[str]]:
+    """The columns beside ``name`` (Δ vs prev, or vs ref) in the Markdown and HTML tables."""
+    tests = ladder_tests(report)
+    found = tests.prev if prefix == "prev" else tests.ref
+    keys = [_key(r) for r in _rows(report).itertuples()]
+    sign = 1.0 if prefix == "prev" or report.higher_is_better() else -1.0
+    pct = report.percent()
+    columns = {
+        f"{name} 95% CI": [_ci(found.get(k), pct, sign) for k in keys],
+        f"p {prefix} (Holm)": [format_p(found[k].p_holm) if k in found else "" for k in keys],
+    }
+    if prefix == "prev":
+        columns["vs prev"] = [_SHORT[found[k].verdict] if k in found else "" for k in keys]
+    return columns
+
+
+def display_table(report: LadderReport, stats: bool = False) -> pd.DataFrame:
+    """The table people read: the task's columns as mean ± sd, deltas (in points for percentages);
+    ``stats``: with each delta's 95% CI, Holm-adjusted p and verdict (the Markdown and HTML tables; the
+    terminal's stays narrow, and the verdict lines say the same)."""
     t = report.table
     pct = report.percent()
     unit = " (pts)" if pct else ""
@@ -253,8 +461,12 @@ def display_table(report: LadderReport) -> pd.DataFrame:
             continue  # e.g. precision and recall: 2-class data only
         columns[col.header] = [_fmt(m, d, col.percent) for m, d in zip(mean, sd, strict=True)]
     columns[f"Δ best vs prev{unit}"] = [_delta(v, pct) for v in t["delta_prev"]]
+    if stats:
+        columns.update(_stats_columns(report, "Δ prev", "prev"))
     if t["reference"].notna().any():
         columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
+        if stats:
+            columns.update(_stats_columns(report, "vs ref", "ref"))
     columns["train time (s)"] = [f"{v:.1f}" for v in t["train_s_mean"]]
     if t["wall_s_mean"].notna().any():  # a multi-worker run beside one-process runs: whole wall times
         wall = t["wall_s_mean"].where(t["wall_s_mean"].notna(), t["total_s_mean"])
@@ -267,8 +479,152 @@ def display_table(report: LadderReport) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+# -- the verdict -------------------------------------------------------------------------------------------
+
+
+def _delta_text(test: PairTest, percent: bool) -> str:
+    """``Δ -0.16 pts [95% CI -0.22, -0.10]``: the test's mean difference (a - b) and its CI."""
+    unit = " pts" if percent else ""
+    if not test.diff_ci.defined:
+        return f"Δ {_delta(test.diff, percent)}{unit}"
+    low, high = _delta(test.diff_ci.low, percent), _delta(test.diff_ci.high, percent)
+    return f"Δ {_delta(test.diff, percent)}{unit} [95% CI {low}, {high}]"
+
+
+def _noise_text(test: PairTest, each: str = " each") -> str:
+    """``p = 0.31, Holm; about 14 seeds each would detect the observed Δ``."""
+    if test.needed is not None:
+        return f"p = {format_p(test.p_holm)}, Holm; about {test.needed:,} seeds{each} would detect the observed Δ"
+    return f"p = {format_p(test.p_holm)}, Holm; no difference observed at all"
+
+
+def _significant(head: str, test: PairTest, percent: bool) -> str:
+    """``<head> (significant, p = 0.004, Holm): Δ -0.16 pts [95% CI -0.22, -0.10]``."""
+    return f"{head} (significant, p = {format_p(test.p_holm)}, Holm): {_delta_text(test, percent)}"
+
+
+def _within_noise(head: str, test: PairTest, percent: bool, each: str = " each") -> str:
+    """``<head>: Δ +0.02 pts [95% CI ...], within noise (p = 0.92, Holm; about 452 seeds each would ...)``."""
+    return f"{head}: {_delta_text(test, percent)}, within noise ({_noise_text(test, each)})"
+
+
+def _rung(row: Any, where: str) -> str:
+    return f"Rung {row.rung_index} ({row.rung}){where}"
+
+
+def _one_seed_line(where: str) -> str:
+    return (
+        f"One seed per rung{where}: no ordering claim can be made (one seed: deltas are shown but not tested; "
+        f"a paired test needs at least {smallest_testable(ALPHA, paired=True)} seeds to reach p < {ALPHA:g})."
+    )
+
+
+def _reference_lines(report: LadderReport, rows: pd.DataFrame, tests: LadderTests, where: str) -> list[str]:
+    """Rungs more than the tolerance short of their reference, each with its one-sample test."""
+    t = rows.dropna(subset=["reference", "best_mean"])
+    scale, unit = (100.0, " points") if report.percent() else (1.0, "")
+    short = t[t["vs_reference"] < -TOLERANCE]
+    lines = []
+    if short.empty and not t.empty:
+        lines.append(f"Every rung{where} is within {scale * TOLERANCE:.1f}{unit} of its reference or better.")
+    side = "below" if report.higher_is_better() else "above"
+    for row in short.itertuples():
+        test = tests.ref.get(_key(row))
+        head = f"{_rung(row, where)} is {scale * -row.vs_reference:.2f}{unit} {side} its reference"
+        if test is None or test.verdict == "not testable":
+            n = 0 if test is None else test.n_a
+            lines.append(f"{head} ({n} seed{'' if n == 1 else 's'}: not tested).")
+        elif test.verdict == "worse":
+            lines.append(_significant(head, test, report.percent()) + ".")
+        else:
+            lines.append(_within_noise(head, test, report.percent(), each="") + ".")
+    return lines
+
+
+def _ordering_lines(report: LadderReport, rows: pd.DataFrame, tests: LadderTests, where: str) -> list[str]:
+    """The talk's ordering: reversed only where a rung is significantly worse than the rung before it while
+    the reference improves (ties in the reference impose nothing); mean reversals alone are no finding."""
+    t = rows.dropna(subset=["reference", "best_mean"])
+    if t.empty:
+        return []  # no reference numbers (the talk's words are in the table): nothing to order
+    if len(t) == 1:
+        return [f"Only 1 rung{where} has a reference: there is no ordering to compare."]
+    sign = 1 if report.higher_is_better() else -1
+    ordered = list(t.itertuples())
+    by_mean = [
+        f"{a.rung_index}->{b.rung_index}"
+        for i, a in enumerate(ordered)
+        for b in ordered[i + 1 :]
+        if (sign * a.reference < sign * b.reference) and not (sign * a.best_mean < sign * b.best_mean)
+    ]
+    before = {b: a for b, a in _consecutive(rows)}
+    reference = {_key(r): float(r.reference) for r in t.itertuples()}
+    significant = [
+        f"{before[key][1]}->{key[1]} (p = {format_p(tests.prev[key].p_holm)}, Holm)"
+        for key in (_key(r) for r in ordered)
+        if key in before
+        and before[key] in reference
+        and sign * reference[before[key]] < sign * reference[key]
+        and tests.prev[key].verdict == "worse"
+    ]
+    if significant:
+        return [
+            f"Ordering{where} differs from the talk's where the reference improves but ours is significantly "
+            f"worse than the rung before: {', '.join(significant)}."
+        ]
+    if by_mean:
+        return [
+            f"Ordering by {report.best_label}{where}: no significant reversal of the talk's between consecutive "
+            f"rungs (by the means alone: {', '.join(by_mean)}; not a finding)."
+        ]
+    return [f"Ordering by {report.best_label}{where} matches the talk's."]
+
+
+def _previous_lines(report: LadderReport, rows: pd.DataFrame, tests: LadderTests, where: str) -> list[str]:
+    """Each rung against the rung before: significantly worse, within noise, not tested; the significantly
+    better ones in one line."""
+    pct = report.percent()
+    unit = " pts" if pct else ""
+    lines, better = [], []
+    for row in rows.sort_values("rung_index", kind="stable").itertuples():
+        test = tests.prev.get(_key(row))
+        if test is None:
+            continue  # the first rung
+        if test.verdict == "worse":
+            lines.append(_significant(f"{_rung(row, where)} is worse than the rung before", test, pct) + ".")
+        elif test.verdict == "better":
+            better.append(f"{row.rung_index} ({row.rung}, {_delta(test.diff, pct)}{unit}, p = {format_p(test.p_holm)})")
+        elif test.verdict == NO_DIFFERENCE:
+            lines.append(_within_noise(f"{_rung(row, where)} vs the rung before", test, pct) + ".")
+        else:
+            lines.append(f"{_rung(row, where)} vs the rung before: {_delta_text(test, pct)}, not tested ({test.note}).")
+    if better:
+        lines.append(f"Rungs{where} better than the rung before (significant, Holm): {', '.join(better)}.")
+    return lines
+
+
+def _variant_phrase(test: PairTest, percent: bool) -> str:
+    if test.verdict == "not testable":
+        return f"{test.a} vs {test.b} not tested ({test.note})"
+    if test.significant:
+        return _significant(f"{test.a} {test.verdict} than {test.b}", test, percent)
+    return _within_noise(f"{test.a} vs {test.b}", test, percent)
+
+
+def _variant_lines(report: LadderReport, t: pd.DataFrame, tests: LadderTests) -> list[str]:
+    """One line per rung with variants: every pair of its variants, Holm across the table's variant pairs."""
+    lines = []
+    for row in t.drop_duplicates(["source", "rung_index"]).itertuples():
+        pairs = tests.variants.get(_key(row)[:2], [])
+        if pairs:
+            phrases = "; ".join(_variant_phrase(p, report.percent()) for p in pairs)
+            lines.append(f"Rung {row.rung_index} ({row.rung}), variants: {phrases}.")
+    return lines
+
+
 def verdict(report: LadderReport) -> list[str]:
-    """Which rungs fall short of the reference, the talk's ordering, and which rungs bought nothing.
+    """Which rungs fall short of the reference, the talk's ordering, which rungs bought nothing, and how
+    the variants of each rung compare: a claim only where a test over seeds makes it (:func:`ladder_tests`).
 
     At smoke scale (a few steps on a data subset, to check that everything runs) the numbers are
     not comparable with the talk's: one line says so instead of a verdict per rung.
@@ -278,54 +634,20 @@ def verdict(report: LadderReport) -> list[str]:
             "Smoke scale: a few steps on a data subset, to check that every rung runs; these numbers are not "
             "comparable with the talk's references (run the standard scale for that)."
         ]
-    table = report.table if "variant" in report.table else report.table.assign(variant="")
-    pct = report.percent()
-    scale, unit = (100.0, " points") if pct else (1.0, "")
-    better = get_task(report.task).directions.get(report.metric.removeprefix("test_"), "maximize") == "maximize"
+    tests = ladder_tests(report)
+    table = _rows(report)
     lines = []
-    for variant, all_rungs in table.groupby("variant", sort=False):
-        t = all_rungs.dropna(subset=["reference", "best_mean"])
+    for variant, rows in table.groupby("variant", sort=False):
         where = f" [{variant}]" if variant else ""
-        short = t[t["vs_reference"] < -TOLERANCE]
-        if short.empty and not t.empty:
-            lines.append(f"Every rung{where} is within {scale * TOLERANCE:.1f}{unit} of its reference or better.")
-        for _, row in short.iterrows():
-            lines.append(
-                f"Rung {row['rung_index']} ({row['rung']}){where} is {scale * -row['vs_reference']:.2f}{unit} "
-                f"{'below' if better else 'above'} its reference."
-            )
-        # same ordering: wherever the talk's reference improves, ours improves too (ties impose nothing)
-        rows = list(t.itertuples())
-        sign = 1 if better else -1
-        inversions = [
-            f"{a.rung_index}->{b.rung_index}"
-            for i, a in enumerate(rows)
-            for b in rows[i + 1 :]
-            if (sign * a.reference < sign * b.reference) and not (sign * a.best_mean < sign * b.best_mean)
-        ]
-        if not rows:
-            pass  # no reference numbers (the talk's words are in the table): nothing to order
-        elif len(rows) == 1:
-            lines.append(f"Only 1 rung{where} has a reference: there is no ordering to compare.")
-        elif inversions:
-            lines.append(
-                f"Ordering{where} differs from the talk's where the reference improves but ours does not: "
-                f"{', '.join(inversions)}."
-            )
-        else:
-            lines.append(f"Ordering by {report.best_label}{where} matches the talk's.")
-        # each rung should buy something: name the ones that did not
-        if "delta_prev" in all_rungs:
-            flat = [
-                f"{r.rung_index} ({r.rung}, {_delta(r.delta_prev, pct)})"
-                for r in all_rungs.itertuples()
-                if sign * r.delta_prev <= 0  # NaN (the first rung) compares False
-            ]
-            if flat:
-                lines.append(
-                    f"Rungs{where} whose {report.best_label} is not better than the rung before: "
-                    f"{', '.join(flat)}{' pts' if pct else ''}."
-                )
+        lines.extend(_reference_lines(report, rows, tests, where))
+        if max((tests.n_seeds.get(_key(r), 0) for r in rows.itertuples()), default=0) <= 1:
+            if len(rows) > 1:
+                lines.append(_one_seed_line(where))
+            continue
+        lines.extend(_ordering_lines(report, rows, tests, where))
+        lines.extend(_previous_lines(report, rows, tests, where))
+    if max(tests.n_seeds.values(), default=0) > 1:
+        lines.extend(_variant_lines(report, table, tests))
     return lines
 
 
@@ -347,10 +669,20 @@ def _lead(report: LadderReport) -> list[str]:
         f"Task {report.task}; on the test set: *final* at the last step, *{report.best_label}* = best seen at "
         "an evaluation step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, "
         "excludes evaluation.",
+        _STATISTICS,
         "Times and examples/s are wall-clock as measured in this run, on whatever else shared the machine; "
         "controlled throughput numbers come from `nox -s bench` (results/bench/).",
     ]
 
+
+_STATISTICS = (
+    "Tests over seeds, α = 0.05: Δ vs prev is a rung's mean minus the rung before's, with a seeded bootstrap "
+    "(BCa) 95% CI, tested by Wilcoxon signed-rank on matching seeds, else Mann-Whitney U, Holm-corrected "
+    "across the table's consecutive pairs; the variants of a rung likewise, Holm across the table's variant "
+    "pairs; vs ref is the mean minus the talk's number, with the bootstrap 95% CI of the mean and a "
+    "one-sample Wilcoxon signed-rank test, Holm across the table's rungs. *Within noise* = not significant "
+    "after Holm; an ordering, shortfall or difference is claimed only where significant; one seed is not tested."
+)
 
 _NOTES_HEADING = "Where this ladder differs from its reference, on purpose"
 
@@ -364,7 +696,7 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
         *[f"- {line}" for line in _lead(report)],
         "",
     ]
-    body = _core.markdown_table(display_table(report))
+    body = _core.markdown_table(display_table(report, stats=True))
     notes = [line for line in report.meta.get("notes", "").split("\n") if line]
     tail = ["", f"## {_NOTES_HEADING}", "", *[f"- {n}" for n in notes]]
     verdicts = "\n".join(f"- {line}" for line in verdict(report))
@@ -488,7 +820,7 @@ def html_sections(report: LadderReport) -> list[_html.Section]:
     best, curves = best_figure(report), curves_figure(report)
     bars_caption, curves_caption = captions(report)
     sections = [
-        _html.Section("Rungs", table=display_table(report)),
+        _html.Section("Rungs", table=display_table(report, stats=True)),
         _html.Section("Verdict", notes=verdict(report)),
     ]
     if best is not None:
@@ -510,7 +842,7 @@ def write_report(
     ``<name>``; the HTML is also logged to the ladder's parent run."""
     scale = report.meta["scale"]
     stem = name or f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
-    md, csv = _core.write(out_dir, stem, to_markdown(report, report_command), report.table)
+    md, csv = _core.write(out_dir, stem, to_markdown(report, report_command), csv_table(report))
     page = _html.publish_html(
         out_dir,
         stem,

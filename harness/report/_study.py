@@ -312,3 +312,21 @@ def write_study_report(report: StudyReport, out_dir: Path, report_command: str) 
         run_id=report.meta["parent_run_id"],
     )
     return md, csv, page
+
+
+def study_fingerprint(tracker: Tracker, parent: Any) -> str:
+    """The fingerprint of what a study tunes: its parent run's tag, or, for a study made before the tag
+    existed, recomputed from the resolved space it logged (``search_space/resolved.yaml``)."""
+    import yaml
+
+    from harness.tracking import space_fingerprint
+
+    tagged = parent.data.tags.get("harness.fingerprint")
+    if tagged:
+        return str(tagged)
+    try:
+        text = tracker.client.download_artifacts(parent.info.run_id, "search_space/resolved.yaml")
+        described = yaml.safe_load(Path(text).read_text(encoding="utf-8"))
+        return space_fingerprint(described)
+    except Exception:  # no such artifact, or not the layout of a study's parent run
+        return "unknown"

@@ -16,12 +16,14 @@ from harness._secrets import redact_text
 if TYPE_CHECKING:
     from harness.studies._lifecycle import StudyRequest
 
-COMMANDS = ("study", "worker", "compare-samplers")
+COMMANDS = ("study", "worker", "compare-samplers", "record-landscape")
 # epilogs keep their lines: one example command per line (tests parse each with the real parser)
 RAW = argparse.RawDescriptionHelpFormatter
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
 PRUNER_NAMES = ("none", "median", "hyperband")
 SCALES = ("smoke", "standard", "full")
+REAL_REPEATS = 10  # the HPO literature's minimum (JAHS-Bench-201: at least 10 seeds)
+REPLAY_REPEATS = 200
 
 
 def examples(*lines: str) -> str:
@@ -147,8 +149,10 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         help="same budget of full-fidelity trials per sampler, R seeds each; report which sampler won",
         formatter_class=RAW,
         epilog=examples(
-            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers grid,random,tpe --repeats 5 "
-            "--data-dir ../shared/data",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers grid,random,tpe --repeats 10 "
+            "--set iterations=300 --set eval_every=100 --data-dir ../shared/data",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --replay mnist-cnn-landscape --repeats 200 "
+            "--set iterations=300 --set eval_every=100   # seconds: samplers against a recorded landscape",
             "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers random,tpe --repeats 2 --budget 4 "
             "--scale smoke   # minutes, to see it work",
             "harness compare-samplers search_spaces/mnist_cnn.yaml --backends cpu,gpu --data-dir ../shared/data",
@@ -156,7 +160,17 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     )
     _space_options(cmp)
     cmp.add_argument("--samplers", default="grid,random,tpe", help="comma list (default grid,random,tpe)")
-    cmp.add_argument("--repeats", type=int, default=5, help="sampler seeds per sampler (default 5)")
+    cmp.add_argument(
+        "--repeats",
+        type=int,
+        help=f"sampler seeds per sampler (default {REAL_REPEATS}; {REPLAY_REPEATS} with --replay)",
+    )
+    cmp.add_argument(
+        "--replay",
+        metavar="LANDSCAPE",
+        help="replay the samplers against a landscape recorded by `harness record-landscape` (its study name, "
+        "e.g. mnist-cnn-landscape) instead of training: seconds, one MLflow run, results/replay_<space>.*",
+    )
     cmp.add_argument("--budget", type=int, help="trials per study (default: the grid's size)")
     cmp.add_argument(
         "--target",
@@ -170,6 +184,34 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         "objective, trials, time and dollars to the target (default: the space's own backend)",
     )
     cmp.add_argument("--out", default="results", help="where the report is written (default results/)")
+
+    rec = sub.add_parser(
+        "record-landscape",
+        help="record a landscape for replay benchmarks: real tracked trials at the points of a design",
+        description="A study named <space>-landscape whose trials are the points of a design, queued in order: "
+        "the full grid of a discrete space, else a scrambled Sobol sequence (plus the space's grid points). Each "
+        "is an ordinary tracked trial (MLflow run with its time and backend), one fixed training seed. Then "
+        "`harness compare-samplers SPACE --replay <space>-landscape` replays samplers against it in seconds.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness record-landscape search_spaces/mnist_cnn.yaml --points 64 --set iterations=300 "
+            "--set eval_every=100 --data-dir ../shared/data",
+            "harness record-landscape search_spaces/planesnet_hptune.yaml --experiment planesnet:cnn --points 48 "
+            "--data-dir ../shared/data",
+        ),
+    )
+    _space_options(rec)
+    rec.add_argument(
+        "--points",
+        type=int,
+        default=64,
+        help="Sobol points where the space is not discrete (default 64; a discrete space records its whole grid)",
+    )
+    rec.add_argument("--seed", type=int, default=0, help="the Sobol sequence's scrambling seed (default 0)")
+    rec.add_argument(
+        "--parallel", type=int, default=1, metavar="K", help="K trials at once in worker processes (default 1)"
+    )
+    rec.add_argument("--name", help="landscape (study) name (default: <space name>-landscape)")
 
     rs = report_sub.add_parser(
         "study",
@@ -193,6 +235,8 @@ def dispatch(args: argparse.Namespace, command_line: str) -> int:
         return _worker(args)
     if args.command == "compare-samplers":
         return _compare(args, command_line)
+    if args.command == "record-landscape":
+        return _record(args, command_line)
     if args.command == "report" and args.kind == "study":
         return _report(args.name, args.out, args.tracking_uri, command_line)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
@@ -279,20 +323,40 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
     from harness.studies._compare import CompareRequest, parse_samplers, run_compare
 
-    if args.repeats < 1:
-        raise UserError(f"--repeats must be >= 1, but got {args.repeats}")
+    repeats = args.repeats if args.repeats is not None else (REPLAY_REPEATS if args.replay else REAL_REPEATS)
+    if repeats < 1:
+        raise UserError(f"--repeats must be >= 1, but got {repeats}")
     if args.parallel < 1:
         raise UserError(f"--parallel must be >= 1 for compare-samplers, but got {args.parallel}")
+    if args.replay and args.backends:
+        raise UserError("--replay runs on the landscape's recorded backend; drop --backends")
     request = CompareRequest(
         study=_study_request(args, command_line, plots=False),  # plots: one set per study is noise here
         samplers=parse_samplers(args.samplers),
-        repeats=args.repeats,
+        repeats=repeats,
         budget=args.budget,
         target=args.target,
         out_dir=Path(args.out),
         backends=_backends(args.backends),
     )
+    if args.replay:
+        from harness.studies._replay import ReplayRequest, run_replay
+
+        run_replay(ReplayRequest(request, args.replay), _print)
+        return 0
     run_compare(request, _print)
+    return 0
+
+
+def _record(args: argparse.Namespace, command_line: str) -> int:
+    from harness.errors import UserError
+    from harness.studies._landscape import record_landscape
+
+    if args.parallel < 1:
+        raise UserError(f"--parallel must be >= 1 for record-landscape, but got {args.parallel}")
+    base = _study_request(args, command_line, plots=False)
+    ctx = record_landscape(base, args.points, args.seed, args.name, _print)
+    print(f"replay it: harness compare-samplers {args.space} --replay {ctx.name} --repeats {REPLAY_REPEATS}")
     return 0
 
 

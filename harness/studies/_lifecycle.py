@@ -64,6 +64,9 @@ class StudyRequest:
     grace_period: int = GRACE_PERIOD_S
     command: str = ""
     plots: bool = True  # Optuna's plots on the parent run at the end
+    # fixed points (Optuna names and values) queued when the study is created: a landscape's design
+    design: tuple[Mapping[str, Any], ...] = ()
+    design_note: str = ""  # how the design was made, for the parent run's tags (harness.landscape)
 
     def __post_init__(self) -> None:
         if self.parallel < 0:
@@ -261,6 +264,7 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
         "harness.objective": plan.resolved.objective.final_key,
         "harness.objective_reference_scale": str(plan.resolved.objective.reference_scale),
         "harness.direction": plan.resolved.direction,
+        "harness.fingerprint": plan.resolved.fingerprint(),  # what a replay checks a landscape against
         "harness.params": ",".join(p.name for p in space.params),
         "harness.param_keys": ",".join(plan.resolved.keys[p.name] for p in space.params),
         "harness.sampler": plan.sampler.name,
@@ -286,6 +290,8 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
                 "cmle.price_per_hour": "unknown" if None in each else f"{sum(p or 0.0 for p in each):.4f}",
             }
         )
+    if plan.request.design:
+        tags["harness.landscape"] = plan.request.design_note or f"{len(plan.request.design)} fixed points"
     if space.notes:
         tags["harness.space_notes"] = " | ".join(space.notes)[:5000]
     return tags

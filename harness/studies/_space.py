@@ -19,8 +19,6 @@ objective among the *task's* objectives (``IOU`` is a detection objective).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -382,8 +380,9 @@ class ResolvedSpace:
         }
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.describe(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        from harness.tracking import space_fingerprint
+
+        return space_fingerprint(self.describe())
 
 
 def _experiment_config(ref: ExperimentRef, source: str) -> Config:

@@ -63,6 +63,9 @@ def run_study(
         base = plan.resolved.base
         load_dataset(base.data, request.data_dir)  # checked before any run exists
     ctx, resumed = open_study(plan, progress)
+    if request.design and not resumed and not ctx.study.get_trials(deepcopy=False):
+        for point in request.design:  # a landscape: every point of its design, queued once, in order
+            ctx.study.enqueue_trial(dict(point), skip_if_exists=True)
     if not is_local_file(ctx.url) and ctx.tracker.uri.startswith("sqlite:///"):
         progress(
             f"note: workers on other machines log to {ctx.tracker.display_uri}; give them (and this command) "

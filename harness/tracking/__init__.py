@@ -9,7 +9,7 @@ from harness.tracking._mlflow import (
     Tracker,
     resolve_tracking_uri,
 )
-from harness.tracking._names import ladder_experiment, quote, study_experiment
+from harness.tracking._names import ladder_experiment, quote, replay_experiment, space_fingerprint, study_experiment
 from harness.tracking._progress import ProgressSink, TrialProgress
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 from harness.tracking._sweep import Orphan, owner_tags, sweep
@@ -30,7 +30,9 @@ __all__ = [
     "ladder_experiment",
     "owner_tags",
     "quote",
+    "replay_experiment",
     "resolve_tracking_uri",
+    "space_fingerprint",
     "study_experiment",
     "sweep",
     "versions",
