@@ -95,3 +95,15 @@ def harness_server(workdir: Path, *args: str, log_name: str) -> Iterator[subproc
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
         log.close()
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    """``harness ARGS`` in this process: its exit code and everything it printed (stdout, then stderr)."""
+    import io
+
+    from harness.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return rc, out.getvalue() + err.getvalue()

@@ -3,8 +3,6 @@ comparison statistics on replayed curves, and (slow) record -> replay end to end
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
 import textwrap
@@ -14,11 +12,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
-from harness.cli import main
 from harness.report._compare import Curve, build_comparison, compare_findings, display_tests
 from harness.studies import SamplerSpec, parse_space
 from harness.studies._landscape import design, from_unit, to_unit
@@ -213,13 +211,6 @@ def store(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Iter
         mp.setenv("HARNESS_OFFLINE", "1")
         mp.setenv("HARNESS_DATA_DIR", str(tiny_data_dir))
         yield SimpleNamespace(root=root, client=MlflowClient(f"sqlite:///{root / 'mlflow.db'}"))
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(list(args))
-    return rc, out.getvalue() + err.getvalue()
 
 
 def _file(root: Path, name: str, text: str) -> Path:

@@ -315,6 +315,8 @@ def _km(median: float, low: float, high: float, digits: int = 0) -> str:
     """A Kaplan-Meier median and its CI; beyond the budget it is "not reached" (> half never got there)."""
     if math.isnan(median):
         return "n/a"
+    if math.isinf(median):
+        return "not reached"
     ci = "" if math.isnan(low) else f" [{_median(low, digits)}, {'∞' if math.isinf(high) else _median(high, digits)}]"
     return _median(median, digits) + ci
 

@@ -155,6 +155,13 @@ def fidelity_notes(report: ReplayReport) -> list[str]:
     f, m, t = report.fidelity, report.comparison.meta, report.timing
     tau, r2 = f.get("kendall_tau", math.nan), f.get("r2", math.nan)
     trusted = tau >= GOOD_TAU and r2 >= GOOD_R2
+    worst = (
+        f"; the held-out point it got most wrong was recorded at {_obj(f['worst_recorded'])} and predicted at "
+        f"{_obj(f['worst_predicted'])} (R² is a squared error: one such point, a diverged run say, can sink it "
+        "while τ, a rank measure, holds)"
+        if "worst_recorded" in f and "worst_predicted" in f
+        else ""
+    )
     lines = [
         f"Landscape `{m['landscape']}`: {m['landscape_design']}; {m['landscape_trials']} completed real trials, "
         "one fixed training seed. Where a sampler proposes a recorded point (every grid point, every categorical "
@@ -172,7 +179,8 @@ def fidelity_notes(report: ReplayReport) -> list[str]:
             else f"Here τ = {tau:.2f} and R² = {r2:.2f}; trusting the ranking needs τ ≥ {GOOD_TAU} and R² ≥ {GOOD_R2}: "
             "the surrogate is weak on this space, so read the replay's ranking as indicative only (record more "
             "points, or check it against a real comparison below)"
-        ),
+        )
+        + worst,
         "The landscape holds one training seed, so replayed repeats vary only by the sampler's own randomness: "
         "the replay's tests say whether samplers differ on this landscape; the real comparison's, whether that "
         "difference survives the training noise as well",

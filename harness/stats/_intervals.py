@@ -165,7 +165,10 @@ def censored_summary(values: Sequence[float], budget: float | Sequence[float]) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # RuntimeWarning where the log-log interval is undefined
         band = sf.confidence_interval(CONFIDENCE, method="log-log")
-    median = _first_at_or_below(sf.quantiles, sf.probabilities, 0.5)
+    # fewer than half reached: the median lies beyond what was observed. (Kaplan-Meier's tail would still
+    # drop below 0.5 where censoring times differ, e.g. each repeat's own total time, and the repeats still
+    # at risk there are few: a median from them says more about the censoring than about the sampler.)
+    median = _first_at_or_below(sf.quantiles, sf.probabilities, 0.5) if 2 * reached >= n else math.inf
     # the median's CI: the times where the band's upper / lower curve crosses 0.5 (Brookmeyer-Crowley)
     low = _first_at_or_below(band.low.quantiles, band.low.probabilities, 0.5)
     high = _first_at_or_below(band.high.quantiles, band.high.probabilities, 0.5)

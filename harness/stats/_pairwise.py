@@ -115,6 +115,54 @@ def _test(x: np.ndarray, y: np.ndarray, paired: bool) -> tuple[str, float, float
     return "mann-whitney", u, (1.0 if math.isnan(p) else p), 2.0 * u / (len(x) * len(y)) - 1.0
 
 
+def _untested(a: str, b: str, n_a: int, n_b: int, paired: bool, note: str) -> PairTest:
+    return PairTest(
+        a,
+        b,
+        n_a,
+        n_b,
+        paired,
+        "none",
+        math.nan,
+        math.nan,
+        math.nan,
+        0.0,
+        math.nan,
+        NO_INTERVAL,
+        "not testable",
+        None,
+        note,
+    )
+
+
+def _tested(a: str, b: str, x: np.ndarray, y: np.ndarray, paired: bool, alpha: float, seed: int) -> PairTest:
+    """``x`` against ``y``, before correction: ``p_holm`` and the verdict come from :func:`_corrected`."""
+    test, statistic, p, effect = _test(x, y, paired)
+    diff, ci = _mean_diff(x, y, paired, seed)
+    needed = repeats_needed(x, y, paired=paired, alpha=alpha)
+    return PairTest(a, b, len(x), len(y), paired, test, statistic, p, math.nan, effect, diff, ci, NO_DIFFERENCE, needed)
+
+
+def _corrected(tests: Sequence[PairTest], higher_is_better: bool, alpha: float) -> list[PairTest]:
+    """Holm across ``tests`` (one table's family), then each verdict; ``needed`` stays only where no
+    significant difference was found (it says what it would take)."""
+    out = []
+    for t, p_holm in zip(tests, holm([t.p for t in tests]), strict=True):
+        if t.test == "none":
+            out.append(t)
+            continue
+        if p_holm < alpha and t.effect != 0:
+            verdict: Verdict = "better" if (t.effect > 0) == higher_is_better else "worse"
+        else:
+            verdict = NO_DIFFERENCE
+        out.append(
+            dataclasses.replace(
+                t, p_holm=p_holm, verdict=verdict, needed=t.needed if verdict == NO_DIFFERENCE else None
+            )
+        )
+    return out
+
+
 def pairwise(
     groups: Mapping[str, Mapping[Any, float]],
     *,
@@ -128,9 +176,10 @@ def pairwise(
 
     A group maps a repeat's key (seed) to its value; nan is dropped, inf is censored (never reached).
     ``paired``: None pairs two groups whose keys are the same (at least 2 of them), else uses every value.
+    The repeats needed are estimated at alpha / (number of pairs), so that they hold under Holm.
     """
     chosen = list(pairs) if pairs is not None else list(itertools.combinations(groups, 2))
-    raw: list[tuple[str, str, int, int, bool, str, float, float, float, float, Interval, int | None, str]] = []
+    tests = []
     for a, b in chosen:
         ga = {k: float(v) for k, v in groups[a].items() if not math.isnan(float(v))}
         gb = {k: float(v) for k, v in groups[b].items() if not math.isnan(float(v))}
@@ -142,44 +191,10 @@ def pairwise(
             x, y = np.array(list(ga.values()), dtype=float), np.array(list(gb.values()), dtype=float)
         if len(x) < 2 or len(y) < 2:
             note = f"needs at least 2 repeats on each side, has {len(x)} and {len(y)}"
-            raw.append(
-                (a, b, len(x), len(y), is_paired, "none", math.nan, math.nan, 0.0, math.nan, NO_INTERVAL, None, note)
-            )
-            continue
-        test, statistic, p, effect = _test(x, y, is_paired)
-        diff, ci = _mean_diff(x, y, is_paired, seed)
-        needed = repeats_needed(x, y, paired=is_paired, alpha=alpha / max(1, len(chosen)))
-        raw.append((a, b, len(x), len(y), is_paired, test, statistic, p, effect, diff, ci, needed, ""))
-    adjusted = holm([r[7] for r in raw])
-    out = []
-    for r, p_holm in zip(raw, adjusted, strict=True):
-        a, b, n_a, n_b, is_paired, test, statistic, p, effect, diff, ci, needed, note = r
-        if test == "none":
-            verdict: Verdict = "not testable"
-        elif p_holm < alpha and effect != 0:
-            verdict = "better" if (effect > 0) == higher_is_better else "worse"
+            tests.append(_untested(a, b, len(x), len(y), is_paired, note))
         else:
-            verdict = NO_DIFFERENCE
-        out.append(
-            PairTest(
-                a,
-                b,
-                n_a,
-                n_b,
-                is_paired,
-                test,
-                statistic,
-                p,
-                p_holm,
-                effect,
-                diff,
-                ci,
-                verdict,
-                needed if verdict == NO_DIFFERENCE else None,
-                note,
-            )
-        )
-    return out
+            tests.append(_tested(a, b, x, y, is_paired, alpha / max(1, len(chosen)), seed))
+    return _corrected(tests, higher_is_better, alpha)
 
 
 def winner(names: Sequence[str], tests: Sequence[PairTest]) -> str | None:
@@ -212,40 +227,6 @@ def format_p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _decide(test: str, p_holm: float, effect: float, higher_is_better: bool, alpha: float) -> Verdict:
-    if test == "none":
-        return "not testable"
-    if p_holm < alpha and effect != 0:
-        return "better" if (effect > 0) == higher_is_better else "worse"
-    return NO_DIFFERENCE
-
-
-OneSampleRaw = tuple[str, int, str, float, float, float, float, Interval, int | None, str]
-
-
-def _one_sample_raw(name: str, values: Sequence[float], reference: float, alpha: float, seed: int) -> OneSampleRaw:
-    """(name, n, test, statistic, p, effect, diff, diff_ci, needed, note) of ``values`` against ``reference``."""
-    x = np.array([float(v) for v in values], dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) < 2:
-        return (
-            name,
-            len(x),
-            "none",
-            math.nan,
-            math.nan,
-            0.0,
-            math.nan,
-            NO_INTERVAL,
-            None,
-            (f"needs at least 2 repeats, has {len(x)}"),
-        )
-    y = np.full(len(x), float(reference))
-    test, statistic, p, effect = _test(x, y, paired=True)  # signed-rank on values - reference (sign test if censored)
-    diff, ci = _mean_diff(x, y, paired=True, seed=seed)  # the mean's bootstrap CI, shifted by the reference
-    return name, len(x), test, statistic, p, effect, diff, ci, repeats_needed(x, y, paired=True, alpha=alpha), ""
-
-
 def one_samples(
     samples: Mapping[str, tuple[Sequence[float], float]],
     *,
@@ -255,35 +236,18 @@ def one_samples(
 ) -> list[PairTest]:
     """Each group's repeats against its own fixed reference (a number quoted elsewhere, not measured here),
     corrected together (Holm), as :func:`one_sample` does for one group."""
-    raws = [
-        _one_sample_raw(name, values, reference, alpha / max(1, len(samples)), seed)
-        for name, (values, reference) in samples.items()
-    ]
-    adjusted = holm([r[4] for r in raws])
-    out = []
-    for (name, n, test, statistic, p, effect, diff, ci, needed, note), p_holm in zip(raws, adjusted, strict=True):
-        verdict = _decide(test, p_holm, effect, higher_is_better, alpha)
-        reference = samples[name][1]
-        out.append(
-            PairTest(
-                name,
-                f"reference {reference:g}",
-                n,
-                0,
-                True,
-                test,
-                statistic,
-                p,
-                p_holm,
-                effect,
-                diff,
-                ci,
-                verdict,
-                needed if verdict == NO_DIFFERENCE else None,
-                note,
-            )
-        )
-    return out
+    tests = []
+    for name, (values, reference) in samples.items():
+        x = np.array([float(v) for v in values], dtype=float)
+        x = x[~np.isnan(x)]
+        against = f"reference {reference:g}"
+        if len(x) < 2:
+            tests.append(_untested(name, against, len(x), 0, True, f"needs at least 2 repeats, has {len(x)}"))
+            continue
+        # signed-rank on values - reference (a sign test if censored); the mean's CI shifted by the reference
+        t = _tested(name, against, x, np.full(len(x), float(reference)), True, alpha / max(1, len(samples)), seed)
+        tests.append(dataclasses.replace(t, n_b=0))
+    return _corrected(tests, higher_is_better, alpha)
 
 
 def one_sample(

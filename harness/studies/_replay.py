@@ -212,6 +212,8 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
                 "fidelity_r2": quality.r2,
                 "fidelity_time_kendall_tau": quality.time_kendall_tau,
                 "fidelity_time_r2": quality.time_r2,
+                "fidelity_worst_recorded": quality.worst_recorded,
+                "fidelity_worst_predicted": quality.worst_predicted,
                 "replay_wall_s": replay_s,
                 "surrogate_fit_s": fit_s,
                 "replayed_trials": float(len(repeats) * budget),

@@ -104,6 +104,8 @@ class Fidelity:
     r2: float
     time_kendall_tau: float
     time_r2: float
+    worst_recorded: float  # the held-out point the forest got most wrong: its real objective ...
+    worst_predicted: float  # ... and the forest's out-of-fold prediction of it
 
 
 def fidelity(space: SearchSpace, recorded: Recorded, seed: int = 0, folds: int = FOLDS) -> Fidelity:
@@ -120,6 +122,7 @@ def fidelity(space: SearchSpace, recorded: Recorded, seed: int = 0, folds: int =
         pred_y[test] = _forest(x[train], y[train], seed).predict(x[test])
         pred_t[test] = _forest(x[train], log_t[train], seed).predict(x[test])
     tau = kendalltau(y, pred_y)
+    worst = int(np.argmax(np.abs(y - pred_y)))
     time_tau = kendalltau(log_t, pred_t)
     return Fidelity(
         n=len(recorded),
@@ -129,4 +132,6 @@ def fidelity(space: SearchSpace, recorded: Recorded, seed: int = 0, folds: int =
         r2=float(r2_score(y, pred_y)),
         time_kendall_tau=float(time_tau.statistic),
         time_r2=float(r2_score(log_t, pred_t)),
+        worst_recorded=float(y[worst]),
+        worst_predicted=float(pred_y[worst]),
     )
