@@ -321,6 +321,14 @@ def _km(median: float, low: float, high: float, digits: int = 0) -> str:
     return _median(median, digits) + ci
 
 
+def _restricted(mean: float, sem: float, reached: int, repeats: int) -> str:
+    """The mean trials to the target, a censored repeat counted as the whole budget: then a lower bound (≥)."""
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean:.1f}" + ("" if math.isnan(sem) else f" ± {sem:.1f}")
+    return text if reached == repeats else f"≥ {text}"
+
+
 def display_compare(report: CompareReport) -> pd.DataFrame:
     s = report.summary
     backend = {"backend": s["backend"]} if report.meta.get("backends") else {}
@@ -337,6 +345,16 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
                     s["trials_to_target_median"],
                     s["trials_to_target_ci_low"],
                     s["trials_to_target_ci_high"],
+                    strict=True,
+                )
+            ],
+            "trials to target (mean ± SE)": [
+                _restricted(m, e, r, n)
+                for m, e, r, n in zip(
+                    s["trials_to_target_restricted_mean"],
+                    s["trials_to_target_restricted_sem"],
+                    s["reached"],
+                    s["repeats"],
                     strict=True,
                 )
             ],
@@ -517,6 +535,7 @@ def _lead(report: CompareReport) -> list[str]:
         f"Target {_obj(m['target'])} ({m['target_rule']}). A repeat that never reaches it is right-censored "
         "at its budget (trials) or its total time and cost: medians to the target are Kaplan-Meier "
         '(scipy.stats.ecdf, 95% log-log CI), "not reached" where fewer than half of the repeats reached it; '
+        "the mean trials to the target count a censored repeat as the whole budget, a lower bound marked ≥; "
         "tests rank a censored repeat behind every repeat that reached the target",
         "Statistics: mean ± standard error with 95% seeded-bootstrap CIs (BCa); pairwise tests between samplers "
         "on one backend, repeats paired by sampler seed (common random numbers): Wilcoxon signed-rank, or a "
