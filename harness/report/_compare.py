@@ -388,7 +388,9 @@ def display_tests(report: CompareReport) -> pd.DataFrame:
             "p (Holm)": [stats.format_p(p) for p in t["p_holm"]],
             "effect r": ["n/a" if math.isnan(e) else f"{e:+.2f}" for e in t["effect"]],
             "verdict": [_verdict_text(v, a, b) for v, a, b in zip(t["verdict"], t["a"], t["b"], strict=True)],
-            "repeats to detect": [_needed(n, v) for n, v in zip(t["repeats_needed"], t["verdict"], strict=True)],
+            "repeats to detect": [
+                _needed(n, v, e) for n, v, e in zip(t["repeats_needed"], t["verdict"], t["effect"], strict=True)
+            ],
         }
     )
 
@@ -401,11 +403,12 @@ def _verdict_text(verdict: str, a: str, b: str) -> str:
     return verdict
 
 
-def _needed(n: Any, verdict: str) -> str:
+def _needed(n: Any, verdict: str, effect: float) -> str:
     if verdict != stats.NO_DIFFERENCE:
         return ""
     if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "n/a (no effect observed)" if verdict == stats.NO_DIFFERENCE else ""
+        # no power estimate: no difference at all, or censored repeats (a difference without a size)
+        return "n/a (no effect observed)" if effect == 0 else "n/a (censored repeats)"
     return f"~{int(n):,} each"
 
 
@@ -415,7 +418,7 @@ def compare_findings(report: CompareReport) -> list[str]:
     across backends, a faster or cheaper backend only where its test says so."""
     backends = report.meta.get("backends") or [""]
     samplers = report.meta["samplers"]
-    lines = []
+    lines = [report.meta["caveat"]] if report.meta.get("caveat") else []
     t = report.tests
     for backend in backends:
         where = f"On {backend}: " if backend else ""
@@ -526,7 +529,9 @@ def _lead(report: CompareReport) -> list[str]:
         if replay
         else f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
     )
+    replayed = [f"Replayed by `{m['replay_command']}` (MLflow run `{m['parent_run_id']}`)"] if replay else []
     return [
+        *replayed,
         f"Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
         f"Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
         f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "

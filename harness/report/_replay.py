@@ -82,6 +82,7 @@ def replay_report(tracker: Tracker, run_id: str, target: float | None = None) ->
         "parent_run_id": run_id,
         "parent_study": "",
         "landscape": landscape,
+        "replay_command": tags.get("harness.command", ""),
         "landscape_design": tags.get("harness.landscape_design", ""),
         "landscape_trials": params.get("landscape.trials", "?"),
     }
@@ -90,6 +91,7 @@ def replay_report(tracker: Tracker, run_id: str, target: float | None = None) ->
     comparison = build_comparison(curves, tags["harness.direction"], int(params["budget"]), goal, meta, tracker)
     fidelity = {k.removeprefix("fidelity_"): v for k, v in metrics.items() if k.startswith("fidelity_")}
     fidelity["folds"] = float(params.get("fidelity.folds", "nan"))
+    comparison.meta["caveat"] = _caveat(fidelity)
     timed = ("replay_wall_s", "surrogate_fit_s", "replayed_trials", "exact_lookups")
     timing: dict[str, float] = {k: metrics[k] for k in timed if k in metrics}
     real = real_comparison(tracker, space, tags["harness.fingerprint"], samplers)
@@ -130,6 +132,21 @@ def real_comparison(tracker: Tracker, space: str, fingerprint: str, samplers: Se
     if repeats < 2:
         return None
     return compare_report(tracker, space, common, repeats, budget)
+
+
+def _caveat(f: dict[str, float]) -> str:
+    """The first finding of a replay: what its verdicts are about, given the surrogate's fidelity."""
+    tau, r2 = f.get("kendall_tau", math.nan), f.get("r2", math.nan)
+    if tau >= GOOD_TAU and r2 >= GOOD_R2:
+        return (
+            f"These verdicts are about the recorded landscape, which the surrogate reproduces well here "
+            f"(held-out τ {tau:.2f}, R² {r2:.2f}); the training noise of real repeats is not in them."
+        )
+    return (
+        f"These verdicts are about the surrogate's landscape, and its fidelity is weak here (held-out τ {tau:.2f}, "
+        f"R² {r2:.2f}): they say how the samplers behave on it, not which one wins on real runs. A sampler that "
+        "models the objective (TPE) can exploit the surrogate's own structure."
+    )
 
 
 def fidelity_table(report: ReplayReport) -> pd.DataFrame:
@@ -217,6 +234,10 @@ def agreement_table(report: ReplayReport) -> pd.DataFrame | None:
     )
 
 
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.4f}"
+
+
 def _pm(summary: pd.DataFrame, sampler: str) -> str:
     mean, sem = summary.loc[sampler, "best_mean"], summary.loc[sampler, "best_sem"]
     return _obj(mean) + ("" if math.isnan(sem) else f" ± {sem:.2g}")
@@ -240,6 +261,15 @@ def agreement_notes(report: ReplayReport) -> list[str]:
             f"Ranking by mean best objective: {'the same order' if same else 'a different order'} in the replay "
             f"and the real comparison (Kendall τ between the two rankings {_num(float(tau))})"
         )
+    shifts = ", ".join(
+        f"{s} {_signed(report.comparison.summary.set_index('sampler').loc[s, 'best_mean'] - real_mean)}"
+        for s, real_mean in report.real.summary.set_index("sampler")["best_mean"].items()
+        if s in set(table["sampler"])
+    )
+    lines.append(
+        f"Replayed minus real mean best objective: {shifts} (a forest averages neighbouring points, so it "
+        "flattens peaks: a sampler whose best points are predicted, not looked up, is replayed below its real value)"
+    )
     real_tests = report.real.tests
     replay_tests = report.comparison.tests
     agree, total, differ = 0, 0, []

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from harness.studies._lifecycle import StudyRequest
 
 COMMANDS = ("study", "worker", "compare-samplers", "record-landscape")
+REPORTS = ("study", "replay")  # `harness report KIND` of these commands
 # epilogs keep their lines: one example command per line (tests parse each with the real parser)
 RAW = argparse.RawDescriptionHelpFormatter
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
@@ -223,6 +224,18 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
     rs.add_argument("--out", default="results", help="output directory (default results/)")
     _tracking(rs)
 
+    rr = report_sub.add_parser(
+        "replay",
+        help="a replay benchmark's report again, from its MLflow run",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness report replay 6885f73580fa4756aa64b86b9f4da81a   # the run id compare-samplers printed"
+        ),
+    )
+    rr.add_argument("run", help="the replay's MLflow run id (experiment replay/<space>)")
+    rr.add_argument("--out", default="results", help="output directory (default results/)")
+    _tracking(rr)
+
 
 def dispatch(args: argparse.Namespace, command_line: str) -> int:
     """Run a study command; ``args.command`` is one of COMMANDS or ``report`` with ``args.kind == 'study'``."""
@@ -239,6 +252,8 @@ def dispatch(args: argparse.Namespace, command_line: str) -> int:
         return _record(args, command_line)
     if args.command == "report" and args.kind == "study":
         return _report(args.name, args.out, args.tracking_uri, command_line)
+    if args.command == "report" and args.kind == "replay":
+        return _report_replay(args.run, args.out, args.tracking_uri, command_line)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
@@ -383,6 +398,17 @@ def _report(name: str, out: str, tracking_uri: str | None, command_line: str) ->
         print(f"best: trial {report.best['trial']}, objective {report.best['objective']:.4f}")
     md, csv, page = write_study_report(report, Path(out), command_line)
     print(f"wrote {md}, {csv} and {page}")
+    return 0
+
+
+def _report_replay(run_id: str, out: str, tracking_uri: str | None, command_line: str) -> int:
+    from harness.report import display_compare, replay_report, write_replay_report
+    from harness.tracking import Tracker
+
+    report = replay_report(Tracker(tracking_uri), run_id)
+    print(display_compare(report.comparison).to_string(index=False))
+    files = write_replay_report(report, Path(out), command_line)
+    print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 
 
