@@ -263,12 +263,6 @@ def test_holm_nan_passes_through_and_does_not_count() -> None:
     assert [out[0], out[2], out[3], out[5]] == pytest.approx([0.03, 0.06, 0.06, 0.02])  # m = 4, not 6
 
 
-def test_holm_matches_statsmodels() -> None:
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
-    p = np.random.default_rng(2).uniform(0, 0.2, 15)
-    assert holm(list(p)) == pytest.approx(list(multitest.multipletests(p, method="holm")[1]))
-
-
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(st.one_of(st.floats(0.0, 1.0), st.just(math.nan)), max_size=30))
 def test_holm_properties(p: list[float]) -> None:
