@@ -74,8 +74,12 @@ def test_a_continuous_space_gets_sobol_points_plus_its_grid() -> None:
 def test_too_few_points_are_refused() -> None:
     from harness.errors import UserError
 
-    with pytest.raises(UserError, match="--points must be >= 8"):
+    with pytest.raises(UserError, match="--points must be between 8"):
         design(_space(CONTINUOUS), points=3)
+    with pytest.raises(UserError, match=r"--points must be between 8 .* and 4096"):
+        design(_space(CONTINUOUS), points=10**9)
+    with pytest.raises(UserError, match="--seed must be >= 0, but got -1"):
+        design(_space(CONTINUOUS), points=16, seed=-1)
 
 
 @given(st.floats(min_value=0.0, max_value=0.999999))

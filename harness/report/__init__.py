@@ -24,7 +24,7 @@ from harness.report._ladder import (
     verdict,
     write_report,
 )
-from harness.report._replay import replay_report, write_replay_report
+from harness.report._replay import REPLAY_ARTIFACT, replay_report, write_replay_report
 from harness.report._study import (
     StudyReport,
     display_study,
@@ -35,6 +35,7 @@ from harness.report._study import (
 )
 
 __all__ = [
+    "REPLAY_ARTIFACT",
     "CompareReport",
     "HardwareReport",
     "LadderReport",

@@ -26,7 +26,7 @@ from harness.report._compare import (
 from harness.report._study import _obj, study_fingerprint, study_report
 from harness.tracking import Tracker, quote, study_experiment
 
-REPLAY_ARTIFACT = "replay/curves.json"
+REPLAY_ARTIFACT = "replay/curves.json"  # where a replay run keeps every repeat's curve (studies/_replay.py)
 GOOD_TAU = 0.7  # the surrogate orders held-out recorded points mostly as the real runs did
 GOOD_R2 = 0.5
 

@@ -29,6 +29,7 @@ from harness.studies._space import OptunaValue, ParamSpec, SearchSpace
 MAX_FULL_GRID = 512  # a discrete space up to this size is recorded whole
 DEFAULT_POINTS = 64
 MIN_POINTS = 8  # fewer cannot fit a surrogate or be cross-validated
+MAX_POINTS = 4096  # each point is a real training run
 
 Progress = Callable[[str], None]
 
@@ -53,8 +54,13 @@ class Design:
 
 
 def design(space: SearchSpace, points: int = DEFAULT_POINTS, seed: int = 0) -> Design:
-    if points < MIN_POINTS:
-        raise UserError(f"--points must be >= {MIN_POINTS} (a surrogate needs them), but got {points}")
+    if not MIN_POINTS <= points <= MAX_POINTS:
+        raise UserError(
+            f"--points must be between {MIN_POINTS} (a surrogate needs them) and {MAX_POINTS} (each is a training "
+            f"run), but got {points}"
+        )
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, but got {seed}")
     if all(is_discrete(p) for p in space.params) and space.grid_size() <= MAX_FULL_GRID:
         grid = _grid_points(space)
         return Design(tuple(grid), f"full grid, {len(grid)} points")

@@ -31,7 +31,6 @@ from harness.studies._surrogate import Answer, Recorded, Surrogate, fidelity
 from harness.tasks import Direction
 
 Progress = Callable[[str], None]
-REPLAY_ARTIFACT = "replay/curves.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +138,7 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
     """Replay every sampler ``repeats`` times, log the replay as one MLflow run, write its report."""
     import optuna
 
-    from harness.report import replay_report, write_replay_report
+    from harness.report import REPLAY_ARTIFACT, replay_report, write_replay_report
     from harness.studies._formats import load_space
     from harness.tracking import Tracker, environment_tags, replay_experiment
 
