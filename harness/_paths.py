@@ -55,3 +55,16 @@ def safe_child(root: Path, *parts: str, what: str = "name") -> Path:
     if not target.is_relative_to(root.resolve()):
         raise UserError(f"{what} {'/'.join(parts)!r} must stay inside {root}, but it leads to {target}")
     return path
+
+
+def check_folder(path: Path | str, what: str) -> Path:
+    """``path`` as a folder to write into: one that exists or can be made (the first existing one of it and
+    its parents is a folder), else a :class:`UserError` naming the file in the way."""
+    folder = Path(path)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if existing.is_dir():
+                return folder
+            where = "" if existing == folder else f": {existing} is a file"
+            raise UserError(f"{what} {folder}{where or ' is a file'}; expected a folder (created if missing)")
+    return folder

@@ -4,33 +4,117 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from harness.errors import HarnessError, UserError
+
+T = TypeVar("T")
+# How long a command waits, in all, for another process's lock on a SQLite store before it gives up
+LOCK_TIMEOUT_ENV = "HARNESS_SQLITE_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_BUSY, _LOCKED = 5, 6  # SQLITE_BUSY ("database is locked"), SQLITE_LOCKED ("database table is locked")
+
+
+class StoreLocked(HarnessError):
+    """Another process held a lock on a SQLite store for longer than ``lock_timeout()``: not bad input."""
+
+
+def lock_timeout() -> float:
+    """Seconds to wait for a lock: ``$HARNESS_SQLITE_LOCK_TIMEOUT``, else 60."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"${LOCK_TIMEOUT_ENV}: expected a number of seconds above 0, but got {text!r}")
+    return value
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY or SQLITE_LOCKED),
+    anywhere in the chain: sqlite3's own error, SQLAlchemy's wrapper of it (``.orig``), MLflow's or
+    Optuna's exception raised from either."""
+    todo: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, sqlite3.OperationalError):
+            code = getattr(err, "sqlite_errorcode", None)
+            if (code is not None and code & 0xFF in (_BUSY, _LOCKED)) or " is locked" in str(err):
+                return True
+        orig = getattr(err, "orig", None)
+        todo += [err.__cause__, err.__context__, orig if isinstance(orig, BaseException) else None]
+    return False
+
+
+def locked_message(path: Path | str, waited: float) -> str:
+    return (
+        f"{path}: another process holds a lock on this SQLite store and kept it for over {waited:g} s; "
+        f"try again when it is done (${LOCK_TIMEOUT_ENV} sets how long to wait)"
+    )
+
+
+def retry_locked(path: Path | str, attempt: Callable[[float], T]) -> T:
+    """``attempt(seconds_left)`` until it returns; a lock (another process writing, converting the file to
+    WAL, or closing it last and cleaning up its log, when SQLite answers "database is locked" without
+    waiting) is retried with growing pauses until ``lock_timeout()`` has passed, then ``StoreLocked``.
+    Any other error is raised as it is."""
+    bound = lock_timeout()
+    deadline = time.monotonic() + bound
+    pause = 0.05
+    while True:
+        try:
+            return attempt(max(deadline - time.monotonic(), 0.1))
+        except Exception as exc:
+            if not is_lock_error(exc):
+                raise
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise StoreLocked(locked_message(path, bound)) from None
+        # jittered: processes that met on one lock do not all come back at the same instant
+        time.sleep(min(pause * random.uniform(0.5, 1.0), left))
+        pause = min(pause * 2, 2.0)
 
 
 def use_wal(path: Path) -> None:
     """Put the SQLite file at ``path`` (created if missing) in WAL mode, which the file keeps: a commit
     appends to one log instead of writing and deleting a rollback journal, and readers (``harness ui``,
     other workers) never block the writer. Keep such a file on a local disk, not a network file system."""
+
+    def attempt(seconds_left: float) -> None:
+        # sqlite3's busy timeout waits out an ordinary lock; retry_locked the ones SQLite does not wait on
+        with contextlib.closing(sqlite3.connect(path, timeout=seconds_left)) as conn:
+            conn.execute("pragma journal_mode=wal")
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(path, timeout=60)) as conn:
-            conn.execute("pragma journal_mode=wal")
-    except (OSError, sqlite3.Error) as exc:  # a read-only folder, a full disk, not a database
+        retry_locked(path, attempt)
+    except (OSError, sqlite3.Error) as exc:  # a read-only folder, a full disk, not a database; a lock is not one
         raise UserError(f"{path}: cannot open it as a SQLite database ({exc})") from None
 
 
 def create_once(path: Path, build: Callable[[Path], None]) -> None:
-    """Create the SQLite file ``path`` with ``build(tmp)`` unless it exists, then put it in WAL mode.
+    """Create the SQLite file ``path`` with ``build(tmp)``, in WAL mode, unless it exists; put an existing
+    file in WAL mode (one MLflow made itself).
 
     The file is built under a lock on its folder, in a temporary file beside it that is renamed
     into place only when complete: two processes starting at once build it once, and a full disk,
     a read-only folder or Ctrl-C never leave a half-built file that breaks every later command.
     """
+    lock_timeout()  # a bad $HARNESS_SQLITE_LOCK_TIMEOUT is refused before anything is made
     if not path.exists():
         with _folder_lock(path.parent):
             if not path.exists():  # the process that held the lock before us may have built it
@@ -42,6 +126,10 @@ def create_once(path: Path, build: Callable[[Path], None]) -> None:
                     raise UserError(f"{path}: cannot create it ({exc.strerror})") from None
                 try:
                     build(tmp)
+                    # in WAL mode before anyone sees it: no process has to convert the shared file, which
+                    # takes an exclusive lock that every other reader and writer then waits on
+                    with contextlib.closing(sqlite3.connect(tmp)) as conn:
+                        conn.execute("pragma journal_mode=wal")
                     os.replace(tmp, path)
                 except BaseException as exc:
                     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):

@@ -77,7 +77,6 @@ def test_quick_benchmark_replay_section(tmp_path: Path) -> None:
     assert "## (f) Replay benchmark" in text and "ms per trial" in text
 
 
-
 def test_bench_sections_parse_letters_and_names_in_report_order() -> None:
     from harness.bench import SECTIONS, parse_sections
     from harness.errors import UserError

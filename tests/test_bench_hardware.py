@@ -120,7 +120,7 @@ def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
     assert "QUICK MODE" in md and "## Time to accuracy" in md and "projections" not in md
     assert (tmp_path / "out" / "hardware.png").stat().st_size > 0
     csv = (tmp_path / "out" / "hardware.csv").read_text(encoding="utf-8")
-    assert csv.count("\nmnist-") == 4
+    assert csv.count('\n"mnist-') == 4  # a row per mnist measurement (text cells are quoted)
 
     assert main(["report", "bench-hardware", "--out", "again"]) == 0  # the latest run, from the store alone
     again = (tmp_path / "again" / "hardware.md").read_text(encoding="utf-8")

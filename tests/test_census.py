@@ -268,11 +268,11 @@ def test_a_worker_that_dies_fails_the_run_and_leaves_no_worker(tmp_path: Path) -
     _, err = proc.communicate(timeout=60)
     assert time.monotonic() - killed < 30  # bounded: the supervisor stops the chief at once
     assert proc.returncode == 1
-    assert "worker 1 of 2 was killed by SIGKILL" in err
+    assert f"worker 1 of 2 (pid {pid}) was killed by SIGKILL" in err
     assert "Traceback" not in err
     [run] = _rungs(tmp_path)
     assert run.info.status == "FAILED"
-    assert "worker 1 of 2 was killed by SIGKILL" in run.data.tags["error"]
+    assert f"worker 1 of 2 (pid {pid}) was killed by SIGKILL" in run.data.tags["error"]
     assert not _worker_pids()
 
 

@@ -183,10 +183,10 @@ def test_table_is_written_and_rebuilt_from_the_store(
     again = pd.read_csv(smoke.root / "again" / "mnist_ladder_smoke.csv")
     pd.testing.assert_frame_equal(first, again)
     assert "cnn-batchnorm" in capsys.readouterr().out
-    # an --out that is a file: one line and exit 1, not a traceback
+    # an --out that is a file: bad input, one line naming it and what was expected, exit 2, not a traceback
     (smoke.root / "taken").write_text("a file")
-    assert main(["report", "ladder", "mnist", "--scale", "smoke", "--out", "taken"]) == 1
-    assert capsys.readouterr().err == "error: taken: File exists\n"
+    assert main(["report", "ladder", "mnist", "--scale", "smoke", "--out", "taken"]) == 2
+    assert capsys.readouterr().err == "error: --out taken is a file; expected a folder (created if missing)\n"
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,7 @@ def test_mirrored_over_two_logical_cpu_devices_trains_like_one_device(tmp_path: 
 
 
 def test_counted_backends_fail_clearly_where_the_devices_are_missing() -> None:
-    with pytest.raises(ConfigError, match=r"backend='gpu:2' needs 2 GPUs but TensorFlow sees 0"):
+    with pytest.raises(ConfigError, match=r"'gpu:2' needs 2 GPUs but TensorFlow sees no GPU here; use backend=cpu"):
         make_strategy("gpu:2")
     with pytest.raises(ConfigError, match=r"backend must be one of .*cpu:N.* but got backend='cpu:0'"):
         make_strategy("cpu:0")

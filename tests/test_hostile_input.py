@@ -166,9 +166,7 @@ def test_rung_ranges_are_checked_before_they_are_built(spec: str, message: str) 
         load_ladder("mnist").select(spec)
 
 
-def test_cli_rung_range_and_study_budget_errors_exit_2(
-    workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_rung_range_and_study_budget_errors_exit_2(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, err = _cli(["ladder", "mnist", "--rungs", "5-3"], capsys)
     assert rc == 2 and "runs backwards" in err
     space = workdir / "s.yaml"

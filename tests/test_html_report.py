@@ -85,7 +85,7 @@ def test_report_files_are_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
     from harness.report._core import write
 
     md, csv = write(tmp_path, "r", "# first\n", pd.DataFrame({"a": [1]}))
-    assert (md.read_text(), csv.read_text()) == ("# first\n", "a\n1\n")
+    assert (md.read_text(), csv.read_text()) == ("# first\n", '"a"\n1\n')  # text quoted, numbers not
     (tmp_path / "r.csv").unlink()
     (tmp_path / "r.csv").mkdir()  # the replace fails (a folder in the way): no temp file is left behind
     with pytest.raises(IsADirectoryError):

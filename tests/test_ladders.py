@@ -107,7 +107,7 @@ def test_unknown_ladder_lists_valid_ones() -> None:
         (GOOD.replace("    changes: softmax", "    chnages: softmax"), r"rungs\[1\]: unknown key 'chnages'"),
         (GOOD + "scales:\n  huge: {}\n", r"unknown scale 'huge'"),
         (GOOD + "scales:\n  smoke: {iters: 3}\n", r"scales\.smoke: unknown config key 'iters'"),
-        (GOOD.replace("reference: 0.9", "reference: high"), r"reference must be a number"),
+        (GOOD.replace("reference: 0.9", "reference: high"), r"reference must be a finite number"),
         ("name: x\nrungs: [\n", "not valid YAML"),
     ],
 )

@@ -17,7 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
+from harness.errors import UserError
 from harness.report._compare import Curve, build_comparison, compare_findings, display_tests
+from harness.report._pricing import DOLLARS, SECONDS, HardwareRow, hardware_verdicts, price_rows
 from harness.studies import SamplerSpec, parse_space
 from harness.studies._landscape import design, from_unit, to_unit
 from harness.studies._replay import replay_repeat
@@ -194,6 +196,48 @@ def test_a_sampler_that_never_reaches_the_target_is_censored_and_loses() -> None
     assert any("Best on best objective: **a**" in f for f in compare_findings(report))
 
 
+def _row(backend: str, rates: list[float], price: float, batch: str = "100") -> HardwareRow:
+    return HardwareRow(backend, f"{backend} device", batch, "float32", price, tuple(rates))
+
+
+def test_a_replay_priced_on_a_row_twice_as_fast_takes_half_the_time_and_the_cost_its_price_says() -> None:
+    # every repeat reaches the target at trial 2 (time 2 s) of 3 (3 s): times scale by the throughput ratio
+    curves = _curves("a", [[0.5, 0.95, 0.96]] * 10)
+    report = build_comparison(curves, "maximize", 3, 0.9, _meta(["a"]))
+    home = _row("cpu", [100.0] * 5, 3600.0)  # $1 a second
+    fast = _row("gpu", [200.0] * 5, 7200.0)  # twice as fast, twice the price: the same dollars
+    pricing = price_rows(report, "bench1", "mnist-bn", [home, fast], "cpu")
+    t = pricing.table.set_index("hardware")
+    assert t.loc[home.label, "time to target (s, KM median [95% CI])"].startswith("2.0 [")
+    assert t.loc[fast.label, "time to target (s, KM median [95% CI])"].startswith("1.0 [")
+    assert t.loc[home.label, "$ to target (KM median [95% CI])"].startswith("2.00000")
+    assert t.loc[fast.label, "$ to target (KM median [95% CI])"].startswith("2.00000")
+    assert t.loc[fast.label, "time vs cpu, median [min, max]"] == "0.5 [0.5, 0.5]"
+    assert set(pricing.tests) == {SECONDS, DOLLARS}
+    # constant repetitions: faster in time (5 vs 5 separate, every value apart), the same in dollars
+    (seconds,) = pricing.tests[SECONDS]
+    assert seconds.test == "mann-whitney" and seconds.significant and seconds.n_a == 5
+    (dollars,) = pricing.tests[DOLLARS]
+    assert not dollars.significant
+    assert any(f"**{fast.label}** is significantly the fastest" in n for n in pricing.notes)
+    assert any("By cost to the target: within noise" in n for n in pricing.notes)
+    assert len(hardware_verdicts(pricing)) == 2
+
+
+def test_pricing_carries_the_benchs_repetition_noise_and_needs_a_row_on_the_landscapes_backend() -> None:
+    curves = _curves("a", [[0.5, 0.95, 0.96]] * 40)
+    report = build_comparison(curves, "maximize", 3, 0.9, _meta(["a"]))
+    home = _row("cpu", [80.0, 100.0, 120.0], math.nan)
+    pricing = price_rows(report, "bench1", "mnist-bn", [home], "cpu")
+    (row,) = pricing.table.to_dict("records")
+    low, high = row["time vs cpu, median [min, max]"].split("[")[1].rstrip("]").split(", ")
+    assert float(low) < 1 < float(high)  # repetitions of one row drawn against each other
+    assert row["$ to target (KM median [95% CI])"] == "unknown" and pricing.tests == {}
+    assert any("One row measured" in n for n in pricing.notes)
+    with pytest.raises(UserError, match="but not on cpu, the backend the landscape was recorded on"):
+        price_rows(report, "bench1", "mnist-bn", [_row("gpu", [1.0, 2.0], 1.0)], "cpu")
+
+
 # --- end to end: record a landscape on tiny MNIST, replay it -------------------------------------------
 
 TINY = {
@@ -260,6 +304,24 @@ def test_record_a_landscape_and_replay_samplers_against_it(store: SimpleNamespac
     assert "# Replayed sampler comparison: `cont`" in md and "## Fidelity" in md and "Kendall τ (held out)" in md
     assert "## Pairwise tests" in md and "No real comparison of this space" in md
     assert (store.root / "results" / "replay_cont.html").exists()
+
+    # priced on a bench's rows: the same replay run, report rebuilt with samplers x hardware
+    rc, out = run_cli(
+        "bench", "hardware", "--quick", "--experiments", "mnist-bn", "--backends", "cpu",
+        "--batch-sizes", "32,64", "--repeats", "2", "--out", "bench",
+    )  # fmt: skip
+    assert rc == 0, out
+    rc, out = run_cli("report", "replay", run.info.run_id, "--hardware", "--out", "priced")
+    assert rc == 0, out
+    priced = (store.root / "priced" / "replay_cont.md").read_text()
+    assert "## On every backend of the bench (mnist-bn)" in priced and "## Backends compared" in priced
+    assert "| grid      | cpu, batch 32, float32" in priced and "| tpe       | cpu, batch 64, float32" in priced
+    # quick mode measures each row once: no ordering claim between rows
+    assert "By time to the target: not testable (needs at least 2 repeats on each side, has 1 and 1)" in priced
+    rc, out = run_cli("report", "replay", run.info.run_id, "--hardware", "--hardware-experiment", "resnet50")
+    assert rc == 2 and "--hardware-experiment 'resnet50': bench hardware run" in out and "Traceback" not in out
+    rc, out = run_cli("compare-samplers", str(space), "--hardware", "--repeats", "3")
+    assert rc == 2 and "--hardware prices a replay" in out
 
     # bad input: exit 2, one line, no replay run written
     other = _file(store.root, "other.yaml", CONTINUOUS.replace("high: 200", "high: 300"))

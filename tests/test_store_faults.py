@@ -270,4 +270,3 @@ def test_report_skips_an_empty_parent_and_a_partial_run(workdir: Path, capsys: p
     with pytest.raises(KeyboardInterrupt), tracker.run(exp, "empty", tags):
         raise KeyboardInterrupt
     assert find_parent_run(tracker, "mnist", None, None).info.run_id == complete.run_id
-

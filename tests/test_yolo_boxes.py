@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -268,4 +269,6 @@ def test_coco_ap50_mix_by_hand() -> None:
 
 def test_coco_ap50_without_detections() -> None:
     empty = [(np.zeros((0, 4)), np.zeros(0)) for _ in TRUTH]
-    assert coco_ap50(TRUTH, empty) == {"ap50": 0.0, "precision50": 0.0, "recall50": 0.0}
+    got = coco_ap50(TRUTH, empty)
+    assert (got["ap50"], got["recall50"]) == (0.0, 0.0)  # planes to find, none found
+    assert math.isnan(got["precision50"])  # no detection: precision is undefined, not 0

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.report._core import md_code, md_text, write_file
+
 COMMAND = "`nox -s bench` (equivalently `harness bench --data-dir ../shared/data`)"
 QUICK_COMMAND = "`harness bench --quick --data-dir ../shared/data`"
 
@@ -40,10 +42,13 @@ def _header(meta: dict[str, Any]) -> list[str]:
         f"- Machine: {meta['cpu']}; GPUs visible to TensorFlow: {meta['gpus'] or 'none'}",
         f"- TensorFlow {versions['tensorflow.version']}, Keras {versions['keras.version']}, "
         f"MLflow {versions['mlflow.version']}, Python {versions['python.version']}",
-        f"- Git commit: `{meta['git_commit']}`",
+        f"- Git commit: {md_code(meta['git_commit'])}",
     ]
     if meta.get("data_source"):
-        lines.append(f"- Data: {meta['data_source']} (sha256 {meta['data_checksum'][:12]}…), loaded once before timing")
+        lines.append(
+            f"- Data: {md_text(meta['data_source'])} (sha256 {md_text(meta['data_checksum'][:12])}…), "
+            "loaded once before timing"
+        )
     return [*lines, ""]
 
 
@@ -53,7 +58,7 @@ def _measured(section: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     if not stamp or stamp.get("date") == meta["date"]:
         return []
     commit = str(stamp.get("git_commit") or "unknown")[:12]
-    when = f"measured {stamp.get('date')} at commit `{commit}` ({stamp.get('command')})"
+    when = f"measured {md_text(stamp.get('date'))} at commit {md_code(commit)} ({md_text(stamp.get('command'))})"
     return [f"_Kept from an earlier run: {when}._", ""]
 
 
@@ -61,7 +66,7 @@ def _overhead(o: dict[str, Any]) -> list[str]:
     cfg, h, b = o["config"], o["harness"], o["baseline"]
     target_met = "met" if o["ratio"] <= 1.05 else "NOT met"
     lines = [
-        f"## (a) Harness overhead vs plain Keras — rung {o['rung']['index']} `{o['rung']['name']}`",
+        f"## (a) Harness overhead vs plain Keras — rung {o['rung']['index']} {md_code(o['rung']['name'])}",
         "",
         f"{_run(cfg, 'iterations')} steps of batch {_run(cfg, 'batch_size')}, test-set evaluation every "
         f"{_run(cfg, 'eval_every')} steps; one untimed warm-up of each path, then {o['repeats']} interleaved "
@@ -121,7 +126,7 @@ def _overhead(o: dict[str, Any]) -> list[str]:
 
 def _throughput(t: dict[str, Any]) -> list[str]:
     return [
-        f"## (b) Training throughput — rung {t['rung']['index']} `{t['rung']['name']}`",
+        f"## (b) Training throughput — rung {t['rung']['index']} {md_code(t['rung']['name'])}",
         "",
         f"`harness.train.train`, {t['steps']:.0f} steps of batch {_run(t['config'], 'batch_size')}, one "
         "evaluation at the end. Steady state excludes the first execution (tracing) and the evaluation.",
@@ -137,7 +142,7 @@ def _throughput(t: dict[str, Any]) -> list[str]:
 def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
     cfg = c["config"]
     return [
-        f"## (c) Time to {c['target']:.1%} test accuracy — rung {c['rung']['index']} `{c['rung']['name']}`",
+        f"## (c) Time to {c['target']:.1%} test accuracy — rung {c['rung']['index']} {md_code(c['rung']['name'])}",
         "",
         f"The ladder's best rung (highest reference, {c['rung']['reference']}); `harness.train.train` "
         f"evaluating every {_run(cfg, 'eval_every')} steps, stopped at the first evaluation reaching the target "
@@ -175,8 +180,6 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    from harness.report._core import write_file
-
     # bench.json is also where `--only` keeps the sections it does not measure again: never half written
     md = write_file(out_dir / "bench.md", render_markdown(results))
     return md, write_file(out_dir / "bench.json", json.dumps(results, indent=2) + "\n")

@@ -274,6 +274,8 @@ def _ms(value: float | None) -> str:
 
 def render_section(s: dict[str, Any]) -> list[str]:
     """Markdown of section (d) for bench.md."""
+    from harness.report._core import md_text
+
     lines = [
         "## (d) Study overhead — sampler + storage + tracking, per trial",
         "",
@@ -311,7 +313,7 @@ def render_section(s: dict[str, Any]) -> list[str]:
                 f"{_ms(r['mlflow_ms_per_trial'])} | {_ms(total)} |"
             )
     for store, why in s.get("skipped", {}).items():
-        lines += ["", f"{store}: skipped, {why}."]
+        lines += ["", f"{store}: skipped, {md_text(why)}."]  # an error message: may quote a URL, a server's words
     at = s.get("local_ms_at_max")
     if at is not None and max(s["counts"]) >= s["target_trials"]:
         verdict = "met" if at < s["target_ms"] else "NOT met"

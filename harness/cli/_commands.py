@@ -11,10 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._paths import encode_name, safe_child
+from harness._secrets import redact_uri
 from harness.errors import UserError
 
 if TYPE_CHECKING:
     from harness.ladders._runner import PricedAs
+
+MAX_SEEDS = 1000  # repeats of every rung: more is a typo, not a study
+MAX_SEED = 2**31 - 1  # TensorFlow's and numpy's seeds
+MAX_SIDE = 16_384  # detect-boxes' PNG side: past it a picture is hundreds of MB
+MAX_PICTURES = 10_000  # detect-boxes' --held-out and --extras
 
 
 def ladder(args: argparse.Namespace, command_line: str) -> int:
@@ -23,8 +29,11 @@ def ladder(args: argparse.Namespace, command_line: str) -> int:
     from harness.ladders._runner import LadderRequest, run_ladder
     from harness.tracking import Tracker
 
-    if args.seeds < 1:
-        raise UserError(f"--seeds must be >= 1, but got {args.seeds}")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"--seeds must be >= 1 and <= {MAX_SEEDS:,}, but got {args.seeds}")
+    if not 0 <= args.seed <= MAX_SEED - args.seeds + 1:
+        last = MAX_SEED - args.seeds + 1
+        raise UserError(f"--seed must be in 0..{last:,} (seeds up to 2**31 - 1), but got {args.seed}")
     ladder = load_ladder(args.ladder).select(args.rungs)
     overrides = parse_cli_overrides(args.set)
     variants = parse_variants(args.vary)
@@ -44,7 +53,11 @@ def ladder(args: argparse.Namespace, command_line: str) -> int:
         variants=variants,
         priced_as=priced_as,
     )
-    request.variant_configs()  # fail on a bad --set or --vary before loading anything
+    configs = request.variant_configs()  # fail on a bad --set or --vary before loading anything
+    from harness.data import unread_data_dir
+
+    for warning in unread_data_dir((cfg.data.name for _, _, cfg in configs), args.data_dir):
+        print(warning, file=sys.stderr)
     from harness.hardware import is_chief, tf_config
 
     cluster = tf_config()
@@ -179,7 +192,7 @@ def narrow(table: Any, width: int = 100) -> str:
 
 
 def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
-    from harness.data import load_dataset, resolve_data_dir
+    from harness.data import load_dataset, resolve_data_dir, unread_data_dir
     from harness.data._aerial import extras
     from harness.detect import load_run_model, read_image, resolve_model_run
     from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
@@ -187,11 +200,19 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
 
     if not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be in (0, 1), but got {args.threshold}")
+    # checked before the model runs: PIL refuses a size of 0 only when the first picture is drawn
+    if not 16 <= args.max_side <= MAX_SIDE:
+        raise UserError(f"--max-side must be a PNG size in 16..{MAX_SIDE:,} pixels, but got {args.max_side}")
+    for flag, value in (("--held-out", args.held_out), ("--extras", args.extras)):
+        if not 0 <= value <= MAX_PICTURES:
+            raise UserError(f"{flag} must be a number of images in 0..{MAX_PICTURES:,}, but got {value}")
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     cfg = run_config(tracker, run_id)
     if cfg.task.name != "detection":
         raise UserError(f"run {run_id} is a {cfg.task.name} run; detect-boxes needs a detection run (ladder yolo)")
+    for warning in unread_data_dir([cfg.data.name], args.data_dir):
+        print(warning, file=sys.stderr)
     data = load_dataset(cfg.data, args.data_dir)
     model = load_run_model(tracker, run_id)
     held = data.eval_images  # type: ignore[attr-defined]
@@ -213,9 +234,14 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
 
 
 def runs_clean(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.studies._clean import fail_lost_trials, find_storages
+    from harness.studies._storage import STORAGE_ENV
     from harness.tracking import Tracker, sweep
 
     tracker = Tracker(args.tracking_uri)
+    storages = find_storages(tracker, args.storage or os.environ.get(STORAGE_ENV) or None)  # bad --storage: now
     orphans = sweep(tracker.client, dry_run=args.dry_run)
     for o in orphans:
         if o.ended:
@@ -225,8 +251,19 @@ def runs_clean(args: argparse.Namespace) -> int:
         else:
             action = "left alone (another host's run)"
         print(f"{action}: run {o.run_id} ({o.experiment}: {o.name}), {o.owner}")
-    ended = sum(o.ended for o in orphans)
-    print(f"{ended} run(s) ended KILLED in {tracker.display_uri}" if not args.dry_run else "dry run: nothing changed")
+    if not args.dry_run:
+        print(f"{sum(o.ended for o in orphans)} run(s) ended KILLED in {tracker.display_uri}")
+    for url in storages.urls:  # Optuna's side: the trials of lost workers
+        lost = fail_lost_trials(url, tracker, dry_run=args.dry_run)
+        for t in lost:
+            action = f"ended FAIL, {t.outcome}" if t.outcome else "would end FAIL"
+            print(f"{action}: trial {t.number} of study {t.study} in {t.storage}, {t.owner} is gone")
+        if not args.dry_run:
+            print(f"{len(lost)} Optuna trial(s) ended FAIL in {redact_uri(url)}")
+    for server in storages.servers:
+        print(f"not checked: Optuna storage {server} (a database server); give it with --storage")
+    if args.dry_run:
+        print("dry run: nothing changed")
     return 0
 
 

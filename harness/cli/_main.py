@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness import interrupts
+from harness._paths import check_folder
 from harness._secrets import redact_argv, redact_text
+from harness._sqlite import LOCK_TIMEOUT_ENV, is_lock_error
 from harness.cli import _commands, _servers
 from harness.cli._parser import build_parser
 from harness.errors import HarnessError, RunFailed, UserError
@@ -42,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dispatch(args, command_line)
     except KeyboardInterrupt:
         print(
-            "\ninterrupted: the current run and its parent are marked KILLED; finished runs are kept",
+            "\ninterrupted: the current run and its parent are marked KILLED (a parent run that had nothing "
+            "in it yet is deleted); finished runs are kept",
             file=sys.stderr,
         )
         return 130
@@ -55,13 +58,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
-    except OSError as exc:  # the system refused: --out naming a file, no space, no permission, a lost connection
+    except OSError as exc:  # the system refused: no space, no permission, a lost connection
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{redact_text(exc.strerror or str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:
         from mlflow.exceptions import MlflowException
 
+        if is_lock_error(exc):  # MLflow or Optuna waited on one statement and gave up: not a bug, not bad input
+            print(
+                "error: a SQLite store stayed locked by another process for longer than this command waits "
+                f"(${LOCK_TIMEOUT_ENV}); try again when it is done",
+                file=sys.stderr,
+            )
+            return 1
         if not isinstance(exc, MlflowException):
             raise  # a bug in harness: its traceback is what a report needs
         # the store failed under us (server down, disk full): runs already ended stay as they are
@@ -91,6 +101,8 @@ def _start_tensorflow_quietly() -> None:
 
 
 def _dispatch(args: argparse.Namespace, command_line: str) -> int:
+    if isinstance(getattr(args, "out", None), str):  # every --out is a folder: refuse a file before any work
+        check_folder(args.out, "--out")
     if args.command == "ladders":
         from harness.ladders import builtin_ladders
 

@@ -230,11 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="end KILLED the RUNNING runs whose process is gone (after kill -9 or an out-of-memory kill)",
         description="Runs record their owner (host, pid, start time). This ends KILLED every RUNNING run of\n"
         "this host whose process is gone; runs of other hosts are listed, never touched. Ladders and\n"
-        "studies do this on their own when they start.",
+        "studies do this on their own when they start. The Optuna trials of those runs end FAIL (and\n"
+        "are queued again once, as when their heartbeat expires) in --storage, the default storage\n"
+        "beside the tracking store, and every journal or SQLite file the store's studies name.",
         formatter_class=RAW,
         epilog=examples("harness runs clean --dry-run     # list them first", "harness runs clean"),
     )
     clean.add_argument("--dry-run", action="store_true", help="list them, change nothing")
+    clean.add_argument(
+        "--storage",
+        metavar="URL",
+        help="an Optuna storage to clean too, e.g. a PostgreSQL study's (default: $HARNESS_STORAGE); "
+        "database servers are opened only when given here",
+    )
     _add_tracking(clean)
 
     bench = sub.add_parser(

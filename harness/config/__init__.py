@@ -18,6 +18,9 @@ from harness.config._config import (
 )
 from harness.config._sections import (
     BACKENDS,
+    MAX_KERNEL,
+    MAX_LAYERS,
+    MAX_WIDTH,
     DataParams,
     ModelParams,
     OptimParams,
@@ -25,6 +28,8 @@ from harness.config._sections import (
     TaskParams,
     check,
     check_backend,
+    check_range,
+    check_sizes,
     parse_backends,
 )
 from harness.config._yaml import MAX_CONFIG_BYTES, load_mapping, load_yaml, read_config_text, strict_keys
@@ -32,6 +37,9 @@ from harness.config._yaml import MAX_CONFIG_BYTES, load_mapping, load_yaml, read
 __all__ = [
     "BACKENDS",
     "MAX_CONFIG_BYTES",
+    "MAX_KERNEL",
+    "MAX_LAYERS",
+    "MAX_WIDTH",
     "Config",
     "DataParams",
     "ModelParams",
@@ -41,6 +49,8 @@ __all__ = [
     "apply_overrides",
     "check",
     "check_backend",
+    "check_range",
+    "check_sizes",
     "coerce",
     "config_from",
     "default_config",

@@ -26,7 +26,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.config import _catalog as catalog
-from harness.config._sections import DataParams, ModelParams, Named, OptimParams, RunParams, Section, TaskParams
+from harness.config._sections import (
+    DataParams,
+    ModelParams,
+    Named,
+    OptimParams,
+    RunParams,
+    Section,
+    TaskParams,
+    shown,
+)
 from harness.config._types import coerce_type
 from harness.config._yaml import load_yaml
 from harness.errors import ConfigError
@@ -227,7 +236,7 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     try:
         return coerce_type(value, hint)
     except TypeError as exc:
-        raise ConfigError(f"{where}: key {key!r} expects {exc}, but got {value!r}") from None
+        raise ConfigError(f"{where}: key {key!r} expects {exc}, but got {shown(value)}") from None
 
 
 def coerce(key: str, value: Any, where: str) -> Any:
@@ -249,7 +258,7 @@ def coerce(key: str, value: Any, where: str) -> Any:
             return coerce_type(value, h)
         except TypeError as exc:
             expected.append(str(exc))
-    raise ConfigError(f"{where}: key {key!r} expects {' or '.join(dict.fromkeys(expected))}, but got {value!r}")
+    raise ConfigError(f"{where}: key {key!r} expects {' or '.join(dict.fromkeys(expected))}, but got {shown(value)}")
 
 
 def _hints_of(key: str) -> list[Any]:
@@ -282,14 +291,15 @@ def selector_section(key: str) -> str | None:
     return None
 
 
-def parse_cli_overrides(items: list[str]) -> dict[str, Any]:
-    """``["lr0=0.01", "layers=[200,100]"]`` -> dict; values are parsed as YAML scalars."""
+def parse_cli_overrides(items: list[str], flag: str = "--set") -> dict[str, Any]:
+    """``["lr0=0.01", "layers=[200,100]"]`` -> dict; values are parsed as YAML scalars.
+    ``flag`` is the option errors name (``--vary`` parses its values here too)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, but got {item!r}")
-        out[key.strip()] = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else None
+            raise ConfigError(f"{flag} expects KEY=VALUE, but got {item!r}")
+        out[key.strip()] = load_yaml(raw, f"{flag} {key.strip()}") if raw.strip() else None
     return out
 
 
@@ -300,6 +310,16 @@ def parse_variants(items: list[str]) -> tuple[dict[str, Any], ...]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip() or not raw.strip():
             raise ConfigError(f"--vary expects KEY=V1,V2,..., but got {item!r}")
-        values = [parse_cli_overrides([f"{key}={v}"])[key.strip()] for v in raw.split(",")]
+        try:
+            values = [parse_cli_overrides([f"{key}={v}"], "--vary")[key.strip()] for v in raw.split(",")]
+        except ConfigError as exc:
+            if "," not in raw or not any(c in raw for c in "[]{}"):
+                raise
+            # the values are split at every comma, so a list value cannot hold one
+            pieces = ", ".join(repr(v) for v in raw.split(","))
+            raise ConfigError(
+                f"{exc}; --vary splits {raw!r} at each comma into the values {pieces}, so a list value "
+                "cannot hold a comma (one-entry lists work: [16],[32]); put longer lists in a ladder's rungs"
+            ) from None
         axes.append([(key.strip(), v) for v in values])
     return tuple(dict(combo) for combo in itertools.product(*axes)) if axes else ({},)

@@ -49,7 +49,40 @@ Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 def check(value: Any, ok: bool, name: str, expected: str) -> None:
     """Raise ``ConfigError`` naming the key, what was expected and what was given."""
     if not ok:
-        raise ConfigError(f"{name} must be {expected}, but got {name}={value!r}")
+        raise ConfigError(f"{name} must be {expected}, but got {name}={shown(value)}")
+
+
+# Bounds on the sizes a config may ask for: far above any net of the talk, the reference or a GPU's
+# memory, low enough that a typo fails here and not after a minute of model building (2,500 dense
+# layers end in a RecursionError) or as an out-of-memory kill.
+MAX_LAYERS = 100  # hidden layers of a dense net; conv layers of a YOLO core
+MAX_WIDTH = 16_384  # units of a dense layer, filters of a conv layer
+MAX_KERNEL = 64  # a conv kernel's side; strides likewise
+
+
+def shown(value: Any, limit: int = 8) -> str:
+    """``repr`` of ``value``, a long list cut to its first entries and its length (one line in an error)."""
+    if isinstance(value, list | tuple) and len(value) > limit:
+        head = ", ".join(repr(v) for v in value[:limit])
+        return f"[{head}, ... ({len(value):,} entries)]"
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:200]}... ({len(text):,} characters)"
+
+
+def check_range(value: int, name: str, low: int, high: int, note: str = "") -> None:
+    """``low <= value <= high``, else an error stating the allowed range."""
+    check(value, low <= value <= high, name, f"in {low:,}..{high:,}{note}")
+
+
+def check_sizes(values: tuple[int, ...], name: str, count: tuple[int, int], size: tuple[int, int], what: str) -> None:
+    """A list of sizes (widths, kernel sides): how many, and each within bounds; the errors say both ranges."""
+    (fewest, most), (low, high) = count, size
+    expected = f"{fewest:,} to {most:,} {what} of {low:,}..{high:,} each"
+    if not fewest <= len(values) <= most:
+        raise ConfigError(f"{name} must be {expected}, but got {len(values):,} entries: {name}={shown(values)}")
+    bad = next((v for v in values if not low <= v <= high), None)
+    if bad is not None:
+        raise ConfigError(f"{name} must be {expected}, but got {bad:,} in {name}={shown(values)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +182,15 @@ class OptimParams(Section):
             check(self.lr1, self.lr1 < self.lr0, "lr1", "below lr0 (the floor of the one-cycle)")
 
 
+_RUN_MAX = {  # a billion steps is years on any machine; a batch of 2**20 is past any accelerator's memory
+    "iterations": 10**9,
+    "batch_size": 2**20,
+    "eval_every": 10**9,
+    "eval_batch_size": 2**20,
+    "steps_per_execution": 10**6,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class RunParams(Section):
     """How long, in what batches, evaluated how often, on which backend."""
@@ -168,6 +210,8 @@ class RunParams(Section):
         for key in ("iterations", "batch_size", "eval_every", "eval_batch_size", "steps_per_execution"):
             value = getattr(self, key)
             check(value, value > 0, key, "> 0")
+            check_range(value, key, 1, _RUN_MAX[key])
+        check_range(self.seed, "seed", 0, 2**31 - 1, " (TensorFlow's and numpy's seeds)")
         if self.iterations % self.eval_every:
             raise ConfigError(
                 f"iterations must be a multiple of eval_every, but got "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
 _SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+MAX_INT = 2**63 - 1  # what TensorFlow, numpy and MLflow's params hold; a bigger int is a typo, not a size
 
 
 def coerce_type(value: Any, hint: Any) -> Any:
@@ -33,13 +35,21 @@ def coerce_type(value: Any, hint: Any) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError("an int")
+        if abs(value) > MAX_INT:
+            raise TypeError(f"an int within +-{MAX_INT:,}")
         return value
     if hint is float:
         if isinstance(value, str) and _SCIENTIFIC.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise TypeError("a number")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int past 1e308
+            number = math.inf
+        if not math.isfinite(number):  # .nan, .inf, 1e999: every check after this would pass or mislead
+            raise TypeError("a finite number")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise TypeError("a string")

@@ -13,10 +13,12 @@ from harness.data._base import (
     DATA_DIR_ENV,
     ArrayDataset,
     Split,
+    is_synthetic,
     list_datasets,
     load_dataset,
     register_dataset,
     resolve_data_dir,
+    unread_data_dir,
 )
 from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.data._planesnet import PlanesNetParams
@@ -35,9 +37,11 @@ __all__ = [
     "TableColumn",
     "TabularDataset",
     "eval_pipeline",
+    "is_synthetic",
     "list_datasets",
     "load_dataset",
     "register_dataset",
     "resolve_data_dir",
     "train_pipeline",
+    "unread_data_dir",
 ]

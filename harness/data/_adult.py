@@ -2,7 +2,9 @@
 
 ``DIR/adult/adult.data`` (train) and ``adult.test`` (test: its first line is a
 comment and its labels end with a dot), comma-separated without a header, ``?``
-for a missing value, columns as ``adult.names`` lists them. Categorical values
+for a missing value, columns as ``adult.names`` lists them; numeric columns must
+hold finite numbers (``nan`` or ``inf`` is refused, naming the line), and the
+training file rows of both classes. Categorical values
 are kept as strings (``?`` is a category of its own: "not stated"); the label is
 income ``>50K`` (class 1) against ``<=50K`` (class 0). Column names use
 underscores (``education_num``), as the served model's inputs.
@@ -11,6 +13,7 @@ underscores (``education_num``), as the served model's inputs.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +42,7 @@ COLUMNS = (
     TableColumn("native_country", "categorical"),
 )
 CLASSES = ("<=50K", ">50K")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # numeric columns are float32: a larger value becomes inf
 
 
 def read_adult_file(path: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -73,9 +77,12 @@ def read_adult_file(path: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
         for col, value in zip(COLUMNS, fields, strict=False):
             if col.kind == "numeric":
                 try:
-                    data[col.name].append(float(value))
+                    number = float(value)
                 except ValueError:
                     raise DataError(f"{path}:{lineno}: {col.name} must be a number, but got {value!r}") from None
+                if not (math.isfinite(number) and abs(number) <= FLOAT32_MAX):  # else a NaN loss, much later
+                    raise DataError(f"{path}:{lineno}: {col.name} must be a finite number, but got {value!r}")
+                data[col.name].append(number)
             else:
                 data[col.name].append(value)
     if not labels:
@@ -92,6 +99,11 @@ def load_adult(data_dir: Path | None, params: DataParams) -> TabularDataset:
         )
     folder = data_dir / FOLDER
     x_train, y_train, raw_train = read_adult_file(folder / TRAIN_FILE)
+    if np.all(y_train == y_train[0]):  # a one-class test file is fine: its undefined metrics say so
+        raise DataError(
+            f"{folder / TRAIN_FILE}: every row has income {CLASSES[y_train[0]]}; a classifier needs training "
+            f"rows of both classes ({', '.join(CLASSES)})"
+        )
     x_test, y_test, raw_test = read_adult_file(folder / TEST_FILE)
     digest = hashlib.sha256(raw_train)
     digest.update(raw_test)
@@ -148,7 +160,7 @@ def synthetic_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return structured(COLUMNS, data), label
 
 
-@register_dataset("adult_synthetic", params=DataParams, tasks=("tabular",))
+@register_dataset("adult_synthetic", params=DataParams, tasks=("tabular",), synthetic=True)
 def load_adult_synthetic(data_dir: Path | None, params: DataParams) -> TabularDataset:
     """3,000 training and 1,000 test rows, the same every time (no files needed)."""
     rng = np.random.default_rng(20170601)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +80,20 @@ class Split:
 
 Loader = Callable[[Path | None, Any], ArrayDataset]
 _LOADERS: dict[str, Loader] = {}
+_SYNTHETIC: set[str] = set()  # datasets generated in memory: they read nothing from a data dir
 
 
 def register_dataset(
-    name: str, params: type[DataParams] = DataParams, tasks: tuple[str, ...] | None = ("classification",)
+    name: str,
+    params: type[DataParams] = DataParams,
+    tasks: tuple[str, ...] | None = ("classification",),
+    synthetic: bool = False,
 ) -> Callable[[Loader], Loader]:
     """Decorator: register ``fn(data_dir, params) -> ArrayDataset`` under ``name``.
 
     ``params`` is the dataset's section of the config (a subclass of DataParams for
-    a dataset with options of its own); ``tasks`` the tasks it serves (None: any).
+    a dataset with options of its own); ``tasks`` the tasks it serves (None: any);
+    ``synthetic``: generated, never read from the data dir.
     """
 
     def wrap(fn: Loader) -> Loader:
@@ -96,6 +101,8 @@ def register_dataset(
             raise ValueError(f"dataset {name!r} is registered twice")
         register_params("data", name, params, tasks)
         _LOADERS[name] = fn
+        if synthetic:
+            _SYNTHETIC.add(name)
         return fn
 
     return wrap
@@ -103,6 +110,22 @@ def register_dataset(
 
 def list_datasets() -> list[str]:
     return sorted(_LOADERS)
+
+
+def is_synthetic(name: str) -> bool:
+    """Whether dataset ``name`` is generated in memory (a data dir given for it is not read)."""
+    return name in _SYNTHETIC
+
+
+def unread_data_dir(names: Iterable[str], data_dir: str | None) -> list[str]:
+    """One warning per synthetic dataset among ``names`` when ``--data-dir`` was given: it reads nothing there."""
+    if data_dir is None:
+        return []
+    return [
+        f"warning: dataset {name} is synthetic and reads nothing from --data-dir {data_dir}"
+        for name in dict.fromkeys(names)
+        if is_synthetic(name)
+    ]
 
 
 def resolve_data_dir(data_dir: str | Path | None) -> Path | None:

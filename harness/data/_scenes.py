@@ -158,6 +158,6 @@ def _plane_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
-@register_dataset("aerial_synthetic", params=SyntheticSceneParams, tasks=("detection",))
+@register_dataset("aerial_synthetic", params=SyntheticSceneParams, tasks=("detection",), synthetic=True)
 def _load_aerial_synthetic_registered(data_dir: Path | None, params: SyntheticSceneParams) -> DetectionDataset:
     return load_aerial_synthetic(data_dir, params)

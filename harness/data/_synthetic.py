@@ -51,7 +51,7 @@ class SyntheticImagesParams(DataParams):
             )
 
 
-@register_dataset("synthetic_images", params=SyntheticImagesParams, tasks=("classification",))
+@register_dataset("synthetic_images", params=SyntheticImagesParams, tasks=("classification",), synthetic=True)
 def load_synthetic_images(data_dir: Path | None, params: SyntheticImagesParams | None = None) -> ArrayDataset:
     """Uniform random uint8 images and int64 labels in [0, classes); ``data_dir`` is not used.
 

@@ -20,6 +20,8 @@ import harness.models
 import harness.tasks  # noqa: F401  (... its task)
 from harness.config import Config, config_from, load_mapping, read_config_text
 from harness.errors import UserError
+from harness.report._core import md_code, md_link, md_text
+from harness.tasks import UNDEFINED_TAG
 from harness.tracking import Tracker
 
 FOUND = (255, 40, 40)
@@ -82,15 +84,18 @@ def write(items: Sequence[ImageBoxes], out_dir: Path, run: Any, threshold: float
     tags, metrics = run.data.tags, run.data.metrics
 
     def metric(key: str) -> str:
-        return f"{100 * metrics[key]:.2f}%" if key in metrics else "–"
+        if key in metrics:
+            return f"{100 * metrics[key]:.2f}%"
+        why = tags.get(UNDEFINED_TAG + key)
+        return "–" if why is None else f"undefined ({why})"
 
-    lines = [
-        f"# YOLO detections — {tags.get('mlflow.runName', run.info.run_id)}",
+    lines = [  # run, ladder and rung names and the command are user text: md_text / md_code
+        f"# YOLO detections — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
         "",
-        f"Command: `{command}`",
+        f"Command: {md_code(command)}",
         "",
-        f"- Model: MLflow run `{run.info.run_id}`, ladder `{tags.get('harness.ladder', '?')}`, rung "
-        f"`{tags.get('harness.rung', '?')}`, seed {tags.get('harness.seed', '?')}",
+        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
+        f"{md_code(tags.get('harness.rung', '?'))}, seed {md_text(tags.get('harness.seed', '?'))}",
         f"- Its scores: IoU {metric('final_test_iou')} (reference), {metric('final_test_iou_all')} (every tile); "
         f"AP@0.5 {metric('final_test_ap50')}, precision@0.5 {metric('final_test_precision50')}, "
         f"recall@0.5 {metric('final_test_recall50')}",
@@ -118,7 +123,7 @@ def write(items: Sequence[ImageBoxes], out_dir: Path, run: Any, threshold: float
         )
         kind = "held out" if item.truth is not None else "extra (no annotations)"
         n_true = "–" if item.truth is None else str(len(item.truth))
-        lines.append(f"| [{item.name}]({stem}.png) | {kind} | {n_true} | {len(item.found)} |")
+        lines.append(f"| {md_link(item.name, f'{stem}.png')} | {kind} | {n_true} | {len(item.found)} |")
     lines.append("")
     summary = out_dir / "summary.md"
     summary.write_text("\n".join(lines), encoding="utf-8")

@@ -74,4 +74,15 @@ def load_run_model(tracker: Tracker, run_id: str) -> Any:
         )
     with tempfile.TemporaryDirectory() as tmp:
         path = tracker.client.download_artifacts(run_id, MODEL_ARTIFACT, tmp)
-        return keras.models.load_model(path, compile=False)  # inference only: no optimizer, no metrics
+        try:
+            return keras.models.load_model(path, compile=False)  # inference only: no optimizer, no metrics
+        except ValueError as exc:
+            if "safe_mode=False" not in str(exc):
+                raise
+            # Keras' safe mode (on by default, and kept on here) refused Python code stored in the file
+            what = "a Lambda layer" if "`Lambda` layer" in str(exc) else "a Python lambda"
+            raise UserError(
+                f"run {run_id}: Keras' safe mode refused to load its {MODEL_ARTIFACT}: it holds {what}, whose "
+                "Python code would run on loading (arbitrary code from the store); harness loads only models "
+                "without stored code (retrain it without one)"
+            ) from None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import DataError, UserError
+from harness.report._core import md_code, md_link, md_text
 
 # Most pixels an image to scan may have, checked from its header before decoding, so a small
 # file claiming a huge image is refused. PlanesNet's scenes are about 1200x1000 and Airbus
@@ -33,8 +34,9 @@ class ScanSettings:
     batch_size: int = 2048
 
     def __post_init__(self) -> None:
-        if not self.scales or min(self.scales) <= 0:
-            raise UserError(f"scales must be positive, but got scales={self.scales}")
+        # nan passes every comparison, and a factor of 1e9 asks for an image of exabytes
+        if not 1 <= len(self.scales) <= 16 or not all(0 < s <= 10 for s in self.scales):
+            raise UserError(f"scales must be 1 to 16 resize factors in (0, 10], but got scales={self.scales}")
         if self.stride < 1:
             raise UserError(f"stride must be >= 1 pixel, but got stride={self.stride}")
         if not 0.0 < self.threshold < 1.0:
@@ -190,13 +192,14 @@ def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settin
         return f"{metrics[key]:.4f}" if key in metrics else "–"
 
     variant = tags.get("harness.variant") or "–"
-    lines = [
-        f"# Detection scan — {tags.get('mlflow.runName', run.info.run_id)}",
+    lines = [  # run, ladder, rung and variant names and the command are user text: md_text / md_code
+        f"# Detection scan — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
         "",
-        f"Command: `{command}`",
+        f"Command: {md_code(command)}",
         "",
-        f"- Model: MLflow run `{run.info.run_id}`, ladder `{tags.get('harness.ladder', '?')}`, rung "
-        f"`{tags.get('harness.rung', '?')}`, variant `{variant}`, seed {tags.get('harness.seed', '?')}",
+        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
+        f"{md_code(tags.get('harness.rung', '?'))}, variant {md_code(variant)}, "
+        f"seed {md_text(tags.get('harness.seed', '?'))}",
         f"- On its own eval tiles: accuracy {metric('final_test_accuracy')}, plane precision "
         f"{metric('final_test_precision')}, plane recall {metric('final_test_recall')}",
         f"- Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
@@ -210,7 +213,7 @@ def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settin
         best = f"{max(scores):.3f}" if scores else "–"
         median = f"{float(np.median(scores)):.3f}" if scores else "–"
         png = f"{r.image.stem}_detections.png"
-        lines.append(f"| [{r.image.name}]({png}) | {r.width}×{r.height} | {len(r.boxes)} | {best} | {median} |")
+        lines.append(f"| {md_link(r.image.name, png)} | {r.width}×{r.height} | {len(r.boxes)} | {best} | {median} |")
     lines += [
         "",
         "These scenes have no ground-truth boxes: a detection here is any window the classifier scored "

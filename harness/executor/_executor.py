@@ -20,6 +20,7 @@ study's worker does to keep Optuna's states). Per run, the executor
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +36,7 @@ from harness.errors import ConfigError
 from harness.executor._model import log_model
 from harness.executor._multiworker import WorkerJob, run_workers
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
-from harness.tasks import get_task
+from harness.tasks import UNDEFINED_TAG, get_task
 from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
 
 
@@ -58,11 +59,13 @@ class Placement:
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """A finished run: its id, final metrics (with cost) and per-evaluation history."""
+    """A finished run: its id, final metrics (with cost), per-evaluation history, and the final
+    metrics undefined for its data (not in ``final``): key -> why."""
 
     run_id: str
     final: Mapping[str, float]
     history: Sequence[Mapping[str, float]]
+    undefined: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class Executor:
@@ -95,11 +98,13 @@ class Executor:
     # --- what runs share -------------------------------------------------------------------
 
     def data(self, cfg: Config) -> ArrayDataset:
-        """The dataset of ``cfg`` (loaded once per distinct data section)."""
+        """The dataset of ``cfg`` (loaded once per distinct data section), refused where the task
+        cannot train on it (one class of labels to classify: nothing to learn)."""
         key = cfg.data.load_key()
         if key not in self._data:
             preloaded = self._preloaded.get(cfg.data.name)
             self._data[key] = preloaded if preloaded is not None else load_dataset(cfg.data, self.data_dir)
+        get_task(cfg.task.name).check_data(self._data[key], cfg)  # cheap; train_subset may differ per config
         return self._data[key]
 
     def placement(self, backend: str) -> Placement:
@@ -215,11 +220,13 @@ class Executor:
         started = time.perf_counter()
         run_workers(run, job, self.placement(cfg.run.backend).hardware.local_workers, self.tracker.uri)
         wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging
-        logged = self.tracker.client.get_run(run.run_id).data.metrics
+        chief = self.tracker.client.get_run(run.run_id).data  # what the chief logged, and tagged undefined
+        logged = chief.metrics
         run.log_metrics(int(logged.get("steps", 0)), {"time_wall_s": wall})
         logged = {**logged, "time_wall_s": wall}
         history = self.tracker.client.get_metric_history(run.run_id, f"test_{get_task(cfg.task.name).primary}")
-        return RunOutcome(run.run_id, dict(logged), [{"step": m.step, m.key: m.value} for m in history])
+        undefined = {k.removeprefix(UNDEFINED_TAG): v for k, v in chief.tags.items() if k.startswith(UNDEFINED_TAG)}
+        return RunOutcome(run.run_id, dict(logged), [{"step": m.step, m.key: m.value} for m in history], undefined)
 
     def train_and_log(
         self,
@@ -251,7 +258,12 @@ class Executor:
             if place.price_per_hour is not None:
                 final["cost_usd"] = place.price_per_hour * final["time_total_s"] / 3600
             if on_final is not None:
+                # a study's objective check sees an undefined metric as NaN (a failed trial), not as absent
+                final.update(dict.fromkeys(result.undefined, math.nan))
                 on_final(final)
+                final = {k: v for k, v in final.items() if not (k in result.undefined and math.isnan(v))}
+            if result.undefined:  # why they are not logged: reports say "undefined (<why>)", never 0
+                run.set_tags({UNDEFINED_TAG + k: why for k, why in result.undefined.items()})
             run.log_metrics(int(final["steps"]), final)
             run.log_artifact(jsonl)
         run.log_text(result.summary, "model_summary.txt")
@@ -259,4 +271,4 @@ class Executor:
         run.log_artifact(tb_dir, "tensorboard")
         if self.log_models:
             log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
-        return RunOutcome(run.run_id, final, result.history)
+        return RunOutcome(run.run_id, final, result.history, dict(result.undefined))

@@ -5,6 +5,8 @@ loaded (``mlflow.pyfunc.load_model``, ``mlflow models serve``): it needs MLflow,
 Keras and pandas, never harness. Each DataFrame column feeds the model input of
 the same name (reshaped to that input's shape, cast to its dtype); the answer is
 one DataFrame column per output unit (a sigmoid model: ``probability``).
+A row with NaN or an infinity in a numeric column is refused (an MlflowException
+naming the column and row: a 400 from ``mlflow models serve``), not answered NaN.
 Harness never imports this module (``set_model`` registers the model at load).
 """
 
@@ -15,6 +17,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 _BATCH = 4096
@@ -37,6 +41,13 @@ class KerasFrameModel(PythonModel):
         for t in self.model.inputs:
             values = frame[t.name].to_numpy()
             values = values.astype(str) if t.dtype == "string" else values.astype(t.dtype)
+            if t.dtype != "string" and not np.all(np.isfinite(values)):
+                bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise MlflowException(
+                    f"input column {t.name!r} must hold finite numbers, but row {frame.index[bad]} holds "
+                    f"{values[bad]}; fill in the value (the model has no meaning for a missing number)",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
             feed[t.name] = tf.constant(values.reshape(-1, *t.shape[1:]))
         n = len(frame)
         chunks = [

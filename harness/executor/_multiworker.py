@@ -12,7 +12,9 @@ Faults end the run FAILED, with a message, within a bounded time, and leave no
 worker behind: a worker that exits non-zero (the others are stopped at once),
 workers not all ready within ``$HARNESS_WORKER_TIMEOUT_S`` (default 300 s, which
 covers start-up, data loading and the first step), or workers still running
-``$HARNESS_WORKER_TIMEOUT_S`` after the first one finished. Ctrl-C stops them too.
+``$HARNESS_WORKER_TIMEOUT_S`` after the first one finished. Ctrl-C stops them too. A supervisor
+that dies unseen (``kill -9``) takes its workers with it (``harness.lifeline``): the chief ends
+the run KILLED, and the workers remove their temporary folder, before they exit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,7 +33,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from harness import interrupts
+from harness import interrupts, lifeline
 from harness.errors import ConfigError, RunFailed
 from harness.tracking import RunHandle
 
@@ -89,14 +92,24 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+# TensorFlow's and CUDA's start-up chatter, never a worker's error: absl lines ("E0000 00:00:17.. 123
+# cuda_platform.cc:52] failed call to cuInit"), TensorFlow's older C++ log lines, their banners
+_NOISE = re.compile(
+    r"[IWEF]\d{4} \d\d:\d\d:\d\d"
+    r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "
+    r"|WARNING: All log messages before absl::InitializeLog"
+    r"|To enable the following instructions:"
+)
+
+
 def _tail(path: Path, lines: int = 1) -> str:
     """The last meaningful lines of a worker's log (its error), for the run's message."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "\t", "W0000", "I0000"))]
-    return " | ".join(keep[-lines:])
+    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "\t"))]
+    return " | ".join([ln for ln in keep if not _NOISE.match(ln)][-lines:])
 
 
 def _stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
@@ -121,6 +134,21 @@ def _describe(code: int) -> str:
     return f"exited with code {code}"
 
 
+def _failure(procs: list[subprocess.Popen[bytes]], codes: list[int | None], tmp: Path) -> str | None:
+    """Why the run failed, from the first worker that ended badly; None while none has.
+
+    A worker killed by a signal is the cause (its peers then fail for want of it) and its log's
+    last line is not its reason; a worker that exited non-zero says why in its log's last line."""
+    bad = [i for i, code in enumerate(codes) if code not in (None, 0)]
+    if not bad:
+        return None
+    i = min(bad, key=lambda j: (int(codes[j] or 0) > 0, j))  # killed first, then the lowest index
+    code = int(codes[i] or 0)
+    who = f"the chief worker (pid {procs[i].pid})" if i == 0 else f"worker {i} of {len(procs)} (pid {procs[i].pid})"
+    why = "" if code < 0 else _tail(tmp / f"worker-{i}.log")
+    return f"{who} {_describe(code)}" + (f": {why}" if why else "")
+
+
 def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> None:
     """Start ``n`` workers for ``job``, supervise them to the end; raise RunFailed on any fault."""
     limit = timeout_s()
@@ -135,11 +163,13 @@ def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> No
         procs: list[subprocess.Popen[bytes]] = []
         try:
             for i in range(n):
-                env = {
-                    **os.environ,
-                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-                    "MLFLOW_TRACKING_URI": tracking_uri,
-                }
+                env = lifeline.supervised_env(
+                    {
+                        **os.environ,
+                        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                        "MLFLOW_TRACKING_URI": tracking_uri,
+                    }
+                )
                 log = open(tmp_path / f"worker-{i}.log", "wb")  # noqa: SIM115 (closed in finally)
                 logs.append(log)
                 procs.append(
@@ -149,7 +179,7 @@ def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> No
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         stdin=subprocess.DEVNULL,
-                        start_new_session=True,  # our Ctrl-C reaches us; we stop them
+                        start_new_session=True,  # our Ctrl-C reaches us; we stop them (or our death does)
                     )
                 )
             run.set_tags(
@@ -177,11 +207,9 @@ def _supervise(procs: list[subprocess.Popen[bytes]], tmp: Path, limit: float) ->
     first_done: float | None = None
     while True:
         codes = [p.poll() for p in procs]
-        for i, code in enumerate(codes):
-            if code not in (None, 0):
-                assert code is not None
-                why = _tail(tmp / f"worker-{i}.log")
-                raise RunFailed(f"worker {i} of {len(procs)} {_describe(code)}" + (f": {why}" if why else ""))
+        failure = _failure(procs, codes, tmp)
+        if failure is not None:
+            raise RunFailed(failure)
         if all(code == 0 for code in codes):
             return
         now = time.monotonic()

@@ -4,17 +4,26 @@ Started by ``_multiworker.run_workers`` with ``TF_CONFIG`` set; the strategy com
 from it (``hardware.make_strategy``). The chief trains and logs into the run the
 supervisor opened (the same code as a one-process run: ``Executor.train_and_log``);
 the other workers train and log nothing. Any error ends the process non-zero with
-its message on stderr, which the supervisor puts in the run's error.
+its message on stderr, which the supervisor puts in the run's error. A worker whose
+supervisor is gone (killed with -9) ends the run KILLED if it is the chief, removes
+the run's temporary folder and exits (``harness.lifeline``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import lifeline
 from harness.executor._multiworker import WorkerJob
+from harness.tracking import SWEPT_TAG, Tracker
+
+GONE_EXIT = 3  # nobody waits for an orphan's exit code; distinct from an error's 1, for logs
 
 
 def _config(d: dict[str, dict[str, Any]]) -> Any:
@@ -26,21 +35,49 @@ def _config(d: dict[str, dict[str, Any]]) -> Any:
     return config_from(overrides, "worker job")
 
 
-def main(argv: list[str]) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+def _on_supervisor_gone(job: WorkerJob, tracker: Tracker, chief: bool) -> Callable[[int], None]:
+    def end(supervisor: int) -> None:
+        try:
+            if chief:  # the run is open in the store: only its chief answers for it now
+                client = tracker.client
+                if client.get_run(job.run_id).info.status == "RUNNING":
+                    why = f"its supervisor (pid {supervisor}) was gone; the chief worker ended it KILLED"
+                    client.set_tag(job.run_id, SWEPT_TAG, why)
+                    client.set_terminated(job.run_id, status="KILLED")
+        finally:
+            shutil.rmtree(job.ready_dir, ignore_errors=True)  # the harness-workers-* folder: job, logs, markers
+            os._exit(GONE_EXIT)  # now: the main thread may be stuck in a collective op with a dead peer
 
-    from harness.executor._executor import Executor
+    return end
+
+
+def main(argv: list[str]) -> int:
     from harness.hardware import is_chief, tf_config
-    from harness.tracking import RunHandle, Tracker
-    from harness.train import train
 
     job = WorkerJob.read(Path(argv[0]))
     cluster = tf_config()
     assert cluster is not None, "a worker runs with TF_CONFIG set"
+    tracker = Tracker(os.environ.get("MLFLOW_TRACKING_URI"))
+    # armed before TensorFlow loads (seconds): a supervisor that dies meanwhile is noticed too
+    line = lifeline.watch_supervisor(_on_supervisor_gone(job, tracker, is_chief(cluster)))
+    try:
+        return _train(job, cluster, tracker)
+    finally:
+        if line is not None:
+            line.hold_if_gone()  # an error from the folder vanishing: the lifeline is ending this process
+
+
+def _train(job: WorkerJob, cluster: dict[str, Any], tracker: Tracker) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from harness.executor._executor import Executor
+    from harness.hardware import is_chief
+    from harness.tracking import RunHandle
+    from harness.train import train
+
     index = int(cluster["task"]["index"])
     cfg = _config({**job.config, "run": {**job.config["run"], "backend": "multiworker"}})  # TF_CONFIG's cluster
-    tracker = Tracker(os.environ.get("MLFLOW_TRACKING_URI"))
     executor = Executor(tracker, job.data_dir, job.prices, Path(job.tensorboard_dir))
 
     class Ready(keras.callbacks.Callback):
@@ -49,7 +86,8 @@ def main(argv: list[str]) -> int:
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             marker = Path(job.ready_dir) / f"ready-{index}"
             if not marker.exists():
-                marker.touch()
+                with contextlib.suppress(FileNotFoundError):  # the folder is gone with the supervisor
+                    marker.touch()
 
     if is_chief(cluster):
         handle = RunHandle(tracker.client, job.run_id)

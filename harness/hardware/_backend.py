@@ -78,6 +78,7 @@ def _multiworker(backend: str, tf: Any) -> tuple[Any, Hardware]:
     per_worker = f"gpu:{gpus[0]} x{len(gpus)}" if gpus else "cpu"
     if m.group(1) is not None:  # multiworker:N: this process supervises N local workers, it does not train
         n = int(m.group(1))
+        check_local_workers(n)
         # the N workers share this machine: its price, once
         return None, Hardware("multiworker", per_worker, f"{n} local workers (gRPC, loopback) on {_where(gpus)}", n)
     cfg = tf_config()
@@ -91,6 +92,54 @@ def _multiworker(backend: str, tf: Any) -> tuple[Any, Hardware]:
     task = cfg["task"]
     return strategy, Hardware(
         "multiworker", per_worker, f"worker {task['type']}:{task['index']} of {workers} on {_where(gpus)}"
+    )
+
+
+WORKER_GB = 0.9  # what one local worker process (TensorFlow, the data, a small model) holds, measured
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def available_gb() -> float | None:
+    """Memory the system can give without swapping (psutil, else /proc/meminfo's MemAvailable); None if unknown."""
+    try:
+        import psutil
+
+        return float(psutil.virtual_memory().available) / 2**30
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_local_workers(n: int) -> None:
+    """``multiworker:N`` starts N TensorFlow processes here: refuse an N that would swap or thrash the machine.
+
+    A worker per core at most (2 always fit: the smallest cluster), and ~0.9 GB of free memory each.
+    """
+    cores, free = usable_cores(), available_gb()
+    by_cores = max(cores, 2)
+    by_memory = by_cores if free is None else int(free // WORKER_GB)
+    fit = min(by_cores, by_memory)
+    if n <= fit:
+        return
+    memory = "" if free is None else f" and {free:.1f} GB free"
+    advice = f"use multiworker:{fit}" if fit >= 1 else "use backend=cpu"
+    raise ConfigError(
+        f"backend='multiworker:{n}' needs ~{n * WORKER_GB:.0f} GB ({WORKER_GB} GB per worker process) and "
+        f"{n} cores; this machine has {cores} cores{memory}: at most {fit} workers fit ({advice})"
     )
 
 
@@ -124,9 +173,16 @@ def _mirrored(kind: str, n: int, tf: Any) -> tuple[Any, Hardware]:
     """``cpu:N`` / ``gpu:N``: MirroredStrategy over N logical CPU devices or the first N GPUs."""
     if kind == "gpu":
         gpus = _gpu_names(tf)
-        if len(gpus) < n:
+        if not gpus:  # gpu:1 would fail as well: the CPU is the alternative that runs
             raise ConfigError(
-                f"backend='gpu:{n}' needs {n} GPUs but TensorFlow sees {len(gpus)}; use gpu:{len(gpus) or 1}"
+                f"backend='gpu:{n}' needs {n} GPUs but TensorFlow sees no GPU here; use backend=cpu "
+                "(or install the gpu extra, pip install 'harness[gpu]', on a machine with GPUs)"
+            )
+        if len(gpus) < n:
+            suggestion = f"gpu:{len(gpus)}"
+            check_backend(suggestion)  # what the message suggests is itself a valid backend
+            raise ConfigError(
+                f"backend='gpu:{n}' needs {n} GPUs but TensorFlow sees {len(gpus)}; use backend={suggestion}"
             )
         strategy = tf.distribute.MirroredStrategy([f"/gpu:{i}" for i in range(n)])
         return strategy, Hardware("multi-gpu", f"gpu:{gpus[0]} x{n}", f"{n} x {gpus[0]} (MirroredStrategy)")

@@ -6,6 +6,7 @@ of (:func:`cmle_mapping`), in rows of the same table.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import functools
@@ -180,13 +181,21 @@ def _source(entry: Mapping[str, Any], where: str) -> str:
 
 def _date(value: Any, where: str) -> datetime.date:
     # YAML reads an unquoted 2026-11-01 as a date, and 2026-11-01 10:00 as a datetime: a time is too precise
+    day = None
     if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
-        return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
-        try:
-            return datetime.date.fromisoformat(value)
-        except ValueError:
-            pass
+        day = value
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        with contextlib.suppress(ValueError):  # 2026-02-30: the message below
+            day = datetime.date.fromisoformat(value)
+    if day is not None:
+        # the day a price was read cannot be ahead of today (a day of slack for time zones)
+        latest = datetime.date.today() + datetime.timedelta(days=1)
+        if day > latest:
+            raise ConfigError(
+                f"{where}: date must be the day the price was read, not in the future (today is "
+                f"{datetime.date.today().isoformat()}), but got {day.isoformat()}"
+            )
+        return day
     raise ConfigError(f"{where}: date must be an ISO date (YYYY-MM-DD, the day the price was read), but got {value!r}")
 
 

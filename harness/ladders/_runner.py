@@ -4,7 +4,7 @@ A thin driver on :class:`harness.executor.Executor`: it resolves the configs,
 opens the parent run and asks the executor for each child run (which resolves
 each run's own backend, so ``--vary backend=cpu,gpu`` really runs both). Ctrl-C
 ends the current child run and the parent run KILLED; finished rungs stay in the
-store, complete and reportable.
+store, complete and reportable. Stopped before the first rung started, it leaves no parent run.
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.ladder_notes": "\n".join(ladder.notes)[:5000],  # MLflow tag values stop at 5,000 chars here
         "data.checksum": ",".join(sorted(checksums)),
     }
-    with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags) as parent:
+    interrupts.check()  # stopped while the data loaded: no parent run at all
+    # stopped after it exists but before a rung started: nothing to keep, so it is deleted (not left KILLED)
+    with tracker.run(exp_id, f"{ladder.name}-{request.scale}", parent_tags, delete_if_interrupted_empty=True) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
         executor.invocation = f"{time.strftime('%Y%m%d-%H%M%S')}-{parent.run_id[:8]}"
         parent.log_text(yaml.safe_dump(_ladder_dump(ladder, request), sort_keys=False), "ladder.yaml")
@@ -174,7 +176,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                 outcome = executor.run(
                     exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[] if local else [shown]
                 )
-                progress(f"  {name:<32} {_line(task.report_columns(), outcome.final)}")
+                progress(f"  {name:<32} {_line(task.report_columns(), outcome.final, outcome.undefined)}")
                 _summarize(parent, summary, rung, variant, ladder.metric, outcome.final)
     return parent.run_id
 
@@ -196,10 +198,12 @@ def _summarize(
         parent.log_metrics(0, logged)
 
 
-def _line(columns: Any, final: Mapping[str, float]) -> str:
+def _line(columns: Any, final: Mapping[str, float], undefined: Mapping[str, str]) -> str:
     shown = []
     for col in columns:
-        if col.metric in final:
+        if col.metric in undefined:  # not a number for this data: say why, never 0.00%
+            shown.append(f"{col.header.removesuffix(' %')} undefined ({undefined[col.metric]})")
+        elif col.metric in final:
             value = final[col.metric]
             label = col.header.removesuffix(" %")
             shown.append(f"{label} {100 * value:.2f}%" if col.percent else f"{label} {value:.4g}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -126,6 +127,16 @@ def load_ladder(name_or_path: str) -> Ladder:
     return parse_ladder(text, f"harness/ladders/{name_or_path}.yaml")
 
 
+def _text(data: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    """``data[key]``, which must be text (YAML turns ``[a, b]`` into a list, ``2`` into a number)."""
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, but got {key}={value!r} ({type(value).__name__})")
+    return value
+
+
 def parse_ladder(text: str, source: str) -> Ladder:
     data = load_mapping(text, source, f"keys {', '.join(sorted(_TOP_KEYS))}")
     strict_keys(data, _TOP_KEYS, source)
@@ -149,16 +160,20 @@ def parse_ladder(text: str, source: str) -> Ladder:
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: expected a mapping with keys {sorted(_RUNG_KEYS)}")
         strict_keys(raw, _RUNG_KEYS, where)
-        name = str(raw.get("name") or f"rung{i}")
+        name = _text(raw, "name", where, f"rung{i}")
         check_name(name, f"{where}.name", ConfigError)  # it names files and folders (reports, TensorBoard)
         cfg = apply_overrides(cfg, raw.get("set") or {}, f"{where} ({name}).set")
         reference = raw.get("reference")
-        if reference is not None and (isinstance(reference, bool) or not isinstance(reference, int | float)):
-            raise ConfigError(f"{where}: reference must be a number, but got {reference!r}")
-        parsed.append(Rung(i, name, str(raw.get("changes", "")), reference, str(raw.get("note", "")), cfg))
-    check_name(str(data["name"]), f"{source}: name", ConfigError)
+        if reference is not None and (
+            isinstance(reference, bool) or not isinstance(reference, int | float) or not math.isfinite(reference)
+        ):
+            raise ConfigError(f"{where}: reference must be a finite number, but got reference={reference!r}")
+        changes, note = _text(raw, "changes", where, ""), _text(raw, "note", where, "")
+        parsed.append(Rung(i, name, changes, reference, note, cfg))
+    name = _text(data, "name", source, "")
+    check_name(name, f"{source}: name", ConfigError)
     task = harness.tasks.get_task(parsed[0].config.task.name)
-    metric = str(data.get("metric", f"test_{task.primary}"))
+    metric = _text(data, "metric", source, f"test_{task.primary}")
     valid = [f"test_{m}" for m in task.metric_names]
     if metric not in valid:
         raise ConfigError(f"{source}: metric must be one of {', '.join(valid)} (task {task.name}), but got {metric!r}")
@@ -167,8 +182,8 @@ def parse_ladder(text: str, source: str) -> Ladder:
         raise ConfigError(f"{source}: notes must be a list of strings, but got {notes!r}")
     ladder = Ladder(
         notes=tuple(notes),
-        name=str(data["name"]),
-        title=str(data.get("title", data["name"])),
+        name=name,
+        title=_text(data, "title", source, name),
         metric=metric,
         source=source,
         scales=scales,

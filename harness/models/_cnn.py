@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from harness.config import check
+from harness.config import MAX_KERNEL, MAX_WIDTH, check, check_range, check_sizes
 from harness.models._layers import TalkNetParams, activate, init_kwargs
 from harness.models._registry import register_model
 
@@ -33,9 +33,12 @@ class CnnParams(TalkNetParams):
         for key in ("conv1", "conv2", "conv3", "dense"):
             value = getattr(self, key)
             check(value, value > 0, key, "> 0")
+            check_range(value, key, 1, MAX_WIDTH)
         sizes, strides = self.filter_sizes, self.strides
         check(sizes, len(sizes) == 3 and min(sizes) > 0, "filter_sizes", "three positive sizes")
         check(strides, len(strides) == 3 and min(strides) > 0, "strides", "three positive strides")
+        check_sizes(sizes, "filter_sizes", (3, 3), (1, MAX_KERNEL), "kernel sides")
+        check_sizes(strides, "strides", (3, 3), (1, MAX_KERNEL), "strides")
 
 
 @register_model("cnn", params=CnnParams, tasks=("classification",))

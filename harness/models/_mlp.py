@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from harness.config import check
+from harness.config import MAX_LAYERS, MAX_WIDTH, check_sizes
 from harness.models._layers import TalkNetParams, activate, init_kwargs
 from harness.models._registry import register_model
 
@@ -20,7 +20,7 @@ class MlpParams(TalkNetParams):
 
     def check(self) -> None:
         super().check()
-        check(self.layers, all(w > 0 for w in self.layers), "layers", "positive widths")
+        check_sizes(self.layers, "layers", (0, MAX_LAYERS), (1, MAX_WIDTH), "hidden widths")
 
 
 @register_model("mlp", params=MlpParams, tasks=("classification",))

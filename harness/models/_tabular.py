@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.config import ModelParams, check
+from harness.config import MAX_LAYERS, MAX_WIDTH, ModelParams, check, check_range, check_sizes
 from harness.models._registry import register_model
 
 if TYPE_CHECKING:
@@ -61,7 +61,9 @@ class DnnParams(ModelParams):
 
     def check(self) -> None:
         check(self.hidden, len(self.hidden) > 0 and all(w > 0 for w in self.hidden), "hidden", "positive widths")
+        check_sizes(self.hidden, "hidden", (1, MAX_LAYERS), (1, MAX_WIDTH), "hidden widths")
         check(self.embedding_dim, self.embedding_dim >= 0, "embedding_dim", ">= 0 (0 = one-hot)")
+        check_range(self.embedding_dim, "embedding_dim", 0, MAX_WIDTH, " (0 = one-hot)")
         check(self.dropout, 0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
 
 

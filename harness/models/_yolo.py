@@ -17,7 +17,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
-from harness.config import ModelParams, check
+from harness.config import MAX_KERNEL, MAX_LAYERS, MAX_WIDTH, ModelParams, check, check_range
 from harness.errors import ConfigError
 from harness.models._registry import register_model
 
@@ -86,9 +86,14 @@ class YoloCoreParams(ModelParams):
     bnexp: float = 0.993  # batch-norm moving-average decay
 
     def check(self) -> None:
-        for key in ("layers", "first_layer_filter_depth", "first_layer_filter_size"):
+        for key, most in (
+            ("layers", MAX_LAYERS),
+            ("first_layer_filter_depth", MAX_WIDTH),
+            ("first_layer_filter_size", MAX_KERNEL),
+        ):
             value = getattr(self, key)
             check(value, value > 0, key, "> 0")
+            check_range(value, key, 1, most)  # before a layout of that many units is planned
         stride = self.first_layer_filter_stride
         check(stride, stride in (1, 2), "first_layer_filter_stride", "1 or 2 (the core must end at 16x16)")
         check(self.dropout, 0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
@@ -106,8 +111,16 @@ class SqueezenetParams(YoloCoreParams):
         super().check()
         check(self.layers, self.layers >= 2, "layers", ">= 2 (the first conv and the head)")
         check(self.depth_increment, self.depth_increment >= 0, "depth_increment", ">= 0")
+        check_range(self.depth_increment, "depth_increment", 0, MAX_WIDTH)
         layout = squeezenet_layout(self)
         smallest = min(min(u.filters) for u in layout if u.kind != "pool")
+        largest = max(u.depth for u in layout if u.kind != "pool")
+        check(
+            self.depth_increment,
+            largest <= MAX_WIDTH,
+            "depth_increment",
+            f"small enough to keep every depth <= {MAX_WIDTH:,} (largest: {largest:,})",
+        )
         check(
             self.first_layer_filter_depth,
             smallest > 0,

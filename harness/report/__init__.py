@@ -24,7 +24,14 @@ from harness.report._ladder import (
     verdict,
     write_report,
 )
-from harness.report._replay import REPLAY_ARTIFACT, replay_report, write_replay_report
+from harness.report._pricing import PriceOn
+from harness.report._replay import (
+    PRICED_EXPERIMENT,
+    PRICED_ON,
+    REPLAY_ARTIFACT,
+    replay_report,
+    write_replay_report,
+)
 from harness.report._study import (
     StudyReport,
     display_study,
@@ -35,10 +42,13 @@ from harness.report._study import (
 )
 
 __all__ = [
+    "PRICED_EXPERIMENT",
+    "PRICED_ON",
     "REPLAY_ARTIFACT",
     "CompareReport",
     "HardwareReport",
     "LadderReport",
+    "PriceOn",
     "Section",
     "StudyReport",
     "compare_report",

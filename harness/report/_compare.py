@@ -421,20 +421,21 @@ def compare_findings(report: CompareReport) -> list[str]:
     lines = [report.meta["caveat"]] if report.meta.get("caveat") else []
     t = report.tests
     for backend in backends:
-        where = f"On {backend}: " if backend else ""
+        where = f"On {_core.md_text(backend)}: " if backend else ""
         mine = t[(t["backend"] == backend) & (t["sampler"] == "")]
         lines += [where + line for line in _findings(mine, samplers, report.summary, backend)]
     if len(backends) > 1:
         for sampler in samplers:
             mine = t[t["sampler"] == sampler]
+            name = _core.md_text(sampler)
             for label in ("time to target", "$ to target"):
                 w = stats.winner(backends, _pair_tests(mine[mine["measure"] == label]))
                 lines.append(
-                    f"{sampler}: **{w}** is significantly the fastest backend to the target"
+                    f"{name}: **{_core.md_text(w)}** is significantly the fastest backend to the target"
                     if w and label == "time to target"
-                    else f"{sampler}: **{w}** is significantly the cheapest backend to the target"
+                    else f"{name}: **{_core.md_text(w)}** is significantly the cheapest backend to the target"
                     if w
-                    else f"{sampler}: no backend significantly beats the others on {label} (within noise)"
+                    else f"{name}: no backend significantly beats the others on {label} (within noise)"
                 )
     return lines
 
@@ -463,7 +464,7 @@ def _pair_tests(rows: pd.DataFrame) -> list[stats.PairTest]:
 
 def _findings(tests: pd.DataFrame, samplers: Sequence[str], summary: pd.DataFrame, backend: str) -> list[str]:
     if len(samplers) == 1:
-        return [f"One sampler ({samplers[0]}): no sampler comparison to test."]
+        return [f"One sampler ({_core.md_text(samplers[0])}): no sampler comparison to test."]
     lines = []
     for _, label, _ in _SAMPLER_MEASURES:
         rows = tests[tests["measure"] == label]
@@ -471,7 +472,7 @@ def _findings(tests: pd.DataFrame, samplers: Sequence[str], summary: pd.DataFram
         if w:
             worst = max(rows[(rows["a"] == w) | (rows["b"] == w)]["p_holm"])
             lines.append(
-                f"Best on {label}: **{w}**, significantly better than every other sampler "
+                f"Best on {label}: **{_core.md_text(w)}**, significantly better than every other sampler "
                 f"(Holm-corrected p ≤ {stats.format_p(worst).removeprefix('< ')})."
             )
         else:
@@ -506,12 +507,13 @@ def _p(p: float) -> str:
 
 def _no_winner(label: str, rows: pd.DataFrame) -> str:
     """No sampler beats all others: which pairs do differ significantly, and which are within noise."""
+    text = _core.md_text
     wins = [
-        f"{r.a if r.verdict == 'better' else r.b} > {r.b if r.verdict == 'better' else r.a}"
+        f"{text(r.a if r.verdict == 'better' else r.b)} > {text(r.b if r.verdict == 'better' else r.a)}"
         for r in rows.itertuples()
         if r.verdict in ("better", "worse")
     ]
-    ties = [f"{r.a} vs {r.b}" for r in rows.itertuples() if r.verdict not in ("better", "worse")]
+    ties = [f"{text(r.a)} vs {text(r.b)}" for r in rows.itertuples() if r.verdict not in ("better", "worse")]
     if not wins:
         return f"No sampler is significantly better than another on {label}: every pair is within noise."
     return (
@@ -521,23 +523,28 @@ def _no_winner(label: str, rows: pd.DataFrame) -> str:
 
 
 def _lead(report: CompareReport) -> list[str]:
-    """The comparison's setup and provenance (Markdown and HTML alike; the Markdown adds the curves' link)."""
+    """The comparison's setup and provenance (Markdown and HTML alike; the Markdown adds the curves' link;
+    text from the store through md_text)."""
     m = report.meta
+    text, code = _core.md_text, _core.md_code
     replay = m.get("kind") == "replay"
+    studies = f"{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}"
     how = (
-        f"each repeat a replayed study against the recorded landscape `{m.get('landscape', '?')}` (no training)"
+        f"each repeat a replayed study against the recorded landscape {code(m.get('landscape', '?'))} (no training)"
         if replay
-        else f"one study each (`{m['space']}-cmp-<sampler>-r<seed>{'-<backend>' if m['backends'] else ''}`)"
+        else f"one study each (`{studies}`)"  # harness's own <placeholders>, in a code span, for a plain space name
+        if code(m["space"]) == f"`{m['space']}`"
+        else f"one study each ({text(studies)})"
     )
-    replayed = [f"Replayed by `{m['replay_command']}` (MLflow run `{m['parent_run_id']}`)"] if replay else []
+    replayed = [f"Replayed by {code(m['replay_command'])} (MLflow run {code(m['parent_run_id'])})"] if replay else []
     return [
         *replayed,
-        f"Search space {m['space_source']} (params: {m['params']}), experiment {m['experiment']}",
-        f"Objective {m['objective']} ({m['direction']}); every sampler gets the same budget of "
+        f"Search space {text(m['space_source'])} (params: {text(m['params'])}), experiment {text(m['experiment'])}",
+        f"Objective {text(m['objective'])} ({text(m['direction'])}); every sampler gets the same budget of "
         f"{m['budget']} full-fidelity trials (no pruning), repeated with sampler seeds 0..{m['repeats'] - 1}; "
         + how
-        + (f", on each backend: {', '.join(m['backends'])}" if m["backends"] else ""),
-        f"Target {_obj(m['target'])} ({m['target_rule']}). A repeat that never reaches it is right-censored "
+        + (f", on each backend: {', '.join(map(text, m['backends']))}" if m["backends"] else ""),
+        f"Target {_obj(m['target'])} ({text(m['target_rule'])}). A repeat that never reaches it is right-censored "
         "at its budget (trials) or its total time and cost: medians to the target are Kaplan-Meier "
         '(scipy.stats.ecdf, 95% log-log CI), "not reached" where fewer than half of the repeats reached it; '
         "the mean trials to the target count a censored repeat as the whole budget, a lower bound marked ≥; "
@@ -549,7 +556,8 @@ def _lead(report: CompareReport) -> list[str]:
         "where it is significantly better than every other",
         "Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
         "of the best-so-far, scaled so that 0 is the worst and 1 the best objective seen in the comparison",
-        f"Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"Device: {text(m['device'])} on host {code(m['host'])}; {text(m['versions'])}; "
+        f"harness commit {code(m['git_commit'])}",
         *(
             [
                 "Samplers draw with per-trial seeds from (seed, trial number): TPE's random start-up trials "
@@ -576,7 +584,7 @@ def _per_study(report: CompareReport) -> pd.DataFrame:
 
 def _title(report: CompareReport) -> str:
     what = "Replayed sampler comparison" if report.meta.get("kind") == "replay" else "Sampler comparison"
-    return f"{what}: `{report.meta['space']}`"
+    return f"{what}: {_core.md_code(report.meta['space'])}"
 
 
 def compare_markdown(report: CompareReport, command: str, curves_png: str, extra: Sequence[_html.Section] = ()) -> str:
@@ -587,7 +595,7 @@ def compare_markdown(report: CompareReport, command: str, curves_png: str, extra
         _core.generated_by(command),
         "",
         *[f"- {line}" for line in _lead(report)],
-        f"- Curves: [{curves_png}]({curves_png})",
+        f"- Curves: {_core.md_link(curves_png, curves_png)}",
         "",
     ]
     body = _core.markdown_table(display_compare(report))
@@ -716,11 +724,12 @@ def write_compare_report(
     ]
     if report.meta.get("kind") != "replay":
         sections.append(_html.Section("Every study", table=_per_study(report)))
+    run_id = _core.md_code(report.meta["parent_run_id"])
     run_note = (
-        f"Logged to the replay's MLflow run `{report.meta['parent_run_id']}`"
+        f"Logged to the replay's MLflow run {run_id}"
         if report.meta.get("kind") == "replay"
-        else f"Logged to the MLflow parent run `{report.meta['parent_run_id']}` of study "
-        f"`{report.meta['parent_study']}` (a comparison has no run of its own)"
+        else f"Logged to the MLflow parent run {run_id} of study "
+        f"{_core.md_code(report.meta['parent_study'])} (a comparison has no run of its own)"
     )
     page = _html.publish_html(
         out_dir,

@@ -9,17 +9,20 @@ Runs are read with the explicit ``MlflowClient`` of a :class:`~harness.tracking.
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
+import re
 import tempfile
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness._paths import safe_child
+from harness._paths import check_folder, safe_child
 from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.tracking import Tracker
@@ -87,17 +90,103 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
 
 
 def generated_by(command: str) -> str:
-    return f"Generated from the MLflow tracking store by `{redact_text(command)}`; do not edit by hand."
+    return f"Generated from the MLflow tracking store by {md_code(redact_text(command))}; do not edit by hand."
+
+
+# -- text from users, made safe to open -----------------------------------------------------------------
+# Rung, variant, study, sampler and run names, notes and commands are typed by users (or read back from a
+# store anyone can write to). Every .md and .csv harness writes passes them through md_text / write_csv.
+
+# HTML entities, not backslashes: an entity is inert in every Markdown flavour and inside a GFM table, and
+# the HTML pages (_html.inline) keep exactly these as they are. ``|`` splits a table cell; ``<``/``>`` open
+# HTML (<script>, <img onerror=...>) and autolinks (<javascript:...>); ``[``/``]`` links and images; a
+# backtick a code span; ``*`` emphasis (harness's own **bold** around a name); ``\\`` escapes the next mark.
+MD_ESCAPES = {
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "&#124;",
+    "`": "&#96;",
+    "[": "&#91;",
+    "]": "&#93;",
+    "*": "&#42;",
+    "\\": "&#92;",
+}
+_MD_TABLE = str.maketrans(MD_ESCAPES)
+# brackets make a link only as "[..](", "[..][" or "[..]:": elsewhere ("median [min, max]") they stay readable
+_MD_PLAIN = str.maketrans({k: v for k, v in MD_ESCAPES.items() if k not in "[]"})
+_LINK = re.compile(r"\]\s*[(\[:]")
+_ENTITY_START = re.compile(r"&(?=#?[0-9A-Za-z]+;)")  # a user's "&lt;" shows as typed, not as "<"
+# one line: what CommonMark breaks lines at, plus what str.splitlines() does (a row must stay one row)
+_LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def md_text(value: object) -> str:
+    """``value`` as inert Markdown text on one line, shown as typed: the characters in :data:`MD_ESCAPES`
+    (and an ``&`` that would start an entity) as entities, line breaks as spaces. For every table cell and
+    every user-supplied part of a heading or line; wrap harness's own marks (``**``, links) around it."""
+    text = _LINE_BREAKS.sub(" ", _ENTITY_START.sub("&amp;", str(value)))
+    return text.translate(_MD_TABLE if _LINK.search(text) else _MD_PLAIN)
+
+
+def md_code(value: object) -> str:
+    """``value`` as a code span (an id, a command, a name), or as :func:`md_text` where a code span could
+    not hold it as typed (entities do not decode inside code spans)."""
+    text = str(value)
+    return f"`{text}`" if text and md_text(text) == text else md_text(text)
+
+
+def md_link(text: object, target: str) -> str:
+    """A link harness builds to one of its own files: the shown text escaped, the target percent-encoded
+    (no scheme such as ``javascript:`` survives it: ``:`` is encoded)."""
+    return f"[{md_text(text)}]({urllib.parse.quote(target)})"
+
+
+def _texts(frame: pd.DataFrame, escape: Callable[[Any], Any]) -> pd.DataFrame:
+    """A copy of ``frame`` with ``escape`` on the headers and on every cell of the columns that can hold text
+    (numbers, booleans and times are left as they are, and are written as before)."""
+    safe = frame.copy()
+    for i, dtype in enumerate(safe.dtypes):
+        if pd.api.types.is_string_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+            safe.isetitem(i, safe.iloc[:, i].map(escape))
+    safe.columns = [escape(c) for c in safe.columns]
+    return safe
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, disable_numparse=True)
+    """``frame`` as a GFM table; every text cell and header through :func:`md_text`."""
+    table = _texts(frame, lambda v: md_text(v) if isinstance(v, str) else v)
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
+# OWASP's CSV injection list (a spreadsheet reads a cell starting with one as a formula), and NUL (ASVS 1.2.10)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+
+
+def csv_cell(value: Any) -> Any:
+    """A string that a spreadsheet would read as a formula, prefixed with ``'`` (OWASP); anything else as it is
+    (a float -0.5 stays a number: only strings are formulas)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with :func:`csv_cell` on every text cell and header."""
+    return _texts(table, csv_cell)
+
+
+def csv_text(table: pd.DataFrame) -> str:
+    """The CSV of ``table``, safe to open: formulas neutralised (:func:`csv_safe`) and every text cell quoted
+    (OWASP; and Python's csv quotes a lone carriage return only so, which would otherwise split a row)."""
+    return csv_safe(table).to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def write_file(path: Path, content: str | bytes) -> Path:
     """Replace ``path`` atomically: a crash or a full disk leaves the old file or none, never half a file."""
     data = content.encode("utf-8") if isinstance(content, str) else content
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        check_folder(path.parent, "output folder")  # a file in the way: say which, as bad input (exit 2)
+        raise
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -114,7 +203,8 @@ def write_file(path: Path, content: str | bytes) -> Path:
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> Path:
-    return write_file(path, table.to_csv(index=False))
+    """Every CSV harness writes goes through here (:func:`csv_text`)."""
+    return write_file(path, csv_text(table))
 
 
 def write_figure(path: Path, figure: Any, **savefig: Any) -> Path:

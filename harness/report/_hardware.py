@@ -32,6 +32,8 @@ from harness.report._core import (
     children,
     generated_by,
     markdown_table,
+    md_code,
+    md_text,
     provenance,
     require_store,
     search,
@@ -337,7 +339,7 @@ def _faster_words(c: _Compared) -> str:
     ratio = c.ratio if c.faster is c.a else (1 / c.ratio if c.ratio else math.nan)
     median = "" if math.isnan(ratio) else f"median {ratio:.2f}x {c.measure.ratio}, "
     return (
-        f"{c.faster.shown(c.dimension)} faster than {c.slower.shown(c.dimension)} "
+        f"{md_text(c.faster.shown(c.dimension))} faster than {md_text(c.slower.shown(c.dimension))} "
         f"({median}p = {format_p(c.test.p_holm)}, Holm)"
     )
 
@@ -355,9 +357,12 @@ def _noise(tested: Sequence[_Compared]) -> str:
 def _finding(family: Sequence[_Compared]) -> str:
     """The rows of one experiment that differ in one dimension, at the same other two, in one sentence."""
     first, dimension = family[0], family[0].dimension
-    head = f"{first.a.key['experiment']}, {first.measure.name} by {_VARIES[dimension]} ({first.a.at(dimension)})"
+    head = (
+        f"{md_text(first.a.key['experiment'])}, {first.measure.name} by {_VARIES[dimension]} "
+        f"({md_text(first.a.at(dimension))})"
+    )
     rows = list(dict.fromkeys(s for c in family for s in (c.a.name, c.b.name)))
-    shown = {s.name: s.shown(dimension) for c in family for s in (c.a, c.b)}
+    shown = {s.name: md_text(s.shown(dimension)) for c in family for s in (c.a, c.b)}  # Markdown and HTML notes
     tested = [c for c in family if c.test.verdict != "not testable"]
     if not tested:
         return f"{head}: not testable ({first.test.note})"
@@ -461,14 +466,15 @@ def hardware_figure(report: HardwareReport) -> Any:
 
 
 def _lead(m: dict[str, str]) -> list[str]:
-    """The benchmark's provenance and method (Markdown and HTML alike)."""
+    """The benchmark's provenance and method (Markdown and HTML alike; text from the store through md_text)."""
+    code = {k: md_code(v) for k, v in m.items()}
     return [
-        f"Benchmark run: `{m['command']}`",
-        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}, "
-        f"host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
-        f"{m['repeats']} repetitions per row{' (quick mode: checks only)' if m['quick'] == 'true' else ''}. "
+        f"Benchmark run: {code['command']}",
+        f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}, "
+        f"host {code['host']}; {md_text(m['versions'])}; harness commit {code['git_commit']}",
+        f"{md_text(m['repeats'])} repetitions per row{' (quick mode: checks only)' if m['quick'] == 'true' else ''}. "
         f"Throughput: after one untimed warm-up execution (tracing and compilation, shown as *compile s*), "
-        f"{m['windows']} timed windows of a fixed number of steps; each run's rate is its median window, "
+        f"{md_text(m['windows'])} timed windows of a fixed number of steps; each run's rate is its median window, "
         "the row shows the median [min, max] over repetitions. Peak memory: the GPU's peak, or on a CPU the "
         "process's resident memory at window ends.",
         "Time to accuracy (DAWNBench's rule): from before the dataset is read to the first evaluation at or "

@@ -6,7 +6,8 @@ needs nothing else to open (no external URL, no script), so it can be mailed, ar
 the report's MLflow parent run beside the runs it was built from (:func:`publish_html`).
 
 Text is written as the Markdown reports write it: `code`, **bold** and *emphasis* are kept; every
-other character is escaped.
+other character is escaped, except the entities that ``_core.md_text`` puts in place of a user's marks
+(kept as they are, so the page shows what the user typed, as the rendered Markdown does).
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ class Section:
             raise ValueError(f"a section's table must be a DataFrame, but got {type(self.table)=}")
 
 
+# what _core.md_text writes in place of a user's characters: already HTML, not to be escaped again
+_MD_ENTITY = re.compile("(" + "|".join(re.escape(e) for e in ["&amp;", *_core.MD_ESCAPES.values()]) + ")")
+
+
+def _escape_text(part: str) -> str:
+    """``html.escape`` that keeps :data:`_MD_ENTITY` entities (outside code spans, where Markdown decodes them)."""
+    pieces = _MD_ENTITY.split(part)  # text, entity, text, ...
+    return "".join(piece if i % 2 else html.escape(piece, quote=True) for i, piece in enumerate(pieces))
+
+
 def inline(text: str) -> str:
     """``text`` escaped, with the Markdown reports' `code`, **bold** and *emphasis* as HTML."""
     parts = str(text).split("`")
@@ -74,7 +85,7 @@ def inline(text: str) -> str:
         parts[-2:] = ["`".join(parts[-2:])]
     out = []
     for i, part in enumerate(parts):
-        escaped = html.escape(part, quote=True)
+        escaped = html.escape(part, quote=True) if i % 2 else _escape_text(part)
         if i % 2:
             out.append(f"<code>{escaped}</code>")
         else:
@@ -180,8 +191,8 @@ def render_html(title: str, sections: Sequence[Section], lead: Sequence[str] = (
 
 
 def _plain(text: str) -> str:
-    """Markdown marks dropped (for <title> and alt text)."""
-    return re.sub(r"[`*]", "", str(text))
+    """Markdown marks dropped and md_text's entities decoded (for <title> and alt text, escaped after)."""
+    return _MD_ENTITY.sub(lambda m: html.unescape(m.group()), re.sub(r"[`*]", "", str(text)))
 
 
 def write_html(

@@ -25,7 +25,7 @@ from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.report import _core, _html
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, one_samples, pairwise, smallest_testable
-from harness.tasks import Task, get_task
+from harness.tasks import UNDEFINED_TAG, Column, Task, get_task
 from harness.tracking import Tracker, ladder_experiment, quote
 
 TOLERANCE = 0.003  # "within 0.3 points of the reference"
@@ -125,9 +125,9 @@ def ladder_report(
         other_scale = other.data.tags.get("harness.scale", "?")
         frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id, source=len(frames)))
         also_lines.append(
-            f"Rows marked *{other_scale} scale*: parent run `{other_id}` ({other.info.status}), "
-            f"`{redact_text(other.data.tags.get('harness.command', '?'))}`, "
-            f"device {other.data.tags.get('device', '?')}"
+            f"Rows marked *{_core.md_text(other_scale)} scale*: parent run {_core.md_code(other_id)} "
+            f"({other.info.status}), {_core.md_code(redact_text(other.data.tags.get('harness.command', '?')))}, "
+            f"device {_core.md_text(other.data.tags.get('device', '?'))}"
         )
     tags = parent.data.tags
     task = get_task(tags.get("harness.task", "classification"))
@@ -204,6 +204,11 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
             values = done[column].dropna().astype(float) if column in done else pd.Series(dtype=float)
             row[f"{out}_mean"] = values.mean() if len(values) else math.nan
             row[f"{out}_sd"] = values.std(ddof=1) if len(values) > 1 else math.nan
+            why = done.get(f"tags.{UNDEFINED_TAG}{key}")  # runs where the metric is undefined, and why
+            reasons = [] if why is None else [w for w in why if isinstance(w, str) and w]
+            if reasons:
+                row[f"{out}_undefined"] = "; ".join(dict.fromkeys(reasons))
+                row[f"{out}_undefined_runs"] = len(reasons)
         rows.append(row)
     table = pd.DataFrame(rows).sort_values(["source", "variant", "rung_index"], kind="stable").reset_index(drop=True)
     sign = 1.0 if task.directions.get(metric.removeprefix("test_"), "maximize") == "maximize" else -1.0
@@ -275,6 +280,25 @@ def _fmt(mean: float, sd: float, percent: bool) -> str:
     if percent:
         return f"{100 * mean:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}")
     return f"{mean:.4g}" + ("" if math.isnan(sd) else f" ± {sd:.2g}")
+
+
+def _metric_cells(t: pd.DataFrame, col: Column) -> list[str]:
+    """A task column's cells: mean ± sd over the runs where it is defined, or "undefined (why)"."""
+    nothing = pd.Series(math.nan, index=t.index)
+    why, n = t.get(f"{col.metric}_undefined", nothing), t.get(f"{col.metric}_undefined_runs", nothing)
+    cells = []
+    for mean, sd, reason, k, runs in zip(
+        t[f"{col.metric}_mean"], t[f"{col.metric}_sd"], why, n, t["runs"], strict=True
+    ):
+        text = _fmt(mean, sd, col.percent)
+        if isinstance(reason, str) and reason:
+            text = (
+                f"undefined ({reason})"
+                if math.isnan(mean)
+                else f"{text}; undefined in {int(k)} of {runs} runs ({reason})"
+            )
+        cells.append(text)
+    return cells
 
 
 def _delta(value: float, percent: bool) -> str:
@@ -456,10 +480,10 @@ def display_table(report: LadderReport, stats: bool = False) -> pd.DataFrame:
             "" if math.isnan(r) else (f"{100 * r:.1f}" if pct else f"{r:.4g}") for r in t["reference"]
         ]
     for col in get_task(report.task).report_columns():
-        mean, sd = t.get(f"{col.metric}_mean"), t.get(f"{col.metric}_sd")
-        if mean is None or (col.optional and not mean.notna().any()):
-            continue  # e.g. precision and recall: 2-class data only
-        columns[col.header] = [_fmt(m, d, col.percent) for m, d in zip(mean, sd, strict=True)]
+        mean = t.get(f"{col.metric}_mean")
+        if mean is None or (col.optional and not mean.notna().any() and f"{col.metric}_undefined" not in t):
+            continue  # e.g. precision and recall: 2-class data only (undefined ones are shown, and why)
+        columns[col.header] = _metric_cells(t, col)
     columns[f"Δ best vs prev{unit}"] = [_delta(v, pct) for v in t["delta_prev"]]
     if stats:
         columns.update(_stats_columns(report, "Δ prev", "prev"))
@@ -509,7 +533,7 @@ def _within_noise(head: str, test: PairTest, percent: bool, each: str = " each")
 
 
 def _rung(row: Any, where: str) -> str:
-    return f"Rung {row.rung_index} ({row.rung}){where}"
+    return f"Rung {row.rung_index} ({_core.md_text(row.rung)}){where}"
 
 
 def _one_seed_line(where: str) -> str:
@@ -593,7 +617,10 @@ def _previous_lines(report: LadderReport, rows: pd.DataFrame, tests: LadderTests
         if test.verdict == "worse":
             lines.append(_significant(f"{_rung(row, where)} is worse than the rung before", test, pct) + ".")
         elif test.verdict == "better":
-            better.append(f"{row.rung_index} ({row.rung}, {_delta(test.diff, pct)}{unit}, p = {format_p(test.p_holm)})")
+            better.append(
+                f"{row.rung_index} ({_core.md_text(row.rung)}, {_delta(test.diff, pct)}{unit}, "
+                f"p = {format_p(test.p_holm)})"
+            )
         elif test.verdict == NO_DIFFERENCE:
             lines.append(_within_noise(f"{_rung(row, where)} vs the rung before", test, pct) + ".")
         else:
@@ -604,11 +631,12 @@ def _previous_lines(report: LadderReport, rows: pd.DataFrame, tests: LadderTests
 
 
 def _variant_phrase(test: PairTest, percent: bool) -> str:
+    a, b = _core.md_text(test.a), _core.md_text(test.b)  # variant labels: --vary values
     if test.verdict == "not testable":
-        return f"{test.a} vs {test.b} not tested ({test.note})"
+        return f"{a} vs {b} not tested ({test.note})"
     if test.significant:
-        return _significant(f"{test.a} {test.verdict} than {test.b}", test, percent)
-    return _within_noise(f"{test.a} vs {test.b}", test, percent)
+        return _significant(f"{a} {test.verdict} than {b}", test, percent)
+    return _within_noise(f"{a} vs {b}", test, percent)
 
 
 def _variant_lines(report: LadderReport, t: pd.DataFrame, tests: LadderTests) -> list[str]:
@@ -618,7 +646,7 @@ def _variant_lines(report: LadderReport, t: pd.DataFrame, tests: LadderTests) ->
         pairs = tests.variants.get(_key(row)[:2], [])
         if pairs:
             phrases = "; ".join(_variant_phrase(p, report.percent()) for p in pairs)
-            lines.append(f"Rung {row.rung_index} ({row.rung}), variants: {phrases}.")
+            lines.append(f"Rung {row.rung_index} ({_core.md_text(row.rung)}), variants: {phrases}.")
     return lines
 
 
@@ -638,7 +666,7 @@ def verdict(report: LadderReport) -> list[str]:
     table = _rows(report)
     lines = []
     for variant, rows in table.groupby("variant", sort=False):
-        where = f" [{variant}]" if variant else ""
+        where = f" [{_core.md_text(variant)}]" if variant else ""
         lines.extend(_reference_lines(report, rows, tests, where))
         if max((tests.n_seeds.get(_key(r), 0) for r in rows.itertuples()), default=0) <= 1:
             if len(rows) > 1:
@@ -652,20 +680,21 @@ def verdict(report: LadderReport) -> list[str]:
 
 
 def _title(report: LadderReport) -> str:
-    m = report.meta
-    return f"Ladder `{m['ladder']}`: {m['scale']} scale, {m['seeds']} seed(s)"
+    m = {k: _core.md_text(v) for k, v in report.meta.items()}
+    return f"Ladder {_core.md_code(report.meta['ladder'])}: {m['scale']} scale, {m['seeds']} seed(s)"
 
 
 def _lead(report: LadderReport) -> list[str]:
-    """The provenance lines under the title (Markdown and HTML alike)."""
-    m = report.meta
+    """The provenance lines under the title (Markdown and HTML alike; text from the store through md_text)."""
+    m = {k: _core.md_text(v) for k, v in report.meta.items()}
+    code = {k: _core.md_code(v) for k, v in report.meta.items()}
     return [
-        f"Ladder run: `{m['command']}`" if m["command"] else "Ladder run: (command not recorded)",
-        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
-        f"Device: {m['device']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
-        f"Data checksum (sha256): `{m['data_checksum']}`",
+        f"Ladder run: {code['command']}" if m["command"] else "Ladder run: (command not recorded)",
+        f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}",
+        f"Device: {m['device']} on host {code['host']}; {m['versions']}; harness commit {code['git_commit']}",
+        f"Data checksum (sha256): {code['data_checksum']}",
         f"Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
-        *(m["also"].split("\n") if m.get("also") else []),
+        *(report.meta["also"].split("\n") if report.meta.get("also") else []),  # md_text'd where built
         f"Task {report.task}; on the test set: *final* at the last step, *{report.best_label}* = best seen at "
         "an evaluation step (what the talk quotes); mean ± sd over seeds. Train time includes warm-up, "
         "excludes evaluation.",
@@ -687,6 +716,11 @@ _STATISTICS = (
 _NOTES_HEADING = "Where this ladder differs from its reference, on purpose"
 
 
+def _notes(report: LadderReport) -> list[str]:
+    """The ladder file's notes, one line each, as text (Markdown and HTML alike)."""
+    return [_core.md_text(line) for line in report.meta.get("notes", "").split("\n") if line]
+
+
 def to_markdown(report: LadderReport, report_command: str) -> str:
     head = [
         f"# {_title(report)}",
@@ -697,7 +731,7 @@ def to_markdown(report: LadderReport, report_command: str) -> str:
         "",
     ]
     body = _core.markdown_table(display_table(report, stats=True))
-    notes = [line for line in report.meta.get("notes", "").split("\n") if line]
+    notes = _notes(report)
     tail = ["", f"## {_NOTES_HEADING}", "", *[f"- {n}" for n in notes]]
     verdicts = "\n".join(f"- {line}" for line in verdict(report))
     return "\n".join(head) + "\n" + body + "\n\n" + verdicts + "\n" + ("\n".join(tail) + "\n" if notes else "")
@@ -829,7 +863,7 @@ def html_sections(report: LadderReport) -> list[_html.Section]:
         )
     if curves is not None:
         sections.append(_html.Section("Learning curves", figures=[curves], caption=curves_caption))
-    notes = [line for line in report.meta.get("notes", "").split("\n") if line]
+    notes = _notes(report)
     if notes:
         sections.append(_html.Section(_NOTES_HEADING, notes=notes))
     return sections

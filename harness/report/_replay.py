@@ -23,6 +23,7 @@ from harness.report._compare import (
     compare_report,
     write_compare_report,
 )
+from harness.report._pricing import PriceOn, Pricing, hardware_verdicts, price_replay
 from harness.report._study import _obj, study_fingerprint, study_report
 from harness.tracking import Tracker, quote, study_experiment
 
@@ -37,9 +38,17 @@ class ReplayReport:
     fidelity: dict[str, float]
     timing: dict[str, float]
     real: CompareReport | None  # the real comparison of the same space and settings, if the store has one
+    pricing: Pricing | None = None  # the replay priced on every row of a `bench hardware` run
 
 
-def replay_report(tracker: Tracker, run_id: str, target: float | None = None) -> ReplayReport:
+PRICED_ON = "harness.priced_on"  # a replay run's tags naming the bench it was priced from (compare-samplers --hardware)
+PRICED_EXPERIMENT = "harness.priced_experiment"
+
+
+def replay_report(
+    tracker: Tracker, run_id: str, target: float | None = None, price_on: PriceOn | None = None
+) -> ReplayReport:
+    """``price_on``: price the replay on a bench's hardware (default: the bench it was priced on, if any)."""
     try:
         run = tracker.client.get_run(run_id)
     except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
@@ -95,7 +104,20 @@ def replay_report(tracker: Tracker, run_id: str, target: float | None = None) ->
     timed = ("replay_wall_s", "surrogate_fit_s", "replayed_trials", "exact_lookups")
     timing: dict[str, float] = {k: metrics[k] for k in timed if k in metrics}
     real = real_comparison(tracker, space, tags["harness.fingerprint"], samplers)
-    return ReplayReport(comparison, fidelity, timing, real)
+    if price_on is None and PRICED_ON in tags:
+        price_on = PriceOn(tags[PRICED_ON] or None, tags.get(PRICED_EXPERIMENT) or None)
+    pricing = None
+    if price_on is not None:
+        pricing = price_replay(tracker, comparison, price_on, landscape_backend(tracker, landscape))
+    return ReplayReport(comparison, fidelity, timing, real, pricing)
+
+
+def landscape_backend(tracker: Tracker, landscape: str) -> str:
+    """The backend the landscape's trials ran on (one backend: a landscape is one study)."""
+    table = study_report(tracker, landscape).table
+    for run_id in table["run_id"].dropna().head(1):
+        return str(tracker.client.get_run(run_id).data.tags.get("backend", "cpu"))
+    raise UserError(f"landscape {landscape!r} has no trial runs")
 
 
 _SHOWN = ("host", "git_commit", "versions")
@@ -180,7 +202,8 @@ def fidelity_notes(report: ReplayReport) -> list[str]:
         else ""
     )
     lines = [
-        f"Landscape `{m['landscape']}`: {m['landscape_design']}; {m['landscape_trials']} completed real trials, "
+        f"Landscape {_core.md_code(m['landscape'])}: {m['landscape_design']}; {m['landscape_trials']} completed "
+        "real trials, "
         "one fixed training seed. Where a sampler proposes a recorded point (every grid point, every categorical "
         "combination recorded) the replay looks it up; elsewhere a random forest fitted on every recorded trial "
         "predicts its objective and training time (scikit-learn, 200 trees; forests as kurobako's and HPOBench's "
@@ -262,7 +285,7 @@ def agreement_notes(report: ReplayReport) -> list[str]:
             f"and the real comparison (Kendall τ between the two rankings {_num(float(tau))})"
         )
     shifts = ", ".join(
-        f"{s} {_signed(report.comparison.summary.set_index('sampler').loc[s, 'best_mean'] - real_mean)}"
+        f"{_core.md_text(s)} {_signed(report.comparison.summary.set_index('sampler').loc[s, 'best_mean'] - real_mean)}"
         for s, real_mean in report.real.summary.set_index("sampler")["best_mean"].items()
         if s in set(table["sampler"])
     )
@@ -286,7 +309,7 @@ def agreement_notes(report: ReplayReport) -> list[str]:
         if replayed == r["verdict"]:
             agree += 1
         else:
-            differ.append(f"{r['a']} vs {r['b']}: real {r['verdict']}, replay {replayed}")
+            differ.append(f"{_core.md_text(r['a'])} vs {_core.md_text(r['b'])}: real {r['verdict']}, replay {replayed}")
     if total:
         lines.append(
             f"Pairwise verdicts on the best objective: {agree} of {total} agree between the real comparison "
@@ -309,5 +332,13 @@ def write_replay_report(report: ReplayReport, out_dir: Path, command: str) -> tu
         _html.Section("Fidelity", table=fidelity_table(report), notes=fidelity_notes(report)),
         _html.Section("Replay vs real", table=agreement_table(report), notes=agreement_notes(report)),
     ]
+    if report.pricing is not None:
+        p = report.pricing
+        extra += [
+            _html.Section(
+                f"On every backend of the bench ({_core.md_text(p.experiment)})", table=p.table, notes=p.notes
+            ),
+            _html.Section("Backends compared (the bench's repetitions)", table=hardware_verdicts(p)),
+        ]
     stem = f"replay_{report.comparison.meta['space']}"
     return write_compare_report(report.comparison, out_dir, command, stem=stem, extra=extra)

@@ -213,12 +213,13 @@ def display_study(report: StudyReport) -> pd.DataFrame:
 
 
 def _lead(report: StudyReport) -> list[str]:
-    """The provenance lines and the best trial (Markdown and HTML alike)."""
-    m = report.meta
+    """The provenance lines and the best trial (Markdown and HTML alike; text from the store through md_text)."""
+    m = {k: _core.md_text(v) for k, v in report.meta.items()}
+    code = {k: _core.md_code(v) for k, v in report.meta.items()}
     best = report.best
     best_line = (
         f"**Best: trial {best['trial']}, {m['objective']} = {_obj(best['objective'])}** ("
-        + ", ".join(f"{p}={best[p]}" for p in report.params)
+        + ", ".join(f"{_core.md_text(p)}={_core.md_text(best[p])}" for p in report.params)
         + ")"
         if best
         else "Best: no trial completed"
@@ -226,18 +227,18 @@ def _lead(report: StudyReport) -> list[str]:
     scale = reference_scale(report)
     if best and scale != 1:
         best_line += (
-            f"; {_obj(best['objective'] * scale)} on the reference trainers' scale (their `{m['objective']}` is "
+            f"; {_obj(best['objective'] * scale)} on the reference trainers' scale (their {code['objective']} is "
             f"harness's x {scale:g}: the mean cross-entropy x 100)"
         )
     lines = [
-        f"Study run: `{m['command']}`" + (f" (resumed {m['resumed']} times)" if m["resumed"] != "0" else ""),
-        f"Search space `{m['space']}` ({m['space_source']}, {m['space_format']} format), experiment {m['experiment']}",
+        f"Study run: {code['command']}" + (f" (resumed {m['resumed']} times)" if m["resumed"] != "0" else ""),
+        f"Search space {code['space']} ({m['space_source']}, {m['space_format']} format), experiment {m['experiment']}",
         f"Objective {m['objective']} ({m['direction']}); sampler {m['sampler']} seed {m['sampler_seed']} "
         f"({m['sampler_class']}), pruner {m['pruner']}, Optuna storage {m['storage_kind']}",
         f"Budget: max_trials {m['max_trials']}, max_parallel {m['max_parallel']}, max_failed {m['max_failed']}; "
         f"trials: {m['counts']}",
-        f"MLflow parent run `{m['parent_run_id']}` ({m['parent_status']}), started {m['started']}",
-        f"Device: {m['devices']} on host `{m['host']}`; {m['versions']}; harness commit `{m['git_commit']}`",
+        f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}",
+        f"Device: {m['devices']} on host {code['host']}; {m['versions']}; harness commit {code['git_commit']}",
         f"Total trial time {m['total_time_s']} s, cost ${m['total_cost_usd']} (wall time x {m['prices']} $/h, "
         "harness/hardware/prices.yaml)",
     ]
@@ -246,9 +247,13 @@ def _lead(report: StudyReport) -> list[str]:
     return [*lines, best_line]
 
 
+def _title(report: StudyReport) -> str:
+    return f"Study {_core.md_code(report.meta['study'])}"
+
+
 def study_markdown(report: StudyReport, report_command: str) -> str:
     head = [
-        f"# Study `{report.meta['study']}`",
+        f"# {_title(report)}",
         "",
         _core.generated_by(report_command),
         "",
@@ -304,7 +309,7 @@ def write_study_report(report: StudyReport, out_dir: Path, report_command: str) 
     page = _html.publish_html(
         out_dir,
         stem,
-        f"Study `{report.meta['study']}`",
+        _title(report),
         sections,
         lead=_lead(report),
         generated=_core.generated_by(report_command),

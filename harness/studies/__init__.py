@@ -15,7 +15,8 @@ One concern per module, imports one way (top to bottom):
   (the study's progress display, fed from its trials);
 - ``_objective`` (proposing is separate from running: a runner gets a ``TrialRun``
   and trains it through the run executor), ``_worker`` (the loop every worker runs);
-- ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes);
+- ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes), ``_clean``
+  (``harness runs clean``: trials whose worker process is gone end FAIL);
 - ``_study`` (the ``study`` and ``worker`` commands), ``_compare``, ``_cli``.
 
 Names are imported lazily: ``harness.cli`` imports this package for its argument

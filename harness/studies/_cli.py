@@ -172,6 +172,7 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         help="replay the samplers against a landscape recorded by `harness record-landscape` (its study name, "
         "e.g. mnist-cnn-landscape) instead of training: seconds, one MLflow run, results/replay_<space>.*",
     )
+    _hardware_options(cmp, "with --replay, also ")
     cmp.add_argument("--budget", type=int, help="trials per study (default: the grid's size)")
     cmp.add_argument(
         "--target",
@@ -229,12 +230,41 @@ def add_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParse
         help="a replay benchmark's report again, from its MLflow run",
         formatter_class=RAW,
         epilog=examples(
-            "harness report replay 6885f73580fa4756aa64b86b9f4da81a   # the run id compare-samplers printed"
+            "harness report replay 6885f73580fa4756aa64b86b9f4da81a   # the run id compare-samplers printed",
+            "harness report replay 6885f73580fa4756aa64b86b9f4da81a --hardware --hardware-experiment mnist-bn",
         ),
     )
     rr.add_argument("run", help="the replay's MLflow run id (experiment replay/<space>)")
+    _hardware_options(rr, "")
     rr.add_argument("--out", default="results", help="output directory (default results/)")
     _tracking(rr)
+
+
+def _hardware_options(parser: argparse.ArgumentParser, lead: str) -> None:
+    parser.add_argument(
+        "--hardware",
+        nargs="?",
+        const="latest",
+        metavar="BENCH_RUN",
+        help=f"{lead}price the replay on every row of a `harness bench hardware` run (its run id; default the "
+        "latest): samplers x hardware, time and $ to the target with CIs",
+    )
+    parser.add_argument(
+        "--hardware-experiment",
+        metavar="NAME",
+        help="the bench experiment whose throughput the space's trials scale like (default: the bench's only one)",
+    )
+
+
+def _price_on(args: argparse.Namespace) -> Any:
+    from harness.errors import UserError
+    from harness.report import PriceOn
+
+    if args.hardware is None:
+        if args.hardware_experiment:
+            raise UserError("--hardware-experiment needs --hardware (the bench run to price the replay from)")
+        return None
+    return PriceOn(None if args.hardware == "latest" else args.hardware, args.hardware_experiment)
 
 
 def dispatch(args: argparse.Namespace, command_line: str) -> int:
@@ -253,7 +283,7 @@ def dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "report" and args.kind == "study":
         return _report(args.name, args.out, args.tracking_uri, command_line)
     if args.command == "report" and args.kind == "replay":
-        return _report_replay(args.run, args.out, args.tracking_uri, command_line)
+        return _report_replay(args, command_line)
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others
 
 
@@ -315,10 +345,18 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from harness import lifeline
     from harness.errors import UserError
     from harness.studies._storage import STORAGE_ENV, TRACKING_ENV
     from harness.studies._study import run_attached_worker
 
+    def supervisor_gone(pid: int) -> None:
+        # a `--parallel K` worker whose study process was killed unseen: stop as Ctrl-C does (the trial's
+        # run ends KILLED, the trial is queued again), so that resuming the study loses nothing
+        _print(f"[{args.label}] the study process (pid {pid}) is gone: stopping")
+        lifeline.interrupt_self()
+
+    lifeline.watch_supervisor(supervisor_gone)
     storage = args.storage or os.environ.get(STORAGE_ENV)
     if not storage:
         raise UserError(f"worker needs the study's storage: --storage URL or ${STORAGE_ENV}, but got neither")
@@ -345,6 +383,9 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
         raise UserError(f"--parallel must be >= 1 for compare-samplers, but got {args.parallel}")
     if args.replay and args.backends:
         raise UserError("--replay runs on the landscape's recorded backend; drop --backends")
+    if args.hardware is not None and not args.replay:
+        raise UserError("--hardware prices a replay (--replay LANDSCAPE); a real comparison runs on --backends")
+    price_on = _price_on(args)
     request = CompareRequest(
         study=_study_request(args, command_line, plots=False),  # plots: one set per study is noise here
         samplers=parse_samplers(args.samplers),
@@ -357,7 +398,7 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
     if args.replay:
         from harness.studies._replay import ReplayRequest, run_replay
 
-        run_replay(ReplayRequest(request, args.replay), _print)
+        run_replay(ReplayRequest(request, args.replay, price_on), _print)
         return 0
     run_compare(request, _print)
     return 0
@@ -401,13 +442,15 @@ def _report(name: str, out: str, tracking_uri: str | None, command_line: str) ->
     return 0
 
 
-def _report_replay(run_id: str, out: str, tracking_uri: str | None, command_line: str) -> int:
+def _report_replay(args: argparse.Namespace, command_line: str) -> int:
     from harness.report import display_compare, replay_report, write_replay_report
     from harness.tracking import Tracker
 
-    report = replay_report(Tracker(tracking_uri), run_id)
+    report = replay_report(Tracker(args.tracking_uri), args.run, price_on=_price_on(args))
     print(display_compare(report.comparison).to_string(index=False))
-    files = write_replay_report(report, Path(out), command_line)
+    if report.pricing is not None:
+        print(report.pricing.table.to_string(index=False))
+    files = write_replay_report(report, Path(args.out), command_line)
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from harness._secrets import redact_text, redact_uri
 from harness.errors import RunFailed, UserError
+from harness.report._core import write_csv
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
 from harness.studies._formats import load_space
 from harness.studies._samplers import SamplerSpec, build_pruner, check_pruner, pruner_config
@@ -23,6 +24,7 @@ from harness.studies._space import Budget, ExperimentRef, PrunerSpec, ResolvedSp
 from harness.studies._storage import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
+    budget_lock,
     default_storage_url,
     normalise_url,
     open_storage,
@@ -350,6 +352,29 @@ def parent_run(tracker: Tracker, run_id: str) -> Iterator[None]:
         tracker.client.set_terminated(run_id, status=status)
 
 
+@contextlib.contextmanager
+def nothing_if_interrupted_at_start(ctx: StudyContext, created: bool, progress: Progress = print) -> Iterator[None]:
+    """A study this command created, interrupted (Ctrl-C, SIGTERM) before its first trial, leaves
+    nothing: its Optuna study and its MLflow parent run are deleted, not kept empty and KILLED."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if created:
+            with contextlib.suppress(Exception):  # the interrupt is what the user must see
+                _delete_empty(ctx, progress)
+        raise
+
+
+def _delete_empty(ctx: StudyContext, progress: Progress) -> None:
+    import optuna
+
+    with budget_lock(ctx.storage, ctx.url, ctx.name):  # no worker elsewhere creates a trial meanwhile
+        if ctx.study.get_trials(deepcopy=False) or not ctx.tracker.delete_if_empty(ctx.settings.parent_run_id):
+            return
+        optuna.delete_study(study_name=ctx.name, storage=ctx.storage)
+    progress(f"study {ctx.name}: interrupted before its first trial; the study and its parent run were deleted")
+
+
 def sweep_runs(ctx: StudyContext) -> int:
     """End child runs left RUNNING by a lost worker once Optuna says their trial is over."""
     from optuna.trial import TrialState
@@ -398,7 +423,7 @@ def finalize(ctx: StudyContext, progress: Progress = print, plots: bool = True) 
     parent.log_metrics(len(trials), metrics)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "trials.csv"
-        ctx.study.trials_dataframe().to_csv(csv, index=False)
+        write_csv(csv, ctx.study.trials_dataframe())  # user attributes and choice labels: neutralised
         parent.log_artifact(csv, "optuna")
     notes = _log_plots(ctx, parent, complete) if plots else []
     if notes:

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from harness import interrupts
+from harness import interrupts, lifeline
 from harness._secrets import hides_secret
 from harness.errors import UserError
 from harness.studies._context import StudyContext
@@ -67,7 +67,7 @@ def run_processes(
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     for i in range(k):
         label = f"w{i + 1}/{k}"
-        env = {**os.environ, **worker_env(ctx)}
+        env = lifeline.supervised_env({**os.environ, **worker_env(ctx)})  # they stop if this process dies unseen
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
         elif "TF_NUM_INTRAOP_THREADS" not in env:  # CPU only: share the cores instead of oversubscribing them

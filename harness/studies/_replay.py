@@ -37,6 +37,7 @@ Progress = Callable[[str], None]
 class ReplayRequest:
     compare: CompareRequest  # space, samplers, repeats, budget, target, out_dir, the study template
     landscape: str  # the landscape study's name
+    price_on: Any = None  # report.PriceOn: also price the replay on a `bench hardware` run's rows
 
     def __post_init__(self) -> None:
         if self.compare.backends:
@@ -189,6 +190,11 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
         "harness.landscape_design": parent.data.tags.get("harness.landscape", ""),
         "harness.command": base.command,
     }
+    if request.price_on is not None:  # `harness report replay RUN` prices it the same way again
+        from harness.report import PRICED_EXPERIMENT, PRICED_ON
+
+        tags[PRICED_ON] = request.price_on.bench_run or ""
+        tags[PRICED_EXPERIMENT] = request.price_on.experiment or ""
     with tracker.run(tracker.experiment_id(replay_experiment(space.name)), f"replay-{space.name}", tags) as run:
         run.log_params(
             {
@@ -221,7 +227,7 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
         )
         run.log_text(json.dumps({"repeats": repeats}), REPLAY_ARTIFACT)
         progress(f"replayed {len(repeats) * budget} trials in {replay_s:.1f} s; MLflow run {run.run_id}")
-        report = replay_report(tracker, run.run_id, c.target)
+        report = replay_report(tracker, run.run_id, c.target, request.price_on)
         files = write_replay_report(report, c.out_dir, base.command)
     progress(f"wrote {', '.join(str(f) for f in files)}")
     return files

@@ -40,7 +40,7 @@ from typing import Any
 
 from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
-from harness._sqlite import use_wal
+from harness._sqlite import create_once, lock_timeout, retry_locked
 from harness.errors import UserError
 
 DEFAULT_FILE = "optuna.journal"
@@ -130,6 +130,12 @@ def _sqlite_path(url: str) -> Path | None:
     return None if not database or database == ":memory:" else Path(database)
 
 
+def local_file(url: str) -> Path | None:
+    """The file of a journal or SQLite storage; None for a database server or an in-memory one."""
+    kind = storage_kind(url)
+    return journal_path(url) if kind == JOURNAL else _sqlite_path(url) if kind == "sqlite" else None
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
@@ -148,21 +154,26 @@ def open_storage(
         return HeartbeatJournalStorage(journal, heartbeat_interval, grace_period, on_stale)
     kind = storage_kind(url)
     engine_kwargs: dict[str, Any] = {}
+    path = _sqlite_path(url) if kind == "sqlite" else None
     if kind == "sqlite":
-        path = _sqlite_path(url)
-        if path is not None:
-            use_wal(path)
-        engine_kwargs["connect_args"] = {"timeout": 60}
-    try:
+        if path is not None:  # two commands at once on a new file: one of them creates Optuna's tables
+            create_once(path, _build_sqlite)
+        engine_kwargs["connect_args"] = {"timeout": lock_timeout()}  # each statement waits out a writer
+
+    def attempt(_: float) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
+            return optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=on_stale,
             )
+
+    try:
+        # opening reads the schema's version: a lock SQLite does not wait on is retried, not a bad storage
+        storage = retry_locked(path, attempt) if path is not None else attempt(0)
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         why = redact_text(f"{type(exc).__name__}: {exc}")  # a driver's message may quote the URL
         raise UserError(f"--storage {redact(url)}: cannot open it ({why})"[:2000]) from None
@@ -174,6 +185,13 @@ def open_storage(
 
         storage.engine.dispose()  # reconnect with the pragma
     return storage
+
+
+def _build_sqlite(path: Path) -> None:
+    """Optuna's tables in a new SQLite file (``create_once`` renames it into place when complete)."""
+    import optuna
+
+    optuna.storages.RDBStorage(f"sqlite:///{path}").engine.dispose()
 
 
 def _lock_key(study_name: str) -> int:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from harness import interrupts
 from harness.errors import RunFailed
 from harness.report._study import short_value
 from harness.studies._context import StudyContext, attach
@@ -22,6 +23,7 @@ from harness.studies._lifecycle import (
     StudyRequest,
     StudyStopped,
     finalize,
+    nothing_if_interrupted_at_start,
     open_study,
     parent_run,
     plan_study,
@@ -62,6 +64,7 @@ def run_study(
 
         base = plan.resolved.base
         load_dataset(base.data, request.data_dir)  # checked before any run exists
+    interrupts.check()  # stopped while the data loaded: no study, no parent run
     ctx, resumed = open_study(plan, progress)
     if request.design and not resumed and not ctx.study.get_trials(deepcopy=False):
         for point in request.design:  # a landscape: every point of its design, queued once, in order
@@ -79,7 +82,10 @@ def run_study(
         f"so far; storage {redact(ctx.url)}; MLflow parent run {ctx.settings.parent_run_id} "
         f"in {ctx.tracker.display_uri}"
     )
-    with parent_run(ctx.tracker, ctx.settings.parent_run_id):
+    with (
+        nothing_if_interrupted_at_start(ctx, created=not resumed, progress=progress),
+        parent_run(ctx.tracker, ctx.settings.parent_run_id),
+    ):
         sweep_runs(ctx)
         stop = "budget"
         # worker processes print into this terminal too: plain lines there, not a display they would tear

@@ -9,6 +9,26 @@ from harness.tasks import (
     _detection,  # noqa: F401  (registers "detection")
     _tabular,  # noqa: F401  (registers "tabular")
 )
-from harness.tasks._base import Column, Direction, Objective, Row, Task, get_task, list_tasks, register_task
+from harness.tasks._base import (
+    UNDEFINED_TAG,
+    Column,
+    Direction,
+    Objective,
+    Row,
+    Task,
+    get_task,
+    list_tasks,
+    register_task,
+)
 
-__all__ = ["Column", "Direction", "Objective", "Row", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = [
+    "UNDEFINED_TAG",
+    "Column",
+    "Direction",
+    "Objective",
+    "Row",
+    "Task",
+    "get_task",
+    "list_tasks",
+    "register_task",
+]

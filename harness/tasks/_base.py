@@ -11,18 +11,24 @@ Per-evaluation rows hold ``train_<m>`` and ``test_<m>`` for every metric ``m`` i
 :attr:`Task.metric_names` (``loss`` included), plus ``lr`` and ``wall_s``.
 :meth:`Task.summarize` turns the rows into ``final_<split>_<m>``,
 ``best_test_<primary>``, ``best_step`` and ``steps``.
+
+A metric can be undefined for the data (AUC with one class among the labels,
+precision with nothing predicted positive): its Keras metric answers NaN, and
+:meth:`Task.split_undefined` sets it apart with the reason from
+:attr:`Task.undefined_when`, so that it is never logged (nor reported) as a number.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 
 from harness.config import Config, TaskParams, register_params
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import keras
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
 
 Direction = Literal["maximize", "minimize"]
 Row = Mapping[str, float]
+# a run's tag ``harness.undefined.<final metric>`` holds why that metric has no value (reports show it)
+UNDEFINED_TAG = "harness.undefined."
+_SPLITS = {"train": "training", "test": "test"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +76,8 @@ class Task:
     percent: ClassVar[frozenset[str]] = frozenset()  # metrics shown as percentages
     reference_scales: ClassVar[Mapping[str, float]] = {}
     examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)
+    # metric -> why it can be undefined ("{split}": training or test); a NaN of another metric stays a number
+    undefined_when: ClassVar[Mapping[str, str]] = {}
 
     # --- model and training --------------------------------------------------------------
 
@@ -99,8 +110,12 @@ class Task:
         return (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
 
     def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
-        """Final metrics measured once after training, beyond the per-evaluation ones (none here)."""
+        """Final metrics measured once after training, beyond the per-evaluation ones (none here);
+        NaN where undefined (see :attr:`undefined_when`)."""
         return {}
+
+    def check_data(self, data: ArrayDataset, cfg: Config) -> None:
+        """Refuse (:class:`DataError`) data this task cannot train on, before any run exists (none here)."""
 
     # --- what an evaluation means ---------------------------------------------------------
 
@@ -121,15 +136,36 @@ class Task:
         return max if self.directions.get(metric, "maximize") == "maximize" else min  # type: ignore[return-value]
 
     def summarize(self, history: Sequence[Row]) -> dict[str, float]:
-        """Final values (last evaluation), and the best primary value and its step."""
+        """Final values (last evaluation), and the best primary value and its step (among the
+        evaluations where it is defined; NaN, and the last step, where it never was)."""
         last = history[-1]
         key = f"test_{self.primary}"
-        best = self.better(self.primary)(history, key=lambda row: row[key])  # type: ignore[call-arg]
+        defined = [row for row in history if not math.isnan(row[key])] or [{key: math.nan, "step": last["step"]}]
+        best = self.better(self.primary)(defined, key=lambda row: row[key])  # type: ignore[call-arg]
         final = {f"final_{k}": v for k, v in last.items() if k.startswith(("train_", "test_"))}
         final[f"best_{key}"] = best[key]
         final["best_step"] = best["step"]
         final["steps"] = last["step"]
         return final
+
+    def undefined_reason(self, key: str) -> str | None:
+        """Why ``key`` (``test_auc``, ``final_test_auc``, ``best_test_iou``) can be undefined; None: it cannot."""
+        split, _, metric = key.removeprefix("final_").removeprefix("best_").partition("_")
+        reason = self.undefined_when.get(metric) if split in _SPLITS else None
+        return None if reason is None else reason.format(split=_SPLITS[split])
+
+    def split_undefined(self, values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+        """(the values that are numbers, {key: reason} for those undefined): a NaN of a metric that
+        can be undefined is not a number to log; any other value (a NaN loss too) stays."""
+        defined: dict[str, float] = {}
+        undefined: dict[str, str] = {}
+        for key, value in values.items():
+            reason = self.undefined_reason(key) if math.isnan(value) else None
+            if reason is None:
+                defined[key] = value
+            else:
+                undefined[key] = reason
+        return defined, undefined
 
     # --- studies and reports --------------------------------------------------------------
 
@@ -194,6 +230,21 @@ class Task:
 
     def style_panel(self, ax: Any, metric: str, history: Sequence[Row]) -> None:
         ax.set_title(metric)
+
+
+def require_two_classes(data: ArrayDataset, cfg: Config, class_names: Sequence[str] = ()) -> None:
+    """A classifier cannot learn from training labels of one class: refuse them, naming the class."""
+    n = cfg.data.train_subset
+    labels = np.asarray(data.y_train[:n])
+    if labels.size == 0 or np.any(labels != labels.flat[0]):
+        return
+    k = int(labels.flat[0])
+    name = f"{k} ({class_names[k]})" if 0 <= k < len(class_names) else str(k)
+    which = f"first {len(labels)} training examples (train_subset={n})" if n is not None else "training set"
+    raise DataError(
+        f"{data.source}: every label of the {which} is class {name}; a classifier needs examples of at "
+        f"least two classes to learn from (dataset {data.name!r})"
+    )
 
 
 T = TypeVar("T", bound=type[Task])

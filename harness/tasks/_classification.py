@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.config import Config
-from harness.tasks._base import Column, Direction, Row, Task, register_task
+from harness.tasks._base import Column, Direction, Row, Task, register_task, require_two_classes
 
 if TYPE_CHECKING:
     import keras
@@ -37,6 +37,13 @@ class Classification(Task):
     percent: ClassVar[frozenset[str]] = frozenset({"accuracy", "precision", "recall"})
     reference_scales: ClassVar[Mapping[str, float]] = {"loss": 100.0}
     log_names: ClassVar[Mapping[str, str]] = {"xent": "loss"}
+    undefined_when: ClassVar[Mapping[str, str]] = {
+        "precision": "no positive predictions",
+        "recall": "no positives in the {split} set",
+    }
+
+    def check_data(self, data: ArrayDataset, cfg: Config) -> None:
+        require_two_classes(data, cfg)
 
     def outputs(self, data: ArrayDataset, cfg: Config) -> int:
         return data.num_classes

@@ -13,6 +13,10 @@ Ours, not the reference's (said in the ladder and the report): AP@0.5, precision
 held-out *whole* images (overlapping tiles, boxes scored by P(plane), non-max suppression across
 tile borders), computed with pycocotools after training; and ``iou_all``, the IoU averaged over
 every tile (the reference's ``iou`` drops tiles whose IoU is exactly 1 and averages per batch).
+
+Undefined, not 0 (nor the reference's 1 for "nothing to find, nothing found"): both IoUs where no
+evaluated tile holds a box, true or detected (or no tile was evaluated); AP@0.5 and recall without
+true boxes; precision without a detection (``Task.undefined_when``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness.config import Config, TaskParams, check
+from harness.config import Config, TaskParams, check, check_range
 from harness.errors import ConfigError
 from harness.tasks._base import Column, Direction, Task, register_task
 
@@ -56,6 +60,7 @@ class DetectionParams(TaskParams):
     def check(self) -> None:
         check(self.grid_nn, self.grid_nn in (1, 2, 4, 8, 16), "grid_nn", "a divisor of 16 (1, 2, 4, 8 or 16)")
         check(self.cell_n, self.cell_n >= 1, "cell_n", ">= 1")
+        check_range(self.cell_n, "cell_n", 1, 64, " boxes per cell")
         check(self.cell_grow, self.cell_grow >= 1.0, "cell_grow", ">= 1.0")
         for key in ("lw1", "lw2", "lw3"):
             value = getattr(self, key)
@@ -226,20 +231,38 @@ def _metric_classes() -> dict[str, type]:
         def result(self) -> Any:
             return tf.math.divide_no_nan(self.total, self.count)
 
-    class ReferenceIoU(Mean):
-        """The talk's ``IOU``: the mean over evaluation batches of the reference's batch value."""
+    class IoUMean(Mean):
+        """A mean of IoUs, NaN (undefined) until some evaluated tile holds a box, true or detected: with
+        none, every tile scores the reference's 1 for "nothing to find, nothing found" (or nothing was
+        evaluated), which says nothing about the model."""
+
+        def __init__(self, pack: Packing, name: str) -> None:
+            super().__init__(pack, name)
+            self.boxed = self.add_variable(shape=(), initializer="zeros", name="boxed")
+
+        def tile_values(self, iou: Any, count: Any) -> tuple[Any, Any]:
+            raise NotImplementedError
 
         def values(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
             _, rois = self.pack.unpack(y_true)
             iou, count = tile_ious(y_pred, rois, self.pack.grid_nn)
+            true_boxes = tf.reduce_any((rois[..., 2] - rois[..., 0]) > 0, axis=1)
+            self.boxed.assign_add(tf.reduce_sum(tf.cast(true_boxes | (count > 0), tf.float32)))
+            return self.tile_values(iou, count)
+
+        def result(self) -> Any:
+            return tf.where(self.boxed > 0, super().result(), float("nan"))
+
+    class ReferenceIoU(IoUMean):
+        """The talk's ``IOU``: the mean over evaluation batches of the reference's batch value."""
+
+        def tile_values(self, iou: Any, count: Any) -> tuple[Any, Any]:
             return reference_batch_iou(iou, count), tf.constant(1.0)
 
-    class AllTilesIoU(Mean):
+    class AllTilesIoU(IoUMean):
         """The same pixel IoU averaged over every tile (none dropped, no per-batch weighting)."""
 
-        def values(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-            _, rois = self.pack.unpack(y_true)
-            iou, _ = tile_ious(y_pred, rois, self.pack.grid_nn)
+        def tile_values(self, iou: Any, count: Any) -> tuple[Any, Any]:
             return tf.reduce_sum(iou), tf.cast(tf.size(iou), tf.float32)
 
     class Term(Mean):
@@ -286,6 +309,13 @@ class Detection(Task):
     primary: ClassVar[str] = "iou"
     examples: ClassVar[str] = "tiles"
     percent: ClassVar[frozenset[str]] = frozenset({"iou", "iou_all", "ap50", "precision50", "recall50"})
+    undefined_when: ClassVar[Mapping[str, str]] = {
+        "iou": "no box in the {split} tiles, true or detected",
+        "iou_all": "no box in the {split} tiles, true or detected",
+        "ap50": "no true box in the evaluation images",
+        "recall50": "no true box in the evaluation images",
+        "precision50": "no detection with P(plane) >= 0.5",
+    }
 
     def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
         from harness.models import YoloHead

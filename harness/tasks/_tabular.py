@@ -6,7 +6,8 @@ raw values once served (``executor._frame_model``). It ends in a sigmoid: the
 probability of class 1 (adult: income ``>50K``) is what a served model answers.
 Reported beside accuracy: AUC, precision and recall of class 1 (``+`` in reports), and the
 majority-class baseline (the accuracy of always answering the most frequent
-training label), the number every tabular result should be read against.
+training label), the number every tabular result should be read against. AUC, precision and
+recall are undefined (not 0) where the test set has one class or nothing is predicted positive.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from harness.config import Config
-from harness.tasks._base import Column, Direction, Task, register_task
+from harness.errors import DataError
+from harness.tasks._base import Column, Direction, Task, register_task, require_two_classes
 
 if TYPE_CHECKING:
     import keras
@@ -49,6 +51,27 @@ class Tabular(Task):
     primary: ClassVar[str] = "accuracy"
     percent: ClassVar[frozenset[str]] = frozenset({"accuracy", "auc", "precision", "recall"})
     examples: ClassVar[str] = "rows"
+    undefined_when: ClassVar[Mapping[str, str]] = {
+        "auc": "one class in the {split} set",
+        "precision": "no positive predictions",
+        "recall": "no positives in the {split} set",
+    }
+
+    def check_data(self, data: ArrayDataset, cfg: Config) -> None:
+        """Both classes among the training rows, and finite numbers in every numeric column (a NaN or an
+        infinity would only show up later, as a NaN loss)."""
+        table = _table(data)
+        require_two_classes(table, cfg, table.class_names)
+        for split, x in (("training", table.x_train), ("test", table.x_test)):
+            for col in table.columns:
+                if col.kind != "numeric":
+                    continue
+                bad = np.flatnonzero(~np.isfinite(x[col.name].astype(np.float64)))
+                if bad.size:
+                    raise DataError(
+                        f"{data.source}: column {col.name} must hold finite numbers, but {split} row "
+                        f"{int(bad[0]) + 1} holds {x[col.name][bad[0]]} (dataset {data.name!r})"
+                    )
 
     def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
         """The schema (columns with training statistics and vocabularies): the model's inputs and head."""
@@ -78,11 +101,13 @@ class Tabular(Task):
     def metrics(self, cfg: Config, data: ArrayDataset) -> list[keras.metrics.Metric]:
         import keras
 
+        from harness.tasks._metrics import DefinedAUC, DefinedPrecision, DefinedRecall
+
         return [
             keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc", num_thresholds=1000),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
+            DefinedAUC(name="auc", num_thresholds=1000),  # NaN, not Keras' 0, where undefined
+            DefinedPrecision(name="precision"),
+            DefinedRecall(name="recall"),
         ]
 
     def train_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:

@@ -255,7 +255,8 @@ def coco_ap50(
     """COCO AP at IoU 0.5 (pycocotools, bbox, all areas, up to 1000 detections an image) over whole images,
     with ``precision50`` / ``recall50``: greedy one-to-one matching at IoU >= 0.5 of the detections with
     score >= ``min_score`` (a fixed operating point next to AP's ranking). Boxes are image pixels x1, y1,
-    x2, y2. No detections: ap50, precision50 and recall50 are 0.0; no true boxes: ap50 and recall50 0.0."""
+    x2, y2. Undefined values are NaN, not 0: ap50 and recall50 without true boxes, precision50 without a
+    detection at ``min_score``. True boxes but no detection at all: ap50 0.0 (nothing found)."""
     if len(truth) != len(detections):
         raise DataError(f"expected one detection set per image, but got {len(detections)} for {len(truth)} images")
     truth = [np.asarray(t, dtype=np.float64).reshape(-1, 4) for t in truth]
@@ -264,8 +265,11 @@ def coco_ap50(
     strong = [(b[s >= min_score], s[s >= min_score]) for b, s in dets]
     n_strong = sum(len(s) for _, s in strong)
     hits = sum(_greedy_true_positives(t, b, s) for t, (b, s) in zip(truth, strong, strict=True))
-    result = {"precision50": hits / n_strong if n_strong else 0.0, "recall50": hits / n_true if n_true else 0.0}
-    if n_true == 0 or sum(len(s) for _, s in dets) == 0:
+    nan = float("nan")
+    result = {"precision50": hits / n_strong if n_strong else nan, "recall50": hits / n_true if n_true else nan}
+    if n_true == 0:
+        return {"ap50": nan, **result}
+    if sum(len(s) for _, s in dets) == 0:
         return {"ap50": 0.0, **result}
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

@@ -12,10 +12,11 @@ from harness.tracking._mlflow import (
 from harness.tracking._names import ladder_experiment, quote, replay_experiment, space_fingerprint, study_experiment
 from harness.tracking._progress import ProgressSink, TrialProgress
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
-from harness.tracking._sweep import Orphan, owner_tags, sweep
+from harness.tracking._sweep import SWEPT_TAG, Orphan, owner_gone, owner_of, owner_tags, sweep
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
+    "SWEPT_TAG",
     "JsonlSink",
     "MetricSink",
     "Orphan",
@@ -28,6 +29,8 @@ __all__ = [
     "environment_tags",
     "git_commit",
     "ladder_experiment",
+    "owner_gone",
+    "owner_of",
     "owner_tags",
     "quote",
     "replay_experiment",

@@ -23,7 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
-from harness._sqlite import create_once
+from harness._sqlite import StoreLocked, create_once, retry_locked
 from harness.errors import UserError
 from harness.tracking._sweep import Orphan, owner_tags, sweep
 
@@ -63,6 +63,18 @@ _KIND_TAG = "mlflow.experimentKind"
 _KIND = {_KIND_TAG: "custom_model_development"}
 
 
+def store_reason(exc: BaseException) -> str:
+    """The root cause in one line: SQLAlchemy wraps sqlite3's 'disk I/O error', 'malformed', 'already exists'."""
+    cause: BaseException = exc
+    for _ in range(20):  # a chain, not a cycle
+        nxt = cause.__cause__ or cause.__context__
+        if nxt is None:
+            break
+        cause = nxt
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return text.splitlines()[0][:300] if text else type(cause).__name__
+
+
 class Tracker:
     """One tracking store. Creates experiments and runs; runs end FINISHED, FAILED or KILLED."""
 
@@ -86,7 +98,19 @@ class Tracker:
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
             if self.uri.startswith("sqlite:///"):
                 create_once(Path(self.uri.removeprefix("sqlite:///")), self._build_sqlite)
-            self._client = MlflowClient(tracking_uri=self.uri)
+                uri = self.uri
+                try:  # the client opens (and migrates) the store now; another process's lock is waited out
+                    self._client = retry_locked(uri.removeprefix("sqlite:///"), lambda _: MlflowClient(uri))
+                except StoreLocked:
+                    raise
+                except Exception as exc:
+                    # a file another client half-built (on a full disk, killed): its schema cannot be completed;
+                    # MLflow's own refusals (an old schema to upgrade) say what to do themselves
+                    hint = "" if isinstance(exc, MlflowException) else " (half-built or damaged; move it away)"
+                    path = self.uri.removeprefix("sqlite:///")
+                    raise UserError(f"cannot use {path} as an MLflow store: {store_reason(exc)}{hint}") from None
+            else:
+                self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
     def _build_sqlite(self, path: Path) -> None:
@@ -118,6 +142,25 @@ class Tracker:
             self.client.set_experiment_tag(exp.experiment_id, _KIND_TAG, _KIND[_KIND_TAG])
         return str(exp.experiment_id)
 
+    def delete_if_empty(self, run_id: str) -> bool:
+        """Delete ``run_id`` if nothing was recorded under it (no metric, no child run): what a command
+        interrupted while it started leaves. Returns whether it was deleted."""
+        from mlflow.entities import ViewType
+
+        run = self.client.get_run(run_id)
+        if run.data.metrics:
+            return False
+        children = self.client.search_runs(
+            [run.info.experiment_id],
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run_id}'",
+            run_view_type=ViewType.ALL,
+            max_results=1,
+        )
+        if children:
+            return False
+        self.client.delete_run(run_id)
+        return True
+
     @contextlib.contextmanager
     def run(
         self,
@@ -125,8 +168,11 @@ class Tracker:
         name: str,
         tags: Mapping[str, str] | None = None,
         parent: RunHandle | None = None,
+        delete_if_interrupted_empty: bool = False,
     ) -> Iterator[RunHandle]:
-        """A run that ends FINISHED on success, KILLED on Ctrl-C/SIGTERM/pruning, FAILED on error."""
+        """A run that ends FINISHED on success, KILLED on Ctrl-C/SIGTERM/pruning, FAILED on error.
+        ``delete_if_interrupted_empty``: a run interrupted before it recorded a metric or a child run is
+        deleted instead (a parent run interrupted while its command started)."""
         all_tags = {
             MLFLOW_RUN_NAME: name,
             **owner_tags(),  # who can end it: `harness runs clean` ends it KILLED if this process dies unseen
@@ -137,11 +183,13 @@ class Tracker:
         run = self.client.create_run(experiment_id, run_name=name, tags=all_tags)
         handle = RunHandle(self.client, run.info.run_id)
         status = RunStatus.to_string(RunStatus.FAILED)
+        interrupted = False
         try:
             yield handle
             status = RunStatus.to_string(RunStatus.FINISHED)
-        except (KeyboardInterrupt, SystemExit, RunKilled):
+        except (KeyboardInterrupt, SystemExit, RunKilled) as exc:
             status = RunStatus.to_string(RunStatus.KILLED)
+            interrupted = not isinstance(exc, RunKilled)
             raise
         except BaseException as exc:
             # the store itself may be what failed (a full disk): the original error is the one to see
@@ -155,6 +203,9 @@ class Tracker:
                 # left RUNNING; the next `harness runs clean` (or ladder/study start) on this host ends it
                 if status == RunStatus.to_string(RunStatus.FINISHED):
                     raise
+            if interrupted and delete_if_interrupted_empty:
+                with contextlib.suppress(Exception):  # the interrupt is what the user must see
+                    self.delete_if_empty(handle.run_id)
 
 
 class RunKilled(Exception):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -14,25 +16,39 @@ class TensorBoardSink:
         import tensorflow as tf
 
         self.logdir = logdir
-        self._writers = {
-            "train": tf.summary.create_file_writer(str(logdir / "train")),
-            "test": tf.summary.create_file_writer(str(logdir / "test")),
-        }
         self._tf = tf
+        with self._writing():
+            self._writers = {
+                "train": tf.summary.create_file_writer(str(logdir / "train")),
+                "test": tf.summary.create_file_writer(str(logdir / "test")),
+            }
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """TensorFlow's file errors (a full disk, a folder it may not write) as one OSError naming the folder."""
+        try:
+            yield
+        except self._tf.errors.ResourceExhaustedError:
+            raise OSError(errno.ENOSPC, f"the disk is full at the TensorBoard folder {self.logdir}") from None
+        except (self._tf.errors.PermissionDeniedError, self._tf.errors.FailedPreconditionError) as exc:
+            reason = (exc.message or type(exc).__name__).strip().splitlines()[-1][:300]
+            raise OSError(errno.EIO, f"cannot write TensorBoard events in {self.logdir}: {reason}") from None
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        for name, value in metrics.items():
-            split, _, tag = name.partition("_")
-            writer = self._writers.get(split)
-            if writer is None:  # lr, wall_s: not split by train/test
-                writer, tag = self._writers["train"], name
-            with writer.as_default(step=step):
-                self._tf.summary.scalar(tag, value)
+        with self._writing():
+            for name, value in metrics.items():
+                split, _, tag = name.partition("_")
+                writer = self._writers.get(split)
+                if writer is None:  # lr, wall_s: not split by train/test
+                    writer, tag = self._writers["train"], name
+                with writer.as_default(step=step):
+                    self._tf.summary.scalar(tag, value)
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.flush()
-            writer.close()
+        with self._writing():
+            for writer in self._writers.values():
+                writer.flush()
+                writer.close()
 
 
 class JsonlSink:

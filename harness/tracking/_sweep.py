@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ def _alive(pid: int, start: str) -> bool:
     if now is None:
         return False
     return not start or now == start  # same pid, other start time: the owner died and the pid was reused
+
+
+def owner_gone(tags: Mapping[str, str]) -> bool:
+    """Whether a run's owner tags name a process of this host that is gone (another host's: False)."""
+    pid = tags.get(PID_TAG, "")
+    if not pid.isdigit() or tags.get(HOST_TAG) != socket.gethostname():
+        return False
+    return not _alive(int(pid), tags.get(START_TAG, ""))
+
+
+def owner_of(tags: Mapping[str, str]) -> str:
+    """A run's owner as messages name it: "pid 123 on host"."""
+    return f"pid {tags.get(PID_TAG, '?')} on {tags.get(HOST_TAG, '?')}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +90,7 @@ def sweep(client: Any, dry_run: bool = False) -> list[Orphan]:
             pid = tags.get(PID_TAG, "")
             if not pid.isdigit():
                 continue  # not opened by this version of harness: nobody can tell
-            owner = f"pid {pid} on {tags.get(HOST_TAG, '?')}"
+            owner = owner_of(tags)
             local = tags.get(HOST_TAG) == host
             if local and _alive(int(pid), tags.get(START_TAG, "")):
                 continue

@@ -67,7 +67,11 @@ class StopOnSignal(keras.callbacks.Callback):
 
 
 class EvalRecorder(keras.callbacks.Callback):
-    """At each evaluation step: the task's metrics, a NaN check, then every sink."""
+    """At each evaluation step: the task's metrics, a NaN check, then every sink.
+
+    The history keeps a metric undefined at that step (the task's NaN: AUC on one class) as NaN, so
+    that curves show a gap; the sinks never see it (nothing logged is better than a made-up 0).
+    """
 
     def __init__(
         self,
@@ -96,5 +100,6 @@ class EvalRecorder(keras.callbacks.Callback):
         if not math.isfinite(float(logs["loss"])):
             raise RunFailed(f"training loss is {float(logs['loss'])} at step {step}")
         self.history.append({"step": step, **row})
+        defined, _ = self.task.split_undefined(row)
         for sink in self.sinks:
-            sink.log_metrics(step, row)
+            sink.log_metrics(step, defined)

@@ -37,6 +37,8 @@ class TrainResult:
     history: list[dict[str, float]]
     final: dict[str, float]  # final metrics and timings, MLflow-ready
     summary: str  # keras model.summary() text
+    # final metrics undefined for this data (not in ``final``): key -> why, e.g. "one class in the test set"
+    undefined: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def best_step(self) -> int:
@@ -170,4 +172,7 @@ def train(
         "examples_per_s": steady_steps * r.batch_size / clock.train_s if clock.train_s > 0 else 0.0,
         "memory_rss_mb": rss_mb(),  # after the run: flat across rungs if sessions are cleared
     }
-    return TrainResult(model=model, history=recorder.history, final=final, summary=model_summary(model))
+    final, undefined = task.split_undefined(final)
+    return TrainResult(
+        model=model, history=recorder.history, final=final, summary=model_summary(model), undefined=undefined
+    )

@@ -1,0 +1,356 @@
+"""Several harness commands on one SQLite store wait for each other's locks, on a loaded machine too:
+none fails with "database is locked" (issue 25). A lock held past ``$HARNESS_SQLITE_LOCK_TIMEOUT`` is
+one line naming the store, exit 1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import run_cli
+
+from harness._sqlite import LOCK_TIMEOUT_ENV, StoreLocked, is_lock_error, lock_timeout, retry_locked
+from harness.errors import UserError
+
+# the smallest study of tests/test_studies_slow.py's race test: 4 grid points, 20 steps each on tiny MNIST
+FIXED = {
+    "steps_per_execution": 10,
+    "train_subset": 600,
+    "test_subset": 200,
+    "eval_batch_size": 200,
+    "eval_every": 10,
+    "iterations": 20,
+}
+SPACE = f"""\
+name: race
+experiment: {{ladder: mnist, rung: softmax, scale: smoke}}
+fixed: {json.dumps(FIXED)}
+objective: {{metric: accuracy}}
+budget: {{max_trials: 4}}
+sampler: grid
+params:
+  lr0: {{type: float, low: 0.001, high: 0.1, log: true, grid: [0.003, 0.01, 0.03, 0.1]}}
+"""
+STUDY = "race-grid"
+
+
+@pytest.fixture
+def cpu_burners() -> Iterator[None]:
+    """Two processes that keep both cores busy, as the rest of a test suite does under `pytest -n 2`."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _start(args: list[str], cwd: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "HARNESS_OFFLINE": "1", **env}
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "harness", *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=full_env
+        )
+
+
+def _wait(procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path], timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    codes = {}
+    try:
+        for label, proc in procs.items():
+            codes[label] = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("\n".join(f"--- {k}\n{v.read_text()}" for k, v in logs.items())) from None
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return codes
+
+
+def _complete_trials(journal: Path) -> int:
+    """COMPLETE trials of the study in Optuna's journal (no SQLite: the test adds no lock of its own)."""
+    import optuna
+
+    from harness.studies._storage import open_storage
+
+    if not journal.exists():
+        return 0
+    try:
+        study = optuna.load_study(study_name=STUDY, storage=open_storage(f"journal:{journal}"))
+    except KeyError:  # not created yet
+        return 0
+    return sum(t.state.name == "COMPLETE" for t in study.trials)
+
+
+@pytest.mark.slow
+def test_studies_a_clean_and_a_report_at_once_on_one_new_store_under_load(
+    tmp_path: Path, tiny_data_dir: Path, cpu_burners: None
+) -> None:
+    """3 `harness study` commands started at once on a folder with no store yet, `harness runs clean`
+    beside them from the start, then again with `harness report study` once a trial is done, both
+    cores busy all along: every command exits 0 and none says "locked"."""
+    space = tmp_path / "race.yaml"
+    space.write_text(SPACE, encoding="utf-8")
+    logs: dict[str, Path] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(label: str, *args: str) -> None:
+        logs[label] = tmp_path / f"{label}.log"
+        procs[label] = _start(list(args), tmp_path, logs[label])
+
+    for i in range(3):
+        start(f"study{i}", "study", str(space), "--data-dir", str(tiny_data_dir), "--no-report")
+    start("clean0", "runs", "clean")
+    deadline = time.monotonic() + 400
+    studies = [procs[f"study{i}"] for i in range(3)]
+    # a report needs the study's parent run; one complete trial means it exists (no sleep races the work)
+    while _complete_trials(tmp_path / "optuna.journal") == 0 and any(p.poll() is None for p in studies):
+        assert time.monotonic() < deadline, "\n".join(f"--- {k}\n{v.read_text()}" for k, v in logs.items())
+        time.sleep(0.5)
+    start("clean1", "runs", "clean")
+    start("report", "report", "study", STUDY, "--out", str(tmp_path / "report"))
+    codes = _wait(procs, logs, timeout=max(60.0, deadline - time.monotonic()))
+    outputs = {k: v.read_text() for k, v in logs.items()}
+    assert codes == dict.fromkeys(procs, 0), {k: outputs[k][-3000:] for k, c in codes.items() if c}
+    assert not [k for k, text in outputs.items() if "locked" in text.lower()], outputs
+    assert (tmp_path / "report" / f"study_{STUDY}.md").is_file(), outputs["report"]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("study/race")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("harness.kind") == "study"]
+    assert len(parents) == 1, [(r.info.run_id, r.info.status) for r in parents]  # the three shared one store
+    assert _complete_trials(tmp_path / "optuna.journal") >= 4
+
+
+# --- one store open waiting on a lock that the test holds ----------------------------------------------
+
+
+def _mlflow_store(folder: Path) -> Path:
+    """A store as MLflow makes it itself (rollback journal, not WAL): opening it in harness converts it
+    to WAL, which needs the exclusive lock the test holds."""
+    from mlflow.tracking import MlflowClient
+
+    store = folder / "mlflow.db"
+    MlflowClient(f"sqlite:///{store}").search_experiments()
+    return store
+
+
+def _optuna_store(folder: Path) -> Path:
+    import optuna
+
+    store = folder / "optuna.db"
+    optuna.storages.RDBStorage(f"sqlite:///{store}").engine.dispose()
+    return store
+
+
+def _clean_args(which: str, store: Path) -> list[str]:
+    """`harness runs clean`, which opens the tracking store and, given --storage, Optuna's."""
+    if which == "mlflow":
+        return ["runs", "clean", "--tracking-uri", f"sqlite:///{store}"]
+    return ["runs", "clean", "--tracking-uri", f"sqlite:///{store.parent}/mlflow.db", "--storage", f"sqlite:///{store}"]
+
+
+@contextlib.contextmanager
+def _exclusive(store: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
+    assert conn.execute("pragma journal_mode").fetchone()[0] != "wal"  # so that the lock blocks readers too
+    conn.execute("begin exclusive")
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("rollback")
+        conn.close()
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` has ``path`` open: it got as far as SQLite, and waits there on the lock."""
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == str(path):
+                    return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["mlflow", "optuna"])
+def test_a_store_open_waits_for_a_lock_and_succeeds_once_it_is_released(tmp_path: Path, which: str) -> None:
+    store = _mlflow_store(tmp_path) if which == "mlflow" else _optuna_store(tmp_path)
+    log = tmp_path / "clean.log"
+    with _exclusive(store):
+        proc = _start(_clean_args(which, store), tmp_path, log)
+        try:
+            deadline = time.monotonic() + 120  # an import of MLflow on a busy machine
+            while not _has_open(proc.pid, store) and proc.poll() is None:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            assert proc.poll() is None, log.read_text()  # it did not give up while the lock was held
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    rc = proc.wait(timeout=180)
+    out = log.read_text()
+    assert rc == 0, out
+    assert "locked" not in out.lower(), out
+    with contextlib.closing(sqlite3.connect(store)) as conn:  # what it waited for: the switch to WAL
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["mlflow", "optuna"])
+def test_a_lock_held_past_the_bound_is_one_line_naming_the_store(tmp_path: Path, which: str) -> None:
+    store = _mlflow_store(tmp_path) if which == "mlflow" else _optuna_store(tmp_path)
+    with _exclusive(store):
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", *_clean_args(which, store)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "HARNESS_OFFLINE": "1", LOCK_TIMEOUT_ENV: "2"},
+        )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: {store}: another process holds a lock on this SQLite store"), lines[0]
+    assert LOCK_TIMEOUT_ENV in lines[0]
+
+
+# --- the pieces, in this process, on real SQLite locks -------------------------------------------------
+
+
+def _locked_error(store: Path) -> sqlite3.OperationalError:
+    """The error SQLite itself gives a writer while another connection holds the database."""
+    with _exclusive(store), contextlib.closing(sqlite3.connect(store, timeout=0)) as other:
+        try:
+            other.execute("begin immediate")
+        except sqlite3.OperationalError as exc:
+            return exc
+    raise AssertionError("no lock error")
+
+
+def test_lock_errors_are_told_from_bad_stores_through_sqlalchemy_and_mlflow(tmp_path: Path) -> None:
+    import sqlalchemy
+    from mlflow.exceptions import MlflowException
+
+    store = tmp_path / "a.db"
+    sqlite3.connect(store).close()
+    locked = _locked_error(store)
+    assert is_lock_error(locked)
+    engine = sqlalchemy.create_engine(f"sqlite:///{store}", connect_args={"timeout": 0})
+    with _exclusive(store), pytest.raises(sqlalchemy.exc.OperationalError) as wrapped, engine.connect() as conn:
+        conn.execute(sqlalchemy.text("select * from sqlite_master")).fetchall()
+    engine.dispose()
+    assert is_lock_error(wrapped.value)
+    try:  # MLflow raises its own exception from SQLAlchemy's (mlflow.store.db.utils)
+        raise MlflowException(str(wrapped.value)) from wrapped.value
+    except MlflowException as exc:
+        assert is_lock_error(exc)
+
+    not_db = tmp_path / "notes.txt"
+    not_db.write_text("not a database\n" * 100)
+    with pytest.raises(sqlite3.DatabaseError) as bad, contextlib.closing(sqlite3.connect(not_db)) as conn:
+        conn.execute("pragma journal_mode=wal")
+    assert not is_lock_error(bad.value)
+    assert not is_lock_error(ValueError("database is locked"))  # only SQLite's own errors count
+
+
+def test_retry_locked_waits_until_the_holder_lets_go(tmp_path: Path) -> None:
+    store = tmp_path / "a.db"
+    sqlite3.connect(store).close()
+    met_lock = threading.Event()
+    calls: list[float] = []
+
+    def attempt(seconds_left: float) -> str:
+        calls.append(seconds_left)
+        try:
+            with contextlib.closing(sqlite3.connect(store, timeout=0)) as conn:  # no busy wait: fail at once
+                conn.execute("begin immediate")
+                conn.execute("rollback")
+        except sqlite3.OperationalError:
+            met_lock.set()
+            raise
+        return "opened"
+
+    with _exclusive(store) as holder:
+        # the holder lets go only once an attempt has met its lock, whenever that is
+        thread = threading.Thread(target=lambda: met_lock.wait(timeout=120) and holder.execute("rollback"))
+        thread.start()
+        try:
+            assert retry_locked(store, attempt) == "opened"
+        finally:
+            met_lock.set()
+            thread.join(timeout=120)
+    assert len(calls) >= 2  # the first attempt met the lock: it was retried, not reported
+
+
+def test_retry_locked_gives_up_after_the_bound_naming_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "a.db"
+    sqlite3.connect(store).close()
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "0.3")
+
+    def attempt(seconds_left: float) -> None:
+        with contextlib.closing(sqlite3.connect(store, timeout=min(seconds_left, 0.1))) as conn:
+            conn.execute("begin immediate")
+
+    with _exclusive(store), pytest.raises(StoreLocked, match=f"^{store}: another process holds a lock"):
+        retry_locked(store, attempt)
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf"])
+def test_a_bad_lock_timeout_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, value)
+    with pytest.raises(UserError, match=f"{LOCK_TIMEOUT_ENV}: expected a number of seconds above 0, but got"):
+        lock_timeout()
+
+
+def test_a_new_store_is_built_once_and_appears_in_wal_mode(tmp_path: Path) -> None:
+    """The file appears already in WAL mode: no process converts the shared file under the others' feet."""
+    from harness._sqlite import create_once
+
+    built: list[Path] = []
+
+    def build(path: Path) -> None:
+        built.append(path)
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("create table t (x)")
+            conn.commit()
+
+    store = tmp_path / "new" / "s.db"
+    create_once(store, build)
+    create_once(store, build)
+    assert len(built) == 1
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    assert sorted(p.name for p in store.parent.iterdir()) == ["s.db"]
+
+
+def test_a_bad_lock_timeout_stops_a_command_before_it_makes_a_store(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "soon")
+    rc, out = run_cli("runs", "clean")
+    assert rc == 2, out
+    assert out.strip() == f"error: ${LOCK_TIMEOUT_ENV}: expected a number of seconds above 0, but got 'soon'"
+    assert not (workdir / "mlflow.db").exists()
