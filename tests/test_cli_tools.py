@@ -123,19 +123,27 @@ def test_cmle_tuning_file_needs_an_experiment_and_job_files_go_to_the_right_comm
     assert not (workdir / "mlflow.db").exists()
 
 
-def test_cmle_gpu_tier_without_a_gpu_is_refused_naming_the_tier(
+@pytest.mark.slow
+def test_cmle_gpu_tier_without_a_gpu_falls_back_as_a_study_does_and_prices_what_ran(
     workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU: BASIC_GPU runs here")
-    argv = ["ladder", "mnist", "--scale", "smoke", "--rungs", "1", "--data-dir", str(tiny_data_dir)]
-    assert main([*argv, "--cmle-config", str(JOBS / "basic_gpu.yaml")]) == 2
-    err = capsys.readouterr().err
-    assert "basic_gpu.yaml: trainingInput.scaleTier BASIC_GPU (one machine with one NVIDIA K80) asks for backend" in err
-    assert "TensorFlow sees no GPU" in err
-    assert not (workdir / "mlflow.db").exists()  # refused before any run
+    argv = ["ladder", "mnist", "--scale", "smoke", "--rungs", "1", "--data-dir", str(tiny_data_dir), "--no-report"]
+    assert main([*argv, "--cmle-config", str(JOBS / "basic_gpu.yaml")]) == 0
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert (
+        "basic_gpu.yaml: trainingInput.scaleTier BASIC_GPU (one machine with one NVIDIA K80) asks for backend" in said
+    )
+    assert "running on backend=auto, each run priced as the hardware it used" in said
+    runs = store_runs(workdir, "ladder/mnist")
+    (child,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    tags = child.data.tags
+    assert tags["backend"] == "cpu" and tags["price_per_hour"] == str(price_per_hour("cpu", load_prices()))
+    assert tags["cmle.tier"] == "BASIC_GPU" and "lacks 'gpu'" in tags["cmle.fallback"]
 
 
 @pytest.mark.slow
@@ -176,3 +184,20 @@ def test_cmle_job_prices_a_smoke_rung_and_tensorboard_serves_its_curves(
         assert any(n.startswith("mnist/") and "01-softmax-s0" in n for n in names), names
         os.killpg(board.pid, signal.SIGINT)  # Ctrl-C: TensorBoard stops, exit 0 as `harness ui`'s server
         assert board.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggested"),
+    [
+        (["ladr"], "'ladder'"),
+        (["report", "studdy", "x"], "'study'"),
+        (["ladder", "mnist", "--scale", "smok"], "'smoke'"),
+    ],
+)
+def test_a_misspelt_command_or_choice_gets_a_did_you_mean(
+    argv: list[str], suggested: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"did you mean {suggested}?" in capsys.readouterr().err

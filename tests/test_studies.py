@@ -343,6 +343,8 @@ def test_tuning_a_key_the_experiments_model_does_not_use_is_refused_when_resolve
         ("scaleTier: BASIC_TPU", "tpu", ("cpu:n1-standard-4", "tpu:v2-8")),  # the TPU, not the master VM
         ("scaleTier: PREMIUM_1", "cpu", ("cpu:n1-highcpu-16",) * 20 + ("cpu:n1-highmem-8",) * 11),
         ("scaleTier: CUSTOM\n  masterType: cloud_tpu", "tpu", ("tpu:v2-8",)),
+        # the reference's config.yaml: a masterType and no scaleTier is the single-P100 CUSTOM job it describes
+        ("masterType: standard_p100", "gpu", ("cpu:n1-standard-8 + gpu:P100 x1",)),
         (
             "scaleTier: CUSTOM\n  masterType: standard\n  workerType: cloud_tpu\n  workerCount: 1",
             "cpu",  # trials run on the master

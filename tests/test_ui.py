@@ -71,3 +71,12 @@ def test_ui_on_a_port_in_use_is_an_error(workdir: Path, capsys: pytest.CaptureFi
     assert f"cannot serve on 127.0.0.1:{port}" in err and "choose another --port" in err
     assert main(["ui", "--port", "70000"]) == 2
     assert "--port must be 1..65535, but got 70000" in capsys.readouterr().err
+
+
+def test_ui_without_a_store_says_where_it_looked_and_creates_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ui", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert f"no tracking store at {workdir / 'mlflow.db'}" in err and "harness ladder mnist --scale smoke" in err
+    assert not (workdir / "mlflow.db").exists()  # MLflow's UI would have made an empty one

@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
+from typing import NoReturn
 
 SCALES = ("smoke", "standard", "full")
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a misspelt command, report kind or choice (subparsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        found = _INVALID_CHOICE.search(message)
+        if found:
+            choices = re.findall(r"'([^']*)'", found["choices"])
+            close = difflib.get_close_matches(found["given"], choices, n=1)
+            if close:
+                message = f"{message}; did you mean {close[0]!r}?"
+        super().error(message)
 
 
 def _add_tracking(p: argparse.ArgumentParser) -> None:
@@ -27,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.studies import _cli as study_cli
     from harness.studies._cli import RAW, examples
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness",
         description="Command line: ladders, studies, reports, detection scans, UIs and benchmarks.",
         formatter_class=RAW,

@@ -21,6 +21,12 @@ def ui(tracking_uri: str | None, host: str, port: int, workers: int) -> NoReturn
     check_port_free(host, port, "another `harness ui` or mlflow server?")
     if not 1 <= workers <= 64:
         raise UserError(f"--workers must be 1..64, but got {workers}")
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        # MLflow's UI would create an empty store there and show nothing
+        raise UserError(
+            f"no tracking store at {uri.removeprefix('sqlite:///')} (the default is mlflow.db in the folder you run "
+            "from): run `harness ladder mnist --scale smoke` or a study here first, or pass --tracking-uri"
+        )
     cmd = [sys.executable, "-m", "mlflow", "ui", "--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers)]
     # the store through the environment, not argv: `ps` would show a password to every user

@@ -92,15 +92,21 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         request.datasets,
         priced_as=None if priced is None else priced.hardware,
     )
-    if priced is not None:  # the file chose the backend: its error names the file and the tier
+    fallback: dict[str, str] = {}
+    if priced is not None:  # the file chose the backend; one this machine lacks falls back, as a study's tier does
         for backend in dict.fromkeys(cfg.run.backend for _, _, cfg in configs):
             try:
                 executor.placement(backend)
             except ConfigError as exc:
-                raise ConfigError(
-                    f"{priced.where} asks for backend {backend!r}, which this machine cannot run ({exc}); "
-                    "give a job config whose tier this machine has (scaleTier BASIC: the CPU)"
-                ) from None
+                progress(
+                    f"warning: {priced.where} asks for backend {backend!r}, which this machine lacks ({exc}); "
+                    "running on backend=auto, each run priced as the hardware it used (the tier is in the cmle.* tags)"
+                )
+                fallback = {"cmle.fallback": f"backend=auto: this machine lacks {backend!r}"}
+        if fallback:
+            request = dataclasses.replace(request, overrides={**request.overrides, "backend": "auto"})
+            configs = request.variant_configs()
+            executor = Executor(tracker, request.data_dir, request.prices, request.tensorboard_dir, request.datasets)
     executor.prepare([cfg for _, _, cfg in configs])  # data and backends checked before any run exists
     task = get_task(configs[0][2].task.name)
     first = executor.placement(configs[0][2].run.backend)
@@ -112,6 +118,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
         "harness.task": task.name,
         "harness.metric": ladder.metric,
         **({} if priced is None else priced.tags),
+        **fallback,
     }
     for orphan in tracker.end_orphans():
         progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")

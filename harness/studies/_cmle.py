@@ -44,7 +44,8 @@ Mapping:
   ``harness/hardware/prices.yaml``, in rows of its price table. BASIC = CPU, BASIC_GPU =
   one K80, BASIC_TPU = a TPU v2, STANDARD_1 / PREMIUM_1 = CPU clusters (each trial runs
   on one machine: a warning), CUSTOM = ``masterType`` such as ``standard_p100`` or
-  ``complex_model_m_v100`` (4 x V100) or a Compute Engine ``n1-*`` type, plus workers.
+  ``complex_model_m_v100`` (4 x V100) or a Compute Engine ``n1-*`` type, plus workers;
+  a ``masterType`` without a ``scaleTier`` is such a CUSTOM job, no tier at all is BASIC.
   A backend this machine lacks falls back to ``auto`` with a warning; costs use the
   hardware actually used.
 - The file does not say what it tunes: ``--experiment LADDER:RUNG`` is required (the
@@ -54,7 +55,8 @@ Mapping:
 A plain training job config (``trainingInput`` without ``hyperparameters``) is no study:
 ``harness ladder LADDER --cmle-config FILE`` reads it with :func:`load_training_job` and
 runs the ladder on the tier's backend, each run priced at the tier's list price. A tier
-this machine cannot run (a GPU tier without a GPU) is an error there, not a fallback.
+this machine cannot run (a GPU tier without a GPU) falls back to ``auto`` with a warning, as a
+study's does, each run then priced as the hardware it used.
 
 Categorical strings that are not Config values are mapped by
 :data:`CATEGORICAL_ALIASES`. ``filter_sizes`` ``S``/``M``/``L`` are the PlanesNet
@@ -315,7 +317,9 @@ def _machine(kind: Any, where: str) -> str:
 
 
 def _tier(ti: Mapping[str, Any], where: str, notes: list[str], unit: str) -> Tier:
-    name = ti.get("scaleTier", "BASIC")
+    # a masterType without a scaleTier is the CUSTOM job it describes (the reference's single-P100 config.yaml);
+    # with neither, Cloud ML Engine's default tier, BASIC
+    name = ti.get("scaleTier", "CUSTOM" if "masterType" in ti else "BASIC")
     named = tiers()
     if name != "CUSTOM" and (not isinstance(name, str) or name not in named):
         known = ", ".join((*named, "CUSTOM"))
