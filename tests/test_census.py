@@ -300,7 +300,8 @@ def _free_port() -> int:
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_served_model_answers_raw_adult_test_rows_as_evaluated(tmp_path: Path) -> None:
-    """`mlflow models serve` on loopback: rows of adult.test as CSV gives the run's own test accuracy."""
+    """`mlflow models serve` on loopback: adult.test's rows as the file writes them (a space after each
+    comma) give the run's own test accuracy: the served model strips them as harness's reader does."""
     if not (REAL_DATA / "adult" / "adult.test").exists():
         missing_real_data("UCI Adult (adult/adult.test)")
     done = _ladder(
@@ -323,8 +324,9 @@ def test_served_model_answers_raw_adult_test_rows_as_evaluated(tmp_path: Path) -
     import pandas as pd
 
     names = [c.name for c in COLUMNS] + ["income"]
-    rows = pd.read_csv(REAL_DATA / "adult" / "adult.test", skiprows=1, header=None, names=names, skipinitialspace=True)
-    labels = (rows.pop("income").str.rstrip(".") == ">50K").to_numpy()
+    rows = pd.read_csv(REAL_DATA / "adult" / "adult.test", skiprows=1, header=None, names=names)
+    assert rows["workclass"].iloc[0] == " Private"  # the file's spacing, kept
+    labels = (rows.pop("income").str.strip().str.rstrip(".") == ">50K").to_numpy()
     port = _free_port()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     server = subprocess.Popen(
@@ -335,7 +337,7 @@ def test_served_model_answers_raw_adult_test_rows_as_evaluated(tmp_path: Path) -
             "models",
             "serve",
             "-m",
-            f"runs:/{run.info.run_id}/model",
+            run.data.tags["harness.model_uri"],
             "--env-manager",
             "local",
             "-h",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -105,10 +106,16 @@ def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
         assert run.data.params == {k: str(v) for k, v in cfg.params().items()}
         assert run.data.params["run.iterations"] == "20" and run.data.params["data.name"] == "mnist"
         assert run.data.params["model.name"] == cfg.model.name
-        (data,) = run.inputs.dataset_inputs  # the UI's Dataset column: name, digest of the checksum, source
-        assert data.dataset.name == "mnist" and data.dataset.source == run.data.tags["data.source"]
-        assert run.data.tags["data.checksum"].startswith(data.dataset.digest)
-        assert {t.key: t.value for t in data.tags} == {"mlflow.data.context": "training"}
+        # the UI's Dataset column: both splits, each with its context, source, schema and rows
+        inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+        assert set(inputs) == {"mnist-train", "mnist-test"}
+        for split, context, rows in (("train", "training", 600), ("test", "testing", 200)):  # the tiny MNIST
+            data = inputs[f"mnist-{split}"]
+            assert data.dataset.source == run.data.tags["data.source"]
+            assert {t.key: t.value for t in data.tags} == {"mlflow.data.context": context}
+            [features] = json.loads(json.loads(data.dataset.schema)["mlflow_tensorspec"]["features"])
+            assert features["tensor-spec"] == {"dtype": "uint8", "shape": [-1, 28, 28, 1]}  # raw pixels
+            assert json.loads(data.dataset.profile)["features_shape"] == [rows, 28, 28, 1]
         for metric in (
             "final_test_accuracy",
             "best_test_accuracy",

@@ -1,9 +1,10 @@
 """Models any client can open: a run's ``model.keras`` and MLflow model load without harness.
 
-The slow tests train one smoke rung on the tiny generated MNIST, then open its model in
-fresh Python processes that never import harness: once with stock
-``keras.models.load_model`` on the downloaded ``model.keras``, once with
-``mlflow.pyfunc.load_model("runs:/<run id>/model")``. The fast tests check that a key
+The slow tests train one smoke rung on the tiny generated MNIST (and one of PlanesNet and of
+the YOLO ladder), then open its model in fresh Python processes where harness cannot be
+imported: with stock ``keras.models.load_model`` on the downloaded ``model.keras`` and on
+the MLflow model's own Keras file, fed raw ``uint8`` pixels as the signature says, and with
+``mlflow.pyfunc.load_model("runs:/<run id>/<model name>")``. The fast tests check that a key
 the chosen model does not use is refused (exit 2) before anything is created.
 """
 
@@ -11,21 +12,36 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import pytest
 from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
 
 from harness.cli import main
+from harness.data import load_dataset
+from harness.ladders import load_ladder
 
 RUNG = "cnn-batchnorm"
+MODEL_NAME = "mnist-08-cnn-batchnorm-s0"  # the LoggedModel's name: ladder, rung index and name, seed
+# the fresh interpreter cannot import harness, installed or not: what a user without it has
+NO_HARNESS = """\
+import importlib.abc, sys
+class _NoHarness(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "harness" or name.startswith("harness."):
+            raise ImportError("harness is not importable in this process")
+sys.meta_path.insert(0, _NoHarness())
+assert 'harness' not in sys.modules
+"""
 
 
 def run_cli(*args: str) -> tuple[int, str]:
@@ -40,7 +56,7 @@ def run_fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``code`` in a new interpreter (this one's, so the same packages), away from the repository."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
     env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true", "CUDA_VISIBLE_DEVICES": ""})
-    preamble = "import sys\nassert 'harness' not in sys.modules\n"
+    preamble = NO_HARNESS
     epilogue = "\nassert 'harness' not in sys.modules, sorted(m for m in sys.modules if m.startswith('harness'))\n"
     return subprocess.run(
         [sys.executable, "-c", preamble + textwrap.dedent(code) + epilogue],
@@ -52,24 +68,40 @@ def run_fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Iterator[SimpleNamespace]:
-    """``harness ladder mnist --rungs cnn-batchnorm --scale smoke`` on the tiny MNIST, in a temp store."""
-    root = tmp_path_factory.mktemp("open_models")
+def _train_rung(root: Path, ladder: str, rung: str, data_dir: Path | None) -> SimpleNamespace:
+    """``harness ladder LADDER --rungs RUNG --scale smoke`` in ``root`` (its own store)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("HARNESS_DATA_DIR", raising=False)
         mp.setenv("HARNESS_OFFLINE", "1")
-        rc, out = run_cli(
-            "ladder", "mnist", "--rungs", RUNG, "--scale", "smoke", "--data-dir", str(tiny_data_dir), "--no-report"
-        )
+        data = ["--data-dir", str(data_dir)] if data_dir is not None else []
+        rc, out = run_cli("ladder", ladder, "--rungs", rung, "--scale", "smoke", *data, "--no-report")
         uri = f"sqlite:///{root / 'mlflow.db'}"
         client = MlflowClient(uri)
-        exp = client.get_experiment_by_name("ladder/mnist")
+        exp = client.get_experiment_by_name(f"ladder/{ladder}")
         runs = client.search_runs([exp.experiment_id]) if exp else []
-        rung_runs = [r for r in runs if r.data.tags.get("harness.rung") == RUNG]
-        yield SimpleNamespace(root=root, rc=rc, out=out, uri=uri, client=client, runs=runs, rung_runs=rung_runs)
+        rung_runs = [r for r in runs if r.data.tags.get("harness.rung") == rung]
+        return SimpleNamespace(
+            root=root, rc=rc, out=out, uri=uri, client=client, runs=runs, rung_runs=rung_runs, ladder=ladder, rung=rung
+        )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> SimpleNamespace:
+    """``harness ladder mnist --rungs cnn-batchnorm --scale smoke`` on the tiny MNIST, in a temp store."""
+    return _train_rung(tmp_path_factory.mktemp("open_models"), "mnist", RUNG, tiny_data_dir)
+
+
+@pytest.fixture(scope="module")
+def planesnet_trained(tmp_path_factory: pytest.TempPathFactory, tiny_planesnet_dir: Path) -> SimpleNamespace:
+    return _train_rung(tmp_path_factory.mktemp("open_planesnet"), "planesnet", "cnn", tiny_planesnet_dir)
+
+
+@pytest.fixture(scope="module")
+def yolo_trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The first YOLO rung at smoke scale: synthetic aerial scenes, nothing read."""
+    return _train_rung(tmp_path_factory.mktemp("open_yolo"), "yolo", "grid4x4x1", None)
 
 
 def _run_id(trained: SimpleNamespace) -> str:
@@ -85,9 +117,16 @@ def test_run_has_a_logged_model_output(trained: SimpleNamespace) -> None:
     outputs = run.outputs.model_outputs if run.outputs else []
     assert outputs, "the run has no LoggedModel output"
     logged = trained.client.get_logged_model(outputs[0].model_id)
-    assert logged.name == "model" and logged.source_run_id == run_id
+    assert logged.name == MODEL_NAME and logged.source_run_id == run_id
     assert logged.status == LoggedModelStatus.READY
     assert "model.keras" in {a.path for a in trained.client.list_artifacts(run_id)}
+    run = trained.client.get_run(run_id)
+    assert run.data.tags["harness.model_uri"] == f"models:/{logged.model_id}"
+    # the Models view compares models: the run's config as params, its final metrics as metrics
+    assert logged.params == run.data.params and logged.params["model.name"] == "cnn"
+    metrics = {m.key: m.value for m in logged.metrics}
+    assert metrics["final_test_accuracy"] == run.data.metrics["final_test_accuracy"]
+    assert {"final_test_loss", "best_test_accuracy", "steps", "time_total_s"} <= set(metrics)
 
 
 @pytest.mark.slow
@@ -119,15 +158,94 @@ def test_mlflow_model_opens_with_pyfunc_without_harness(trained: SimpleNamespace
         import mlflow.pyfunc
 
         mlflow.set_tracking_uri({trained.uri!r})
-        model = mlflow.pyfunc.load_model("runs:/{run_id}/model")
-        out = np.asarray(model.predict(np.zeros((2, 28, 28, 1), np.float32)))
+        model = mlflow.pyfunc.load_model("runs:/{run_id}/{MODEL_NAME}")
+        out = np.asarray(model.predict(np.zeros((2, 28, 28, 1), np.uint8)))  # raw pixels
         assert out.shape == (2, 10), out.shape
-        assert np.isfinite(out).all()
+        assert np.allclose(out.sum(axis=1), 1.0, atol=1e-5), out  # class probabilities
         print("pyfunc ok", out.shape)
     """
     done = run_fresh_python(code, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pyfunc ok (2, 10)" in done.stdout
+
+
+def _raw_test_images(trained: SimpleNamespace, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """The rung's test images as its dataset stores them (uint8), the smoke config's subset, and that config."""
+    cfg = next(c for r, c in load_ladder(trained.ladder).configs("smoke") if r.name == trained.rung)
+    data = load_dataset(cfg.data, data_dir).subset(cfg.data.train_subset, cfg.data.test_subset)
+    return data.x_test, data.y_test, cfg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["trained", "planesnet_trained", "yolo_trained"])
+def test_mlflow_model_takes_raw_pixels_as_its_signature_says_in_stock_keras(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path, tiny_data_dir: Path, tiny_planesnet_dir: Path
+) -> None:
+    """Each image task's MLflow model, opened without harness: its signature and metadata say uint8
+    pixels 0-255 of the dataset's shape; fed raw test images so, stock Keras answers what the trained
+    network answers on pixels / 255 (a classifier: its softmax, with the run's own test accuracy);
+    0-1 floats are refused, not answered."""
+    import keras
+
+    trained = request.getfixturevalue(which)
+    run_id = _run_id(trained)
+    run = trained.client.get_run(run_id)
+    data_dir = {"trained": tiny_data_dir, "planesnet_trained": tiny_planesnet_dir}.get(which)
+    x, y, cfg = _raw_test_images(trained, data_dir)
+    if cfg.task.name == "detection":
+        x = x[:4]  # 256x256 tiles: a few say enough
+    assert x.dtype == np.uint8
+    np.save(tmp_path / "raw.npy", x)
+    code = f"""
+        import json, os
+        import numpy as np
+        import keras
+        import mlflow
+        import mlflow.pyfunc
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import Model
+
+        mlflow.set_tracking_uri({trained.uri!r})
+        uri = {run.data.tags["harness.model_uri"]!r}
+        path = mlflow.artifacts.download_artifacts(uri, dst_path={str(tmp_path / "model")!r})
+        meta = Model.load(path)
+        [spec] = meta.get_input_schema().inputs  # what it takes: shape and dtype ...
+        takes = meta.metadata["input"]  # ... and range
+        x = np.load({str(tmp_path / "raw.npy")!r})
+        assert spec.type == x.dtype == np.dtype(takes["dtype"]) == np.uint8 and takes["range"] == [0, 255], takes
+        assert list(spec.shape) == [-1, *x.shape[1:]] == takes["shape"], (spec.shape, x.shape)
+        served = keras.models.load_model(os.path.join(path, "data", "model.keras"))  # stock Keras
+        out = np.asarray(served.predict(x, verbose=0))
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        assert np.allclose(np.asarray(pyfunc.predict(x)), out, atol=1e-6)
+        try:
+            pyfunc.predict(x.astype(np.float32) / 255)
+            refused = ""
+        except MlflowException as e:
+            refused = e.message
+        print(json.dumps({{"out": out.tolist(), "output": meta.metadata["output"], "refused": refused}}))
+    """
+    done = run_fresh_python(code, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    out = np.asarray(answer["out"], np.float32)
+    assert "uint8" in answer["refused"], answer["refused"]  # 0-1 floats: an error naming the dtype it takes
+    # the trained network (model.keras) on what training fed it: pixels / 255
+    path = trained.client.download_artifacts(run_id, "model.keras", str(tmp_path))
+    trained_net = keras.models.load_model(path, compile=False)
+    raw_out = np.asarray(trained_net.predict(x.astype(np.float32) / 255.0, verbose=0))
+    assert list(out.shape[1:]) == answer["output"]["shape"][1:]
+    if cfg.task.name == "classification":
+        assert "class probabilities" in answer["output"]["meaning"]
+        np.testing.assert_allclose(out, np.asarray(keras.ops.softmax(raw_out, axis=-1)), atol=1e-5)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-5)
+        accuracy = float(np.mean(out.argmax(axis=1) == y))
+        assert accuracy == pytest.approx(run.data.metrics["final_test_accuracy"], abs=1.0 / len(y) + 1e-6)
+        assert accuracy > 1.0 / out.shape[1], accuracy  # a trained smoke model: above chance
+    else:  # the YOLO head, as trained: boxes and logits per cell
+        assert "YOLO head" in answer["output"]["meaning"]
+        np.testing.assert_allclose(out, raw_out, atol=1e-4)
+        assert np.isfinite(out).all()
 
 
 # --------------------------------------------------------------------------------------------- fast: refused keys

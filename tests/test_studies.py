@@ -621,7 +621,9 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
             "model.keras",
         } <= top, top
         models = store.client.search_logged_models([c.info.experiment_id], f"source_run_id = '{c.info.run_id}'")
-        assert [m.name for m in models] == ["model"]
+        # named after the study and trial (the Models view), with the trial's final metrics
+        assert [m.name for m in models] == [f"grid-grid-{c.info.run_name}"]
+        assert models[0].metrics and {m.key for m in models[0].metrics} <= set(c.data.metrics)
     artifacts = {a.path for a in store.client.list_artifacts(parent.info.run_id, "optuna")}
     assert {"optuna/optimization_history.png", "optuna/parallel_coordinate.png", "optuna/trials.csv"} <= artifacts
     assert "optuna/param_importances.png" in artifacts
@@ -630,7 +632,8 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
         "search_space/resolved.yaml",
     }
     md = (store.root / "results" / "study_grid-grid.md").read_text()
-    assert "harness report study grid-grid" in md and f"harness study {space} --sampler grid" in md
+    # the command as run, its paths relative to the folder it ran in (issue 26: no machine's layout in reports)
+    assert "harness report study grid-grid" in md and f"harness study {space.name} --sampler grid" in md
     # detect-scan (and anything else that takes a model run) accepts the study's best trial
     from harness.detect import resolve_model_run
     from harness.tracking import Tracker
@@ -777,7 +780,7 @@ def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNam
         for r in range(2):
             assert len(trials(store, f"cmp-cmp-{sampler}-r{r}")) == 2  # the grid's size: the default budget
     md = (store.root / "results" / "compare_cmp.md").read_text()
-    assert f"harness compare-samplers {space} --samplers grid,random --repeats 2" in md
+    assert f"harness compare-samplers {space.name} --samplers grid,random --repeats 2" in md  # relative to cwd
     assert "| grid " in md and "| random " in md and "At equal budget, random " in md
     assert "## Pairwise tests" in md and "| grid vs random |" in md  # 2 repeats: tested, never significant
     assert "Best on " not in md and "every pair is within noise" in md

@@ -309,13 +309,13 @@ def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
     x, _ = synthetic_rows(2, np.random.default_rng(1))
     rows = pd.DataFrame({c.name: x[c.name].astype(np.float64 if c.kind == "numeric" else str) for c in COLUMNS})
     rows.loc[1, "age"] = np.nan
-    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    model = mlflow.pyfunc.load_model(run.data.tags["harness.model_uri"])
     assert len(model.predict(rows.iloc[:1])) == 1  # a complete row is answered
     with pytest.raises(MlflowException, match=r"input column 'age' must hold finite numbers, but row 1 holds nan"):
         model.predict(rows)
 
     port = _free_port()
-    serve = ["models", "serve", "-m", f"runs:/{run.info.run_id}/model", "--env-manager", "local"]
+    serve = ["models", "serve", "-m", run.data.tags["harness.model_uri"], "--env-manager", "local"]
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", *serve, "-h", "127.0.0.1", "-p", str(port)],
         env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},

@@ -92,6 +92,11 @@ class Config:
         section, field = _resolve(self, key, "")
         return f"{section}.{field}"
 
+    def budget_keys(self) -> frozenset[str]:
+        """The dotted keys of this config's budget (``run.iterations``, ``data.train_subset``, ...):
+        what a scale may change, as opposed to what a run is (``Section.budget``)."""
+        return frozenset(f"{name}.{field}" for name in SECTIONS for field in self.section(name).budget)
+
     def with_seed(self, seed: int) -> Config:
         return dataclasses.replace(self, run=dataclasses.replace(self.run, seed=seed))
 

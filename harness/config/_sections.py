@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from harness.config._types import plain
 from harness.errors import ConfigError
@@ -89,6 +89,11 @@ def check_sizes(values: tuple[int, ...], name: str, count: tuple[int, int], size
 class Section:
     """Base of every section: typed fields, checked by :meth:`check` on construction."""
 
+    # fields that say how long and on how much data a run trains and is evaluated (its budget), never what
+    # it trains: a ladder's scale may set them over a rung's own values, and a study's --scale over a search
+    # space's fixed values (harness/ladders/_spec.py); a section with more (tiles per box) adds its own
+    budget: ClassVar[frozenset[str]] = frozenset()
+
     def __post_init__(self) -> None:
         self.check()
 
@@ -133,6 +138,8 @@ class DataParams(Named):
     train_subset: int | None = None  # first N training examples; None = all
     test_subset: int | None = None  # first N test examples; None = all
     augment: bool = False  # the task's training augmentation (images: the square's 8 symmetries)
+
+    budget: ClassVar[frozenset[str]] = frozenset({"train_subset", "test_subset"})
 
     def check(self) -> None:
         for key in ("train_subset", "test_subset"):
@@ -204,6 +211,8 @@ class RunParams(Section):
     backend: str = "auto"  # see BACKENDS; multiworker:N starts N local worker processes per run
     precision: Precision = "float32"  # Keras dtype policy: mixed_* compute in 16 bits, keep float32 weights
     jit_compile: bool = False  # compile the train and eval steps with XLA
+
+    budget: ClassVar[frozenset[str]] = frozenset({"iterations", "eval_every", "eval_batch_size", "steps_per_execution"})
 
     def check(self) -> None:
         check_backend(self.backend)

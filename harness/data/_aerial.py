@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from PIL import Image
@@ -149,6 +149,13 @@ class AerialParams(DataParams):
     shuffle_buf: int = 3000  # tiles in the shuffle buffer (the reference recommends more)
     eval_tiles_per_gt_roi: int = 20  # the reference's fixed 1x20 eval tiles around each held-out box
     eval_images: int | None = None  # held-out full images the final AP uses; None = all, 0 = no AP
+
+    # how many tiles are cut and how much is evaluated: what a smoke scale may shrink (Section.budget)
+    budget: ClassVar[frozenset[str]] = DataParams.budget | {
+        "data_tiles_per_gt_roi",
+        "eval_tiles_per_gt_roi",
+        "eval_images",
+    }
 
     def check(self) -> None:
         super().check()

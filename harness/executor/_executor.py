@@ -9,7 +9,7 @@ study's worker does to keep Optuna's states). Per run, the executor
    backend) and its price;
 2. loads the data (cached per dataset section, checked before the first run);
 3. tags the run (data, hardware, task), logs the active config sections as dotted
-   params and ``config.yaml``;
+   params and ``config.yaml``, and the train and test splits as dataset inputs;
 4. trains with the sinks MLflow, TensorBoard and JSONL, plus the driver's extras
    (a study's pruning sink);
 5. logs the final metrics, timings and cost, then the artifacts: the metrics
@@ -19,10 +19,14 @@ study's worker does to keep Optuna's states). Per run, the executor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +35,9 @@ import yaml
 
 from harness._paths import encode_name, safe_child
 from harness.config import Config
-from harness.data import ArrayDataset, load_dataset
+from harness.data import ArrayDataset, TabularDataset, load_dataset
 from harness.errors import ConfigError
-from harness.executor._model import log_model
+from harness.executor._model import log_model, model_name, pending_model
 from harness.executor._multiworker import WorkerJob, run_workers
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.tasks import UNDEFINED_TAG, get_task
@@ -128,10 +132,12 @@ class Executor:
         """``<tensorboard_dir>/<group>/<invocation or run id[:8]>/<name>``, always under ``tensorboard_dir``.
 
         With an invocation (``<start time>-<parent run id[:8]>``), TensorBoard lists a ladder's runs
-        grouped by invocation, oldest first, and by rung within it.
+        grouped by invocation, oldest first, and by rung within it (a study's trials likewise, under
+        the group ``studies/<study>``: one folder per '/'-separated part).
         """
-        # group and name are ladder, rung, study and run names: encoded, so '../' or '/' cannot lead out
-        parts = [encode_name(p) for p in (group, self.invocation or run_id[:8], name) if p]
+        # group and name are ladder, rung, study and run names: encoded, so '../' or '/' cannot lead out;
+        # ladder and study names hold no '/', so only harness's own "studies/<study>" is split
+        parts = [encode_name(p) for p in (*group.split("/"), self.invocation or run_id[:8], name) if p]
         return safe_child(self.tensorboard_dir, *parts, what="TensorBoard folder")
 
     # --- one run ---------------------------------------------------------------------------
@@ -182,7 +188,7 @@ class Executor:
             }
         )
         run.log_params(cfg.params())
-        run.log_dataset(cfg.data.name, data.checksum, data.source)
+        log_splits(run, cfg, data)
         run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
         if place.hardware.local_workers:
             if callbacks:
@@ -264,11 +270,49 @@ class Executor:
                 final = {k: v for k, v in final.items() if not (k in result.undefined and math.isnan(v))}
             if result.undefined:  # why they are not logged: reports say "undefined (<why>)", never 0
                 run.set_tags({UNDEFINED_TAG + k: why for k, why in result.undefined.items()})
-            run.log_metrics(int(final["steps"]), final)
-            run.log_artifact(jsonl)
-        run.log_text(result.summary, "model_summary.txt")
-        run.log_figure(task.learning_curve(result.history, f"{group} {name}".strip()), "learning_curve.png")
-        run.log_artifact(tb_dir, "tensorboard")
-        if self.log_models:
-            log_model(run, experiment_id, result.model, task.example_input(data), int(final["steps"]))
+            steps = int(final["steps"])
+            with contextlib.ExitStack() as stack:
+                # the model exists before the final metrics, so that they are its metrics too (Models view)
+                model_id = (
+                    stack.enter_context(pending_model(run, experiment_id, model_name(group, name), cfg.params()))
+                    if self.log_models
+                    else None
+                )
+                run.log_metrics(steps, final, model_id=model_id)
+                run.log_artifact(jsonl)
+                run.log_text(result.summary, "model_summary.txt")
+                run.log_figure(task.learning_curve(result.history, f"{group} {name}".strip()), "learning_curve.png")
+                run.log_artifact(tb_dir, "tensorboard")
+                if model_id is not None:
+                    log_model(run, model_id, result.model, task, data, steps)
         return RunOutcome(run.run_id, final, result.history, dict(result.undefined))
+
+
+def log_splits(run: RunHandle, cfg: Config, data: ArrayDataset) -> None:
+    """The train and test splits the run uses as two MLflow dataset inputs (contexts training and
+    testing), each with its schema and profile (rows, shapes): the UI's Dataset column and panel.
+
+    Named ``<dataset>-train``/``-test``; the digest is that of the data's checksum, the split and its
+    size (a ``train_subset`` is other data than the whole split)."""
+    from mlflow.data.numpy_dataset import from_numpy
+    from mlflow.data.pandas_dataset import from_pandas
+
+    used = data.subset(cfg.data.train_subset, cfg.data.test_subset)
+    for split, context, x, y in (
+        ("train", "training", used.x_train, used.y_train),
+        ("test", "testing", used.x_test, used.y_test),
+    ):
+        digest = hashlib.sha256(f"{data.checksum}:{split}:{len(x)}".encode()).hexdigest()
+        name = f"{cfg.data.name}-{split}"
+        # MLflow's hints are not the user's business here: only the schema and profile are kept ("/" is
+        # no source to resolve), and the integer labels are never missing
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
+            if isinstance(used, TabularDataset):  # named columns, as the served model takes them
+                frame: Any = used.frame(x)
+                frame["label"] = y
+                described: Any = from_pandas(frame, source="/", targets="label", name=name, digest=digest)
+            else:
+                described = from_numpy(x, targets=y, source="/", name=name, digest=digest)
+            spec = json.loads(described.to_json())
+        run.log_dataset(name, digest, data.source, context, schema=spec.get("schema"), profile=spec.get("profile"))

@@ -5,13 +5,20 @@ loaded (``mlflow.pyfunc.load_model``, ``mlflow models serve``): it needs MLflow,
 Keras and pandas, never harness. Each DataFrame column feeds the model input of
 the same name (reshaped to that input's shape, cast to its dtype); the answer is
 one DataFrame column per output unit (a sigmoid model: ``probability``).
-A row with NaN or an infinity in a numeric column is refused (an MlflowException
-naming the column and row: a 400 from ``mlflow models serve``), not answered NaN.
+
+Rows are taken as files write them: a category's surrounding spaces are stripped
+(UCI's ``39, State-gov, ...``), as harness's readers strip every field before
+training, so that a row gets one answer however it is spaced; a numeric column
+takes numbers or the text of one. Anything else is refused with an
+MlflowException naming the column (and row) -- a 400 from ``mlflow models
+serve`` -- never answered with a guess: a missing or unknown column, a category
+that is not text, a missing value, a number that is not finite.
 Harness never imports this module (``set_model`` registers the model at load).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mlflow
@@ -22,6 +29,51 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 _BATCH = 4096
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # a larger number becomes inf in the float32 input
+
+
+def _refuse(message: str) -> MlflowException:
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float32-sized number (text is stripped, as the readers do), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and abs(number) <= _FLOAT32_MAX else None
+
+
+def _numbers(name: str, column: pd.Series) -> np.ndarray:
+    out = np.empty(len(column), np.float32)
+    for i, value in enumerate(column.tolist()):
+        number = _number(value)
+        if number is None:
+            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            raise _refuse(
+                f"input column {name!r} must hold finite numbers, but row {column.index[i]} holds {value!r}"
+                + ("; fill in the value (the model has no meaning for a missing number)" if missing else "")
+            )
+        out[i] = number
+    return out
+
+
+def _categories(name: str, column: pd.Series) -> np.ndarray:
+    values = column.tolist()
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise _refuse(
+                f"input column {name!r} must hold text (categories), but row {column.index[i]} holds {value!r}; "
+                "a value not stated is sent as the training data writes it (adult: '?')"
+            )
+    return np.array([v.strip() for v in values], dtype=object)
 
 
 class KerasFrameModel(PythonModel):
@@ -31,23 +83,22 @@ class KerasFrameModel(PythonModel):
         self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        frame = pd.DataFrame(model_input)
-        missing = [t.name for t in self.model.inputs if t.name not in frame.columns]
-        if missing:
-            raise ValueError(f"missing input columns {missing}; expected {[t.name for t in self.model.inputs]}")
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        expected = [t.name for t in self.model.inputs]
+        missing = [c for c in expected if c not in frame.columns]
+        unknown = [str(c) for c in frame.columns if c not in expected]
+        if missing or unknown:
+            said = [f"missing input column(s) {', '.join(map(repr, missing))}"] if missing else []
+            said += [f"unknown input column(s) {', '.join(map(repr, unknown))}"] if unknown else []
+            raise _refuse(f"{'; '.join(said)}: the model takes exactly the columns {', '.join(expected)}")
         import tensorflow as tf  # string inputs: Keras' predict takes no numpy strings, tf tensors it does
 
         feed = {}
         for t in self.model.inputs:
-            values = frame[t.name].to_numpy()
-            values = values.astype(str) if t.dtype == "string" else values.astype(t.dtype)
-            if t.dtype != "string" and not np.all(np.isfinite(values)):
-                bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise MlflowException(
-                    f"input column {t.name!r} must hold finite numbers, but row {frame.index[bad]} holds "
-                    f"{values[bad]}; fill in the value (the model has no meaning for a missing number)",
-                    error_code=INVALID_PARAMETER_VALUE,
-                )
+            if t.dtype == "string":
+                values = _categories(t.name, frame[t.name]).astype(str)
+            else:
+                values = _numbers(t.name, frame[t.name]).astype(t.dtype)
             feed[t.name] = tf.constant(values.reshape(-1, *t.shape[1:]))
         n = len(frame)
         chunks = [

@@ -155,6 +155,7 @@ def parse_ladder(text: str, source: str) -> Ladder:
     if not isinstance(rungs, list) or not rungs:
         raise ConfigError(f"{source}: rungs must be a non-empty list")
     parsed = []
+    set_by: dict[str, Rung | None] = {}  # dotted key -> the first rung that sets it (filled in below)
     for i, raw in enumerate(rungs, start=1):
         where = f"{source}: rungs[{i}]"
         if not isinstance(raw, dict):
@@ -170,6 +171,8 @@ def parse_ladder(text: str, source: str) -> Ladder:
             raise ConfigError(f"{where}: reference must be a finite number, but got reference={reference!r}")
         changes, note = _text(raw, "changes", where, ""), _text(raw, "note", where, "")
         parsed.append(Rung(i, name, changes, reference, note, cfg))
+        for key in raw.get("set") or {}:
+            set_by.setdefault(cfg.key_of(str(key)), parsed[-1])
     name = _text(data, "name", source, "")
     check_name(name, f"{source}: name", ConfigError)
     task = harness.tasks.get_task(parsed[0].config.task.name)
@@ -190,5 +193,33 @@ def parse_ladder(text: str, source: str) -> Ladder:
         rungs=tuple(parsed),
     )
     for scale in scales:  # check every scale's keys now, not halfway through a run
-        ladder.configs(scale)
+        for _, scaled in ladder.configs(scale):
+            _check_scale_keys(source, scale, scales[scale], scaled, set_by)
     return ladder
+
+
+_NEVER_SCALED = frozenset({"task.name", "model.name"})  # what a ladder compares: no scale may swap them
+
+
+def _check_scale_keys(
+    source: str, scale: str, keys: Mapping[str, Any], scaled: Config, set_by: Mapping[str, Any]
+) -> None:
+    """A scale changes a rung's budget (steps, data subsets, evaluation sizes), never what the rung is: a
+    scale key that a rung sets is refused unless it is a budget key (``Config.budget_keys``), so that the
+    rung named ``layers17`` trains 17 layers at every scale."""
+    budget = scaled.budget_keys()
+    for key in keys:
+        dotted = scaled.key_of(str(key))
+        rung = set_by.get(dotted)
+        if dotted in _NEVER_SCALED:
+            why = f"but it chooses the {dotted.partition('.')[0]} of every rung"
+        elif rung is not None and dotted not in budget:
+            why = f"but rung {rung.index} ({rung.name}) sets {key}"
+        else:
+            continue
+        allowed = ", ".join(sorted(k.partition(".")[2] for k in budget))
+        raise ConfigError(
+            f"{source}: scales.{scale}.{key}: a scale may change a rung's budget ({allowed}), never what the "
+            f"rung is, {why}; remove {key} from scales.{scale} (make the scale cheaper with fewer steps or "
+            "less data instead)"
+        )

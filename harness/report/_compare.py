@@ -362,7 +362,7 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
             "$ to target (KM median)": [_median(v, 5) for v in s["usd_to_target_median"]],
             "AUC (mean ± SE)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sem"], strict=True)],
             "AUC 95% CI": [_ci(lo, hi, 3) for lo, hi in zip(s["auc_ci_low"], s["auc_ci_high"], strict=True)],
-            "time per study (s)": [f"{v:.1f}" for v in s["time_s_mean"]],
+            "time per study (s)": [_core.number(v, ".1f") for v in s["time_s_mean"]],
             "cost per study ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_mean"]],
         }
     )
@@ -557,7 +557,7 @@ def _lead(report: CompareReport) -> list[str]:
         "Time = cumulative trial wall time (trials run one after another); AUC = mean over trials 1..budget "
         "of the best-so-far, scaled so that 0 is the worst and 1 the best objective seen in the comparison",
         f"Device: {text(m['device'])} on host {code(m['host'])}; {text(m['versions'])}; "
-        f"harness commit {code(m['git_commit'])}",
+        f"harness commit {_core.md_commit(m['git_commit'])}",
         *(
             [
                 "Samplers draw with per-trial seeds from (seed, trial number): TPE's random start-up trials "

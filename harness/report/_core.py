@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import re
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
         "parent_run_id": parent.info.run_id,
         "parent_status": parent.info.status,
         "tracking_uri": tracker.display_uri,
-        "command": redact_text(tags.get("harness.command", "")),  # runs logged before redaction existed
+        # runs logged before redaction existed; paths as seen from the folder the command ran in
+        "command": run_command(tags),
         "host": tags.get("host", "?"),
         "git_commit": tags.get("mlflow.source.git.commit", "?"),
         "versions": ", ".join(f"{k} {tags[f'{k}.version']}" for k in versions if f"{k}.version" in tags),
@@ -89,8 +91,55 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
     }
 
 
+def number(value: Any, spec: str, missing: str = "n/a") -> str:
+    """``value`` formatted with ``spec``, or ``missing`` where it is no number (NaN, None): a table never
+    shows Python's ``nan``."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return missing
+    return missing if math.isnan(x) else format(x, spec)
+
+
 def generated_by(command: str) -> str:
-    return f"Generated from the MLflow tracking store by {md_code(redact_text(command))}; do not edit by hand."
+    """The line under a report's title: the command that wrote it, its paths relative to where it ran."""
+    shown = md_code(local_paths(redact_text(command), os.getcwd()))
+    return f"Generated from the MLflow tracking store by {shown}; do not edit by hand."
+
+
+# an absolute path in a command line: a word (or the value of --opt=) starting with '/', or a SQLite URI's
+_ABSOLUTE = re.compile(r"(?<![^\s=])(sqlite:///)?(/[^\s'\"]*)")
+
+
+def local_paths(command: str, cwd: str | None) -> str:
+    """``command`` with each absolute path written relative to ``cwd``, the folder it ran in
+    (``sqlite:////work/main/mlflow.db`` -> ``sqlite:///mlflow.db``, ``/work/shared/data`` ->
+    ``../shared/data``), so that a committed report does not carry the layout of the machine that wrote
+    it; a path that shares no folder with ``cwd`` but the root stays as it is. No ``cwd``: unchanged."""
+    if not cwd or not os.path.isabs(cwd):
+        return command
+
+    def relative(match: re.Match[str]) -> str:
+        scheme, path = match.group(1) or "", match.group(2)
+        parts, here = Path(os.path.normpath(path)).parts, Path(os.path.normpath(cwd)).parts
+        if len(parts) < 2 or len(here) < 2 or parts[1] != here[1]:
+            return match.group(0)  # only the root in common: a relative path would be longer and no truer
+        return scheme + os.path.relpath(path, cwd)
+
+    return _ABSOLUTE.sub(relative, command)
+
+
+def run_command(tags: Mapping[str, str]) -> str:
+    """A run's ``harness.command`` (redacted: runs logged before redaction existed), its paths relative
+    to the folder it ran in (``harness.cwd``; for runs made before that tag, the report's own folder)."""
+    return local_paths(redact_text(tags.get("harness.command", "")), tags.get("harness.cwd") or os.getcwd())
+
+
+def md_commit(commit: str) -> str:
+    """A run's git commit for a report header: the hash as a code span, and a ``-dirty`` tree said in words
+    (the run's code had changes that no commit holds), not hidden."""
+    sha, dirty, _ = str(commit).partition("-dirty")
+    return md_code(sha) + (" (uncommitted changes)" if dirty else "")
 
 
 # -- text from users, made safe to open -----------------------------------------------------------------

@@ -33,7 +33,9 @@ from harness.report._core import (
     generated_by,
     markdown_table,
     md_code,
+    md_commit,
     md_text,
+    number,
     provenance,
     require_store,
     search,
@@ -137,7 +139,7 @@ def _throughput(frame: pd.DataFrame) -> pd.DataFrame:
                 "examples_per_s": float(g["metrics.bench_examples_per_s"].median()),
                 "step ms": _spread(g["metrics.bench_step_ms"], ",.1f"),
                 "compile s": _spread(g["metrics.bench_compile_s"], ".1f"),
-                "peak memory MiB": f"{g['metrics.bench_peak_memory_mb'].max():,.0f}",
+                "peak memory MiB": number(g["metrics.bench_peak_memory_mb"].max(), ",.0f"),
                 "$/h": price,
                 "$ per 1M examples": _spread(g.get("metrics.bench_usd_per_million_examples", pd.Series()), ".4f"),
                 "n": _count(g["metrics.bench_examples_per_s"]),
@@ -471,7 +473,7 @@ def _lead(m: dict[str, str]) -> list[str]:
     return [
         f"Benchmark run: {code['command']}",
         f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}, "
-        f"host {code['host']}; {md_text(m['versions'])}; harness commit {code['git_commit']}",
+        f"host {code['host']}; {md_text(m['versions'])}; harness commit {md_commit(m['git_commit'])}",
         f"{md_text(m['repeats'])} repetitions per row{' (quick mode: checks only)' if m['quick'] == 'true' else ''}. "
         f"Throughput: after one untimed warm-up execution (tracing and compilation, shown as *compile s*), "
         f"{md_text(m['windows'])} timed windows of a fixed number of steps; each run's rate is its median window, "

@@ -39,7 +39,7 @@ code { font: .9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; back
        padding: .1em .3em; border-radius: 4px; overflow-wrap: anywhere; }
 p.generated { color: #57606a; }
 ul.lead li, ul.notes li { margin: .15em 0; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table.report { border-collapse: collapse; font-size: .88em; margin: .6em 0;
                font-variant-numeric: tabular-nums; }
 table.report th, table.report td { border: 1px solid #d0d7de; padding: .3em .55em; vertical-align: top; }
@@ -145,12 +145,18 @@ def _table(frame: pd.DataFrame, table_id: str) -> str:
     right = numeric_columns(frame)
     wide = [i for i, (_, c) in enumerate(frame.items()) if i not in right and c.astype(str).str.len().max() > 24]
     rules = []
-    for columns, style in ((right, "text-align: right; white-space: nowrap;"), (wide, "min-width: 14em;")):
+    # numbers stay on one line, their headers wrap (a long header would otherwise set the column's width)
+    for columns, cell, style in (
+        (right, "td", "text-align: right; white-space: nowrap;"),
+        (right, "th", "text-align: right;"),
+        (wide, "td", "min-width: 14em;"),
+    ):
         if columns:
-            cells = ", ".join(f"#{table_id} td:nth-child({i + 1}), #{table_id} th:nth-child({i + 1})" for i in columns)
+            cells = ", ".join(f"#{table_id} {cell}:nth-child({i + 1})" for i in columns)
             rules.append(f"{cells} {{ {style} }}")
     style = f"<style>{' '.join(rules)}</style>\n" if rules else ""
-    return f'{style}<div class="scroll">{body}</div>'
+    # a table wider than the page scrolls inside this box, never the page; focusable, so keys scroll it too
+    return f'{style}<div class="scroll" tabindex="0" role="region" aria-label="table {table_id}">{body}</div>'
 
 
 def render_html(title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = "") -> str:

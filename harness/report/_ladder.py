@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from harness._secrets import redact_text
 from harness.errors import UserError
 from harness.report import _core, _html
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, one_samples, pairwise, smallest_testable
@@ -126,7 +125,7 @@ def ladder_report(
         frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id, source=len(frames)))
         also_lines.append(
             f"Rows marked *{_core.md_text(other_scale)} scale*: parent run {_core.md_code(other_id)} "
-            f"({other.info.status}), {_core.md_code(redact_text(other.data.tags.get('harness.command', '?')))}, "
+            f"({other.info.status}), {_core.md_code(_core.run_command(other.data.tags) or '?')}, "
             f"device {_core.md_text(other.data.tags.get('device', '?'))}"
         )
     tags = parent.data.tags
@@ -198,6 +197,8 @@ def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
             "runs": len(done),
             "parent_run_id": first["parent_run_id"],
             "runs_not_finished": len(group) - len(done),
+            # how the others ended (KILLED, FAILED, RUNNING): a row without numbers says why
+            "not_finished_status": ", ".join(sorted(set(group["status"]) - {"FINISHED"})),
         }
         for out, key in columns:
             column = f"metrics.{key}"
@@ -282,15 +283,24 @@ def _fmt(mean: float, sd: float, percent: bool) -> str:
     return f"{mean:.4g}" + ("" if math.isnan(sd) else f" ± {sd:.2g}")
 
 
+def _missing(t: pd.DataFrame) -> list[str]:
+    """Each row's text where it has no number: "n/a", or "n/a (killed)" where none of its runs finished."""
+    status = t.get("not_finished_status", pd.Series("", index=t.index))
+    return [
+        f"n/a ({s.lower()})" if isinstance(s, str) and s and not runs else "n/a"
+        for s, runs in zip(status, t["runs"], strict=True)
+    ]
+
+
 def _metric_cells(t: pd.DataFrame, col: Column) -> list[str]:
     """A task column's cells: mean ± sd over the runs where it is defined, or "undefined (why)"."""
     nothing = pd.Series(math.nan, index=t.index)
     why, n = t.get(f"{col.metric}_undefined", nothing), t.get(f"{col.metric}_undefined_runs", nothing)
     cells = []
-    for mean, sd, reason, k, runs in zip(
-        t[f"{col.metric}_mean"], t[f"{col.metric}_sd"], why, n, t["runs"], strict=True
+    for mean, sd, reason, k, runs, missing in zip(
+        t[f"{col.metric}_mean"], t[f"{col.metric}_sd"], why, n, t["runs"], _missing(t), strict=True
     ):
-        text = _fmt(mean, sd, col.percent)
+        text = missing if math.isnan(mean) else _fmt(mean, sd, col.percent)
         if isinstance(reason, str) and reason:
             text = (
                 f"undefined ({reason})"
@@ -491,14 +501,16 @@ def display_table(report: LadderReport, stats: bool = False) -> pd.DataFrame:
         columns[f"best vs ref{unit}"] = [_delta(v, pct) for v in t["vs_reference"]]
         if stats:
             columns.update(_stats_columns(report, "vs ref", "ref"))
-    columns["train time (s)"] = [f"{v:.1f}" for v in t["train_s_mean"]]
+    missing = _missing(t)
+    columns["train time (s)"] = [_core.number(v, ".1f", m) for v, m in zip(t["train_s_mean"], missing, strict=True)]
     if t["wall_s_mean"].notna().any():  # a multi-worker run beside one-process runs: whole wall times
         wall = t["wall_s_mean"].where(t["wall_s_mean"].notna(), t["total_s_mean"])
-        columns["wall time (s)"] = [f"{v:.1f}" for v in wall]
+        columns["wall time (s)"] = [_core.number(v, ".1f", m) for v, m in zip(wall, missing, strict=True)]
     columns[f"{get_task(report.task).examples}/s"] = [
-        f"{v:,.0f}" if v >= 100 else f"{v:.1f}" for v in t["examples_per_s_mean"]
+        _core.number(v, ",.0f" if v >= 100 else ".1f", m)
+        for v, m in zip(t["examples_per_s_mean"], missing, strict=True)
     ]
-    columns["cost/run ($)"] = ["n/a" if math.isnan(v) else f"{v:.4f}" for v in t["cost_usd_mean"]]
+    columns["cost/run ($)"] = [_core.number(v, ".4f", m) for v, m in zip(t["cost_usd_mean"], missing, strict=True)]
     columns["runs"] = t["runs"]
     return pd.DataFrame(columns)
 
@@ -691,7 +703,8 @@ def _lead(report: LadderReport) -> list[str]:
     return [
         f"Ladder run: {code['command']}" if m["command"] else "Ladder run: (command not recorded)",
         f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}",
-        f"Device: {m['device']} on host {code['host']}; {m['versions']}; harness commit {code['git_commit']}",
+        f"Device: {m['device']} on host {code['host']}; {m['versions']}; "
+        f"harness commit {_core.md_commit(m['git_commit'])}",
         f"Data checksum (sha256): {code['data_checksum']}",
         f"Cost = wall time x {m['price_per_hour']} $/h (harness/hardware/prices.yaml)",
         *(report.meta["also"].split("\n") if report.meta.get("also") else []),  # md_text'd where built
@@ -781,36 +794,78 @@ def curves_figure(report: LadderReport) -> Any:
     return fig
 
 
+def _baselines(report: LadderReport) -> list[tuple[str, float]]:
+    """(name, mean over the table's rows) of each of the task's baseline columns of the ladder's metric
+    (census: the majority-class accuracy), for the bar chart."""
+    task = get_task(report.task)
+    if report.metric != f"test_{task.primary}":
+        return []
+    out = []
+    for col in task.report_columns():
+        values = report.table.get(f"{col.metric}_mean")
+        if col.baseline and values is not None and values.notna().any():
+            out.append((col.baseline, float(values.mean())))
+    return out
+
+
+def _break_marks(top: Any, bottom: Any) -> None:
+    """The two diagonal strokes on each side that say an axis is broken between two panels."""
+    mark: dict[str, Any] = {"marker": [(-1, -0.5), (1, 0.5)], "markersize": 10, "linestyle": "none"}
+    mark.update(color="k", mec="k", mew=1, clip_on=False)
+    top.plot([0, 1], [0, 0], transform=top.transAxes, **mark)
+    bottom.plot([0, 1], [1, 1], transform=bottom.transAxes, **mark)
+
+
 @_html.default_style
 def best_figure(report: LadderReport) -> Any:
-    """A bar per rung (grouped per variant) of the best metric, error bars = sd over seeds, and the
-    talk's reference marked on each rung's bars; ``None`` when no rung has a value."""
+    """A bar per rung (grouped per variant) of the best metric, error bars = sd over seeds, the talk's
+    reference marked on each rung's bars and the task's baselines (census: majority class) drawn across;
+    ``None`` when no rung has a value.
+
+    Bars start at zero: where the values sit far above it (accuracies of 85-99%), the axis is broken,
+    drawn as a short panel from 0 under a zoomed one, with the break marked, so that a 0.5-point spread is
+    readable and no bar pretends to start at 83.5%."""
     t = report.table
     if t.empty or not t["best_mean"].notna().any():
         return None
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     scale = 100.0 if report.percent() else 1.0
     rungs = t.drop_duplicates("rung_index").sort_values("rung_index")
     where = {int(i): k for k, i in enumerate(rungs["rung_index"])}
     variants = list(dict.fromkeys(t["variant"]))
     width = 0.8 / len(variants)
-    fig = Figure(figsize=(max(6.0, 1.1 * len(rungs) * max(1, len(variants) / 1.5) + 2), 4.6), layout="constrained")
-    ax = fig.subplots()
+    baselines = [(name, value * scale) for name, value in _baselines(report)]
+    values = [v * scale for v in [*t["best_mean"].dropna(), *t["reference"].dropna()]] + [v for _, v in baselines]
+    lo, hi = min(values), max(values)
+    zoom = max(0.0, lo - 0.6 * (hi - lo) - 0.02 * hi)  # where the zoomed panel starts
+    top_hi = hi + 0.15 * (hi - lo) + 0.01 * hi
+    broken = lo > 0 and zoom > 0.2 * top_hi  # a zero-based axis would hide the differences between rungs
+    size = (max(6.0, 1.1 * len(rungs) * max(1, len(variants) / 1.5) + 2), 4.6)
+    # panels of a broken axis close together: the break marks stand between them
+    fig = Figure(figsize=size, layout=ConstrainedLayoutEngine(h_pad=0.02, hspace=0.0) if broken else "constrained")
+    if broken:
+        ax, floor = fig.subplots(2, 1, sharex=True, height_ratios=[7, 1])
+    else:
+        ax, floor = fig.subplots(), None
     marked = False
     for k, variant in enumerate(variants):
         rows = t[t["variant"] == variant]
         xs = [where[int(i)] - 0.4 + width * (k + 0.5) for i in rows["rung_index"]]
         sd = rows["best_sd"] * scale
-        ax.bar(
-            xs,
-            rows["best_mean"] * scale,
-            width * 0.92,
-            yerr=sd if sd.notna().any() else None,
-            capsize=3,
-            color=f"C{k % 10}",
-            label=variant or "this run",
-        )
+        for panel in (ax, floor):
+            if panel is None:
+                continue
+            panel.bar(
+                xs,
+                rows["best_mean"] * scale,
+                width * 0.92,
+                yerr=sd if sd.notna().any() and panel is ax else None,
+                capsize=3,
+                color=f"C{k % 10}",
+                label=(variant or "this run") if panel is ax else "_nolegend_",
+            )
         refs = [(x, r * scale) for x, r in zip(xs, rows["reference"], strict=True) if not math.isnan(r)]
         if refs:
             ax.hlines(
@@ -822,18 +877,29 @@ def best_figure(report: LadderReport) -> Any:
                 label="_nolegend_" if marked else "the talk's reference",
             )
             marked = True
-    values = [v * scale for v in [*t["best_mean"].dropna(), *t["reference"].dropna()]]
-    lo, hi = min(values), max(values)
-    if lo > 0:  # zoom: the rungs differ by fractions of a point near the top of the scale
-        ax.set_ylim(max(0.0, lo - 0.6 * (hi - lo) - 0.02 * hi), hi + 0.15 * (hi - lo) + 0.01 * hi)
-    ax.set_xticks(range(len(rungs)), [f"{i} {r}" for i, r in zip(rungs["rung_index"], rungs["rung"], strict=True)])
-    ax.tick_params(axis="x", labelrotation=25, labelsize=8)
-    for label in ax.get_xticklabels():
+    for i, (name, value) in enumerate(baselines):
+        shown = f"{value:.2f}%" if scale != 1 else f"{value:.4g}"
+        ax.axhline(value, color="dimgrey", ls=("--", ":", "-.")[i % 3], lw=1.4, label=f"{name} ({shown})")
+    if floor is not None:
+        ax.set_ylim(zoom, top_hi)
+        floor.set_ylim(0, (top_hi - zoom) / 7)  # the scale of the panel above: the bars' feet at 0
+        floor.set_yticks([0])
+        ax.spines["bottom"].set_visible(False)
+        floor.spines["top"].set_visible(False)
+        ax.tick_params(axis="x", which="both", bottom=False)
+        _break_marks(ax, floor)
+    elif lo <= 0:
+        ax.axhline(0, color="black", lw=0.8)
+    below = floor if floor is not None else ax
+    below.set_xticks(range(len(rungs)), [f"{i} {r}" for i, r in zip(rungs["rung_index"], rungs["rung"], strict=True)])
+    below.tick_params(axis="x", labelrotation=25, labelsize=8)
+    for label in below.get_xticklabels():
         label.set_horizontalalignment("right")
-    ax.set_ylabel(report.best_label + (" (%)" if scale != 1 else ""))
+    ax.set_ylabel(report.best_label + (" (%)" if scale != 1 else "") + (" (axis broken)" if broken else ""))
     ax.grid(axis="y", alpha=0.3)
-    if len(variants) > 1 or marked:
-        fig.legend(loc="outside right upper", fontsize=8, frameon=False)  # beside the bars, never over them
+    if len(variants) > 1 or marked or baselines:
+        handles, labels = ax.get_legend_handles_labels()  # the zoomed panel's: the floor's bars are repeats
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)  # beside the bars
     errors = " ± sd over seeds" if t["best_sd"].notna().any() else ""
     ax.set_title(f"{report.best_label} per rung{errors}")
     return fig
@@ -844,8 +910,9 @@ def captions(report: LadderReport) -> tuple[str, str]:
     table = report.table
     marks = "; black marks: the talk's reference" if "reference" in table and table["reference"].notna().any() else ""
     dashes = ", dashes = variant" if "variant" in table and table["variant"].nunique() > 1 else ""
+    lines = "".join(f"; grey line: the {name} (mean over the rungs)" for name, _ in _baselines(report))
     return (
-        f"Bars: {report.best_label} (mean over the seeds' FINISHED runs){marks}.",
+        f"Bars: {report.best_label} (mean over the seeds' FINISHED runs){marks}{lines}.",
         f"Test metrics at each evaluation step, every rung on shared axes; colour = rung{dashes}.",
     )
 

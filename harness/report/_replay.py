@@ -91,7 +91,7 @@ def replay_report(
         "parent_run_id": run_id,
         "parent_study": "",
         "landscape": landscape,
-        "replay_command": tags.get("harness.command", ""),
+        "replay_command": _core.run_command(tags),
         "landscape_design": tags.get("harness.landscape_design", ""),
         "landscape_trials": params.get("landscape.trials", "?"),
     }

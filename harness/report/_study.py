@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
             **{p: short_value(row[p]) for p in params},
         }
     live = counted(table)
+    complete = live[live["state"] == "COMPLETE"]["objective"]
     meta = {
         "study": name,
         **_core.provenance(tracker, parent, ("optuna", "mlflow", "tensorflow", "keras")),
@@ -144,10 +146,40 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
             if "cmle.tier" in tags
             else ""
         ),
+        "flat": flat_objective(list(complete), tags.get("harness.experiment", ""), tags.get("harness.objective", "?")),
+        "scale_notes": tags.get("harness.scale_notes", ""),
         "total_time_s": f"{table['time_s'].sum():.1f}",
         "total_cost_usd": "n/a" if table["cost_usd"].isna().all() else f"{table['cost_usd'].sum():.4f}",
     }
     return StudyReport(table, params, best, meta, tracker)
+
+
+# the next scale up, whose longer training and larger data give trials room to differ (harness/ladders SCALES)
+_MORE_SIGNAL = {"smoke": "standard", "standard": "full"}
+
+
+def flat_objective(values: Sequence[float], experiment: str, objective: str) -> str:
+    """A sentence when two or more complete trials all scored the same objective, else "".
+
+    A sampler ranks trials by their objective; when every one ties (a smoke-scale detector's IoU of 0 on
+    every trial) TPE has nothing to model and the "best" trial is merely the first. ``experiment`` is the
+    study's label (``yolo:layers17@smoke``): the advice names the scale above it.
+    """
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if len(finite) < 2 or max(finite) != min(finite):
+        return ""
+    scale = experiment.rpartition("@")[2] if "@" in experiment else ""
+    more = _MORE_SIGNAL.get(scale)
+    advice = (
+        f"run it at --scale {more} (longer training on more data), where trials can score differently"
+        if more
+        else "train longer (--set iterations=N) or widen the space's ranges, so that trials can score differently"
+    )
+    return (
+        f"every one of the {len(finite)} complete trials scored {objective} = {finite[0]:.4g}: the sampler had "
+        f"nothing to learn (it ranks trials by their objective, and they all tie; the best trial is only the "
+        f"first); {advice}"
+    )
 
 
 def _unique(tracker: Tracker, table: pd.DataFrame, tag: str) -> set[str]:
@@ -238,12 +270,17 @@ def _lead(report: StudyReport) -> list[str]:
         f"Budget: max_trials {m['max_trials']}, max_parallel {m['max_parallel']}, max_failed {m['max_failed']}; "
         f"trials: {m['counts']}",
         f"MLflow parent run {code['parent_run_id']} ({m['parent_status']}), started {m['started']}",
-        f"Device: {m['devices']} on host {code['host']}; {m['versions']}; harness commit {code['git_commit']}",
+        f"Device: {m['devices']} on host {code['host']}; {m['versions']}; "
+        f"harness commit {_core.md_commit(m['git_commit'])}",
         f"Total trial time {m['total_time_s']} s, cost ${m['total_cost_usd']} (wall time x {m['prices']} $/h, "
         "harness/hardware/prices.yaml)",
     ]
     if m["cmle"]:
         lines.append(f"Cloud ML Engine scale tier {m['cmle']} (for reference; trials ran on the device above)")
+    if m.get("scale_notes"):
+        lines.append(f"Scale: {m['scale_notes']}")
+    if m.get("flat"):
+        best_line += f". **Nothing to learn:** {m['flat']}"
     return [*lines, best_line]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -99,6 +101,13 @@ class StudyContext:
     @property
     def parent(self) -> RunHandle:
         return RunHandle(self.tracker.client, self.settings.parent_run_id)
+
+    @functools.cached_property
+    def invocation(self) -> str:
+        """``<parent run start, UTC>-<parent run id[:8]>``: the study's folder of TensorBoard trials, as a
+        ladder's invocation is; the same for every worker and every resume, new for a study made again."""
+        info = self.tracker.client.get_run(self.settings.parent_run_id).info
+        return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(info.start_time / 1000))}-{info.run_id[:8]}"
 
     def current_budget(self) -> Budget:
         """Re-read: a resumed ``harness study --trials N`` may have raised it since this worker started."""

@@ -296,6 +296,8 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
         tags["harness.landscape"] = plan.request.design_note or f"{len(plan.request.design)} fixed points"
     if space.notes:
         tags["harness.space_notes"] = " | ".join(space.notes)[:5000]
+    if plan.resolved.scale_notes:  # how --scale met the file's fixed budget: the report says it too
+        tags["harness.scale_notes"] = " | ".join(plan.resolved.scale_notes)[:5000]
     return tags
 
 

@@ -5,6 +5,7 @@ Example (``search_spaces/mnist_cnn.yaml`` is a complete one)::
     name: mnist-cnn                       # study names default to <name>-<sampler>
     experiment: {ladder: mnist, rung: cnn, scale: standard}   # or {config: {...}}
     fixed: {iterations: 1500}             # Config overrides for every trial
+    scale_overrides_fixed: true           # default: --scale smoke sets its iterations/subsets over fixed's
     objective: {metric: accuracy}         # an objective of the task: accuracy | loss | best_test_accuracy | ...
     budget: {max_trials: 12, max_parallel: 2, max_failed: 3}
     sampler: tpe                          # default; --sampler overrides
@@ -41,7 +42,19 @@ from harness.studies._space import (
     strict_keys,
 )
 
-TOP = ("name", "title", "experiment", "fixed", "objective", "budget", "sampler", "sampler_options", "pruner", "params")
+TOP = (
+    "name",
+    "title",
+    "experiment",
+    "fixed",
+    "scale_overrides_fixed",
+    "objective",
+    "budget",
+    "sampler",
+    "sampler_options",
+    "pruner",
+    "params",
+)
 EXPERIMENT = ("ladder", "rung", "scale", "config")
 OBJECTIVE = ("metric", "direction")
 BUDGET = ("max_trials", "max_parallel", "max_failed")
@@ -63,6 +76,12 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
     fixed = _mapping(data.get("fixed"), f"{source}: fixed")
     for key, value in fixed.items():
         fixed[key] = coerce(str(key), value, f"{source}: fixed.{key}")
+    scale_overrides_fixed = data.get("scale_overrides_fixed", True)
+    if not isinstance(scale_overrides_fixed, bool):
+        raise ConfigError(
+            f"{source}: scale_overrides_fixed: expected true (--scale sets iterations and subsets over fixed) "
+            f"or false (fixed stands at every scale), but got {scale_overrides_fixed!r}"
+        )
 
     objective = _mapping(data["objective"], f"{source}: objective")
     strict_keys(objective, OBJECTIVE, f"{source}: objective")
@@ -111,6 +130,7 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
         text=text,
         experiment=experiment,
         fixed=fixed,
+        scale_overrides_fixed=scale_overrides_fixed,
         objective=metric,
         budget=budget,
         sampler=sampler,

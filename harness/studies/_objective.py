@@ -32,6 +32,8 @@ class TrialRun:
     experiment_id: str
     study: str  # the study's name
     sinks: tuple[Any, ...] = ()  # more metric sinks for the trial's evaluations (the study's progress display)
+    # the study's TensorBoard folder under tensorboard/studies/<study>/ (StudyContext.invocation); "" = the run id
+    invocation: str = ""
 
     @property
     def name(self) -> str:
@@ -132,6 +134,8 @@ class TrainingRunner:
             if not math.isfinite(float(final[objective.final_key])):
                 raise RunFailed(f"objective {objective.final_key} is {final[objective.final_key]}")
 
+        # tensorboard/studies/<study>/<invocation>/trial-NNN: one readable folder per study, trials in order
+        self.executor.invocation = t.invocation
         outcome = self.executor.execute(
             t.run,
             t.experiment_id,

@@ -18,6 +18,7 @@ objective among the *task's* objectives (``IOU`` is a detection objective).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -274,6 +275,9 @@ class SearchSpace:
     params: tuple[ParamSpec, ...]
     tier: Tier | None = None
     notes: tuple[str, ...] = ()  # warnings about settings harness cannot honour exactly
+    # --scale on the command line sets the scale's budget keys (iterations, subsets) over ``fixed``'s;
+    # false: the file's fixed budget stands at every scale (the study's output says so)
+    scale_overrides_fixed: bool = True
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -328,12 +332,13 @@ class SearchSpace:
             raise ConfigError(f"{self.source}: {why}, e.g. --experiment mnist:cnn; built-in rungs: {rungs}")
         if scale:
             ref = dataclasses.replace(ref, scale=scale)
-        base = _experiment_config(ref, self.source)
+        base, scale_keys = _experiment_config(ref, self.source)
         tier_backend = None
         if self.tier is not None and "backend" not in self.fixed and "backend" not in (overrides or {}):
             tier_backend = self.tier.backend
             base = apply_overrides(base, {"backend": tier_backend}, f"{self.source}: scale tier {self.tier.name}")
-        base = apply_overrides(base, self.fixed, f"{self.source}: fixed")
+        fixed, scale_notes = self._fixed_at(scale, base, scale_keys) if scale else (dict(self.fixed), ())
+        base = apply_overrides(base, fixed, f"{self.source}: fixed")
         base = apply_overrides(base, overrides or {}, "command line (--set)")
         for p in self.params:
             for value in p.config_candidates():
@@ -346,7 +351,44 @@ class SearchSpace:
                 f"{objective.name!r}, which task {task.name} {objective.direction}s"
             )
         keys = {p.name: base.key_of(p.name) for p in self.params}
-        return ResolvedSpace(self, ref, base, dict(overrides or {}), tier_backend, objective, keys)
+        return ResolvedSpace(self, ref, base, dict(overrides or {}), tier_backend, objective, keys, scale_notes)
+
+    def _fixed_at(
+        self, scale: str, base: Config, scale_keys: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """``fixed`` under ``--scale``: the budget keys the scale sets (iterations, subsets) win over the
+        file's, as the scale wins over a ladder rung's, unless the file says ``scale_overrides_fixed: false``;
+        a note says which either way, for the study's output."""
+        budget = base.budget_keys()
+        scaled = {}  # dotted key -> the scale's value, for the scale's budget keys
+        for key, value in scale_keys.items():
+            with contextlib.suppress(ConfigError):  # a key of another model: the ladder's own check says so
+                if base.key_of(str(key)) in budget:
+                    scaled[base.key_of(str(key))] = value
+        fixed, met = dict(self.fixed), []
+        for key, value in self.fixed.items():
+            try:
+                dotted = base.key_of(str(key))
+            except ConfigError:
+                continue  # applying ``fixed`` names the problem
+            if dotted in scaled and scaled[dotted] != value:
+                met.append((key, value, scaled[dotted]))
+                if self.scale_overrides_fixed:
+                    del fixed[key]
+        if not met:
+            return fixed, ()
+        if self.scale_overrides_fixed:
+            changes = ", ".join(f"{k}={v} → {s}" for k, v, s in met)
+            return fixed, (
+                f"--scale {scale} sets the budget over {self.source}'s fixed values: {changes} "
+                "(write scale_overrides_fixed: false in the file to keep its own)",
+            )
+        kept = ", ".join(f"{k}={v}" for k, v, _ in met)
+        instead = ", ".join(f"{k}={s}" for k, _, s in met)
+        return fixed, (
+            f"{self.source} says scale_overrides_fixed: false: its fixed {kept} stand at --scale {scale} "
+            f"(the scale alone would set {instead})",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,6 +402,7 @@ class ResolvedSpace:
     tier_backend: str | None  # backend asked for by a Cloud ML Engine scale tier (may fall back)
     objective: Objective  # the base config's task's objective that the file names
     keys: Mapping[str, str]  # parameter name -> dotted config key (its MLflow param)
+    scale_notes: tuple[str, ...] = ()  # how --scale met the file's fixed budget (the study prints them)
 
     @property
     def direction(self) -> Direction:
@@ -385,11 +428,12 @@ class ResolvedSpace:
         return space_fingerprint(self.describe())
 
 
-def _experiment_config(ref: ExperimentRef, source: str) -> Config:
+def _experiment_config(ref: ExperimentRef, source: str) -> tuple[Config, Mapping[str, Any]]:
+    """The experiment's config, and the keys its ladder's scale sets ({} without a ladder)."""
     from harness.ladders import SCALES, load_ladder
 
     if ref.ladder is None:
-        return apply_overrides(default_config(), ref.config, f"{source}: experiment.config")
+        return apply_overrides(default_config(), ref.config, f"{source}: experiment.config"), {}
     if ref.scale not in SCALES:
         raise ConfigError(f"{source}: unknown scale {ref.scale!r}; valid: {', '.join(SCALES)}")
     ladder = load_ladder(ref.ladder)
@@ -401,7 +445,7 @@ def _experiment_config(ref: ExperimentRef, source: str) -> Config:
     if len(chosen.rungs) != 1:
         raise ConfigError(f"{source}: experiment rung must name one rung of {ladder.name}, but got {rung!r}")
     cfg = chosen.configs(ref.scale)[0][1]
-    return apply_overrides(cfg, ref.config, f"{source}: experiment.config")
+    return apply_overrides(cfg, ref.config, f"{source}: experiment.config"), ladder.scales[ref.scale]
 
 
 def check_param_name(name: Any, where: str) -> str:

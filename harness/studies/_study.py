@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import interrupts
 from harness.errors import RunFailed
-from harness.report._study import short_value
+from harness.report._study import flat_objective, short_value
 from harness.studies._context import StudyContext, attach
 from harness.studies._lifecycle import (
     StudyRequest,
@@ -32,7 +32,7 @@ from harness.studies._lifecycle import (
 from harness.studies._processes import run_processes, wait_for_workers
 from harness.studies._storage import is_local_file, redact
 from harness.studies._trials import tally
-from harness.studies._watch import StudyWatch
+from harness.studies._watch import StudyWatch, complete_values
 from harness.studies._worker import run_worker
 
 Progress = Callable[[str], None]
@@ -51,6 +51,8 @@ def run_study(
     plan = plan_study(request)
     for note in plan.space.notes:
         progress(f"warning: {note}")
+    for note in plan.resolved.scale_notes:
+        progress(f"note: {note}")
     if plan.space.experiment is None and request.experiment is None:
         progress(
             f"note: {plan.space.source} does not say what it tunes (a Cloud ML Engine file); tuning "
@@ -125,6 +127,9 @@ def _print_summary(ctx: StudyContext, summary: dict[str, Any], progress: Progres
     if best is not None:
         shown = " ".join(f"{k}={short_value(v)}" for k, v in summary.get("best_values", {}).items())
         progress(f"best: trial {best.number}, {ctx.resolved.objective.final_key} = {best.value:.4f}  {shown}")
+    flat = flat_objective(complete_values(ctx.study), ctx.resolved.experiment.label, ctx.resolved.objective.final_key)
+    if flat:
+        progress(f"note: {flat}")
     progress(f"report: harness report study {ctx.name}")
 
 

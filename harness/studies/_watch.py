@@ -12,6 +12,7 @@ import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
+from harness.report._study import flat_objective
 from harness.studies._trials import superseded_numbers
 from harness.tasks import Objective, get_task
 from harness.tracking import ProgressSink, TrialProgress
@@ -21,8 +22,24 @@ if TYPE_CHECKING:
     from harness.studies._context import StudyContext
 
 
+def complete_values(study: Any) -> list[float]:
+    """The objective of every COMPLETE trial of ``study``."""
+    from optuna.trial import TrialState
+
+    return [
+        float(t.value)
+        for t in study.get_trials(deepcopy=False)
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+
+
+# complete trials that all tie before the display says so: two equal accuracies can be chance, three rarely
+FLAT_AFTER = 3
+
+
 class StudyWatch:
-    """Shows trial i/N (the trials the budget counts), the best objective so far and the time left."""
+    """Shows trial i/N (the trials the budget counts), the best objective so far and the time left; once
+    :data:`FLAT_AFTER` complete trials all scored the same, a note that the sampler has nothing to learn."""
 
     def __init__(
         self,
@@ -33,19 +50,31 @@ class StudyWatch:
         live: bool | None = None,
         out: Any = None,
         every_s: float = 1.0,
+        experiment: str = "",
+        objective: str = "objective",
     ) -> None:
         if every_s < 0:
             raise ValueError(f"every_s must be >= 0, but got {every_s=}")
         self.study, self.maximize, self.every_s = study, maximize, every_s
+        self.experiment, self.objective = experiment, objective
         finished, best = self._read()
         self._seen = {t.number for t in finished}  # a resumed study's trials are the display's start
         self._polled = time.monotonic()
+        self._flat_said = False
         self.display = TrialProgress(label, total, len(finished), best, out=out, live=live)
 
     @classmethod
     def of(cls, ctx: StudyContext, label: str = "", live: bool | None = None) -> StudyWatch:
         maximize = ctx.resolved.direction == "maximize"
-        return cls(ctx.study, label or f"study {ctx.name}", ctx.current_budget().max_trials, maximize, live)
+        return cls(
+            ctx.study,
+            label or f"study {ctx.name}",
+            ctx.current_budget().max_trials,
+            maximize,
+            live,
+            experiment=ctx.resolved.experiment.label,
+            objective=ctx.resolved.objective.final_key,
+        )
 
     def _read(self) -> tuple[list[Any], tuple[int, float] | None]:
         """The finished trials the budget counts (a failed trial queued again does not), and the best."""
@@ -75,6 +104,12 @@ class StudyWatch:
         new.sort(key=lambda t: (t.datetime_complete or datetime.datetime.max, t.number))
         ended = [(t.number, t.state.name, None if t.value is None else float(t.value)) for t in new]
         self.display.update(len(finished), ended, best)
+        values = complete_values(self.study)
+        if not self._flat_said and len(values) >= FLAT_AFTER:
+            flat = flat_objective(values, self.experiment, self.objective)
+            if flat:
+                self._flat_said = True
+                self.display.note(f"note: {flat}")
 
     def trial_sink(self, name: str, cfg: Config, objective: Objective) -> ProgressSink:
         """The step bar of a trial that trains in this process: the objective's metric per evaluation."""

@@ -198,7 +198,7 @@ def _objective(
             out.state, note = "FAIL", ""
             sinks = () if watch is None else (watch.trial_sink(name, cfg, ctx.resolved.objective),)
             try:
-                value = runner(TrialRun(trial, cfg, run, ctx.experiment_id, ctx.name, sinks))
+                value = runner(TrialRun(trial, cfg, run, ctx.experiment_id, ctx.name, sinks, ctx.invocation))
                 out.wall_s = time.perf_counter() - started
                 if out.wall_s > ctx.storage.grace_period and ctx.storage.get_trial(trial._trial_id).state.is_finished():
                     raise RunFailed(_lost(ctx, trial.number))  # long enough to have been failed as stale

@@ -63,6 +63,9 @@ class Column:
     metric: str  # key of the final metrics (MLflow metric name)
     percent: bool = False  # shown x 100 with two decimals
     optional: bool = False  # shown only when some run logged it
+    # a baseline of the best metric (what a trivial rule scores on the same data): its name, drawn as a
+    # line across the ladder's bar chart; "" = an ordinary column
+    baseline: str = ""
 
 
 class Task:
@@ -105,9 +108,14 @@ class Task:
         return eval_pipeline(data.x_test, data.y_test, cfg.run.eval_batch_size)
 
     def example_input(self, data: ArrayDataset) -> np.ndarray:
-        """Two test inputs as the model takes them (the MLflow model's signature)."""
-        x = data.x_test[:2]
-        return (x.astype(np.float32) / 255.0) if x.dtype == np.uint8 else x.astype(np.float32)
+        """Two test inputs as the served (MLflow) model takes them: as the dataset holds them, so
+        images are raw ``uint8`` pixels (the served model scales them itself; its signature)."""
+        return data.x_test[:2]
+
+    def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
+        """The served model's output built on the trained model's symbolic ``outputs`` (a classifier
+        adds its softmax), and what it means, in words (the MLflow model's metadata)."""
+        return outputs, "the model's outputs as trained"
 
     def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
         """Final metrics measured once after training, beyond the per-evaluation ones (none here);

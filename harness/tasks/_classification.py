@@ -67,6 +67,16 @@ class Classification(Task):
             metrics += [PositiveClassPrecision(name="precision"), PositiveClassRecall(name="recall")]
         return metrics
 
+    def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
+        """Class probabilities: the softmax of the trained logits (float32 under any precision)."""
+        import keras
+
+        probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(outputs)
+        return probabilities, (
+            f"class probabilities, float32 [batch, {data.num_classes}]: column i is P(class i), each row "
+            "sums to 1 (the softmax of the trained logits); the predicted class is the argmax"
+        )
+
     def report_columns(self) -> tuple[Column, ...]:
         return (
             Column("final acc %", "final_test_accuracy", percent=True),

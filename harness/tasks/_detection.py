@@ -323,6 +323,13 @@ class Detection(Task):
         p: DetectionParams = cfg.task  # type: ignore[assignment]
         return YoloHead(grid_nn=p.grid_nn, cell_n=p.cell_n, cell_grow=p.cell_grow)
 
+    def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
+        return outputs, (
+            "the YOLO head, float32 [batch, grid, grid, boxes per cell, 5]: per box x, y (the centre, in "
+            "half-cells from the cell centre, within +-cell_grow), w (the square's side as a fraction of "
+            "the tile), then the logits of no-plane and plane (P(plane) is their softmax)"
+        )
+
     def loss(self, cfg: Config) -> keras.losses.Loss:
         p: DetectionParams = cfg.task  # type: ignore[assignment]
         loss: keras.losses.Loss = _loss_class()(packing(cfg), (p.lw1, p.lw2, p.lw3))

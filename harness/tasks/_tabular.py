@@ -131,6 +131,11 @@ class Tabular(Task):
         """Two raw test rows as a DataFrame: the served model's input (and its MLflow signature)."""
         return _table(data).frame(data.x_test[:2])
 
+    def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
+        names: tuple[str, ...] = getattr(data, "class_names", ())
+        positive = f" ({names[1]})" if len(names) == 2 else ""
+        return outputs, f"one column, probability: P(class 1{positive}), float32 in [0, 1]"
+
     def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
         """The majority-class baseline on the test split (the most frequent *training* label)."""
         majority = int(np.bincount(data.y_train, minlength=2).argmax())
@@ -143,5 +148,5 @@ class Tabular(Task):
             Column("AUC %", "final_test_auc", percent=True),
             Column("precision+ %", "final_test_precision", percent=True),
             Column("recall+ %", "final_test_recall", percent=True),
-            Column("majority %", "majority_accuracy", percent=True, optional=True),
+            Column("majority %", "majority_accuracy", percent=True, optional=True, baseline="majority-class baseline"),
         )

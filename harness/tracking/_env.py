@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -55,4 +56,6 @@ def environment_tags() -> dict[str, str]:
         "mlflow.source.name": "harness",  # the entry point: the command line is in harness.command
         "mlflow.source.type": "LOCAL",
         "host": socket.gethostname(),
+        # the folder the command ran in: reports show its paths relative to it (report._core.local_paths)
+        "harness.cwd": os.getcwd(),
     }

@@ -228,9 +228,12 @@ class RunHandle:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(self.run_id, tags=[RunTag(str(k), redact_text(str(v))) for k, v in tags.items()])
 
-    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+    def log_metrics(self, step: int, metrics: Mapping[str, float], model_id: str | None = None) -> None:
+        """``model_id``: the run's LoggedModel gets the same values (the Models view compares them)."""
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if math.isfinite(float(v))]
+        items = [
+            Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items() if math.isfinite(float(v))
+        ]
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
 
@@ -243,16 +246,32 @@ class RunHandle:
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-    def log_dataset(self, name: str, checksum: str, source: str, context: str = "training") -> None:
+    def log_dataset(
+        self,
+        name: str,
+        checksum: str,
+        source: str,
+        context: str = "training",
+        schema: str | None = None,
+        profile: str | None = None,
+    ) -> None:
         """The run's data as an MLflow dataset input: the UI's Dataset column and the dataset panel.
 
         MLflow keeps a digest of at most 36 characters: the checksum's first 32 hex digits (the full
-        sha256 stays in the ``data.checksum`` tag)."""
+        sha256 stays in the ``data.checksum`` tag). ``schema`` and ``profile``: MLflow's JSON of them
+        (``mlflow.data.Dataset.to_json``), shown in the dataset panel."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
         digest = checksum.rpartition(":")[2][:32]
         kind = "local" if source.startswith("/") or "://" not in source else source.split("://", 1)[0]
-        dataset = Dataset(name=name, digest=digest, source_type=kind[:36], source=redact_text(source))
+        dataset = Dataset(
+            name=name,
+            digest=digest,
+            source_type=kind[:36],
+            source=redact_text(source),
+            schema=schema,
+            profile=profile,
+        )
         tags = [InputTag("mlflow.data.context", context)]
         self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
 

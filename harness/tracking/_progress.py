@@ -170,6 +170,13 @@ class TrialProgress:
                 flush=True,
             )
 
+    def note(self, text: str) -> None:
+        """One line about the study (not a trial): above the bars on a terminal, else a plain line."""
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.out, flush=True)
+
     def step_sink(
         self, label: str, total: int, metric: str, maximize: bool = True, percent: bool = True
     ) -> ProgressSink:
