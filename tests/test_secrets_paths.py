@@ -174,7 +174,11 @@ def test_tensorboard_and_detect_folders_stay_under_their_roots(tmp_path: Path) -
     executor = Executor(tracker=None, tensorboard_dir=tmp_path / "tensorboard")  # type: ignore[arg-type]
     logdir = executor.tensorboard_logdir("../../../ESCAPE", "0123456789abcdef", "../01-../../x-s0")
     assert logdir.resolve().is_relative_to((tmp_path / "tensorboard").resolve())
-    assert len(logdir.relative_to(tmp_path / "tensorboard").parts) == 3
+    parts = logdir.relative_to(tmp_path / "tensorboard").parts  # a group's "/" nests folders (studies/<name>)
+    assert parts == ("%2E%2E", "%2E%2E", "%2E%2E", "ESCAPE", "01234567", "..%2F01-..%2F..%2Fx-s0")
+    assert executor.tensorboard_logdir("studies/mnist-cnn-tpe", "0123456789abcdef", "trial-003") == (
+        tmp_path / "tensorboard" / "studies" / "mnist-cnn-tpe" / "01234567" / "trial-003"
+    )
     assert executor.tensorboard_logdir("mnist", "0123456789abcdef", "01-softmax-s0") == (
         tmp_path / "tensorboard" / "mnist" / "01234567" / "01-softmax-s0"
     )

@@ -273,7 +273,18 @@ class RunHandle:
             profile=profile,
         )
         tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags)])
+                return
+            except Exception as exc:
+                # two processes logging one new dataset at once (a study's parallel workers): MLflow looks
+                # for it, then inserts it, and the later insert breaks the unique key; the dataset is there
+                # now, so logging again links it
+                if attempt == 2 or (
+                    "UNIQUE constraint failed: datasets" not in str(exc) and "datasets_pk" not in str(exc)
+                ):
+                    raise
 
     def log_text(self, text: str, filename: str) -> None:
         self.client.log_text(self.run_id, text, filename)
