@@ -30,7 +30,7 @@ def test_the_main_command_installs_then_runs_the_mnist_ladder_on_the_shared_data
 def test_the_test_command_runs_every_test_on_the_shared_data() -> None:
     test = command("test")
     assert test.startswith('python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[dev]" && ')
-    assert test.endswith('HARNESS_DATA_DIR=../shared/data pytest -m "" -n 4')
+    assert test.endswith('HARNESS_DATA_DIR=../shared/data pytest -m "" -n 2')
     ci = (README.parent / ".ci" / "run").read_text()
     assert "tests/readme_commands.py test" in ci and 'bash -c "$readme_test"' in ci  # CI runs it as written
 
