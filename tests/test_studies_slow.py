@@ -183,10 +183,15 @@ def test_killed_worker_trial_fails_is_retried_once_and_its_run_is_failed(
     victim = procs["a"].pid
     deadline = time.monotonic() + 120
     killed = None
+    from harness.studies._storage import normalise_url, open_storage
+
+    # one storage for every poll: opening an RDB storage each time takes seconds on a loaded machine, long
+    # enough to miss every trial of worker a
+    watched = open_storage(normalise_url(pg_url))
     while time.monotonic() < deadline and killed is None:
         assert procs["a"].poll() is None, logs["a"].read_text()
         with contextlib.suppress(Exception):
-            for t in _load(pg_url, "kill-grid").trials:
+            for t in optuna.load_study(study_name="kill-grid", storage=watched).trials:
                 attrs = t.user_attrs.get("harness", {})
                 if (
                     t.state.name == "RUNNING"
