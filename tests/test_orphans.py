@@ -11,8 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -305,22 +303,7 @@ def test_killed_study_stops_its_parallel_workers(tmp_path: Path, tiny_data_dir: 
 # --- runs clean: Optuna trials of killed workers end FAIL (journal, SQLite, PostgreSQL) --------------------
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"harness_test_{uuid.uuid4().hex[:12]}"
-    try:
-        conn = psycopg2.connect(f"{PG_SERVER}/postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {PG_SERVER}: {exc}")
-    conn.autocommit = True
-    conn.cursor().execute(f'create database "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        conn.cursor().execute(f'drop database if exists "{name}" with (force)')
-        conn.close()
+from test_studies_slow import pg_url  # noqa: E402,F401  (one fresh-database fixture, not two)
 
 
 @pytest.mark.slow
