@@ -3,26 +3,32 @@ and ``harness bench hardware`` (_hardware): experiments x backends, each measure
 
 Run with ``nox -s bench`` (``harness bench --data-dir ../shared/data``);
 ``--quick`` only checks that everything runs; ``--only d`` measures one section again.
+
+Names are imported lazily: most modules here import TensorFlow, and ``harness bench`` checks
+``--only`` (``_settings``) before it starts TensorFlow.
 """
 
-from harness.bench._hardware import (
-    EXPERIMENTS,
-    HardwareRequest,
-    backends_arg,
-    parse_batch_sizes,
-    parse_experiments,
-    run_hardware,
-)
-from harness.bench._run import SECTIONS, parse_sections, run_benchmarks
+from __future__ import annotations
 
-__all__ = [
-    "EXPERIMENTS",
-    "SECTIONS",
-    "HardwareRequest",
-    "backends_arg",
-    "parse_batch_sizes",
-    "parse_experiments",
-    "parse_sections",
-    "run_benchmarks",
-    "run_hardware",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EXPERIMENTS": "_hardware",
+    "HardwareRequest": "_hardware",
+    "backends_arg": "_hardware",
+    "parse_batch_sizes": "_hardware",
+    "parse_experiments": "_hardware",
+    "run_hardware": "_hardware",
+    "SECTIONS": "_settings",
+    "parse_sections": "_settings",
+    "run_benchmarks": "_run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'harness.bench' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"harness.bench.{_EXPORTS[name]}"), name)

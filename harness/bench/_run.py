@@ -13,7 +13,7 @@ from typing import Any
 from harness.bench._overhead import measure_overhead
 from harness.bench._replay import measure_replay
 from harness.bench._report import write_report
-from harness.bench._settings import bench_settings
+from harness.bench._settings import SECTIONS, bench_settings
 from harness.bench._study_overhead import measure_study_overhead
 from harness.bench._throughput import measure_throughput
 from harness.bench._time_to_accuracy import measure_time_to_accuracy
@@ -33,31 +33,6 @@ def _progress_printer() -> Callable[[str], None]:
         print(f"[{time.perf_counter() - started:6.1f} s] {line}", flush=True)
 
     return progress
-
-
-# section key in bench.json -> the letters and names `--only` accepts
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "overhead": ("a", "overhead"),
-    "throughput": ("b", "throughput"),
-    "time_to_accuracy": ("c", "time-to-accuracy"),
-    "study_overhead": ("d", "study-overhead"),
-    "yolo": ("e", "yolo"),
-    "replay": ("f", "replay"),
-}
-
-
-def parse_sections(text: str | None) -> tuple[str, ...]:
-    """``--only a,d`` (or names) -> section keys, in report order; None -> every section."""
-    if not text:
-        return tuple(SECTIONS)
-    names = {alias: key for key, aliases in SECTIONS.items() for alias in aliases}
-    asked = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in asked if t not in names]
-    if unknown or not asked:
-        valid = ", ".join(f"{a[0]} ({a[1]})" for a in SECTIONS.values())
-        raise UserError(f"--only expects a comma list of sections {valid}, but got {text!r}")
-    chosen = {names[t] for t in asked}
-    return tuple(key for key in SECTIONS if key in chosen)
 
 
 def _meta(quick: bool, data: ArrayDataset | None, load_s: float, out_dir: Path, command: str) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""What each benchmark runs, in standard and in quick mode."""
+"""What each benchmark runs, in standard and in quick mode, and the sections ``--only`` chooses from.
+
+Imported before TensorFlow: a bad ``--only`` answers at once."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
+
+from harness.errors import UserError
 
 # quick mode only checks that the benchmark runs: a few dozen steps on small subsets
 _QUICK_DATA: dict[str, Any] = {"train_subset": 2000, "test_subset": 500, "eval_batch_size": 500}
@@ -46,3 +50,28 @@ def bench_settings(quick: bool) -> BenchSettings:
         tta_target=0.99,
         tta={"iterations": 10_000, "eval_every": 100},
     )
+
+
+# section key in bench.json -> the letters and names `--only` accepts
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "overhead": ("a", "overhead"),
+    "throughput": ("b", "throughput"),
+    "time_to_accuracy": ("c", "time-to-accuracy"),
+    "study_overhead": ("d", "study-overhead"),
+    "yolo": ("e", "yolo"),
+    "replay": ("f", "replay"),
+}
+
+
+def parse_sections(text: str | None) -> tuple[str, ...]:
+    """``--only a,d`` (or names) -> section keys, in report order; None -> every section."""
+    if not text:
+        return tuple(SECTIONS)
+    names = {alias: key for key, aliases in SECTIONS.items() for alias in aliases}
+    asked = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in asked if t not in names]
+    if unknown or not asked:
+        valid = ", ".join(f"{a[0]} ({a[1]})" for a in SECTIONS.values())
+        raise UserError(f"--only expects a comma list of sections {valid}, but got {text!r}")
+    chosen = {names[t] for t in asked}
+    return tuple(key for key in SECTIONS if key in chosen)

@@ -10,12 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import _tensorflow
 from harness._paths import encode_name, safe_child
 from harness._secrets import redact_uri
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.ladders._runner import PricedAs
+    from harness.ladders._request import PricedAs
 
 MAX_SEEDS = 1000  # repeats of every rung: more is a typo, not a study
 MAX_SEED = 2**31 - 1  # TensorFlow's and numpy's seeds
@@ -26,8 +27,7 @@ MAX_PICTURES = 10_000  # detect-boxes' --held-out and --extras
 def ladder(args: argparse.Namespace, command_line: str) -> int:
     from harness.config import parse_cli_overrides, parse_variants
     from harness.ladders import load_ladder
-    from harness.ladders._runner import LadderRequest, run_ladder
-    from harness.tracking import Tracker
+    from harness.ladders._request import LadderRequest
 
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"--seeds must be >= 1 and <= {MAX_SEEDS:,}, but got {args.seeds}")
@@ -58,7 +58,10 @@ def ladder(args: argparse.Namespace, command_line: str) -> int:
 
     for warning in unread_data_dir((cfg.data.name for _, _, cfg in configs), args.data_dir):
         print(warning, file=sys.stderr)
+    _tensorflow.start(args.verbose)  # the input is checked: now the seconds of TensorFlow, MLflow and the runner
     from harness.hardware import is_chief, tf_config
+    from harness.ladders._runner import run_ladder
+    from harness.tracking import Tracker
 
     cluster = tf_config()
     if cluster is not None and not is_chief(cluster):  # one of several machines: the chief logs the runs
@@ -88,7 +91,7 @@ def cmle_job(
     path: str, overrides: dict[str, Any], variants: tuple[dict[str, Any], ...]
 ) -> tuple[dict[str, Any], PricedAs]:
     """``--cmle-config``: the job's tier as a ``--set backend=...`` plus the price of its machines."""
-    from harness.ladders._runner import PricedAs
+    from harness.ladders._request import PricedAs
     from harness.studies._cmle import load_training_job
 
     job = load_training_job(path)
@@ -113,11 +116,18 @@ def cmle_job(
 
 
 def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
-    from harness.bench import HardwareRequest, backends_arg, parse_batch_sizes, parse_experiments, run_hardware
-    from harness.tracking import Tracker
-
     if args.only:
         raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
+    _tensorflow.start(args.verbose)  # before the experiments' module, which imports Keras
+    from harness.bench._hardware import (
+        HardwareRequest,
+        backends_arg,
+        parse_batch_sizes,
+        parse_experiments,
+        run_hardware,
+    )
+    from harness.tracking import Tracker
+
     quick = args.quick
     request = HardwareRequest(
         experiments=parse_experiments(args.experiments),
@@ -192,12 +202,6 @@ def narrow(table: Any, width: int = 100) -> str:
 
 
 def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
-    from harness.data import load_dataset, resolve_data_dir, unread_data_dir
-    from harness.data._aerial import extras
-    from harness.detect import load_run_model, read_image, resolve_model_run
-    from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
-    from harness.tracking import Tracker
-
     if not 0.0 < args.threshold < 1.0:
         raise UserError(f"--threshold must be in (0, 1), but got {args.threshold}")
     # checked before the model runs: PIL refuses a size of 0 only when the first picture is drawn
@@ -206,6 +210,13 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
     for flag, value in (("--held-out", args.held_out), ("--extras", args.extras)):
         if not 0 <= value <= MAX_PICTURES:
             raise UserError(f"{flag} must be a number of images in 0..{MAX_PICTURES:,}, but got {value}")
+    _tensorflow.start(args.verbose)
+    from harness.data import load_dataset, resolve_data_dir, unread_data_dir
+    from harness.data._aerial import extras
+    from harness.detect import load_run_model, read_image, resolve_model_run
+    from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
+    from harness.tracking import Tracker
+
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     cfg = run_config(tracker, run_id)
@@ -286,6 +297,7 @@ def detect_scan(args: argparse.Namespace, command_line: str) -> int:
         raise UserError(f"--scales expects numbers like 0.8,1.0,1.25, but got {args.scales!r}") from None
     settings = ScanSettings(scales, args.stride, args.threshold, args.iou)
     images = {Path(p): read_image(Path(p)) for p in args.images}  # every image decodes before any work
+    _tensorflow.start(args.verbose)
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     model = load_run_model(tracker, run_id)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import interrupts
+from harness import _tensorflow, interrupts
 from harness._paths import check_folder
 from harness._secrets import redact_argv, redact_text
 from harness._sqlite import LOCK_TIMEOUT_ENV, is_lock_error
@@ -39,8 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
         with interrupts.graceful():
-            if not args.verbose and args.command in _TRAINS:
-                _start_tensorflow_quietly()
+            # each command starts TensorFlow itself (harness._tensorflow), once its input is checked
             return _dispatch(args, command_line)
     except KeyboardInterrupt:
         print(
@@ -80,26 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-_TRAINS = ("ladder", "study", "worker", "compare-samplers", "bench", "backends", "detect-scan", "detect-boxes")
-
-
-def _start_tensorflow_quietly() -> None:
-    """Import TensorFlow and look for GPUs with file descriptor 2 on /dev/null: TensorFlow's C++ writes
-    its start-up lines ("oneDNN custom operations", "failed call to cuInit") there before any log level
-    applies. An import error still raises, with its message, once stderr is back."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if isinstance(getattr(args, "out", None), str):  # every --out is a folder: refuse a file before any work
         check_folder(args.out, "--out")
@@ -112,7 +91,9 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "backends":
         from harness.hardware import load_prices, probe, render
 
-        print(render(probe(load_prices(args.prices))))
+        prices = load_prices(args.prices)
+        _tensorflow.start(args.verbose)
+        print(render(probe(prices)))
         return 0
     if args.command == "ladder":
         return _commands.ladder(args, command_line)
@@ -147,9 +128,12 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "bench" and args.suite == "hardware":
         return _commands.bench_hardware(args, command_line)
     if args.command == "bench":
-        from harness.bench import parse_sections, run_benchmarks
+        from harness.bench._settings import parse_sections
 
         only = parse_sections(args.only) if args.only else None
+        _tensorflow.start(args.verbose)
+        from harness.bench._run import run_benchmarks
+
         run_benchmarks(data_dir=args.data_dir, out_dir=Path(args.out), quick=args.quick, only=only)
         return 0
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects others

@@ -15,7 +15,8 @@ One concern per module, imports one way (top to bottom):
   (the study's progress display, fed from its trials);
 - ``_objective`` (proposing is separate from running: a runner gets a ``TrialRun``
   and trains it through the run executor), ``_worker`` (the loop every worker runs);
-- ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes), ``_clean``
+- ``_request`` (a study request and the checks it passes before MLflow, Optuna's storage or
+  TensorFlow are loaded), ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes), ``_clean``
   (``harness runs clean``: trials whose worker process is gone end FAIL);
 - ``_study`` (the ``study`` and ``worker`` commands), ``_compare``, ``_cli``.
 
@@ -58,7 +59,8 @@ _EXPORTS = {
     "TrainingRunner": "_objective",
     "TrivialRunner": "_objective",
     "run_worker": "_worker",
-    "StudyRequest": "_lifecycle",
+    "StudyRequest": "_request",
+    "check_study": "_request",
     "StudyStopped": "_lifecycle",
     "plan_study": "_lifecycle",
     "open_study": "_lifecycle",

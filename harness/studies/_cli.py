@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import _tensorflow
 from harness._secrets import redact_text
 
 if TYPE_CHECKING:
-    from harness.studies._lifecycle import StudyRequest
+    from harness.studies._request import StudyRequest
 
 COMMANDS = ("study", "worker", "compare-samplers", "record-landscape")
 REPORTS = ("study", "replay")  # `harness report KIND` of these commands
@@ -258,12 +259,13 @@ def _hardware_options(parser: argparse.ArgumentParser, lead: str) -> None:
 
 def _price_on(args: argparse.Namespace) -> Any:
     from harness.errors import UserError
-    from harness.report import PriceOn
 
     if args.hardware is None:
         if args.hardware_experiment:
             raise UserError("--hardware-experiment needs --hardware (the bench run to price the replay from)")
         return None
+    from harness.report import PriceOn  # MLflow: only once the request is known to need it
+
     return PriceOn(None if args.hardware == "latest" else args.hardware, args.hardware_experiment)
 
 
@@ -301,7 +303,7 @@ def _heartbeat(args: argparse.Namespace) -> tuple[int, int]:
 def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -> StudyRequest:
     """The StudyRequest both `study` and `compare-samplers` build from their shared options."""
     from harness.config import parse_cli_overrides
-    from harness.studies._lifecycle import StudyRequest
+    from harness.studies._request import StudyRequest
     from harness.studies._storage import STORAGE_ENV
 
     interval, grace = _heartbeat(args)
@@ -324,7 +326,7 @@ def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -
 
 def _study(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
-    from harness.studies._study import run_study
+    from harness.studies._request import check_study
 
     if args.parallel < 0:
         raise UserError(f"--parallel must be >= 0, but got {args.parallel}")
@@ -338,6 +340,10 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
         max_failed=args.max_failed,
         name=args.name,
     )
+    check_study(request)
+    _tensorflow.start(args.verbose)  # the input is checked: now MLflow, the storage and TensorFlow
+    from harness.studies._study import run_study
+
     ctx = run_study(request, _print)
     if args.no_report:
         return 0
@@ -348,7 +354,6 @@ def _worker(args: argparse.Namespace) -> int:
     from harness import lifeline
     from harness.errors import UserError
     from harness.studies._storage import STORAGE_ENV, TRACKING_ENV
-    from harness.studies._study import run_attached_worker
 
     def supervisor_gone(pid: int) -> None:
         # a `--parallel K` worker whose study process was killed unseen: stop as Ctrl-C does (the trial's
@@ -360,6 +365,9 @@ def _worker(args: argparse.Namespace) -> int:
     storage = args.storage or os.environ.get(STORAGE_ENV)
     if not storage:
         raise UserError(f"worker needs the study's storage: --storage URL or ${STORAGE_ENV}, but got neither")
+    _tensorflow.start(args.verbose)
+    from harness.studies._study import run_attached_worker
+
     return run_attached_worker(
         args.study,
         storage,
@@ -374,7 +382,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
-    from harness.studies._compare import CompareRequest, parse_samplers, run_compare
+    from harness.studies._compare import CompareRequest, parse_samplers, plan_budget
 
     repeats = args.repeats if args.repeats is not None else (REPLAY_REPEATS if args.replay else REAL_REPEATS)
     if repeats < 1:
@@ -395,23 +403,28 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
         out_dir=Path(args.out),
         backends=_backends(args.backends),
     )
-    if args.replay:
+    plan_budget(request)  # every sampler against the space: bad input answers before MLflow loads
+    if args.replay:  # no training: TensorFlow is not needed
         from harness.studies._replay import ReplayRequest, run_replay
 
         run_replay(ReplayRequest(request, args.replay, price_on), _print)
         return 0
+    _tensorflow.start(args.verbose)
+    from harness.studies._compare import run_compare
+
     run_compare(request, _print)
     return 0
 
 
 def _record(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
-    from harness.studies._landscape import record_landscape
+    from harness.studies._landscape import plan_landscape, record_landscape
 
     if args.parallel < 1:
         raise UserError(f"--parallel must be >= 1 for record-landscape, but got {args.parallel}")
-    base = _study_request(args, command_line, plots=False)
-    ctx = record_landscape(base, args.points, args.seed, args.name, _print)
+    request = plan_landscape(_study_request(args, command_line, plots=False), args.points, args.seed, args.name)
+    _tensorflow.start(args.verbose)
+    ctx = record_landscape(request, _print)
     print(f"replay it: harness compare-samplers {args.space} --replay {ctx.name} --repeats {REPLAY_REPEATS}")
     return 0
 

@@ -7,6 +7,8 @@ the trials it chose, not on early stopping. The default budget is the size of th
 grid: grid search sees every point once, and the other samplers get as many
 trials. Running the command again resumes unfinished studies and rebuilds the
 report. The numbers come back from the tracking store (``harness.report._study``).
+MLflow and the study runner are imported in ``run_compare`` only: the CLI checks a request
+(``plan_budget``) before they load.
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunFailed, UserError
-from harness.report import compare_report, compare_study_name, display_compare, write_compare_report
 from harness.studies._formats import load_space
-from harness.studies._lifecycle import StudyRequest
+from harness.studies._request import StudyRequest
 from harness.studies._samplers import SamplerSpec
 from harness.studies._space import SAMPLERS, ExperimentRef
-from harness.studies._study import run_study
 
 Progress = Callable[[str], None]
 
@@ -91,7 +91,9 @@ def run_compare(
     request: CompareRequest, progress: Progress = print, runner: Any = None
 ) -> tuple[Path, Path, Path, Path]:
     """Run (or resume) every study of the comparison, then write the report; returns its files."""
+    from harness.report import compare_report, compare_study_name, display_compare, write_compare_report
     from harness.studies._objective import TrainingRunner
+    from harness.studies._study import run_study
     from harness.tracking import Tracker
 
     space_name, budget = plan_budget(request)

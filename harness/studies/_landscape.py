@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.errors import UserError
-from harness.studies._lifecycle import StudyRequest
+from harness.studies._formats import load_space
+from harness.studies._request import StudyRequest, check_study
 from harness.studies._space import OptunaValue, ParamSpec, SearchSpace
 
 MAX_FULL_GRID = 512  # a discrete space up to this size is recorded whole
@@ -130,23 +131,32 @@ def landscape_request(
     """The study that records the landscape: the design queued, one trial per point, no pruning."""
     d = design(space, points, seed)
     request = dataclasses.replace(
-        base,
-        sampler="random",  # never consulted: every trial is a queued point
-        seed=seed,
-        pruner="none",
-        trials=len(d.points),
-        name=name or landscape_name(space.name),
-        design=d.points,
-        design_note=d.note,
+        _landscape_study(base, space, seed, name), trials=len(d.points), design=d.points, design_note=d.note
     )
     return request, d
 
 
-def record_landscape(base: StudyRequest, points: int, seed: int, name: str | None, progress: Progress = print) -> Any:
-    from harness.studies._formats import load_space
+def _landscape_study(base: StudyRequest, space: SearchSpace, seed: int, name: str | None) -> StudyRequest:
+    return dataclasses.replace(
+        base,
+        sampler="random",  # never consulted: every trial is a queued point
+        seed=seed,
+        pruner="none",
+        name=name or landscape_name(space.name),
+    )
+
+
+def plan_landscape(base: StudyRequest, points: int, seed: int, name: str | None) -> StudyRequest:
+    """The landscape's study, checked (``check_study``) before MLflow, Optuna's storage or TensorFlow load."""
+    space = load_space(base.space_file)
+    check_study(_landscape_study(base, space, seed, name))  # before the design: Sobol's scipy.stats takes a second
+    request, _ = landscape_request(base, space, points, seed, name)
+    return request
+
+
+def record_landscape(request: StudyRequest, progress: Progress = print) -> Any:
+    """Run the study of ``plan_landscape``: one tracked trial per queued point."""
     from harness.studies._study import run_study
 
-    space = load_space(base.space_file)
-    request, d = landscape_request(base, space, points, seed, name)
-    progress(f"landscape {request.name}: {d.note}; one tracked trial per point, training seed fixed")
+    progress(f"landscape {request.name}: {request.design_note}; one tracked trial per point, training seed fixed")
     return run_study(request, progress)

@@ -9,7 +9,7 @@ import json
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,11 @@ from harness._secrets import redact_text, redact_uri
 from harness.errors import RunFailed, UserError
 from harness.report._core import write_csv
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
-from harness.studies._formats import load_space
-from harness.studies._samplers import SamplerSpec, build_pruner, check_pruner, pruner_config
+from harness.studies._request import StudyRequest, check_study
+from harness.studies._samplers import SamplerSpec, build_pruner, pruner_config
 from harness.studies._settings import ATTR, StudySettings, space_digest
-from harness.studies._space import Budget, ExperimentRef, PrunerSpec, ResolvedSpace, SearchSpace
+from harness.studies._space import Budget, PrunerSpec, ResolvedSpace, SearchSpace
 from harness.studies._storage import (
-    GRACE_PERIOD_S,
-    HEARTBEAT_INTERVAL_S,
     budget_lock,
     default_storage_url,
     normalise_url,
@@ -44,43 +42,6 @@ class StudyStopped(RunFailed):
 
 
 @dataclasses.dataclass(frozen=True)
-class StudyRequest:
-    """What ``harness study`` was asked to do."""
-
-    space_file: str
-    experiment: str | None = None
-    scale: str | None = None
-    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    sampler: str | None = None
-    seed: int = 0
-    pruner: str | None = None
-    trials: int | None = None
-    max_failed: int | None = None
-    parallel: int = 1
-    name: str | None = None
-    storage: str | None = None
-    tracking_uri: str | None = None
-    data_dir: str | None = None
-    prices: str | None = None
-    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
-    grace_period: int = GRACE_PERIOD_S
-    command: str = ""
-    plots: bool = True  # Optuna's plots on the parent run at the end
-    # fixed points (Optuna names and values) queued when the study is created: a landscape's design
-    design: tuple[Mapping[str, Any], ...] = ()
-    design_note: str = ""  # how the design was made, for the parent run's tags (harness.landscape)
-
-    def __post_init__(self) -> None:
-        if self.parallel < 0:
-            raise ValueError(f"parallel must be >= 0, but got {self.parallel=}")
-        if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
-            raise ValueError(
-                f"need heartbeat_interval >= 1 and grace_period > heartbeat_interval, but got "
-                f"{self.heartbeat_interval=} and {self.grace_period=}"
-            )
-
-
-@dataclasses.dataclass(frozen=True)
 class Plan:
     """A request checked and resolved: nothing has been created yet."""
 
@@ -97,33 +58,11 @@ class Plan:
 
 def plan_study(request: StudyRequest) -> Plan:
     """Read and check everything (space, experiment, sampler, budget, storage URL) before any side effect."""
-    space = load_space(request.space_file)
-    experiment = ExperimentRef.parse(request.experiment, "--experiment") if request.experiment else None
-    resolved = space.resolve(experiment, request.scale, request.overrides)
-    sampler_name = request.sampler or space.sampler
-    sampler = SamplerSpec.for_space(sampler_name, request.seed, space)
-    pruner = check_pruner(request.pruner, None, "--pruner") if request.pruner else space.pruner
-    budget = space.budget
-    if request.trials is not None:
-        if request.trials < 1:
-            raise UserError(f"--trials must be >= 1, but got {request.trials}")
-        budget = dataclasses.replace(budget, max_trials=request.trials)
-    if request.max_failed is not None:
-        if request.max_failed < 1:  # 0 would stop the study before its first trial
-            raise UserError(f"--max-failed must be >= 1, but got {request.max_failed}")
-        budget = dataclasses.replace(budget, max_failed=request.max_failed)
-    if budget.max_parallel is not None and request.parallel > budget.max_parallel:
-        raise UserError(
-            f"--parallel {request.parallel} is more than the search space allows: "
-            f"{space.source} sets max_parallel (maxParallelTrials) = {budget.max_parallel}"
-        )
-    name = request.name or f"{space.name}-{sampler.name}"
-    if not name or any(c.isspace() or c == "/" for c in name):
-        raise UserError(f"--name must be a word without spaces or '/', but got {name!r}")
+    c = check_study(request)
     tracker = Tracker(request.tracking_uri)
     url = normalise_url(request.storage or default_storage_url(tracker.uri))
     storage_kind(url)  # a bad URL fails here
-    return Plan(request, space, resolved, sampler, pruner, budget, name, url, tracker)
+    return Plan(request, c.space, c.resolved, c.sampler, c.pruner, c.budget, c.name, url, tracker)
 
 
 def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:

@@ -20,7 +20,6 @@ from harness.errors import RunFailed
 from harness.report._study import flat_objective, short_value
 from harness.studies._context import StudyContext, attach
 from harness.studies._lifecycle import (
-    StudyRequest,
     StudyStopped,
     finalize,
     nothing_if_interrupted_at_start,
@@ -30,6 +29,7 @@ from harness.studies._lifecycle import (
     sweep_runs,
 )
 from harness.studies._processes import run_processes, wait_for_workers
+from harness.studies._request import StudyRequest
 from harness.studies._storage import is_local_file, redact
 from harness.studies._trials import tally
 from harness.studies._watch import StudyWatch, complete_values
