@@ -13,6 +13,15 @@ from helpers import REAL_DATA, missing_real_data
 from mnist_files import write_tiny_mnist
 from planesnet_files import write_tiny_planesnet
 
+SLOW_TIMEOUT_S = 600  # a fast test fails after pyproject's 30 s; an end-to-end or real-data one gets this
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        slow = item.get_closest_marker("slow") or item.get_closest_marker("realdata")
+        if slow and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -46,10 +46,13 @@ def test_quick_benchmark_study_and_yolo_sections(tmp_path: Path) -> None:
     from harness.bench import run_benchmarks
 
     out = tmp_path / "bench"
-    saved = run_benchmarks(data_dir=None, out_dir=out, quick=True, only=("study_overhead", "yolo"))
+    # studies of 2 and 4 trials (quick mode's 10 and 30 check nothing more, in seconds per store)
+    saved = run_benchmarks(data_dir=None, out_dir=out, quick=True, only=("study_overhead", "yolo"), study_trials=(2, 4))
+    assert saved["meta"]["command"] == "harness bench --quick --only d,e --study-trials 2,4"
 
     study = saved["study_overhead"]
     assert {r["store"] for r in study["rows"]} >= {"local", "sqlite"} and study["repeats"] == 1
+    assert study["counts"] == [2, 4] and {r["trials"] for r in study["rows"]} == {2, 4}
     for row in study["rows"]:
         assert row["ms_per_trial"] > 0 and row["ms_per_trial_runs"] == [row["runs"][0]["ms_per_trial"]]
         assert all(run["completed"] == row["trials"] for run in row["runs"])
@@ -94,3 +97,14 @@ def test_bench_only_with_an_unknown_section_exits_2(capsys: pytest.CaptureFixtur
 
     assert main(["bench", "--only", "x"]) == 2
     assert "--only expects" in capsys.readouterr().err
+
+
+def test_bench_study_trials_parse_and_a_bad_one_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.bench._settings import parse_study_trials
+    from harness.cli import main
+
+    assert parse_study_trials(None) is None and parse_study_trials("30,10,10") == (10, 30)
+    for bad in ("0", "ten", "10,", "100001"):
+        assert main(["bench", "--quick", "--study-trials", bad]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: --study-trials expects a comma list of integers 1..100000, but got {bad!r}\n", err

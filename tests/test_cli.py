@@ -35,7 +35,8 @@ class Smoke:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> Iterator[Smoke]:
-    """``harness ladder mnist --scale smoke`` once, in its own directory and store."""
+    """``harness ladder mnist --scale smoke`` once, in its own directory and store (8 rungs: the slow tier;
+    the fast tier's end-to-end check is test_two_steps_of_two_rungs_land_in_mlflow_and_the_table)."""
     root = tmp_path_factory.mktemp("smoke")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
@@ -56,6 +57,7 @@ def _children(smoke: Smoke) -> list:
     return [r for r in smoke.runs if "mlflow.parentRunId" in r.data.tags]
 
 
+@pytest.mark.slow
 def test_smoke_ladder_makes_one_parent_and_eight_children(smoke: Smoke) -> None:
     assert smoke.rc == 0, smoke.stdout
     parents = [r for r in smoke.runs if "mlflow.parentRunId" not in r.data.tags]
@@ -98,6 +100,7 @@ def test_smoke_ladder_makes_one_parent_and_eight_children(smoke: Smoke) -> None:
     print(f"smoke ladder took {smoke.seconds:.1f}s")
 
 
+@pytest.mark.slow
 def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
     configs = {rung.name: cfg for rung, cfg in load_ladder("mnist").configs("smoke")}
     for run in _children(smoke):
@@ -156,6 +159,7 @@ def test_child_runs_hold_params_metrics_and_tags(smoke: Smoke) -> None:
         assert tags["harness.scale"] == "smoke" and tags["backend"] == "cpu" and len(tags["data.checksum"]) == 64
 
 
+@pytest.mark.slow
 def test_child_runs_hold_artifacts_and_tensorboard_events(smoke: Smoke) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -176,6 +180,7 @@ def test_child_runs_hold_artifacts_and_tensorboard_events(smoke: Smoke) -> None:
     assert [p.name for p in sorted(invocation.iterdir())][:2] == ["01-softmax-s0", "02-dense5-sigmoid-s0"]
 
 
+@pytest.mark.slow
 def test_table_is_written_and_rebuilt_from_the_store(
     smoke: Smoke, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -229,6 +234,7 @@ def test_bad_input_exits_2_with_a_clear_message_and_no_run(
     assert not (workdir / "mlflow.db").exists()  # refused before any store or run was made
 
 
+@pytest.mark.slow
 def test_nan_run_ends_failed_and_exits_1(
     workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -251,6 +257,30 @@ def test_ladders_lists_every_shipped_ladder(capsys: pytest.CaptureFixture[str]) 
     assert names == shipped and {"mnist", "planesnet", "yolo", "census"} <= set(names)
 
 
+@pytest.mark.timeout(120)  # the fast tier's one ladder end to end: it pays for the first TensorFlow import
+def test_two_steps_of_two_rungs_land_in_mlflow_and_the_table(
+    workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fast tier's end to end: config -> data + model -> train -> tracking -> report, two steps a rung."""
+    argv = [*"ladder mnist --scale smoke --rungs 1,6 --data-dir".split(), str(tiny_data_dir)]
+    argv += "--set iterations=2 --set eval_every=2 --set steps_per_execution=1".split()
+    assert main(argv) == 0, capsys.readouterr()
+    runs = store_runs(workdir, "ladder/mnist")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = sorted((r for r in runs if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name)
+    assert len(parents) == 1 and [r.data.tags["harness.rung"] for r in children] == ["softmax", "cnn"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    for run in children:
+        assert run.data.params["run.iterations"] == "2" and 0 <= run.data.metrics["final_test_accuracy"] <= 1
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    table = pd.read_csv(workdir / "results" / "mnist_ladder_smoke_rungs_1_6.csv")
+    assert table["rung_index"].tolist() == [1, 6]
+    assert table["final_test_accuracy_mean"].tolist() == pytest.approx(
+        [r.data.metrics["final_test_accuracy"] for r in children]
+    )
+
+
+@pytest.mark.slow
 def test_vary_runs_every_rung_per_value_and_reports_per_variant(
     workdir: Path, tiny_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,9 +27,25 @@ def _brightness_classifier(channels: int = 3) -> keras.Model:
     return model
 
 
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder and tracking store for the module: creating a store costs seconds, each test would pay it."""
+    return tmp_path_factory.mktemp("detect")
+
+
 @pytest.fixture
-def model_run(workdir: Path) -> str:
-    tracker = Tracker()
+def workdir(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """conftest's ``workdir``, in the module's shared folder (its default tracking store)."""
+    monkeypatch.chdir(store_dir)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
+    return store_dir
+
+
+@pytest.fixture(scope="module")
+def model_run(store_dir: Path) -> str:
+    tracker = Tracker(f"sqlite:///{store_dir / 'mlflow.db'}")  # the store ``workdir`` defaults to
     exp = tracker.experiment_id("ladder/tiles")
     with tracker.run(exp, "tile-classifier", {"harness.rung": "tiny"}) as run, tempfile.TemporaryDirectory() as tmp:
         _brightness_classifier().save(Path(tmp) / "model.keras")

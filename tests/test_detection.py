@@ -4,13 +4,13 @@ the packing of ``y``, the config checks, and the smoke ladder end to end (MLflow
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
-from helpers import store_runs
+from helpers import run_cli, store_runs
 
 import harness.data
 import harness.models  # noqa: F401  (registers the models)
@@ -21,7 +21,6 @@ from harness.tasks._detection import MAX_ROIS, Packing, _loss_class, reference_b
 from harness.tasks._yolo_boxes import Grid, reference_iou_batch, reference_iou_tile, yolo_targets
 
 tf = pytest.importorskip("tensorflow")
-CLI = [sys.executable, "-m", "harness"]
 
 
 def _rois(*boxes: tuple[float, float, float, float]) -> np.ndarray:
@@ -129,16 +128,32 @@ def test_config_checks_name_the_key() -> None:
     assert get_task(cfg.task.name).objective("IOU", "test").final_key == "final_test_iou"
 
 
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """``harness ladder yolo --scale smoke --rungs 1,5``, once, in this process and its own folder and store;
+    while a test uses it, that folder is the working directory (``harness report`` and ``detect-boxes`` read
+    the store there). One run serves the MLflow/TensorBoard checks, the side report and detect-boxes."""
+    root = tmp_path_factory.mktemp("yolo_smoke")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("HARNESS_OFFLINE", "1")
+        rc, out = run_cli("ladder", "yolo", "--scale", "smoke", "--rungs", "1,5")
+    return SimpleNamespace(root=root, rc=rc, out=out)
+
+
+@pytest.fixture
+def in_smoke(smoke: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Path:
+    assert smoke.rc == 0, smoke.out[-3000:]
+    monkeypatch.chdir(smoke.root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    return Path(smoke.root)
+
+
 @pytest.mark.slow
-def test_smoke_ladder_logs_iou_to_mlflow_and_tensorboard(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [*CLI, "ladder", "yolo", "--scale", "smoke", "--rungs", "1,5"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_smoke_ladder_logs_iou_to_mlflow_and_tensorboard(in_smoke: Path) -> None:
+    tmp_path = in_smoke
     runs = [r for r in store_runs(tmp_path, "ladder/yolo") if r.data.tags.get("harness.kind") == "rung"]
     assert {r.data.tags["harness.rung"] for r in runs} == {"grid4x4x1", "grid16x16x2-swarm"}
     from mlflow.tracking import MlflowClient
@@ -167,62 +182,65 @@ def test_smoke_ladder_logs_iou_to_mlflow_and_tensorboard(tmp_path: Path) -> None
         tags |= set(acc.Tags().get("scalars", [])) | set(acc.Tags().get("tensors", []))
     assert any("iou" in t for t in tags), tags
 
-    # a side table of one rung, with the talk's verdict and the ladder's notes on where it differs
-    done = subprocess.run(
-        [*CLI, "report", "ladder", "yolo", "--scale", "smoke", "--rungs", "5", "--name", "yolo_side", "--out", "side"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+
+@pytest.mark.slow
+def test_side_report_of_one_smoke_rung(in_smoke: Path) -> None:
+    """A side table of one rung, with the talk's verdict and the ladder's notes on where it differs."""
+    rc, out = run_cli(
+        "report", "ladder", "yolo", "--scale", "smoke", "--rungs", "5", "--name", "yolo_side", "--out", "side"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    text = (tmp_path / "side" / "yolo_side.md").read_text(encoding="utf-8")
+    assert rc == 0, out[-3000:]
+    text = (in_smoke / "side" / "yolo_side.md").read_text(encoding="utf-8")
     assert "the talk said" in text and "even better" in text and "not very good" not in text
     assert "differs from its reference, on purpose" in text and "max(w, h)" in text
     assert "tiles/s" in text and "AP@0.5 %" in text
 
 
 @pytest.mark.slow
-def test_detect_boxes_draws_a_smoke_run(tmp_path: Path) -> None:
-    cli = CLI
-    done = subprocess.run(
-        [*cli, "ladder", "yolo", "--scale", "smoke", "--rungs", "5"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = subprocess.run(
-        [*cli, "detect-boxes", "yolo/grid16x16x2-swarm", "--held-out", "1", "--threshold", "0.1", "--out", "boxes"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    pngs = sorted(tmp_path.glob("boxes/*/*.png"))
+def test_detect_boxes_draws_a_smoke_run(in_smoke: Path) -> None:
+    argv = ["detect-boxes", "yolo/grid16x16x2-swarm", "--held-out", "1", "--threshold", "0.1", "--out", "boxes"]
+    rc, out = run_cli(*argv)
+    assert rc == 0, out[-3000:]
+    pngs = sorted(in_smoke.glob("boxes/*/*.png"))
     assert len(pngs) == 1
-    summary = next(tmp_path.glob("boxes/*/summary.md")).read_text(encoding="utf-8")
+    summary = next(in_smoke.glob("boxes/*/summary.md")).read_text(encoding="utf-8")
     assert "held out" in summary and "AP@0.5" in summary
     import json
 
-    found = json.loads(next(tmp_path.glob("boxes/*/*.json")).read_text(encoding="utf-8"))
+    found = json.loads(next(in_smoke.glob("boxes/*/*.json")).read_text(encoding="utf-8"))
     assert found["truth"] and all(len(b) == 4 for b in found["truth"])  # true boxes drawn beside found ones
     assert all(s >= 0.1 for *_, s in found["found"])
 
 
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("space", ["yolo_hptune.yaml", "yolo_hptune_distributed.yaml"])
-def test_reference_yolo_tuning_files_run_as_studies(tmp_path: Path, space: str) -> None:
-    path = str(Path(__file__).resolve().parents[1] / "search_spaces" / space)
-    done = subprocess.run(
-        [*CLI, "study", path, "--experiment", "yolo:layers17", "--scale", "smoke", "--trials", "1"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "objective final_test_iou (maximize)" in done.stdout
-    assert "1 trials (1 complete" in done.stdout
+def test_reference_yolo_tuning_file_runs_as_a_study(workdir: Path) -> None:
+    # 2 steps (smoke's 4 is no more of a check): one evaluation, then AP on the held-out image
+    argv = ["--experiment", "yolo:layers17", "--scale", "smoke", "--trials", "1", "--set", "iterations=2"]
+    rc, out = run_cli("study", str(SPACES / "yolo_hptune.yaml"), *argv)
+    assert rc == 0, out[-3000:]
+    assert "objective final_test_iou (maximize)" in out
+    assert "1 trials (1 complete" in out
+
+
+def test_reference_distributed_yolo_tuning_file_plans_the_same_trials() -> None:
+    """The cluster file differs from yolo_hptune.yaml (which runs as a study above) only in its budget and
+    hardware: checked and resolved, it tunes the same keys of the same base config for the same objective,
+    each trial on one machine (a note says so) priced as the master, 3 workers and a parameter server."""
+    from harness.studies._request import StudyRequest, check_study
+
+    def checked(space: str) -> Any:
+        request = StudyRequest(str(SPACES / space), experiment="yolo:layers17", scale="smoke", trials=1)
+        return check_study(request)
+
+    single, cluster = checked("yolo_hptune.yaml"), checked("yolo_hptune_distributed.yaml")
+    assert cluster.resolved.objective.final_key == "final_test_iou" and cluster.resolved.direction == "maximize"
+    assert {**cluster.resolved.describe(), "space": ""} == {**single.resolved.describe(), "space": ""}
+    assert cluster.resolved.keys == single.resolved.keys
+    assert cluster.resolved.tier_backend == single.resolved.tier_backend
+    assert (cluster.budget.max_trials, cluster.budget.max_parallel) == (1, 9)
+    tier = cluster.space.tier
+    assert tier is not None and len(tier.machines) == 5 and "+ 3 workers + 1 parameter servers" in tier.description
+    assert any("on one machine" in note for note in cluster.space.notes), cluster.space.notes

@@ -220,7 +220,7 @@ def test_mirrored_over_two_logical_cpu_devices_trains_like_one_device(tmp_path: 
     quality of backend=cpu. A fresh process: logical devices are set before TensorFlow starts."""
     if not (REAL_DATA / "mnist").is_dir():
         missing_real_data("mnist/")
-    args = "ladder mnist --rungs cnn --set iterations=300 --set eval_every=150 --set steps_per_execution=50"
+    args = "ladder mnist --rungs cnn --set iterations=300 --set eval_every=300 --set steps_per_execution=150"
     args += " --vary backend=cpu,cpu:2 --no-report --data-dir"
     proc = subprocess.run(
         [sys.executable, "-m", "harness", *args.split(), str(REAL_DATA)],

@@ -1,7 +1,7 @@
 """Models any client can open: a run's ``model.keras`` and MLflow model load without harness.
 
 The slow tests train one smoke rung on the tiny generated MNIST (and one of PlanesNet and of
-the YOLO ladder), then open its model in fresh Python processes where harness cannot be
+the YOLO ladder), then open the models in one fresh Python process where harness cannot be
 imported: with stock ``keras.models.load_model`` on the downloaded ``model.keras`` and on
 the MLflow model's own Keras file, fed raw ``uint8`` pixels as the signature says, and with
 ``mlflow.pyfunc.load_model("runs:/<run id>/<model name>")``. The fast tests check that a key
@@ -52,14 +52,14 @@ def run_cli(*args: str) -> tuple[int, str]:
     return rc, out.getvalue() + err.getvalue()
 
 
-def run_fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_fresh_python(code: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``code`` in a new interpreter (this one's, so the same packages), away from the repository."""
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
     env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "MLFLOW_DISABLE_TELEMETRY": "true", "CUDA_VISIBLE_DEVICES": ""})
     preamble = NO_HARNESS
     epilogue = "\nassert 'harness' not in sys.modules, sorted(m for m in sys.modules if m.startswith('harness'))\n"
     return subprocess.run(
-        [sys.executable, "-c", preamble + textwrap.dedent(code) + epilogue],
+        [sys.executable, "-c", preamble + textwrap.dedent(code) + epilogue, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -129,57 +129,142 @@ def test_run_has_a_logged_model_output(trained: SimpleNamespace) -> None:
     assert {"final_test_loss", "best_test_accuracy", "steps", "time_total_s"} <= set(metrics)
 
 
-@pytest.mark.slow
-def test_model_keras_opens_with_stock_keras_without_harness(trained: SimpleNamespace, tmp_path: Path) -> None:
-    run_id = _run_id(trained)
-    code = f"""
-        import numpy as np
-        from mlflow.tracking import MlflowClient
-        import keras
+# Every check that needs a fresh interpreter without harness runs in ONE such interpreter (its imports of
+# TensorFlow, Keras and MLflow cost seconds): each check's answer, or its traceback, under its name.
+FRESH_CHECKS = """
+import json, os, sys, traceback
+import numpy as np
+import keras
+import mlflow
+import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.models import Model
+from mlflow.tracking import MlflowClient
 
-        path = MlflowClient({trained.uri!r}).download_artifacts({run_id!r}, "model.keras", {str(tmp_path)!r})
-        model = keras.models.load_model(path)
-        out = np.asarray(model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0))
-        assert out.shape == (3, 10), out.shape
-        assert np.isfinite(out).all()
-        print("keras ok", out.shape)
-    """
-    done = run_fresh_python(code, tmp_path)
+
+def keras_opens(c):  # the run's model.keras, downloaded, opens with stock Keras
+    path = MlflowClient(c["uri"]).download_artifacts(c["run_id"], "model.keras", c["dir"])
+    model = keras.models.load_model(path)
+    out = np.asarray(model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0))
+    assert np.isfinite(out).all()
+    return {"shape": list(out.shape)}
+
+
+def pyfunc_opens(c):  # the MLflow model by its run and name, fed raw pixels
+    mlflow.set_tracking_uri(c["uri"])
+    model = mlflow.pyfunc.load_model(f"runs:/{c['run_id']}/{c['model_name']}")
+    out = np.asarray(model.predict(np.zeros((2, 28, 28, 1), np.uint8)))
+    return {"shape": list(out.shape), "row_sums": out.sum(axis=1).tolist()}
+
+
+def raw_pixels(c):  # what the MLflow model's signature says it takes, and stock Keras on exactly that
+    mlflow.set_tracking_uri(c["uri"])
+    path = mlflow.artifacts.download_artifacts(c["model_uri"], dst_path=c["dir"])
+    meta = Model.load(path)
+    [spec] = meta.get_input_schema().inputs  # what it takes: shape and dtype ...
+    takes = meta.metadata["input"]  # ... and range
+    x = np.load(c["raw"])
+    assert spec.type == x.dtype == np.dtype(takes["dtype"]) == np.uint8 and takes["range"] == [0, 255], takes
+    assert list(spec.shape) == [-1, *x.shape[1:]] == takes["shape"], (spec.shape, x.shape)
+    served = keras.models.load_model(os.path.join(path, "data", "model.keras"))  # stock Keras
+    out = np.asarray(served.predict(x, verbose=0))
+    pyfunc = mlflow.pyfunc.load_model(c["model_uri"])
+    assert np.allclose(np.asarray(pyfunc.predict(x)), out, atol=1e-6)
+    try:
+        pyfunc.predict(x.astype(np.float32) / 255)
+        refused = ""
+    except MlflowException as e:
+        refused = e.message
+    return {"out": out.tolist(), "output": meta.metadata["output"], "refused": refused}
+
+
+CHECKS = {"keras_opens": keras_opens, "pyfunc_opens": pyfunc_opens, "raw_pixels": raw_pixels}
+answers = {}
+with open(sys.argv[1], encoding="utf-8") as f:
+    for c in json.load(f):
+        try:
+            answers[c["name"]] = {"error": None, **CHECKS[c["kind"]](c)}
+        except Exception:
+            answers[c["name"]] = {"error": traceback.format_exc()}
+print(json.dumps(answers))
+"""
+IMAGE_MODELS = ("trained", "planesnet_trained", "yolo_trained")
+
+
+@pytest.fixture(scope="module")
+def fresh(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_data_dir: Path,
+    tiny_planesnet_dir: Path,
+) -> dict[str, dict[str, Any]]:
+    """Each check's answer from one fresh interpreter where harness cannot be imported."""
+    root = tmp_path_factory.mktemp("fresh")
+    checks: list[dict[str, Any]] = []
+    for which in IMAGE_MODELS:
+        trained = request.getfixturevalue(which)
+        if trained.rc != 0 or len(trained.rung_runs) != 1:
+            continue  # the model's own tests fail on its training output (_run_id)
+        run = trained.rung_runs[0]
+        run_id = str(run.info.run_id)
+        if which == "trained":
+            base = {"uri": trained.uri, "run_id": run_id}
+            checks.append({**base, "name": "keras_opens", "kind": "keras_opens", "dir": str(root / "keras")})
+            checks.append({**base, "name": "pyfunc_opens", "kind": "pyfunc_opens", "model_name": MODEL_NAME})
+        data_dir = {"trained": tiny_data_dir, "planesnet_trained": tiny_planesnet_dir}.get(which)
+        x, _, _ = _raw_test_images(trained, data_dir)
+        raw = root / f"{which}.npy"
+        np.save(raw, x)
+        model_uri = run.data.tags["harness.model_uri"]
+        where = {"uri": trained.uri, "model_uri": model_uri, "raw": str(raw), "dir": str(root / which)}
+        checks.append({"name": which, "kind": "raw_pixels", **where})
+    spec = root / "checks.json"
+    spec.write_text(json.dumps(checks), encoding="utf-8")
+    done = run_fresh_python(FRESH_CHECKS, root, str(spec))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "keras ok (3, 10)" in done.stdout
+    answers: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answers
+
+
+def _answer(fresh: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    answer = fresh[name]
+    assert answer["error"] is None, answer["error"]
+    return answer
 
 
 @pytest.mark.slow
-def test_mlflow_model_opens_with_pyfunc_without_harness(trained: SimpleNamespace, tmp_path: Path) -> None:
-    run_id = _run_id(trained)
-    code = f"""
-        import numpy as np
-        import mlflow
-        import mlflow.pyfunc
+def test_model_keras_opens_with_stock_keras_without_harness(trained: SimpleNamespace, fresh: dict) -> None:
+    _run_id(trained)
+    assert _answer(fresh, "keras_opens")["shape"] == [3, 10]
 
-        mlflow.set_tracking_uri({trained.uri!r})
-        model = mlflow.pyfunc.load_model("runs:/{run_id}/{MODEL_NAME}")
-        out = np.asarray(model.predict(np.zeros((2, 28, 28, 1), np.uint8)))  # raw pixels
-        assert out.shape == (2, 10), out.shape
-        assert np.allclose(out.sum(axis=1), 1.0, atol=1e-5), out  # class probabilities
-        print("pyfunc ok", out.shape)
-    """
-    done = run_fresh_python(code, tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "pyfunc ok (2, 10)" in done.stdout
+
+@pytest.mark.slow
+def test_mlflow_model_opens_with_pyfunc_without_harness(trained: SimpleNamespace, fresh: dict) -> None:
+    _run_id(trained)
+    answer = _answer(fresh, "pyfunc_opens")
+    assert answer["shape"] == [2, 10]
+    np.testing.assert_allclose(answer["row_sums"], 1.0, atol=1e-5)  # class probabilities
 
 
 def _raw_test_images(trained: SimpleNamespace, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray, Any]:
-    """The rung's test images as its dataset stores them (uint8), the smoke config's subset, and that config."""
+    """The rung's test images as its dataset stores them (uint8), the smoke config's subset, and that config
+    (a detection rung: its first 4 256x256 tiles, which say enough)."""
     cfg = next(c for r, c in load_ladder(trained.ladder).configs("smoke") if r.name == trained.rung)
     data = load_dataset(cfg.data, data_dir).subset(cfg.data.train_subset, cfg.data.test_subset)
+    if cfg.task.name == "detection":
+        return data.x_test[:4], data.y_test[:4], cfg
     return data.x_test, data.y_test, cfg
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["trained", "planesnet_trained", "yolo_trained"])
+@pytest.mark.parametrize("which", IMAGE_MODELS)
 def test_mlflow_model_takes_raw_pixels_as_its_signature_says_in_stock_keras(
-    which: str, request: pytest.FixtureRequest, tmp_path: Path, tiny_data_dir: Path, tiny_planesnet_dir: Path
+    which: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tiny_data_dir: Path,
+    tiny_planesnet_dir: Path,
+    fresh: dict[str, dict[str, Any]],
 ) -> None:
     """Each image task's MLflow model, opened without harness: its signature and metadata say uint8
     pixels 0-255 of the dataset's shape; fed raw test images so, stock Keras answers what the trained
@@ -192,42 +277,8 @@ def test_mlflow_model_takes_raw_pixels_as_its_signature_says_in_stock_keras(
     run = trained.client.get_run(run_id)
     data_dir = {"trained": tiny_data_dir, "planesnet_trained": tiny_planesnet_dir}.get(which)
     x, y, cfg = _raw_test_images(trained, data_dir)
-    if cfg.task.name == "detection":
-        x = x[:4]  # 256x256 tiles: a few say enough
     assert x.dtype == np.uint8
-    np.save(tmp_path / "raw.npy", x)
-    code = f"""
-        import json, os
-        import numpy as np
-        import keras
-        import mlflow
-        import mlflow.pyfunc
-        from mlflow.exceptions import MlflowException
-        from mlflow.models import Model
-
-        mlflow.set_tracking_uri({trained.uri!r})
-        uri = {run.data.tags["harness.model_uri"]!r}
-        path = mlflow.artifacts.download_artifacts(uri, dst_path={str(tmp_path / "model")!r})
-        meta = Model.load(path)
-        [spec] = meta.get_input_schema().inputs  # what it takes: shape and dtype ...
-        takes = meta.metadata["input"]  # ... and range
-        x = np.load({str(tmp_path / "raw.npy")!r})
-        assert spec.type == x.dtype == np.dtype(takes["dtype"]) == np.uint8 and takes["range"] == [0, 255], takes
-        assert list(spec.shape) == [-1, *x.shape[1:]] == takes["shape"], (spec.shape, x.shape)
-        served = keras.models.load_model(os.path.join(path, "data", "model.keras"))  # stock Keras
-        out = np.asarray(served.predict(x, verbose=0))
-        pyfunc = mlflow.pyfunc.load_model(uri)
-        assert np.allclose(np.asarray(pyfunc.predict(x)), out, atol=1e-6)
-        try:
-            pyfunc.predict(x.astype(np.float32) / 255)
-            refused = ""
-        except MlflowException as e:
-            refused = e.message
-        print(json.dumps({{"out": out.tolist(), "output": meta.metadata["output"], "refused": refused}}))
-    """
-    done = run_fresh_python(code, tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = _answer(fresh, which)
     out = np.asarray(answer["out"], np.float32)
     assert "uint8" in answer["refused"], answer["refused"]  # 0-1 floats: an error naming the dtype it takes
     # the trained network (model.keras) on what training fed it: pixels / 255

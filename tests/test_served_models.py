@@ -1,10 +1,13 @@
 """Served models that answer real rows correctly, and the MLflow Models view that compares them.
 
-One census smoke ladder (rungs linear and dnn) trains on a tiny Adult folder written as UCI
+One census smoke ladder (rungs linear and dropout; dropout is wide & deep with batch norm and dropout,
+every change of the ladder, and trains nowhere else) trains on a tiny Adult folder written as UCI
 writes its files (a space after every comma, the test file's comment line and trailing dots).
 Its model is served with ``mlflow models serve`` and sent those rows exactly as the file holds
 them, as CSV and as JSON: the answers are the in-process model's on the rows harness's reader
-strips. A missing or unknown column or a value of the wrong type is a 400 naming the column.
+strips, and their accuracy is the run's evaluated one. The same server answers UCI's own adult.test
+(realdata) as the network answers harness's reading of it. A missing or unknown column or a value
+of the wrong type is a 400 naming the column.
 The MLflow UI's Models view, rendered by headless chromium, lists the models by rung with
 their final metrics.
 """
@@ -27,12 +30,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import chromium, free_port, harness_server, run_cli, wait_for_http
+from helpers import REAL_DATA, chromium, free_port, harness_server, missing_real_data, run_cli, wait_for_http
 from mlflow.tracking import MlflowClient
 
 from harness.data._adult import CLASSES, COLUMNS, read_adult_file, synthetic_rows
 
-RUNGS = {"linear": "census-01-linear-s0", "dnn": "census-02-dnn-s0"}  # rung -> its LoggedModel's name
+RUNGS = {"linear": "census-01-linear-s0", "dropout": "census-05-dropout-s0"}  # rung -> its LoggedModel's name
+MODELS = {"linear": "linear", "dropout": "wide_deep"}  # rung -> its model
 N_TRAIN, N_TEST = 1500, 300
 CHROMIUM_FLAGS = [
     "--headless",
@@ -109,6 +113,21 @@ def _serving(census: SimpleNamespace, model_uri: str) -> Iterator[int]:
         server.wait(60)
 
 
+@pytest.fixture(scope="module")
+def served(census: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The linear rung's model served once for every test that sends it rows, its network (stock Keras),
+    and ``harness ui`` on the same store, started first: the two servers' start-ups (imports) overlap."""
+    import keras
+
+    run = census.runs["linear"]
+    ui_port = free_port()
+    with harness_server(census.work, "ui", "--port", str(ui_port), log_name="ui.log") as ui:
+        where = str(tmp_path_factory.mktemp("linear_model"))
+        net = keras.models.load_model(census.client.download_artifacts(run.info.run_id, "model.keras", where))
+        with _serving(census, run.data.tags["harness.model_uri"]) as port:
+            yield SimpleNamespace(port=port, run=run, net=net, ui=ui, ui_port=ui_port)
+
+
 def _post(port: int, body: str, content_type: str) -> tuple[int, dict[str, Any]]:
     """POST /invocations: the HTTP status and the JSON answer (predictions, or the error)."""
     request = urllib.request.Request(
@@ -134,11 +153,9 @@ def _keras_answers(net: Any, columns: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNamespace, tmp_path: Path) -> None:
-    import keras
+def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNamespace, served: SimpleNamespace) -> None:
     import pandas as pd
 
-    run = census.runs["linear"]
     lines = [line for line in census.test_file.read_text().splitlines() if line and not line.startswith("|")]
     assert len(lines) == N_TEST and lines[0].count(", ") == len(COLUMNS)  # UCI's spacing
     # the file's rows with the label dropped and nothing else touched, under a header naming the columns
@@ -146,8 +163,8 @@ def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNames
     frame = pd.read_csv(io.StringIO(csv_body))
     assert frame["workclass"].str.startswith(" ").all() and frame["age"].dtype == np.int64
 
-    net = keras.models.load_model(census.client.download_artifacts(run.info.run_id, "model.keras", str(tmp_path)))
-    x, _, _ = read_adult_file(census.test_file)  # harness's reader: what training saw (stripped)
+    net = served.net
+    x, labels, _ = read_adult_file(census.test_file)  # harness's reader: what training saw (stripped)
     expected = _keras_answers(net, {c.name: x[c.name] for c in COLUMNS})
     spaced = {c.name: frame[c.name].to_numpy(np.float32 if c.kind == "numeric" else str) for c in COLUMNS}
     # the spaces alone change the bare network's answers: what the served model must undo
@@ -163,14 +180,16 @@ def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNames
         "wrong type": (wrong_type, "input column 'age' must hold finite numbers, but row 1 holds 'forty'"),
         "not text": (not_text, "input column 'occupation' must hold text (categories), but row 2 holds 7"),
     }
-    with _serving(census, run.data.tags["harness.model_uri"]) as port:
-        csv_status, csv_answer = _post(port, csv_body, "text/csv")
-        json_status, json_answer = _post(port, _as_json(frame), "application/json")
-        refused = {what: _post(port, _as_json(rows), "application/json") for what, (rows, _) in bad.items()}
+    csv_status, csv_answer = _post(served.port, csv_body, "text/csv")
+    json_status, json_answer = _post(served.port, _as_json(frame), "application/json")
+    refused = {what: _post(served.port, _as_json(rows), "application/json") for what, (rows, _) in bad.items()}
     assert (csv_status, json_status) == (200, 200), (csv_answer, json_answer)
     for answer in (csv_answer, json_answer):
-        served = np.array([p["probability"] for p in answer["predictions"]])
-        np.testing.assert_allclose(served, expected, rtol=0, atol=1e-6)
+        probs = np.array([p["probability"] for p in answer["predictions"]])
+        np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-6)
+    # the served answers score as the run's evaluation did on the same file (a row at 0.5 may tip)
+    accuracy = float(np.mean((probs > 0.5) == labels))
+    assert accuracy == pytest.approx(served.run.data.metrics["final_test_accuracy"], abs=1.01 / N_TEST)
     for what, (status, answer) in refused.items():
         assert status == 400, (what, answer)
         assert answer["error_code"] == "INVALID_PARAMETER_VALUE", (what, answer)
@@ -178,9 +197,31 @@ def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNames
 
 
 @pytest.mark.slow
+@pytest.mark.realdata
+def test_served_model_answers_raw_adult_test_rows_as_its_network(served: SimpleNamespace) -> None:
+    """UCI's adult.test as the file writes it (a space after each comma, categories and '?' the tiny
+    training rows never saw): every row answered as the network answers harness's reading of it."""
+    import pandas as pd
+
+    test_file = REAL_DATA / "adult" / "adult.test"
+    if not test_file.exists():
+        missing_real_data("UCI Adult (adult/adult.test)")
+    rows = pd.read_csv(test_file, skiprows=1, header=None, names=[c.name for c in COLUMNS] + ["income"])
+    assert rows["workclass"].iloc[0] == " Private"  # the file's spacing, kept
+    rows.pop("income")
+    status, answer = _post(served.port, _as_json(rows), "application/json")
+    assert status == 200, answer
+    probs = np.array([p["probability"] for p in answer["predictions"]])
+    assert len(probs) == 16281
+    x, _, _ = read_adult_file(test_file)
+    expected = _keras_answers(served.net, {c.name: x[c.name] for c in COLUMNS})
+    np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_census_runs_log_both_splits_with_their_columns(census: SimpleNamespace) -> None:
     """The UI's Dataset column and panel: train and test, each with its context, schema and rows."""
-    inputs = {d.dataset.name: d for d in census.runs["dnn"].inputs.dataset_inputs}
+    inputs = {d.dataset.name: d for d in census.runs["dropout"].inputs.dataset_inputs}
     assert set(inputs) == {"adult-train", "adult-test"}
     columns = {c.name: "double" if c.kind == "numeric" else "string" for c in COLUMNS}
     for split, context, rows in (("train", "training", N_TRAIN), ("test", "testing", N_TEST)):
@@ -192,7 +233,9 @@ def test_census_runs_log_both_splits_with_their_columns(census: SimpleNamespace)
 
 
 @pytest.mark.slow
-def test_mlflow_models_view_lists_the_rungs_models_with_their_metrics(census: SimpleNamespace, tmp_path: Path) -> None:
+def test_mlflow_models_view_lists_the_rungs_models_with_their_metrics(
+    census: SimpleNamespace, served: SimpleNamespace, tmp_path: Path
+) -> None:
     browser = chromium()
     models = {m.name: m for m in census.client.search_logged_models([census.exp_id])}
     assert set(models) == set(RUNGS.values())
@@ -202,16 +245,14 @@ def test_mlflow_models_view_lists_the_rungs_models_with_their_metrics(census: Si
         assert model.source_run_id == run.info.run_id
         metrics = {m.key: m.value for m in model.metrics}
         assert metrics["final_test_accuracy"] == run.data.metrics["final_test_accuracy"]
-        assert model.params["model.name"] == rung and model.params == run.data.params
+        assert model.params["model.name"] == MODELS[rung] and model.params == run.data.params
         shown.append(repr(metrics["final_test_accuracy"]))
-    port = free_port()
-    with harness_server(census.work, "ui", "--port", str(port), log_name="ui.log") as ui:
-        wait_for_http(f"http://127.0.0.1:{port}/health", ui)
-        url = f"http://127.0.0.1:{port}/#/experiments/{census.exp_id}/models"
-        profile = f"--user-data-dir={tmp_path / 'profile'}"
-        out = subprocess.run(
-            [browser, *CHROMIUM_FLAGS, profile, "--dump-dom", url], capture_output=True, text=True, timeout=180
-        )
+    wait_for_http(f"http://127.0.0.1:{served.ui_port}/health", served.ui)
+    url = f"http://127.0.0.1:{served.ui_port}/#/experiments/{census.exp_id}/models"
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    out = subprocess.run(
+        [browser, *CHROMIUM_FLAGS, profile, "--dump-dom", url], capture_output=True, text=True, timeout=180
+    )
     page = out.stdout
     assert "final_test_accuracy" in page, page[-2000:]  # a metric column of the Models view
     for name, value in zip(RUNGS.values(), shown, strict=True):

@@ -570,6 +570,32 @@ def trials(store: SimpleNamespace, study: str) -> list[optuna.trial.FrozenTrial]
     return optuna.load_study(study_name=study, storage=open_storage(f"journal:{store.root / 'optuna.journal'}")).trials
 
 
+@pytest.mark.timeout(120)  # the fast tier's one study end to end (its first trial may pay for importing TensorFlow)
+def test_a_two_trial_study_of_two_steps_lands_in_optuna_mlflow_and_its_report(store: SimpleNamespace) -> None:
+    two_steps = {"iterations": 2, "eval_every": 2, "steps_per_execution": 1}
+    space = _write(
+        store.root,
+        "fast.yaml",
+        _native(
+            "fast",
+            "lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.005, 0.05]}\n",
+            budget="{max_trials: 2}",
+            fixed=two_steps,
+        ),
+    )
+    rc, out = run_cli("study", str(space), "--sampler", "grid")
+    assert rc == 0, out
+    done = trials(store, "fast-grid")
+    assert sorted(t.params["lr0"] for t in done) == [0.005, 0.05] and {t.state.name for t in done} == {"COMPLETE"}
+    parent, children = study_runs(store, "fast", "fast-grid")
+    assert parent.info.status == "FINISHED" and [c.info.status for c in children] == ["FINISHED"] * 2
+    assert [c.data.metrics["objective"] for c in children] == [t.value for t in sorted(done, key=lambda t: t.number)]
+    assert all(c.data.params["run.iterations"] == "2" for c in children)
+    md = (store.root / "results" / "study_fast-grid.md").read_text()
+    assert "harness report study fast-grid" in md and md.count("| COMPLETE |") == 2
+
+
+@pytest.mark.slow
 def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) -> None:
     space = _write(
         store.root,
@@ -649,6 +675,7 @@ def test_grid_study_covers_every_point_once_and_reports(store: SimpleNamespace) 
     assert rc == 2 and "no study 'nope'" in out
 
 
+@pytest.mark.slow
 def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: SimpleNamespace) -> None:
     space = _write(
         store.root,
@@ -703,6 +730,7 @@ def test_tpe_and_cmle_random_study_run_and_resume_counting_old_trials(store: Sim
     assert rc == 2 and "exists with a different search space" in out
 
 
+@pytest.mark.slow
 def test_pruned_trials_are_killed_child_runs(store: SimpleNamespace) -> None:
     space = _write(
         store.root,
@@ -726,6 +754,7 @@ def test_pruned_trials_are_killed_child_runs(store: SimpleNamespace) -> None:
     assert all(float(c.data.params["optim.lr0"]) < 1e-6 for c in pruned)
 
 
+@pytest.mark.slow
 def test_nan_trial_fails_alone_and_max_failed_stops_the_study(store: SimpleNamespace) -> None:
     relu = {"layers": [16], "optimizer": "sgd", "loss_reduction": "mean"}  # lr0=1e10 on a ReLU layer: NaN
     space = _write(
@@ -765,6 +794,7 @@ def test_nan_trial_fails_alone_and_max_failed_stops_the_study(store: SimpleNames
     assert parent.info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNamespace) -> None:
     space = _write(
         store.root,
@@ -791,6 +821,7 @@ def test_compare_samplers_at_tiny_scale_writes_table_and_curves(store: SimpleNam
     assert rc == 2 and "more than the grid's 2 points" in out
 
 
+@pytest.mark.slow
 def test_compare_samplers_across_backends_reports_sampler_by_backend(store: SimpleNamespace) -> None:
     space = _write(
         store.root,

@@ -70,12 +70,17 @@ def _earlier(out_dir: Path, quick: bool, keep: tuple[str, ...]) -> dict[str, Any
 
 
 def run_benchmarks(
-    data_dir: str | None, out_dir: Path, quick: bool = False, only: tuple[str, ...] | None = None
+    data_dir: str | None,
+    out_dir: Path,
+    quick: bool = False,
+    only: tuple[str, ...] | None = None,
+    study_trials: tuple[int, ...] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmarks in this process; write ``bench.md`` and ``bench.json`` to ``out_dir``.
 
     ``only`` (section keys) measures a subset again and keeps the other sections of the
     earlier ``bench.json`` there, each marked with the date and commit it was measured at.
+    ``study_trials``: the study sizes of section (d) (default: the mode's own).
     """
     sections = only or tuple(SECTIONS)
     settings = bench_settings(quick)
@@ -83,6 +88,8 @@ def run_benchmarks(
     command = "harness bench" + (" --quick" if quick else "")
     if only and set(only) != set(SECTIONS):
         command += " --only " + ",".join(SECTIONS[k][0] for k in only)
+    if study_trials and "study_overhead" in sections:
+        command += " --study-trials " + ",".join(map(str, study_trials))
     progress(f"{command} -> {out_dir}")
     kept = _earlier(out_dir, quick, tuple(k for k in SECTIONS if k not in sections))
     ladder = load_ladder("mnist")
@@ -105,7 +112,7 @@ def run_benchmarks(
             if key in kept:
                 results[key] = kept[key]
         elif key == "study_overhead":  # no dataset: a trivial objective
-            results[key] = {"measured": stamp, **measure_study_overhead(quick, progress)}
+            results[key] = {"measured": stamp, **measure_study_overhead(quick, progress, counts=study_trials)}
         elif key == "yolo":  # its own dataset: whole aerial images
             results[key] = {"measured": stamp, **measure_yolo(data_dir, quick, progress)}
         elif key == "replay":  # the landscape in the tracking store (or a synthetic one)

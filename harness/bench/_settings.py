@@ -63,6 +63,22 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_STUDY_TRIALS = 100_000
+
+
+def parse_study_trials(text: str | None) -> tuple[int, ...] | None:
+    """``--study-trials 10,100`` -> the study sizes of section (d); None -> the mode's own."""
+    if text is None:
+        return None
+    try:
+        counts = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or min(counts) < 1 or max(counts) > MAX_STUDY_TRIALS:
+        raise UserError(f"--study-trials expects a comma list of integers 1..{MAX_STUDY_TRIALS}, but got {text!r}")
+    return tuple(sorted(set(counts)))
+
+
 def parse_sections(text: str | None) -> tuple[str, ...]:
     """``--only a,d`` (or names) -> section keys, in report order; None -> every section."""
     if not text:

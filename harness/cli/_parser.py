@@ -287,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure only these sections again, e.g. d or a,study-overhead (a overhead, b throughput, "
         "c time-to-accuracy, d study-overhead, e yolo); the others are kept from the bench.json in --out",
     )
+    bench.add_argument(
+        "--study-trials",
+        metavar="N,N",
+        help="study sizes of section d, comma list (default 10,30 with --quick, else 10,100,1000; the per-trial "
+        "target is checked only at 1000 or more)",
+    )
     hw = bench.add_argument_group("bench hardware")
     hw.add_argument(
         "--experiments", help="comma list (default all): mnist-bn, mnist-speed, planesnet-cnn, yolo-17, resnet50"
