@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import store_runs, wait_for_http
-from test_census import _adult_dir, _free_port, _ladder, _rungs
+from test_census import CLI, _adult_dir, _rungs
 
 from harness.config import config_from
 from harness.data import ArrayDataset, TabularDataset, load_dataset
@@ -27,6 +27,26 @@ from harness.errors import DataError
 from harness.tasks import UNDEFINED_TAG, get_task
 
 NAN = math.nan
+
+
+def _ladder(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``harness ladder census --scale smoke EXTRA`` in its own process (its exit code and one-line error)."""
+    return subprocess.run(
+        [*CLI, "ladder", "census", "--scale", "smoke", *extra],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _csv_rows(x: np.ndarray, y: np.ndarray, test: bool = False) -> list[str]:
