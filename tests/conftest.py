@@ -38,11 +38,16 @@ def tiny_planesnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a temp dir with its own default tracking store; never touch the user's."""
-    monkeypatch.chdir(tmp_path)
+    return work_in(tmp_path, monkeypatch)
+
+
+def work_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``workdir`` in ``folder``: a module may share one folder (and store) between its tests."""
+    monkeypatch.chdir(folder)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("HARNESS_OFFLINE", "1")
     monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
-    return tmp_path
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from conftest import work_in
 from PIL import Image
 
 from harness.cli import main
@@ -36,11 +37,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def workdir(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """conftest's ``workdir``, in the module's shared folder (its default tracking store)."""
-    monkeypatch.chdir(store_dir)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("HARNESS_OFFLINE", "1")
-    monkeypatch.delenv("HARNESS_DATA_DIR", raising=False)
-    return store_dir
+    return work_in(store_dir, monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from harness._secrets import redact_text, redact_uri
 from harness.errors import RunFailed, UserError
 from harness.report._core import write_csv
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
-from harness.studies._request import StudyRequest, check_study
-from harness.studies._samplers import SamplerSpec, build_pruner, pruner_config
+from harness.studies._request import CheckedStudy, StudyRequest, check_study
+from harness.studies._samplers import build_pruner, pruner_config
 from harness.studies._settings import ATTR, StudySettings, space_digest
-from harness.studies._space import Budget, PrunerSpec, ResolvedSpace, SearchSpace
 from harness.studies._storage import (
     budget_lock,
     default_storage_url,
@@ -42,16 +41,10 @@ class StudyStopped(RunFailed):
 
 
 @dataclasses.dataclass(frozen=True)
-class Plan:
-    """A request checked and resolved: nothing has been created yet."""
+class Plan(CheckedStudy):
+    """A request checked and resolved, with where it will be stored: nothing has been created yet."""
 
     request: StudyRequest
-    space: SearchSpace
-    resolved: ResolvedSpace
-    sampler: SamplerSpec
-    pruner: PrunerSpec
-    budget: Budget
-    name: str
     url: str
     tracker: Tracker
 
@@ -62,7 +55,9 @@ def plan_study(request: StudyRequest) -> Plan:
     tracker = Tracker(request.tracking_uri)
     url = normalise_url(request.storage or default_storage_url(tracker.uri))
     storage_kind(url)  # a bad URL fails here
-    return Plan(request, c.space, c.resolved, c.sampler, c.pruner, c.budget, c.name, url, tracker)
+    return Plan(
+        **{f.name: getattr(c, f.name) for f in dataclasses.fields(c)}, request=request, url=url, tracker=tracker
+    )
 
 
 def _settings_for(plan: Plan, parent_run_id: str) -> StudySettings:
