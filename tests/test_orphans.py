@@ -4,6 +4,7 @@ named as such (not by TensorFlow's last log line)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -249,9 +250,9 @@ def _open(url: str) -> Any:
     return open_storage(normalise_url(url))
 
 
-def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
+def _trials(url: str, name: str, storage: Any = None) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name=name, storage=_open(url)).trials
+        return optuna.load_study(study_name=name, storage=storage or _open(url)).trials
     except KeyError:  # not created yet
         return []
 
@@ -306,49 +307,88 @@ def test_killed_study_stops_its_parallel_workers(tmp_path: Path, tiny_data_dir: 
 from test_studies_slow import pg_url  # noqa: E402,F401  (one fresh-database fixture, not two)
 
 
+def _exists(url: str) -> bool:
+    """Whether the storage is there to read: a server, or a file that a study created."""
+    from harness.studies._storage import local_file, normalise_url
+
+    path = local_file(normalise_url(url))
+    return path is None or path.exists()
+
+
+def _kill_when_training(
+    procs: dict[str, subprocess.Popen[bytes]], urls: dict[str, str], logs: dict[str, Path], storages: dict[str, Any]
+) -> dict[str, int]:
+    """Kill each study process with -9 as soon as its trial trains (an evaluation reported); the trials' numbers."""
+    killed: dict[str, int] = {}
+    deadline = time.monotonic() + 300
+    while len(killed) < len(procs):
+        for kind, proc in procs.items():
+            if kind in killed:
+                continue
+            assert proc.poll() is None and time.monotonic() < deadline, logs[kind].read_text()[-3000:]
+            if kind not in storages and _exists(urls[kind]):  # opened once the study made it, not per poll
+                storages[kind] = _open(urls[kind])
+            trials = _trials(urls[kind], f"lost-{kind}-grid", storages[kind]) if kind in storages else []
+            running = [t.number for t in trials if t.state.name == "RUNNING" and t.intermediate_values]
+            if running:
+                proc.kill()
+                proc.wait()
+                [killed[kind]] = running
+        time.sleep(0.3)
+    return killed
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["journal", "sqlite", "postgresql"])
-def test_runs_clean_fails_the_trial_of_a_killed_worker(
-    tmp_path: Path, tiny_data_dir: Path, kind: str, request: pytest.FixtureRequest
+def test_runs_clean_fails_the_trials_of_killed_workers(
+    tmp_path: Path, tiny_data_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    # journal: the default beside mlflow.db; SQLite: found through the study's parent run; PostgreSQL: given
-    url = {
-        "journal": f"journal:{tmp_path / 'optuna.journal'}",
-        "sqlite": f"sqlite:///{tmp_path / 'elsewhere' / 'studies.db'}",
-        "postgresql": request.getfixturevalue("pg_url") if kind == "postgresql" else "",
-    }[kind]
-    (tmp_path / "elsewhere").mkdir()
-    space = _space(tmp_path, "lost", "lr0: {type: float, grid: [0.003, 0.01]}\n", 100000, "{max_trials: 2}")
-    args = ["study", str(space), "--data-dir", str(tiny_data_dir), "--no-report"]
-    args += [] if kind == "journal" else ["--storage", url]
-    log = tmp_path / "study.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path))
+    """Three studies at once, one per kind of storage, each killed with -9 mid-trial; one `runs clean` finds
+    them: journal, the default beside mlflow.db; SQLite, found through the study's parent run; PostgreSQL, given
+    (without a server, the other two)."""
+    urls = {"journal": f"journal:{tmp_path / 'optuna.journal'}", "sqlite": f"sqlite:///{tmp_path / 'el' / 's.db'}"}
+    with contextlib.suppress(pytest.skip.Exception):  # no server: the file storages all the same
+        urls["postgresql"] = request.getfixturevalue("pg_url")
+    storages: dict[str, Any] = {}
+    (tmp_path / "el").mkdir()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = {kind: tmp_path / f"study-{kind}.log" for kind in urls}
+    for kind, url in urls.items():
+        space = _space(tmp_path, f"lost-{kind}", "lr0: {type: float, grid: [0.003, 0.01]}\n", 100000, "{max_trials: 2}")
+        args = ["study", str(space), "--data-dir", str(tiny_data_dir), "--no-report"]
+        args += [] if kind == "journal" else ["--storage", url]
+        with logs[kind].open("wb") as out:
+            procs[kind] = subprocess.Popen(
+                [*CLI, *args], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=_env(tmp_path)
+            )
     try:
-        [killed] = _training(url, "lost-grid", proc, log, 1)
+        killed = _kill_when_training(procs, urls, logs, storages)
     finally:
-        proc.kill()
-        proc.wait()
+        for proc in procs.values():
+            proc.kill()
+            proc.wait()
     from harness.studies._storage import normalise_url
 
-    shown = normalise_url(url)  # as harness names it: absolute, with the installed driver
+    shown = {kind: normalise_url(url) for kind, url in urls.items()}  # as harness names them: absolute, driver
     clean = ["runs", "clean", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     rc, out = run_cli(*clean, "--dry-run")
     assert rc == 0 and "dry run: nothing changed" in out, out
-    if kind == "postgresql":  # a server is opened only when given
-        assert f"not checked: Optuna storage {shown} (a database server); give it with --storage" in out, out
-        clean += ["--storage", url]
-    else:
-        assert f"would end FAIL: trial {killed} of study lost-grid" in out, out
-    assert [t.state.name for t in _trials(url, "lost-grid")] == ["RUNNING"]
+    for kind in ("journal", "sqlite"):
+        assert f"would end FAIL: trial {killed[kind]} of study lost-{kind}-grid in {shown[kind]}," in out, out
+    if "postgresql" in urls:  # a server is opened only when given
+        assert f"not checked: Optuna storage {shown['postgresql']} (a database server); give it with --storage" in out
+        assert "of study lost-postgresql-grid" not in out, out
+        clean += ["--storage", urls["postgresql"]]
+    for kind, url in urls.items():
+        assert [t.state.name for t in _trials(url, f"lost-{kind}-grid", storages.get(kind))] == ["RUNNING"]
 
     rc, out = run_cli(*clean)
-    assert rc == 0, out
-    assert f"ended FAIL, queued again: trial {killed} of study lost-grid in " in out, out
-    assert f"is gone\n1 Optuna trial(s) ended FAIL in {shown}" in out and "not checked" not in out, out
-    trials = _trials(url, "lost-grid")
-    assert [t.state.name for t in trials] == ["FAIL", "WAITING"]  # queued again once, as a heartbeat expiry does
-    assert trials[1].system_attrs["failed_trial"] == killed and trials[1].params == trials[0].params
+    assert rc == 0 and "not checked" not in out, out
+    for kind, url in urls.items():
+        assert f"ended FAIL, queued again: trial {killed[kind]} of study lost-{kind}-grid in {shown[kind]}, " in out
+        assert f"is gone\n1 Optuna trial(s) ended FAIL in {shown[kind]}" in out, out
+        trials = _trials(url, f"lost-{kind}-grid", storages.get(kind))
+        assert [t.state.name for t in trials] == ["FAIL", "WAITING"]  # queued again once, as a heartbeat expiry does
+        assert trials[1].system_attrs["failed_trial"] == killed[kind] and trials[1].params == trials[0].params
     assert "RUNNING" not in {r.info.status for r in _all_runs(tmp_path)}
     rc, out = run_cli(*clean)  # nothing left to do
     assert rc == 0 and "0 run(s) ended KILLED" in out and "ended FAIL," not in out, out

@@ -375,6 +375,7 @@ def test_passwords_in_storage_and_tracking_uri_appear_nowhere(
     # everything stored in both databases: Optuna's study (settings for workers) and MLflow's store
     study = optuna.load_study(study_name="sec-grid", storage=open_storage(normalise_url(storage)))
     assert len(study.trials) == 2 and {t.state.name for t in study.trials} == {"COMPLETE"}
+    assert sorted(t.params["lr0"] for t in study.trials) == [0.003, 0.03]  # two workers at once: each point once
     assert study.user_attrs["harness"]["tracking_uri"] == redact_uri(resolve_tracking_uri(tracking))
     for url in (storage, tracking):
         rows = _database_rows(normalise_url(url))

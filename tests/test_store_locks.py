@@ -5,6 +5,7 @@ one line naming the store, exit 1."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sqlite3
@@ -14,14 +15,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import run_cli
 
 from harness._sqlite import LOCK_TIMEOUT_ENV, StoreLocked, is_lock_error, lock_timeout, retry_locked
+from harness.cli import main
 from harness.errors import UserError
 
-# the smallest study of tests/test_studies_slow.py's race test: 4 grid points, 20 steps each on tiny MNIST
+# a small study: 4 grid points, 20 steps each on tiny MNIST
 FIXED = {
     "steps_per_execution": 10,
     "train_subset": 600,
@@ -43,16 +46,29 @@ params:
 STUDY = "race-grid"
 
 
-@pytest.fixture
-def cpu_burners() -> Iterator[None]:
+class Burners:
     """Two processes that keep both cores busy, as the rest of a test suite does under `pytest -n 2`."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        yield
-    finally:
-        for proc in procs:
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        self.procs += [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+
+    def stop(self) -> None:
+        for proc in self.procs:
             proc.kill()
             proc.wait()
+        self.procs = []
+
+
+@pytest.fixture
+def cpu_burners() -> Iterator[Burners]:
+    burners = Burners()
+    try:
+        yield burners
+    finally:
+        burners.stop()
 
 
 def _start(args: list[str], cwd: Path, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -80,28 +96,29 @@ def _wait(procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path], time
     return codes
 
 
-def _complete_trials(journal: Path) -> int:
+def _complete(journal: Path) -> list[Any]:
     """COMPLETE trials of the study in Optuna's journal (no SQLite: the test adds no lock of its own)."""
     import optuna
 
     from harness.studies._storage import open_storage
 
     if not journal.exists():
-        return 0
+        return []
     try:
         study = optuna.load_study(study_name=STUDY, storage=open_storage(f"journal:{journal}"))
     except KeyError:  # not created yet
-        return 0
-    return sum(t.state.name == "COMPLETE" for t in study.trials)
+        return []
+    return [t for t in study.trials if t.state.name == "COMPLETE"]
 
 
 @pytest.mark.slow
 def test_studies_a_clean_and_a_report_at_once_on_one_new_store_under_load(
-    tmp_path: Path, tiny_data_dir: Path, cpu_burners: None
+    tmp_path: Path, tiny_data_dir: Path, cpu_burners: Burners
 ) -> None:
-    """3 `harness study` commands started at once on a folder with no store yet, `harness runs clean`
-    beside them from the start, then again with `harness report study` once a trial is done, both
-    cores busy all along: every command exits 0 and none says "locked"."""
+    """2 `harness study` commands started at once on a folder with no store yet (no mlflow.db, no
+    journal), `harness runs clean` beside them from the start, `harness report study` once a trial is
+    done, both cores busy from the moment a study opens its storage: every command exits 0 and none says
+    "locked"; one study, one MLflow parent run holding every trial."""
     space = tmp_path / "race.yaml"
     space.write_text(SPACE, encoding="utf-8")
     logs: dict[str, Path] = {}
@@ -111,18 +128,25 @@ def test_studies_a_clean_and_a_report_at_once_on_one_new_store_under_load(
         logs[label] = tmp_path / f"{label}.log"
         procs[label] = _start(list(args), tmp_path, logs[label])
 
-    for i in range(3):
+    for i in range(2):
         start(f"study{i}", "study", str(space), "--data-dir", str(tiny_data_dir), "--no-report")
-    start("clean0", "runs", "clean")
+    start("clean", "runs", "clean")
     deadline = time.monotonic() + 400
-    studies = [procs[f"study{i}"] for i in range(3)]
+    # both cores busy once a study reaches its storage: what runs before (imports) takes no lock
+    while not (tmp_path / "optuna.journal").exists():
+        assert time.monotonic() < deadline and all(procs[f"study{i}"].poll() is None for i in range(2)), [
+            v.read_text()[-2000:] for v in logs.values()
+        ]
+        time.sleep(0.05)
+    cpu_burners.start()
+    studies = [procs[f"study{i}"] for i in range(2)]
     # a report needs the study's parent run; one complete trial means it exists (no sleep races the work)
-    while _complete_trials(tmp_path / "optuna.journal") == 0 and any(p.poll() is None for p in studies):
+    while not _complete(tmp_path / "optuna.journal") and any(p.poll() is None for p in studies):
         assert time.monotonic() < deadline, "\n".join(f"--- {k}\n{v.read_text()}" for k, v in logs.items())
         time.sleep(0.5)
-    start("clean1", "runs", "clean")
     start("report", "report", "study", STUDY, "--out", str(tmp_path / "report"))
     codes = _wait(procs, logs, timeout=max(60.0, deadline - time.monotonic()))
+    cpu_burners.stop()  # every command is done: the checks need no load
     outputs = {k: v.read_text() for k, v in logs.items()}
     assert codes == dict.fromkeys(procs, 0), {k: outputs[k][-3000:] for k, c in codes.items() if c}
     assert not [k for k, text in outputs.items() if "locked" in text.lower()], outputs
@@ -134,8 +158,13 @@ def test_studies_a_clean_and_a_report_at_once_on_one_new_store_under_load(
     exp = client.get_experiment_by_name("study/race")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get("harness.kind") == "study"]
-    assert len(parents) == 1, [(r.info.run_id, r.info.status) for r in parents]  # the three shared one store
-    assert _complete_trials(tmp_path / "optuna.journal") >= 4
+    assert len(parents) == 1, [(r.info.run_id, r.info.status) for r in parents]  # the two shared one store
+    trials = [r for r in runs if r.data.tags.get("harness.kind") == "trial"]
+    assert trials and all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in trials)
+    complete = _complete(tmp_path / "optuna.journal")
+    assert sorted(t.params["lr0"] for t in complete) == [0.003, 0.01, 0.03, 0.1]  # each grid point once
+    assert {r.data.tags.get("optuna.trial_number") for r in trials} >= {str(t.number) for t in complete}
+    assert "RUNNING" not in {r.info.status for r in runs}
 
 
 # --- one store open waiting on a lock that the test holds ----------------------------------------------
@@ -189,19 +218,30 @@ def _has_open(pid: int, path: Path) -> bool:
     return False
 
 
+def _wait_open(proc: subprocess.Popen[bytes], store: Path, log: Path) -> None:
+    """Until ``proc`` has ``store`` open (it waits there on the lock); it must not have given up."""
+    deadline = time.monotonic() + 120  # an import of MLflow on a busy machine
+    while not _has_open(proc.pid, store) and proc.poll() is None:
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    assert proc.poll() is None, log.read_text()  # it did not give up while the lock was held
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("which", ["mlflow", "optuna"])
-def test_a_store_open_waits_for_a_lock_and_succeeds_once_it_is_released(tmp_path: Path, which: str) -> None:
-    store = _mlflow_store(tmp_path) if which == "mlflow" else _optuna_store(tmp_path)
+def test_a_store_open_waits_for_a_lock_and_succeeds_once_it_is_released(tmp_path: Path) -> None:
+    """One `runs clean` opens the tracking store, then (given --storage) Optuna's: it waits on each while the
+    test holds its lock, and goes on once that is released."""
+    stores = {"mlflow": _mlflow_store(tmp_path), "optuna": _optuna_store(tmp_path)}
+    args = ["runs", "clean", "--tracking-uri", f"sqlite:///{stores['mlflow']}"]
+    args += ["--storage", f"sqlite:///{stores['optuna']}"]
     log = tmp_path / "clean.log"
-    with _exclusive(store):
-        proc = _start(_clean_args(which, store), tmp_path, log)
+    with contextlib.ExitStack() as locks:
+        held = {which: locks.enter_context(_exclusive(store)) for which, store in stores.items()}
+        proc = _start(args, tmp_path, log)
         try:
-            deadline = time.monotonic() + 120  # an import of MLflow on a busy machine
-            while not _has_open(proc.pid, store) and proc.poll() is None:
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            assert proc.poll() is None, log.read_text()  # it did not give up while the lock was held
+            for which, store in stores.items():  # in the order it opens them
+                _wait_open(proc, store, log)
+                held[which].execute("rollback")
         except BaseException:
             proc.kill()
             proc.wait()
@@ -210,27 +250,26 @@ def test_a_store_open_waits_for_a_lock_and_succeeds_once_it_is_released(tmp_path
     out = log.read_text()
     assert rc == 0, out
     assert "locked" not in out.lower(), out
-    with contextlib.closing(sqlite3.connect(store)) as conn:  # what it waited for: the switch to WAL
-        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+    for store in stores.values():
+        with contextlib.closing(sqlite3.connect(store)) as conn:  # what it waited for: the switch to WAL
+            assert conn.execute("pragma journal_mode").fetchone()[0] == "wal", store
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["mlflow", "optuna"])
-def test_a_lock_held_past_the_bound_is_one_line_naming_the_store(tmp_path: Path, which: str) -> None:
+def test_a_lock_held_past_the_bound_is_one_line_naming_the_store(
+    tmp_path: Path, which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = _mlflow_store(tmp_path) if which == "mlflow" else _optuna_store(tmp_path)
-    with _exclusive(store):
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness", *_clean_args(which, store)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "HARNESS_OFFLINE": "1", LOCK_TIMEOUT_ENV: "2"},
-        )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
+    monkeypatch.setenv("HARNESS_OFFLINE", "1")
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "2")
+    out, err = io.StringIO(), io.StringIO()  # stderr apart: the error is its one line
+    with _exclusive(store), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(_clean_args(which, store))
+    assert rc == 1, out.getvalue() + err.getvalue()
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1, err.getvalue()
     assert lines[0].startswith(f"error: {store}: another process holds a lock on this SQLite store"), lines[0]
     assert LOCK_TIMEOUT_ENV in lines[0]
 

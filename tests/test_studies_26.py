@@ -1,15 +1,13 @@
 """Issue 26, studies: TensorBoard folders in trial order under one readable folder per study; scales that
 change budgets, never a rung's identity (ladders and a study's --scale over a space's fixed values); a study
-whose trials all tie says that its sampler had nothing to learn."""
+whose trials all tie says that its sampler had nothing to learn. One study (tied trials, resumed, then compared)
+serves the TensorBoard and the tie checks; worker processes' layout: tests/test_studies_slow.py's Ctrl-C test."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from importlib import resources
@@ -79,6 +77,36 @@ def _trial_folders(tensorboard: Path, study: str) -> list[str]:
     return list(dict.fromkeys(str(Path(f).parent) for f in folders))
 
 
+@pytest.fixture(scope="module")
+def flat_study(tmp_path_factory: pytest.TempPathFactory, tiny_data_dir: Path) -> SimpleNamespace:
+    """One study run for several checks: 3 random trials that all tie (a learning rate of ~1e-10 leaves the
+    seeded initial weights as they are), reported; resumed to 4 trials; then compare-samplers on its space (one
+    trial per study: the order of trials is the study's check)."""
+    root = tmp_path_factory.mktemp("flat")
+    fixed = {**TINY, "iterations": 10, "eval_every": 10}
+    space = _space(root, "flat", "lr0: {type: float, low: 1.0e-10, high: 2.0e-10, grid: [1.0e-10, 2.0e-10]}\n", fixed)
+    folders = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("HARNESS_OFFLINE", "1")
+        mp.setenv("HARNESS_DATA_DIR", str(tiny_data_dir))
+        commands = [
+            ("study", str(space), "--sampler", "random", "--trials", "3"),
+            ("study", str(space), "--sampler", "random", "--trials", "4", "--no-report"),  # resumed
+            ("compare-samplers", str(space), "--samplers", "grid,random", "--repeats", "1", "--budget", "1"),
+        ]
+        outputs = []
+        for command in commands:
+            rc, out = run_cli(*command, "--out", "res")
+            assert rc == 0, out
+            outputs.append(out)
+            folders.append(_trial_folders(root / "tensorboard", "flat-random"))
+    return SimpleNamespace(
+        root=root, client=MlflowClient(f"sqlite:///{root / 'mlflow.db'}"), outputs=outputs, folders=folders
+    )
+
+
 # --- 4. TensorBoard: one readable folder per study, trials in trial order ----------------------------------
 
 
@@ -98,54 +126,24 @@ def test_tensorboard_folder_splits_harness_groups_and_keeps_names_inside_the_roo
 
 
 @pytest.mark.slow
-def test_study_and_compare_samplers_write_trials_in_order_under_one_readable_folder(store: SimpleNamespace) -> None:
-    fixed = {**TINY, "iterations": 20, "eval_every": 10}
-    space = _space(
-        store.root, "tb", "lr0: {type: float, low: 0.001, high: 0.1, log: true, grid: [0.005, 0.05]}\n", fixed
-    )
-    rc, out = run_cli("study", str(space), "--sampler", "random", "--trials", "3", "--no-report")
-    assert rc == 0, out
-    tensorboard = store.root / "tensorboard"
-    assert all("%" not in f for f in _event_folders(tensorboard)), _event_folders(tensorboard)
-    (invocation,) = {Path(f).parent.name for f in _trial_folders(tensorboard, "tb-random")}
-    assert _trial_folders(tensorboard, "tb-random") == [f"{invocation}/trial-{n:03d}" for n in range(3)]
-    assert [Path(f).name for f in _event_folders(tensorboard / "studies" / "tb-random")] == ["test", "train"] * 3
+def test_study_and_compare_samplers_write_trials_in_order_under_one_readable_folder(
+    flat_study: SimpleNamespace,
+) -> None:
+    tensorboard = flat_study.root / "tensorboard"
+    first, resumed, _ = flat_study.folders
+    (invocation,) = {Path(f).parent.name for f in first}
+    assert first == [f"{invocation}/trial-{n:03d}" for n in range(3)]
     # the invocation is the study's parent run (its start and id), so a resumed study adds to the same folder
-    exp = store.client.get_experiment_by_name("study/tb")
-    (parent,) = store.client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'study'")
+    exp = flat_study.client.get_experiment_by_name("study/flat")
+    parents = flat_study.client.search_runs([exp.experiment_id], "tags.`harness.kind` = 'study'")
+    (parent,) = [r for r in parents if r.info.run_name == "flat-random"]  # beside compare-samplers' studies
     assert invocation.endswith("-" + parent.info.run_id[:8])
-    rc, out = run_cli("study", str(space), "--sampler", "random", "--trials", "4", "--no-report")
-    assert rc == 0, out
-    assert _trial_folders(tensorboard, "tb-random") == [f"{invocation}/trial-{n:03d}" for n in range(4)]
-
-    rc, out = run_cli("compare-samplers", str(space), "--samplers", "grid,random", "--repeats", "1", "--out", "cmp")
-    assert rc == 0, out
-    for study in ("tb-cmp-grid-r0", "tb-cmp-random-r0"):
+    assert resumed == [f"{invocation}/trial-{n:03d}" for n in range(4)]
+    assert [Path(f).name for f in _event_folders(tensorboard / "studies" / "flat-random")] == ["test", "train"] * 4
+    for study in ("flat-cmp-grid-r0", "flat-cmp-random-r0"):  # compare-samplers: one folder per study
         folders = _trial_folders(tensorboard, study)
-        assert [Path(f).name for f in folders] == ["trial-000", "trial-001"], folders
-    assert all("%" not in f for f in _event_folders(tensorboard))
-
-
-@pytest.mark.slow
-def test_parallel_workers_write_the_same_layout(store: SimpleNamespace, tiny_data_dir: Path) -> None:
-    """Two `harness worker` processes, each with its own executor: one folder for the study all the same."""
-    fixed = {**TINY, "iterations": 20, "eval_every": 10}
-    space = _space(store.root, "par", "lr0: {type: float, grid: [0.005, 0.01, 0.05]}\n", fixed)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    args = ["study", str(space), "--sampler", "grid", "--parallel", "2", "--data-dir", str(tiny_data_dir)]
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", *args, "--no-report"],
-        cwd=store.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    folders = _trial_folders(store.root / "tensorboard", "par-grid")
-    (invocation,) = {Path(f).parent.name for f in folders}
-    assert folders == [f"{invocation}/trial-{n:03d}" for n in range(3)]
-    assert all("%" not in f for f in _event_folders(store.root / "tensorboard"))
+        assert [Path(f).name for f in folders] == ["trial-000"], folders
+    assert all("%" not in f for f in _event_folders(tensorboard)), _event_folders(tensorboard)
 
 
 # --- 5. Scales change budgets, never identities ---------------------------------------------------------------
@@ -285,16 +283,13 @@ def test_study_watch_says_once_that_tied_trials_teach_the_sampler_nothing() -> N
 
 
 @pytest.mark.slow
-def test_a_study_whose_trials_all_tie_says_so_in_its_display_summary_and_report(store: SimpleNamespace) -> None:
+def test_a_study_whose_trials_all_tie_says_so_in_its_display_summary_and_report(flat_study: SimpleNamespace) -> None:
     """A learning rate of ~1e-9 leaves the seeded initial weights as they are: every trial scores the same."""
-    fixed = {**TINY, "iterations": 20, "eval_every": 10}
-    space = _space(store.root, "flat", "lr0: {type: float, low: 1.0e-10, high: 2.0e-10}\n", fixed)
-    rc, out = run_cli("study", str(space), "--sampler", "random", "--trials", "3", "--out", "res")
-    assert rc == 0, out
+    out = flat_study.outputs[0]
     notes = [line for line in out.splitlines() if "the sampler had nothing to learn" in line]
     assert len(notes) == 2, out  # the display once 3 trials tied, the summary at the end
     assert all("run it at --scale standard" in n for n in notes)
-    md = (store.root / "res" / "study_flat-random.md").read_text(encoding="utf-8")
+    md = (flat_study.root / "res" / "study_flat-random.md").read_text(encoding="utf-8")
     assert "**Nothing to learn:** every one of the 3 complete trials scored final_test_accuracy" in md
-    html = (store.root / "res" / "study_flat-random.html").read_text(encoding="utf-8")
+    html = (flat_study.root / "res" / "study_flat-random.html").read_text(encoding="utf-8")
     assert "<strong>Nothing to learn:</strong>" in html
