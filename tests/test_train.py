@@ -12,6 +12,7 @@ import harness.tasks  # noqa: F401  (register the config sections)
 from harness.config import config_from
 from harness.data import load_dataset
 from harness.errors import RunFailed
+from harness.tasks import get_task
 from harness.train import ExpDecayToFloor, build_and_compile, train
 
 
@@ -79,6 +80,24 @@ def test_summed_loss_for_the_softmax_rung(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
     model = build_and_compile(config_from({"loss_reduction": "sum", "optimizer": "sgd"}), data)
     assert model.loss.reduction == "sum"
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_logged_loss_is_the_mean_cross_entropy_whatever_trains_the_model(tiny_data_dir: Path, reduction: str) -> None:
+    """Rows log the mean cross-entropy; a summed loss needs one more metric on every step, a mean loss none."""
+    import keras
+
+    data = load_dataset("mnist", tiny_data_dir)
+    cfg = config_from(
+        {"loss_reduction": reduction, "iterations": 10, "eval_every": 10, "batch_size": 50, "steps_per_execution": 10}
+    )
+    result = train(cfg, data)
+    used = data.subset(cfg.data.train_subset, cfg.data.test_subset)
+    logits = result.model.predict(used.x_test.astype("float32") / 255.0, verbose=0)
+    mean = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(used.y_test, logits)
+    assert result.history[-1]["test_loss"] == pytest.approx(float(mean), rel=1e-4)
+    names = [m.name for m in get_task(cfg.task.name).metrics(cfg, used)]
+    assert ("xent" in names) == (reduction == "sum"), names
 
 
 def test_nan_loss_fails_the_run(tiny_data_dir: Path) -> None:

@@ -27,7 +27,6 @@ from typing import Any
 import keras
 
 from harness import interrupts
-from harness.bench._time_to_accuracy import StopAtAccuracy
 from harness.config import Config, apply_overrides, config_from, parse_backends
 from harness.data import load_dataset
 from harness.errors import ConfigError, UserError
@@ -173,6 +172,7 @@ class HardwareRequest:
     data_dir: str | None = None
     prices: str | None = None
     command: str = ""
+    throughput: bool = True  # False: time to accuracy only (experiments with a target)
 
     def __post_init__(self) -> None:
         for key in ("repeats", "windows"):
@@ -297,6 +297,18 @@ def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dic
     return found
 
 
+class StopAtAccuracy(keras.callbacks.Callback):
+    """Stops ``fit`` at the first evaluation whose ``val_accuracy`` reaches ``target``."""
+
+    def __init__(self, target: float) -> None:
+        super().__init__()
+        self.target = target
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if float((logs or {}).get("val_accuracy", 0.0)) >= self.target:
+            self.model.stop_training = True
+
+
 class TargetSink:
     """A metric sink that keeps the first evaluation at or above the target: its step and the
     seconds since ``train`` began (the same clock as the run's ``wall_s``)."""
@@ -370,7 +382,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
     with tracker.run(exp_id, f"bench-hardware-{stamp}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
         bench = _Bench(executor, exp_id, parent, request)
-        total = sum(request.repeats * (1 if exp.target is None else 2) for exp, _ in configs)
+        total = sum(request.repeats * (int(request.throughput) + (exp.target is not None)) for exp, _ in configs)
         position = iter(range(1, total + 1))
 
         def announce(exp: Experiment, cfg: Config, measure: str, repeat: int) -> None:
@@ -381,7 +393,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
 
         for exp, cfg in configs:
             head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
-            for repeat in range(request.repeats):
+            for repeat in range(request.repeats if request.throughput else 0):
                 interrupts.check()
                 announce(exp, cfg, "throughput", repeat)
                 got = _throughput(bench, exp, cfg, repeat)

@@ -64,7 +64,8 @@ def _measured(section: dict[str, Any], meta: dict[str, Any]) -> list[str]:
 
 def _overhead(o: dict[str, Any]) -> list[str]:
     cfg, h, b = o["config"], o["harness"], o["baseline"]
-    target_met = "met" if o["ratio"] <= 1.05 else "NOT met"
+    target = o.get("target_ratio", 1.05)  # sections kept from before issue 23 were held to 1.05
+    target_met = "met" if o["ratio"] <= target else "NOT met"
     lines = [
         f"## (a) Harness overhead vs plain Keras — rung {o['rung']['index']} {md_code(o['rung']['name'])}",
         "",
@@ -105,7 +106,8 @@ def _overhead(o: dict[str, Any]) -> list[str]:
     )
     lines += [
         "",
-        f"**Ratio harness / baseline (median wall time): {o['ratio']:.3f}** (target ≤ 1.05: {target_met}); {same}.",
+        f"**Ratio harness / baseline (median wall time): {o['ratio']:.3f}** "
+        f"(target ≤ {target:.2f}: {target_met}); {same}.",
         "",
         f"Creating the fresh temporary tracking store that every harness run above logs to (MLflow's "
         f"one-off SQLite migration + the experiment) took {_n(o['store_create_s'])} s, before timing "
@@ -140,20 +142,31 @@ def _throughput(t: dict[str, Any]) -> list[str]:
 
 
 def _time_to_accuracy(c: dict[str, Any]) -> list[str]:
-    cfg = c["config"]
-    return [
-        f"## (c) Time to {c['target']:.1%} test accuracy — rung {c['rung']['index']} {md_code(c['rung']['name'])}",
+    if "repeats" not in c:  # kept from before (c) measured mnist-speed
+        return [f"## (c) Time to {c['target']:.1%} test accuracy", "", "From an older harness: run it again.", ""]
+    median, target_s = c["median_s"], c["target_s"]
+    verdict = "met" if c["meets_target"] else "NOT met"
+    lines = [
+        f"## (c) MNIST to {c['target']:.1%} test accuracy — {md_code(c['rung']['ladder'])} rung "
+        f"{md_code(c['rung']['name'])}",
         "",
-        f"The ladder's best rung (highest reference, {c['rung']['reference']}); `harness.train.train` "
-        f"evaluating every {_run(cfg, 'eval_every')} steps, stopped at the first evaluation reaching the target "
-        f"(cap {_run(cfg, 'iterations')} steps). Time runs from the call to `train` to that evaluation's end.",
+        f"{md_text(c['what'])}, on this CPU: `harness bench hardware --experiments {c['experiment']} --backends cpu` "
+        "measuring time to accuracy only, one run per seed. DAWNBench's rules: the clock starts before the "
+        "dataset is read and stops at the end of the first evaluation at or above the target (on the 10,000 "
+        "test images), evaluation time included. Its recipe: harness/ladders/mnist-speed.yaml.",
         "",
-        "| target | reached | step | time to target s | wall s of the call | best test acc |",
-        "|---:|---|---:|---:|---:|---:|",
-        f"| {c['target']:.3f} | {'yes' if c['reached'] else 'no'} | {c['step'] if c['step'] else '–'} "
-        f"| {_n(c['time_to_target_s'])} | {_n(c['wall_s'])} | {_n(c['best_test_accuracy'], 4)} |",
-        "",
+        "| seed | reached | step | time to target s | of it, reading the data s | best test acc | examples/s |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
+    for r in c["repeats"]:
+        step = "–" if r["step"] is None else f"{r['step']:.0f}"
+        lines.append(
+            f"| {r['seed']} | {'yes' if r['reached'] else 'no'} | {step} | {_n(r['time_to_target_s'])} "
+            f"| {_n(r['data_load_s'])} | {_n(r['best_test_accuracy'], 4)} | {_n(r['examples_per_s'], 0)} |"
+        )
+    shown = "not every seed reached the target" if median is None else f"{median:.2f} s"
+    lines += ["", f"**Median time to {c['target']:.1%}: {shown}** (target < {target_s:g} s: {verdict}).", ""]
+    return lines
 
 
 def render_markdown(results: dict[str, Any]) -> str:

@@ -22,8 +22,9 @@ class BenchSettings:
     numpy_row: bool  # also time plain Keras fed numpy arrays (informative)
     throughput_rung: str
     throughput: dict[str, Any]
-    tta_target: float  # test accuracy to reach
-    tta: dict[str, Any]
+    tta_experiment: str  # section (c): a `bench hardware` experiment with an accuracy target
+    tta_repeats: int  # its time-to-accuracy runs (seeds 0..n-1); the median is the result
+    tta_target_s: float = 8.0  # issue 23: MNIST to 99.0% in under 8 s on this CPU
 
 
 def bench_settings(quick: bool) -> BenchSettings:
@@ -36,19 +37,19 @@ def bench_settings(quick: bool) -> BenchSettings:
             numpy_row=False,
             throughput_rung="cnn-bigger-dropout",
             throughput={"iterations": 40, "eval_every": 40, **_QUICK_DATA},
-            tta_target=0.5,
-            tta={"iterations": 60, "eval_every": 20, **_QUICK_DATA},
+            tta_experiment="mnist-speed",
+            tta_repeats=1,
         )
     return BenchSettings(
         quick=False,
-        repeats=3,
+        repeats=5,
         overhead_rung="cnn",
         overhead={"iterations": 2000, "eval_every": 200},
         numpy_row=True,
         throughput_rung="cnn-bigger-dropout",
         throughput={"iterations": 1000, "eval_every": 1000},
-        tta_target=0.99,
-        tta={"iterations": 10_000, "eval_every": 100},
+        tta_experiment="mnist-speed",
+        tta_repeats=5,
     )
 
 

@@ -59,10 +59,11 @@ class Classification(Task):
 
         from harness.tasks._metrics import PositiveClassPrecision, PositiveClassRecall
 
-        metrics: list[keras.metrics.Metric] = [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-            keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"),
-        ]
+        metrics: list[keras.metrics.Metric] = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if cfg.optim.loss_reduction == "sum":
+            # Keras' "loss" is then the batch sum: the mean cross-entropy is one more metric on every step.
+            # Otherwise "loss" is that mean already (no model here adds regularisation losses), at no cost.
+            metrics.append(keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent"))
         if data.num_classes == 2:  # imbalanced detection tiles: precision and recall of the positive class
             metrics += [PositiveClassPrecision(name="precision"), PositiveClassRecall(name="recall")]
         return metrics
