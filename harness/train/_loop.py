@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import io
 import math
 import os
@@ -62,8 +61,7 @@ def dtype_policy(name: str) -> Iterator[None]:
 
 def fresh_session(seed: int) -> None:
     """Start a run from a clean Keras state so memory does not grow run over run."""
-    keras.backend.clear_session()
-    gc.collect()
+    keras.backend.clear_session()  # it runs gc.collect() itself: a second one cost 0.24 s a run
     keras.utils.set_random_seed(seed)
 
 
