@@ -44,6 +44,7 @@ def test_quick_benchmark_training_sections(tmp_path: Path, monkeypatch: pytest.M
     assert "nox -s bench" in text and "harness bench --data-dir ../shared/data" in text
     assert "QUICK MODE" in text
     assert "(target ≤ 1.03:" in text and "## (c) MNIST to 99.0% test accuracy" in text and "(target < 8 s:" in text
+    assert "Wall times paired by repeat (Wilcoxon signed-rank, shorter is better): harness vs plain Keras" in text
 
 
 @pytest.mark.slow
@@ -113,3 +114,14 @@ def test_bench_study_trials_parse_and_a_bad_one_exits_2(capsys: pytest.CaptureFi
         assert main(["bench", "--quick", "--study-trials", bad]) == 2
         err = capsys.readouterr().err
         assert err == f"error: --study-trials expects a comma list of integers 1..100000, but got {bad!r}\n", err
+
+
+def test_overhead_section_tests_the_paired_wall_times_before_calling_the_harness_slower() -> None:
+    from harness.bench._report import _paired_verdict
+
+    baseline = [{"wall_s": 16.0 + 0.3 * i} for i in range(8)]
+    slower = [{"wall_s": r["wall_s"] * 1.1} for r in baseline]  # every pair 10% slower
+    assert _paired_verdict(slower, baseline).startswith("harness worse than plain Keras (p = ")
+    noisy = [{"wall_s": r["wall_s"] + (0.5 if i % 2 else -0.5)} for i, r in enumerate(baseline)]
+    assert "no significant difference" in _paired_verdict(noisy, baseline)
+    assert "not testable" in _paired_verdict(baseline[:1], baseline[:1])  # quick mode: one pair

@@ -62,6 +62,17 @@ def _measured(section: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     return [f"_Kept from an earlier run: {when}._", ""]
 
 
+def _paired_verdict(harness: list[dict[str, float]], baseline: list[dict[str, float]]) -> str:
+    """The harness's wall times against the baseline's of the same interleaved pair, in words."""
+    from harness.stats import describe_verdict, pairwise
+
+    groups = {
+        "harness": {i: r["wall_s"] for i, r in enumerate(harness)},
+        "plain Keras": {i: r["wall_s"] for i, r in enumerate(baseline)},
+    }
+    return describe_verdict(pairwise(groups, higher_is_better=False)[0])
+
+
 def _overhead(o: dict[str, Any]) -> list[str]:
     cfg, h, b = o["config"], o["harness"], o["baseline"]
     target = o.get("target_ratio", 1.05)  # sections kept from before issue 23 were held to 1.05
@@ -108,6 +119,8 @@ def _overhead(o: dict[str, Any]) -> list[str]:
         "",
         f"**Ratio harness / baseline (median wall time): {o['ratio']:.3f}** "
         f"(target ≤ {target:.2f}: {target_met}); {same}.",
+        "",
+        f"Wall times paired by repeat (Wilcoxon signed-rank, shorter is better): {_paired_verdict(h, b)}.",
         "",
         f"Creating the fresh temporary tracking store that every harness run above logs to (MLflow's "
         f"one-off SQLite migration + the experiment) took {_n(o['store_create_s'])} s, before timing "
