@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import store_runs, wait_for_http
+from helpers import free_port, store_runs, wait_for_http
 from test_census import CLI, _adult_dir, _rungs
 
 from harness.config import config_from
@@ -39,14 +39,6 @@ def _ladder(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         env=dict(os.environ),
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _csv_rows(x: np.ndarray, y: np.ndarray, test: bool = False) -> list[str]:
@@ -334,7 +326,7 @@ def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
     with pytest.raises(MlflowException, match=r"input column 'age' must hold finite numbers, but row 1 holds nan"):
         model.predict(rows)
 
-    port = _free_port()
+    port = free_port()
     serve = ["models", "serve", "-m", run.data.tags["harness.model_uri"], "--env-manager", "local"]
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", *serve, "-h", "127.0.0.1", "-p", str(port)],

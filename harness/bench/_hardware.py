@@ -393,7 +393,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
 
         for exp, cfg in configs:
             head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
-            for repeat in range(request.repeats if request.throughput else 0):
+            for repeat in range(request.repeats) if request.throughput else ():
                 interrupts.check()
                 announce(exp, cfg, "throughput", repeat)
                 got = _throughput(bench, exp, cfg, repeat)

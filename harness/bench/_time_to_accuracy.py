@@ -35,7 +35,7 @@ def measure_time_to_accuracy(
         runs = tracker.client.search_runs(
             [tracker.experiment_id("bench-hardware")], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
         )
-        config = tracker.client.get_run(runs[0].info.run_id).data.params if runs else {}
+        config = runs[0].data.params if runs else {}
     repeats: list[dict[str, Any]] = []
     for run in sorted(runs, key=lambda r: int(r.data.tags["bench.repeat"])):
         m = run.data.metrics

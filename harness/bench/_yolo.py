@@ -27,7 +27,7 @@ from harness.data import ArrayDataset, load_dataset
 from harness.ladders import load_ladder
 from harness.models import create_model
 from harness.tasks import get_task
-from harness.train import train
+from harness.train import fresh_session, train
 
 Progress = Callable[[str], None]
 RUNG = "grid16x16x2-swarm"
@@ -58,15 +58,10 @@ def _config(settings: YoloBenchSettings) -> Config:
     return load_ladder("yolo").select(RUNG).configs(settings.scale, overrides)[0][1]
 
 
-def _fresh(seed: int) -> None:
-    keras.backend.clear_session()  # it runs gc.collect() itself: a second one cost 0.24 s a run
-    keras.utils.set_random_seed(seed)
-
-
 def plain_fit(cfg: Config, data: ArrayDataset, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """The same model and loss, ``fit`` on pre-cut tiles in memory; no metrics, no callbacks but the clock."""
     task = get_task(cfg.task.name)
-    _fresh(cfg.run.seed)
+    fresh_session(cfg.run.seed)
     model = create_model(cfg.model, data.input_shape, task.outputs(data, cfg))
     o = cfg.optim
     model.compile(
