@@ -14,13 +14,16 @@ def _params(cfg: Config) -> int:
     return create_model(cfg.model, (28, 28, 1), 10).count_params()
 
 
-def test_unknown_model_lists_valid_ones() -> None:
+def test_unknown_model_says_the_closest_and_lists_valid_ones() -> None:
     valid = ", ".join(sorted(list_models()))
     assert {"cnn", "darknet", "mlp", "squeezenet", "linear", "dnn", "wide_deep"} <= set(list_models())
-    with pytest.raises(ConfigError, match=rf"unknown model 'resnet'; valid models: {valid}$"):
+    hint = "did you mean 'resnet50'[?]"
+    with pytest.raises(ConfigError, match=rf"^unknown model 'resnet'; {hint} valid models: {valid}$"):
         create_model(ModelParams(name="resnet"), (28, 28, 1), 10)
-    with pytest.raises(ConfigError, match=rf"^config: unknown model 'resnet'; valid models: {valid}$"):
+    with pytest.raises(ConfigError, match=rf"^config: unknown model 'resnet'; {hint} valid models: {valid}$"):
         config_from({"model": "resnet"})
+    with pytest.raises(ConfigError, match=rf"^unknown model 'zzz'; valid models: {valid}$"):
+        create_model(ModelParams(name="zzz"), (28, 28, 1), 10)
 
 
 def test_talk_architectures_have_the_talks_parameter_counts() -> None:

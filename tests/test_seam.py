@@ -6,199 +6,59 @@ registered with the package's public decorators, and runs them through everythin
 built-in experiment gets: a ladder through the real CLI, a study that optimises the
 task's own objective, and a ladder report with the task's own columns.
 
-The plug-ins are registered by a module fixture and removed after the module, so the
-rest of the suite still sees only the built-in tasks, datasets and models.
+The plug-ins are the package in ``tests/plugin_demo`` (``tests/test_plugins.py`` installs
+it and finds it through its entry point); here a module fixture registers them inside
+``harness.registry.scoped()``, so the rest of the suite still sees only the built-in
+tasks, datasets and models.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import io
 import math
-import textwrap
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from harness import registry
 from harness.cli import main
-from harness.config import Config, DataParams, ModelParams, TaskParams, check
-from harness.data import ArrayDataset, register_dataset
-from harness.models import register_model
-from harness.tasks import Column, Direction, Task, register_task
 
-TASK = "regression-demo"
-DATASET = "linear-demo"
-MODEL = "linear-demo"
-LADDER = "seam-demo"  # the ladder's name (its MLflow experiment is ladder/seam-demo)
-SPACE = "seam-demo"  # the search space's name (its study: seam-demo-random)
-STUDY = f"{SPACE}-random"
-N_TRAIN, N_TEST, N_FEATURES = 512, 128, 8
-TRIALS = 3
+PLUGIN_SOURCE = Path(__file__).with_name("plugin_demo")
+# the plug-in's source, imported without installing it (test_plugins installs it)
+sys.path.insert(0, str(PLUGIN_SOURCE))
+import harness_plugin_demo as demo  # noqa: E402
+from harness_plugin_demo import (  # noqa: E402
+    DATASET,
+    LADDER,
+    MODEL,
+    N_TEST,
+    N_TRAIN,
+    SPACE,
+    STUDY,
+    TASK,
+    TRIALS,
+    linear_demo_arrays,
+)
 
-
-# --------------------------------------------------------------------------------------------- the plug-ins
-
-
-@dataclasses.dataclass(frozen=True)
-class RegressionDemoParams(TaskParams):
-    name: str = TASK
-
-
-class RegressionDemo(Task):
-    """Least squares on one real output; R² is the metric that matters."""
-
-    name: ClassVar[str] = TASK
-    params: ClassVar[type[TaskParams]] = RegressionDemoParams
-    metric_names: ClassVar[tuple[str, ...]] = ("loss", "r2")
-    directions: ClassVar[Mapping[str, Direction]] = {"loss": "minimize", "r2": "maximize"}
-    primary: ClassVar[str] = "r2"
-
-    def outputs(self, data: ArrayDataset, cfg: Config) -> int:
-        return 1
-
-    def loss(self, cfg: Config) -> Any:
-        import keras
-
-        return keras.losses.MeanSquaredError()
-
-    def metrics(self, cfg: Config, data: ArrayDataset) -> list[Any]:
-        import keras
-
-        return [keras.metrics.R2Score(name="r2")]
-
-    def report_columns(self) -> tuple[Column, ...]:
-        return (Column("final R²", "final_test_r2"), Column("best R²", "best_test_r2"))
-
-
-@dataclasses.dataclass(frozen=True)
-class LinearDemoData(DataParams):
-    name: str = DATASET
-    noise: float = 0.1  # stddev of the Gaussian noise added to y
-
-    def check(self) -> None:
-        super().check()
-        check(self.noise, self.noise >= 0, "noise", ">= 0")
-
-
-def linear_demo_arrays(noise: float) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic float32 x [N, 8] and y = x·w + noise, y as [N, 1]."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(N_TRAIN + N_TEST, N_FEATURES)).astype(np.float32)
-    w = np.linspace(-1.0, 1.0, N_FEATURES, dtype=np.float32)
-    y = (x @ w + noise * rng.normal(size=N_TRAIN + N_TEST)).astype(np.float32)[:, None]
-    return x, y
-
-
-def load_linear_demo(data_dir: Path | None, params: LinearDemoData) -> ArrayDataset:
-    x, y = linear_demo_arrays(params.noise)
-    digest = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
-    return ArrayDataset(
-        name=DATASET,
-        x_train=x[:N_TRAIN],
-        y_train=y[:N_TRAIN],
-        x_test=x[N_TRAIN:],
-        y_test=y[N_TRAIN:],
-        num_classes=0,
-        checksum=digest,
-        source=f"generated (noise={params.noise})",
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class LinearDemoModel(ModelParams):
-    name: str = MODEL
-    hidden: int = 8  # units of the one hidden layer
-
-    def check(self) -> None:
-        check(self.hidden, self.hidden > 0, "hidden", "> 0")
-
-
-def linear_demo_model(p: LinearDemoModel, input_shape: tuple[int, ...], outputs: int) -> Any:
-    import keras
-
-    inputs = keras.Input(shape=input_shape, name="x")
-    x = keras.layers.Dense(p.hidden, activation="relu", name="hidden")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(outputs, name="y")(x), name="linear_demo")
-
-
-def _unregister() -> None:
-    """Remove the demo plug-ins again (the registries have no public way to do it)."""
-    from harness.config import _catalog
-    from harness.data import _base as data_base
-    from harness.models import _registry
-    from harness.tasks import _base as task_base
-
-    task_base._TASKS.pop(TASK, None)
-    data_base._LOADERS.pop(DATASET, None)
-    _registry._FACTORIES.pop(MODEL, None)
-    for kind, name in (("task", TASK), ("data", DATASET), ("model", MODEL)):
-        _catalog._ENTRIES[kind].pop(name, None)
+LADDER_YAML = demo.LADDER_FILE.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def demo_plugins() -> Iterator[None]:
-    """Register the task, dataset and model as any plug-in would: with the package's decorators."""
-    register_task(RegressionDemo)
-    register_dataset(DATASET, params=LinearDemoData, tasks=(TASK,))(load_linear_demo)
-    register_model(MODEL, params=LinearDemoModel, tasks=(TASK,))(linear_demo_model)
-    try:
+    """Register the task, dataset and model as the installed plug-in would, and only for this module."""
+    with registry.scoped():
+        demo.register()
         yield
-    finally:
-        _unregister()
-
-
-# --------------------------------------------------------------------------------------------- files and CLI
-
-LADDER_YAML = f"""\
-name: {LADDER}
-title: A regression ladder that the package has never heard of
-base:
-  task: {TASK}
-  dataset: {DATASET}
-  model: {MODEL}
-  noise: 0.1
-  hidden: 4
-  batch_size: 32
-  lr0: 0.02
-  iterations: 200
-  eval_every: 50
-scales:
-  smoke:
-    iterations: 20
-    eval_every: 10
-    steps_per_execution: 10
-    eval_batch_size: {N_TEST}
-rungs:
-  - name: narrow
-    changes: a hidden layer of 4
-  - name: wide
-    changes: a hidden layer of 16, less noise
-    set:
-      hidden: 16
-      noise: 0.02
-"""
 
 
 def space_yaml(ladder_file: Path) -> str:
-    return textwrap.dedent(
-        f"""\
-        name: {SPACE}
-        experiment: {{ladder: {ladder_file}, rung: wide, scale: smoke}}
-        objective: {{metric: r2}}
-        budget: {{max_trials: {TRIALS}}}
-        sampler: random
-        params:
-          lr0: {{type: float, low: 0.005, high: 0.05, log: true}}
-          hidden: {{type: int, low: 2, high: 16}}
-        """
-    )
+    return demo.space_yaml(ladder_file)
 
 
 def run_cli(*args: str) -> tuple[int, str]:

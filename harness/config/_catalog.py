@@ -14,6 +14,7 @@ import dataclasses
 
 from harness.config._sections import DataParams, ModelParams, Named, TaskParams
 from harness.errors import ConfigError
+from harness.registry import Registry
 
 BASES: dict[str, type[Named]] = {"task": TaskParams, "data": DataParams, "model": ModelParams}
 NOUNS = {"task": "task", "data": "dataset", "model": "model"}
@@ -26,7 +27,8 @@ class Entry:
     tasks: tuple[str, ...] | None  # tasks a dataset or model serves; None = any (and for tasks themselves)
 
 
-_ENTRIES: dict[str, dict[str, Entry]] = {kind: {} for kind in BASES}
+# one registry per kind; its noun ("task", "dataset", "model") is the word its errors use
+REGISTRIES: dict[str, Registry[Entry]] = {kind: Registry(noun) for kind, noun in NOUNS.items()}
 
 
 def register_params(kind: str, name: str, params: type[Named], tasks: tuple[str, ...] | None = None) -> None:
@@ -35,24 +37,16 @@ def register_params(kind: str, name: str, params: type[Named], tasks: tuple[str,
         raise ValueError(f"kind must be one of {tuple(BASES)}, but got {kind=}")
     if not (isinstance(params, type) and issubclass(params, BASES[kind])):
         raise TypeError(f"the params of {kind} {name!r} must subclass {BASES[kind].__name__}, but got {params=}")
-    if name in _ENTRIES[kind]:
-        raise ValueError(f"{NOUNS[kind]} {name!r} is registered twice")
-    _ENTRIES[kind][name] = Entry(name, params, tasks)
+    REGISTRIES[kind].add(name, Entry(name, params, tasks))
 
 
 def names(kind: str) -> list[str]:
-    return sorted(_ENTRIES[kind])
+    return REGISTRIES[kind].names()
 
 
 def entry(kind: str, name: str, where: str = "") -> Entry:
     """The registered ``kind`` called ``name``; an unknown name lists the valid ones."""
-    found = _ENTRIES[kind].get(name)
-    if found is None:
-        noun = NOUNS[kind]
-        valid = ", ".join(names(kind)) or "none registered"
-        prefix = f"{where}: " if where else ""
-        raise ConfigError(f"{prefix}unknown {noun} {name!r}; valid {noun}s: {valid}")
-    return found
+    return REGISTRIES[kind].get(name, where)
 
 
 def params_class(kind: str, name: str, where: str = "") -> type[Named]:
@@ -61,7 +55,7 @@ def params_class(kind: str, name: str, where: str = "") -> type[Named]:
 
 def owners(kind: str, key: str) -> list[str]:
     """Names of the registered ``kind`` entries whose parameter class has the field ``key``."""
-    return sorted(e.name for e in _ENTRIES[kind].values() if key != "name" and key in e.params.hints())
+    return sorted(e.name for e in REGISTRIES[kind].values() if key != "name" and key in e.params.hints())
 
 
 def check_serves(kind: str, name: str, task: str) -> None:

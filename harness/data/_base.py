@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.config import DataParams, params_class, register_params
 from harness.errors import DataError
+from harness.registry import Registry
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
@@ -79,14 +80,21 @@ class Split:
 
 
 Loader = Callable[[Path | None, Any], ArrayDataset]
-_LOADERS: dict[str, Loader] = {}
-_SYNTHETIC: set[str] = set()  # datasets generated in memory: they read nothing from a data dir
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetEntry:
+    load: Loader
+    synthetic: bool  # generated in memory: reads nothing from a data dir
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset", error=DataError)
 
 
 def register_dataset(
     name: str,
     params: type[DataParams] = DataParams,
-    tasks: tuple[str, ...] | None = ("classification",),
+    tasks: tuple[str, ...] | None = None,
     synthetic: bool = False,
 ) -> Callable[[Loader], Loader]:
     """Decorator: register ``fn(data_dir, params) -> ArrayDataset`` under ``name``.
@@ -97,24 +105,20 @@ def register_dataset(
     """
 
     def wrap(fn: Loader) -> Loader:
-        if name in _LOADERS:
-            raise ValueError(f"dataset {name!r} is registered twice")
         register_params("data", name, params, tasks)
-        _LOADERS[name] = fn
-        if synthetic:
-            _SYNTHETIC.add(name)
+        DATASETS.add(name, DatasetEntry(fn, synthetic))
         return fn
 
     return wrap
 
 
 def list_datasets() -> list[str]:
-    return sorted(_LOADERS)
+    return DATASETS.names()
 
 
 def is_synthetic(name: str) -> bool:
     """Whether dataset ``name`` is generated in memory (a data dir given for it is not read)."""
-    return name in _SYNTHETIC
+    return name in DATASETS and DATASETS.get(name).synthetic
 
 
 def unread_data_dir(names: Iterable[str], data_dir: str | None) -> list[str]:
@@ -139,10 +143,7 @@ def resolve_data_dir(data_dir: str | Path | None) -> Path | None:
 def load_dataset(params: DataParams | str, data_dir: str | Path | None = None) -> ArrayDataset:
     """Load a registered dataset (by its config section, or by name with default options)."""
     if isinstance(params, str):
-        if params not in _LOADERS:
-            raise DataError(f"unknown dataset {params!r}; valid datasets: {', '.join(list_datasets())}")
+        DATASETS.get(params)  # an unknown name is a DataError naming the valid ones
         params = params_class("data", params)(name=params)  # type: ignore[assignment]
     assert isinstance(params, DataParams)
-    if params.name not in _LOADERS:
-        raise DataError(f"unknown dataset {params.name!r}; valid datasets: {', '.join(list_datasets())}")
-    return _LOADERS[params.name](resolve_data_dir(data_dir), params)
+    return DATASETS.get(params.name).load(resolve_data_dir(data_dir), params)

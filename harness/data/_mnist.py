@@ -73,7 +73,7 @@ EXPECTED_FILES = (
 )
 
 
-@register_dataset("mnist", params=DataParams)
+@register_dataset("mnist", params=DataParams, tasks=("classification",))
 def load_mnist(data_dir: Path | None, params: DataParams | None = None) -> ArrayDataset:
     """Load MNIST from ``data_dir``, else the Keras cache, else download it.
 

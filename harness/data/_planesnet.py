@@ -101,7 +101,7 @@ class PlanesNetParams(DataParams):
         check(self.eval_fraction, 0.0 < self.eval_fraction < 1.0, "eval_fraction", "in (0, 1)")
 
 
-@register_dataset("planesnet", params=PlanesNetParams)
+@register_dataset("planesnet", params=PlanesNetParams, tasks=("classification",))
 def _load_registered(data_dir: Path | None, params: PlanesNetParams) -> ArrayDataset:
     return load_planesnet(data_dir, Split(params.split, params.split_seed, params.eval_fraction))
 

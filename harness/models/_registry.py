@@ -13,34 +13,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from harness.config import ModelParams, register_params
-from harness.errors import ConfigError
+from harness.registry import Registry
 
 if TYPE_CHECKING:
     import keras
 
 ModelFactory = Callable[..., "keras.Model"]
-_FACTORIES: dict[str, ModelFactory] = {}
+MODELS: Registry[ModelFactory] = Registry("model")
 
 
 def register_model(
     name: str, params: type[ModelParams] = ModelParams, tasks: tuple[str, ...] | None = None
 ) -> Callable[[ModelFactory], ModelFactory]:
     def wrap(fn: ModelFactory) -> ModelFactory:
-        if name in _FACTORIES:
-            raise ValueError(f"model {name!r} is registered twice")
         register_params("model", name, params, tasks)
-        _FACTORIES[name] = fn
+        MODELS.add(name, fn)
         return fn
 
     return wrap
 
 
 def list_models() -> list[str]:
-    return sorted(_FACTORIES)
+    return MODELS.names()
 
 
 def create_model(params: ModelParams, input_shape: tuple[int, ...], outputs: Any, **kw: Any) -> keras.Model:
     """Build the model ``params.name``; an unknown name lists the valid ones."""
-    if params.name not in _FACTORIES:
-        raise ConfigError(f"unknown model {params.name!r}; valid models: {', '.join(list_models())}")
-    return _FACTORIES[params.name](params, input_shape, outputs, **kw)
+    return MODELS.get(params.name)(params, input_shape, outputs, **kw)

@@ -29,6 +29,7 @@ import numpy as np
 
 from harness.config import Config, TaskParams, register_params
 from harness.errors import ConfigError, DataError
+from harness.registry import Registry
 
 if TYPE_CHECKING:
     import keras
@@ -256,7 +257,7 @@ def require_two_classes(data: ArrayDataset, cfg: Config, class_names: Sequence[s
 
 
 T = TypeVar("T", bound=type[Task])
-_TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task")
 
 
 def register_task(cls: T) -> T:
@@ -264,16 +265,14 @@ def register_task(cls: T) -> T:
     if not cls.name:
         raise ValueError(f"a task needs a name, but got {cls.name=}")
     register_params("task", cls.name, cls.params)
-    _TASKS[cls.name] = cls()
+    TASKS.add(cls.name, cls())
     return cls
 
 
 def get_task(name: str) -> Task:
     """The registered task ``name``; an unknown name lists the valid ones."""
-    if name not in _TASKS:
-        raise ConfigError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks())}")
-    return _TASKS[name]
+    return TASKS.get(name)
 
 
 def list_tasks() -> list[str]:
-    return sorted(_TASKS)
+    return TASKS.names()
