@@ -18,6 +18,8 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from harness.procs import Supervisor
+
 # A relative HARNESS_DATA_DIR means relative to where pytest was started (the README's
 # `HARNESS_DATA_DIR=../shared/data pytest`), not to the temporary folders tests chdir into.
 EXPLICIT_DATA = bool(os.environ.get("HARNESS_DATA_DIR"))
@@ -78,23 +80,26 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def harness_server(workdir: Path, *args: str, log_name: str) -> Iterator[subprocess.Popen]:
-    """``python -m harness ARGS`` (ui, tensorboard) in its own process group, output in ``workdir/log_name``;
-    stopped with SIGTERM on the way out unless the test already ended it."""
-    log = (workdir / log_name).open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *args],
-        cwd=workdir,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        log.close()
+    """``python -m harness ARGS`` (ui, tensorboard) as harness starts its own children (harness.procs), output in
+    ``workdir/log_name``; stopped with SIGTERM (SIGKILL after 30 s) on the way out unless the test already ended it."""
+    with Supervisor(signal.SIGTERM, grace_s=30) as servers:
+        yield servers.start(
+            "server", [sys.executable, "-m", "harness", *args], log=workdir / log_name, cwd=workdir
+        ).proc
+
+
+@contextlib.contextmanager
+def model_server(model_uri: str, tracking_uri: str, cwd: Path, timeout: float = 300) -> Iterator[int]:
+    """``mlflow models serve`` of ``model_uri`` on a free loopback port (this environment: --env-manager local),
+    answering /ping: its port; stopped with SIGTERM (SIGKILL after 60 s) on the way out."""
+    port = free_port()
+    serve = ["models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # the environment's own python for the server
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": path}
+    with Supervisor(signal.SIGTERM, grace_s=60) as servers:
+        server = servers.start("model server", [sys.executable, "-m", "mlflow", *serve], env, cwd=cwd)
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server.proc, timeout=timeout)
+        yield port
 
 
 def run_cli(*args: str) -> tuple[int, str]:

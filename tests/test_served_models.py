@@ -17,10 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +27,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import REAL_DATA, chromium, free_port, harness_server, missing_real_data, run_cli, wait_for_http
+from helpers import (
+    REAL_DATA,
+    chromium,
+    free_port,
+    harness_server,
+    missing_real_data,
+    model_server,
+    run_cli,
+    wait_for_http,
+)
 from mlflow.tracking import MlflowClient
 
 from harness.data._adult import CLASSES, COLUMNS, read_adult_file, synthetic_rows
@@ -93,24 +99,8 @@ def census(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
 @contextlib.contextmanager
 def _serving(census: SimpleNamespace, model_uri: str) -> Iterator[int]:
     """``mlflow models serve`` of ``model_uri`` on a loopback port (this environment: --env-manager local)."""
-    port = free_port()
-    serve = ["models", "serve", "-m", model_uri, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # the environment's own python for the server
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", *serve],
-        cwd=census.work,
-        env={**os.environ, "MLFLOW_TRACKING_URI": census.uri, "PATH": path},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=300)
+    with model_server(model_uri, census.uri, census.work) as port:
         yield port
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(60)
 
 
 @pytest.fixture(scope="module")

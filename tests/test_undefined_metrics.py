@@ -8,16 +8,14 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import free_port, store_runs, wait_for_http
+from helpers import model_server, store_runs
 from test_census import CLI, _adult_dir, _rungs
 
 from harness.config import config_from
@@ -326,17 +324,7 @@ def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
     with pytest.raises(MlflowException, match=r"input column 'age' must hold finite numbers, but row 1 holds nan"):
         model.predict(rows)
 
-    port = free_port()
-    serve = ["models", "serve", "-m", run.data.tags["harness.model_uri"], "--env-manager", "local"]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", *serve, "-h", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=180)
+    with model_server(run.data.tags["harness.model_uri"], uri, Path.cwd(), timeout=180) as port:
         body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
@@ -345,9 +333,5 @@ def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
             urllib.request.urlopen(request, timeout=120)
         assert info.value.code == 400
         answer = json.loads(info.value.read())
-    finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
     assert "input column 'age' must hold finite numbers, but row 1 holds nan" in answer["message"]

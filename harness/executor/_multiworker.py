@@ -31,10 +31,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from harness import interrupts, lifeline
+from harness import interrupts
 from harness.errors import ConfigError, RunFailed
+from harness.procs import Supervisor
 from harness.tracking import RunHandle
 
 TIMEOUT_ENV = "HARNESS_WORKER_TIMEOUT_S"
@@ -112,22 +113,6 @@ def _tail(path: Path, lines: int = 1) -> str:
     return " | ".join([ln for ln in keep if not _NOISE.match(ln)][-lines:])
 
 
-def _stop(procs: list[subprocess.Popen[bytes]], grace_s: float = 5.0) -> None:
-    """SIGTERM every live worker's process group, then SIGKILL what is left after ``grace_s``."""
-    for p in procs:
-        if p.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for p in procs:
-        try:
-            p.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
 def _describe(code: int) -> str:
     if code < 0:
         return f"was killed by {signal.Signals(-code).name}"
@@ -159,29 +144,18 @@ def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> No
         job = dataclasses.replace(job, ready_dir=str(tmp_path))
         job_path = tmp_path / "job.json"
         job.write(job_path)
-        logs: list[IO[bytes]] = []
-        procs: list[subprocess.Popen[bytes]] = []
+        workers = Supervisor()
         try:
             for i in range(n):
-                env = lifeline.supervised_env(
-                    {
-                        **os.environ,
-                        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-                        "MLFLOW_TRACKING_URI": tracking_uri,
-                    }
-                )
-                log = open(tmp_path / f"worker-{i}.log", "wb")  # noqa: SIM115 (closed in finally)
-                logs.append(log)
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "harness.executor._worker", str(job_path)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        start_new_session=True,  # our Ctrl-C reaches us; we stop them (or our death does)
-                    )
-                )
+                env = {
+                    **os.environ,
+                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                    "MLFLOW_TRACKING_URI": tracking_uri,
+                }
+                # our Ctrl-C reaches us; we stop them (or our death does)
+                argv = [sys.executable, "-m", "harness.executor._worker", str(job_path)]
+                workers.start(f"worker-{i}", argv, env, log=tmp_path / f"worker-{i}.log")
+            procs = [child.proc for child in workers.children]
             run.set_tags(
                 {
                     "multiworker.workers": str(n),
@@ -194,12 +168,10 @@ def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> No
             )
             _supervise(procs, tmp_path, limit)
         finally:
-            _stop(procs)
-            for handle in logs:
-                handle.close()
-            for i in range(len(procs)):
+            workers.close()  # SIGTERM, 5 s, then SIGKILL for any still running; logs closed
+            for child in workers.children:
                 with contextlib.suppress(OSError):  # a worker that never started has no log
-                    run.log_artifact(tmp_path / f"worker-{i}.log", "workers")
+                    run.log_artifact(tmp_path / f"{child.label}.log", "workers")
 
 
 def _supervise(procs: list[subprocess.Popen[bytes]], tmp: Path, limit: float) -> None:

@@ -10,9 +10,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from harness import interrupts, lifeline
+from harness import interrupts
 from harness._secrets import hides_secret
 from harness.errors import UserError
+from harness.procs import Supervisor
 from harness.studies._context import StudyContext
 from harness.studies._storage import STORAGE_ENV, TRACKING_ENV, redact
 from harness.studies._trials import fail_orphans, fail_stale, tally
@@ -64,46 +65,31 @@ def run_processes(
     """K ``harness worker`` processes, one GPU each when there are GPUs; Ctrl-C is forwarded once.
     ``tick`` runs while they work (the study's display reads the study)."""
     gpus = gpu_ids()
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-    for i in range(k):
-        label = f"w{i + 1}/{k}"
-        env = lifeline.supervised_env({**os.environ, **worker_env(ctx)})  # they stop if this process dies unseen
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        elif "TF_NUM_INTRAOP_THREADS" not in env:  # CPU only: share the cores instead of oversubscribing them
-            env["TF_NUM_INTRAOP_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
-        cmd = worker_command(ctx, label)
-        if data_dir:
-            cmd += ["--data-dir", data_dir]
-        if prices:
-            cmd += ["--prices", prices]
-        # own session: a terminal's Ctrl-C reaches this process only, which forwards it exactly once
-        procs.append((label, subprocess.Popen(cmd, env=env, start_new_session=True)))
-    progress(
-        f"{k} worker processes"
-        + (f", GPUs {', '.join(gpus[i % len(gpus)] for i in range(k))}" if gpus else "")
-        + f": {' '.join(worker_command(ctx, 'wK/K'))} (storage and tracking URI in ${STORAGE_ENV}, ${TRACKING_ENV})"
-    )
-    stopped: BaseException | None = None
-    try:
-        _wait_all(procs, tick)
-    except BaseException as exc:  # Ctrl-C, or ``tick`` failed: the workers stop before this process does
-        stopped = exc
-        for _, p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 300
-        while any(p.poll() is None for _, p in procs) and time.monotonic() < deadline:
-            try:
-                time.sleep(0.2)
-            except KeyboardInterrupt:  # a second Ctrl-C: the workers' second signal stops them at once
-                for _, p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
-        for _, p in procs:
-            if p.poll() is None:
-                p.kill()
-    codes = {label: p.wait() for label, p in procs}
+    with Supervisor() as workers:
+        for i in range(k):
+            label = f"w{i + 1}/{k}"
+            env = {**os.environ, **worker_env(ctx)}
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            elif "TF_NUM_INTRAOP_THREADS" not in env:  # CPU only: share the cores instead of oversubscribing them
+                env["TF_NUM_INTRAOP_THREADS"] = str(max(1, (os.cpu_count() or 1) // k))
+            cmd = worker_command(ctx, label)
+            if data_dir:
+                cmd += ["--data-dir", data_dir]
+            if prices:
+                cmd += ["--prices", prices]
+            workers.start(label, cmd, env)  # Ctrl-C reaches this process only, which forwards it exactly once
+        progress(
+            f"{k} worker processes"
+            + (f", GPUs {', '.join(gpus[i % len(gpus)] for i in range(k))}" if gpus else "")
+            + f": {' '.join(worker_command(ctx, 'wK/K'))} (storage and tracking URI in ${STORAGE_ENV}, ${TRACKING_ENV})"
+        )
+        stopped: BaseException | None = None
+        try:
+            codes = workers.wait(tick)
+        except BaseException as exc:  # Ctrl-C, or ``tick`` failed: the workers end their trials KILLED first
+            stopped = exc
+            codes = workers.stop(signal.SIGINT, grace_s=300)
     if stopped is not None and not isinstance(stopped, KeyboardInterrupt):
         raise stopped
     if stopped is not None or 130 in codes.values():
@@ -111,14 +97,6 @@ def run_processes(
     bad = {label: c for label, c in codes.items() if c not in (0, 1)}
     if bad:
         raise UserError(f"worker(s) {', '.join(f'{lb} (exit {c})' for lb, c in bad.items())} stopped; see above")
-
-
-def _wait_all(procs: list[tuple[str, subprocess.Popen[bytes]]], tick: Callable[[], None] | None) -> None:
-    while any(p.poll() is None for _, p in procs):
-        interrupts.check()
-        if tick is not None:
-            tick()
-        time.sleep(0.2)
 
 
 def wait_for_workers(ctx: StudyContext, progress: Progress, tick: Callable[[], None] | None = None) -> None:
