@@ -4,6 +4,11 @@ Optuna 5.0 implements its ``BaseHeartbeat`` interface (what ``study.optimize``'s
 heartbeat thread and ``optuna.storages.fail_stale_trials`` use) for ``RDBStorage``
 only. This adds it to ``JournalStorage`` on a ``JournalFileBackend`` without
 changing either: a heartbeat is one more journal line.
+
+``BaseHeartbeat`` is private to Optuna (``optuna.storages._heartbeat``), as are trial ids
+(``Trial._trial_id``, used by the worker and the stale-trial sweep); no public API gives
+either. So pyproject.toml pins Optuna to the minor version tested, and
+tests/test_optuna_pin.py checks the pin and every private name harness relies on.
 """
 
 from __future__ import annotations
