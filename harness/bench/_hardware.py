@@ -22,17 +22,18 @@ import datetime
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from importlib import resources
 from typing import Any
 
 import keras
 
 from harness import interrupts
-from harness.config import Config, apply_overrides, config_from, parse_backends
+from harness.config import Config, apply_overrides, config_from, load_mapping, parse_backends, strict_keys
 from harness.data import load_dataset
 from harness.errors import ConfigError, UserError
 from harness.executor import Executor
 from harness.ladders import load_ladder
-from harness.tasks import get_task
+from harness.tasks import Task, get_task
 from harness.tracking import ProgressSink, RunHandle, Tracker, environment_tags
 from harness.train import rss_mb
 
@@ -52,7 +53,7 @@ class Experiment:
     rung: str = ""
     scale: str = "standard"
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    target: float | None = None  # time to this test accuracy (the ladder's metric); None: throughput only
+    target: float | None = None  # time to this test value of the task's primary metric; None: throughput only
     quick: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # --quick: a tiny version
 
     def config(self, quick: bool) -> Config:
@@ -62,70 +63,24 @@ class Experiment:
         return load_ladder(self.ladder).select(self.rung).configs(self.scale, extra)[0][1]
 
 
-_SMALL_MNIST = {"train_subset": 2000, "test_subset": 500, "eval_batch_size": 500}
-EXPERIMENTS: dict[str, Experiment] = {
-    e.name: e
-    for e in (
-        Experiment(
-            "mnist-bn",
-            "MNIST batch-norm CNN (the MNIST ladder's last rung)",
-            "images",
-            window_steps=20,
-            ladder="mnist",
-            rung="cnn-batchnorm",
-            overrides={"test_subset": 1000},
-            quick=_SMALL_MNIST,
-        ),
-        Experiment(
-            "mnist-speed",
-            "MNIST to 99% fast (the mnist-speed ladder)",
-            "images",
-            window_steps=10,
-            ladder="mnist-speed",
-            rung="speed",
-            target=0.99,
-            quick={**_SMALL_MNIST, "iterations": 40, "eval_every": 20, "steps_per_execution": 10},
-        ),
-        Experiment(
-            "planesnet-cnn",
-            "PlanesNet batch-norm CNN (the PlanesNet ladder's bn-decay rung)",
-            "images",
-            window_steps=50,
-            ladder="planesnet",
-            rung="bn-decay",
-            target=0.98,
-            quick={"train_subset": 2000, "test_subset": 500, "iterations": 40, "eval_every": 20},
-        ),
-        Experiment(
-            "yolo-17",
-            "YOLO 16x16x2, 17 layers, the reference's widths (the yolo ladder's last rung at full scale)",
-            "tiles",
-            window_steps=1,
-            ladder="yolo",
-            rung="layers17",
-            scale="full",
-            # throughput only: few tiles cut, one small evaluation, no AP on whole images
-            overrides={"data_tiles_per_gt_roi": 2, "eval_tiles_per_gt_roi": 1, "test_subset": 8, "eval_images": 0},
-            quick={"dataset": "aerial_synthetic", "first_layer_filter_depth": 8, "depth_increment": 2},
-        ),
-        Experiment(
-            "resnet50",
-            "Keras ResNet-50, random weights, synthetic 224x224 images (compare with published images/s)",
-            "images",
-            window_steps=1,
-            overrides={
-                "dataset": "synthetic_images",
-                "model": "resnet50",
-                "optimizer": "sgd",
-                "lr0": 0.1,
-                "batch_size": 8,
-                "test_subset": 8,
-                "eval_batch_size": 8,
-            },
-            quick={"image_size": 32, "train_examples": 32, "test_examples": 8},
-        ),
-    )
-}
+def load_experiments(text: str, source: str) -> dict[str, Experiment]:
+    """The experiments of a YAML mapping name -> fields (``experiments.yaml`` beside this module)."""
+    fields = [f.name for f in dataclasses.fields(Experiment) if f.name != "name"]
+    out: dict[str, Experiment] = {}
+    for name, raw in load_mapping(text, source, "experiments").items():
+        where = f"{source}: experiment {name}"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping of {', '.join(fields)}, but got {raw!r}")
+        strict_keys(raw, fields, where)
+        out[str(name)] = Experiment(name=str(name), **raw)
+    return out
+
+
+# which experiments are measured is data: they name ladders, datasets and models (this module names none)
+EXPERIMENTS: dict[str, Experiment] = load_experiments(
+    resources.files("harness.bench").joinpath("experiments.yaml").read_text(encoding="utf-8"),
+    "harness/bench/experiments.yaml",
+)
 
 
 def parse_experiments(text: str | None) -> tuple[Experiment, ...]:
@@ -297,15 +252,16 @@ def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dic
     return found
 
 
-class StopAtAccuracy(keras.callbacks.Callback):
-    """Stops ``fit`` at the first evaluation whose ``val_accuracy`` reaches ``target``."""
+class StopAtTarget(keras.callbacks.Callback):
+    """Stops ``fit`` at the first evaluation whose test value of the task's primary metric reaches ``target``."""
 
-    def __init__(self, target: float) -> None:
+    def __init__(self, task: Task, target: float) -> None:
         super().__init__()
-        self.target = target
+        self.task, self.target = task, target
 
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if float((logs or {}).get("val_accuracy", 0.0)) >= self.target:
+        value = self.task.row(logs or {}).get(self.task.target_key())
+        if value is not None and self.task.reached(value, self.target):
             self.model.stop_training = True
 
 
@@ -313,13 +269,14 @@ class TargetSink:
     """A metric sink that keeps the first evaluation at or above the target: its step and the
     seconds since ``train`` began (the same clock as the run's ``wall_s``)."""
 
-    def __init__(self, metric: str, target: float) -> None:
-        self.metric, self.target = metric, target
+    def __init__(self, metric: str, target: float, maximize: bool = True) -> None:
+        self.metric, self.target, self.maximize = metric, target, maximize
         self.step: int | None = None
         self.wall_s = 0.0
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        if self.step is None and metrics.get(self.metric, float("-inf")) >= self.target:
+        value = metrics.get(self.metric, float("nan"))  # NaN reaches no target
+        if self.step is None and (value >= self.target if self.maximize else value <= self.target):
             self.step, self.wall_s = step, float(metrics["wall_s"])
 
     def close(self) -> None:
@@ -333,7 +290,9 @@ def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) 
     t = time.perf_counter()
     load_dataset(cfg.data, bench.request.data_dir)  # the clock starts before the data is read
     load_s = time.perf_counter() - t
-    hit = TargetSink("test_accuracy", exp.target)
+    task = get_task(cfg.task.name)
+    maximize = task.directions.get(task.primary, "maximize") == "maximize"
+    hit = TargetSink(task.target_key(), exp.target, maximize)
     found: dict[str, float] = {"bench_data_load_s": load_s, "bench_target": exp.target}
 
     def on_final(final: dict[str, float]) -> None:
@@ -348,7 +307,7 @@ def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) 
     name = f"{exp.name}-{cfg.run.backend}-b{cfg.run.batch_size}-tta-r{repeat}"
     tags = _tags(exp, "time-to-accuracy", cfg.run.backend, cfg.run.batch_size, repeat, cfg)
     shown = _shown(name, cfg)
-    bench.run(name, cfg, tags, extra_sinks=[hit, shown], on_final=on_final, callbacks=[StopAtAccuracy(exp.target)])
+    bench.run(name, cfg, tags, extra_sinks=[hit, shown], on_final=on_final, callbacks=[StopAtTarget(task, exp.target)])
     return found
 
 

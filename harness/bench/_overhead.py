@@ -17,6 +17,7 @@ from harness.config import Config
 from harness.data import ArrayDataset
 from harness.ladders import Ladder
 from harness.ladders._runner import LadderRequest, run_ladder
+from harness.tasks import get_task
 from harness.tracking import Tracker, ladder_experiment
 
 Progress = Callable[[str], None]
@@ -52,12 +53,13 @@ def harness_run(
     parent_id = run_ladder(request, tracker, progress=lambda s: None)
     total_s = time.perf_counter() - t
     metrics = _child_metrics(tracker, exp_id, parent_id)
+    primary = f"final_test_{get_task(ladder.rungs[0].config.task.name).primary}"  # the baseline's key too
     return {
         "wall_s": total_s,
         "examples_per_s": metrics["examples_per_s"],
         "time_warmup_s": metrics["time_warmup_s"],
         "time_train_steady_s": metrics["time_train_steady_s"],
-        "final_test_accuracy": metrics["final_test_accuracy"],
+        primary: metrics[primary],
         "params_count": metrics["params_count"],
     }
 

@@ -1,10 +1,10 @@
 """Section (f): a replay benchmark's cost, 200 repeats x 3 samplers on a recorded landscape (target < 60 s).
 
-The landscape is the one in the tracking store (``mnist-cnn-landscape``, recorded by ``harness
-record-landscape search_spaces/mnist_cnn.yaml ...``): its space file and settings come back from its
-parent run, its trials from its child runs. Quick mode (and a store without it) times the same work on a
-synthetic landscape of the same size over the same space, and says so: the cost is the samplers' and the
-surrogate's, whatever the recorded values are.
+The landscape is the one in the tracking store named after ``replay_space.yaml`` beside this module
+(``mnist-cnn-landscape``, recorded by ``harness record-landscape search_spaces/mnist_cnn.yaml ...``): its
+space file and settings come back from its parent run, its trials from its child runs. Quick mode (and a
+store without it) times the same work on a synthetic landscape of the same size over the same space, and
+says so: the cost is the samplers' and the surrogate's, whatever the recorded values are.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +25,22 @@ from harness.studies._samplers import SamplerSpec
 from harness.studies._space import ExperimentRef, ResolvedSpace
 from harness.studies._surrogate import Recorded, Surrogate, fidelity
 
-LANDSCAPE = "mnist-cnn-landscape"
 SAMPLERS = ("grid", "random", "tpe")
 TARGET_S = 60.0
-# the mnist_cnn space, for a synthetic landscape where none is recorded (quick mode, a fresh store)
-_SPACE = """\
-name: mnist-cnn
-experiment: {ladder: mnist, rung: cnn, scale: standard}
-objective: {metric: accuracy}
-budget: {max_trials: 12}
-sampler_options: {tpe: {n_startup_trials: 4}}
-params:
-  lr0: {type: float, low: 0.0005, high: 0.02, log: true, grid: [0.001, 0.003, 0.01]}
-  dropout: {type: float, low: 0.0, high: 0.5, grid: [0.0, 0.25]}
-  dense: {type: int, low: 50, high: 300, grid: [100, 200]}
-"""
+# the replayed space is data (it names its experiment): replay_space.yaml beside this module; its landscape
+# is the study `harness record-landscape` names after it by default
+SPACE_FILE = "replay_space.yaml"
+
+
+def _space_text() -> str:
+    return resources.files("harness.bench").joinpath(SPACE_FILE).read_text(encoding="utf-8")
+
+
+def landscape_name() -> str:
+    """``<space name>-landscape``: the landscape section (f) replays when the store has it."""
+    from harness.studies import parse_space
+
+    return f"{parse_space(_space_text(), f'harness/bench/{SPACE_FILE}').name}-landscape"
 
 
 def _recorded(tracker: Any, name: str) -> tuple[ResolvedSpace, Recorded] | None:
@@ -68,7 +70,7 @@ def _recorded(tracker: Any, name: str) -> tuple[ResolvedSpace, Recorded] | None:
 def _synthetic() -> tuple[ResolvedSpace, Recorded]:
     from harness.studies import parse_space
 
-    space = parse_space(_SPACE, "bench:mnist-cnn")
+    space = parse_space(_space_text(), f"harness/bench/{SPACE_FILE}")
     points = list(design(space, points=64).points)
     lr, dropout, dense = (np.array([float(p[k]) for p in points]) for k in ("lr0", "dropout", "dense"))  # type: ignore[arg-type]
     y = 0.99 - 0.01 * (np.log10(lr) + 2.2) ** 2 - 0.01 * dropout**2
@@ -82,9 +84,10 @@ def measure_replay(quick: bool, progress: Callable[[str], None], tracking_uri: s
     from harness.tracking import Tracker
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    found = None if quick else _recorded(Tracker(tracking_uri), LANDSCAPE)
+    landscape = landscape_name()
+    found = None if quick else _recorded(Tracker(tracking_uri), landscape)
     resolved, recorded = found if found is not None else _synthetic()
-    source = f"recorded landscape `{LANDSCAPE}`" if found is not None else "synthetic landscape (same space, 76 points)"
+    source = f"recorded landscape `{landscape}`" if found is not None else "synthetic landscape (same space, 76 points)"
     space = resolved.space
     repeats = 20 if quick else 200
     budget = space.grid_size()

@@ -13,7 +13,7 @@ from typing import Any
 from harness.bench._overhead import measure_overhead
 from harness.bench._replay import measure_replay
 from harness.bench._report import write_report
-from harness.bench._settings import SECTIONS, bench_settings
+from harness.bench._settings import SECTIONS, bench_ladder, bench_settings
 from harness.bench._study_overhead import measure_study_overhead
 from harness.bench._throughput import measure_throughput
 from harness.bench._time_to_accuracy import measure_time_to_accuracy
@@ -92,7 +92,7 @@ def run_benchmarks(
         command += " --study-trials " + ",".join(map(str, study_trials))
     progress(f"{command} -> {out_dir}")
     kept = _earlier(out_dir, quick, tuple(k for k in SECTIONS if k not in sections))
-    ladder = load_ladder("mnist")
+    ladder = load_ladder(bench_ladder())
     data, load_s = None, 0.0
     if set(sections) & {"overhead", "throughput"}:  # (c) reads its data on its own clock
         t = time.perf_counter()

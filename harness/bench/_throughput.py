@@ -9,6 +9,7 @@ from typing import Any
 from harness.bench._settings import BenchSettings
 from harness.data import ArrayDataset
 from harness.ladders import Ladder
+from harness.tasks import get_task
 from harness.train import train
 
 
@@ -21,6 +22,7 @@ def measure_throughput(
     result = train(cfg, data)
     wall_s = time.perf_counter() - t
     final = result.final
+    primary = f"final_test_{get_task(cfg.task.name).primary}"  # the task's own summary key
     progress(f"    {final['examples_per_s']:.0f} examples/s steady, warm-up {final['time_warmup_s']:.2f} s")
     return {
         "rung": {"index": rung.index, "name": rung.name},
@@ -33,6 +35,6 @@ def measure_throughput(
         "time_eval_s": final["time_eval_s"],
         "time_total_s": final["time_total_s"],
         "steps": final["steps"],
-        "final_test_accuracy": final["final_test_accuracy"],
+        primary: final[primary],
         "params_count": final["params_count"],
     }

@@ -1,5 +1,6 @@
-"""(c) MNIST to 99% test accuracy, DAWNBench's way: ``bench hardware``'s time-to-accuracy runs of the
-mnist-speed rung on this CPU, each from before the data is read to the first evaluation at the target."""
+"""(c) time to a target, DAWNBench's way: ``bench hardware``'s time-to-accuracy runs of one of its experiments
+(``tta_experiment`` of bench.yaml: MNIST to 99% test accuracy, the mnist-speed rung) on this CPU, each from
+before the data is read to the first evaluation at the target of the task's primary metric."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from harness.bench._hardware import EXPERIMENTS, HardwareRequest, run_hardware
 from harness.bench._settings import BenchSettings
+from harness.tasks import get_task
 from harness.tracking import Tracker
 
 
@@ -36,6 +38,7 @@ def measure_time_to_accuracy(
             [tracker.experiment_id("bench-hardware")], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
         )
         config = runs[0].data.params if runs else {}
+    best = f"best_test_{get_task(exp.config(settings.quick).task.name).primary}"  # the task's own summary key
     repeats: list[dict[str, Any]] = []
     for run in sorted(runs, key=lambda r: int(r.data.tags["bench.repeat"])):
         m = run.data.metrics
@@ -46,7 +49,7 @@ def measure_time_to_accuracy(
                 "time_to_target_s": m.get("bench_time_to_target_s"),
                 "step": m.get("bench_step_at_target"),
                 "data_load_s": m["bench_data_load_s"],
-                "best_test_accuracy": m["best_test_accuracy"],
+                best: m[best],
                 "examples_per_s": m.get("examples_per_s"),
             }
         )

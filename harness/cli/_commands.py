@@ -212,16 +212,19 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
             raise UserError(f"{flag} must be a number of images in 0..{MAX_PICTURES:,}, but got {value}")
     _tensorflow.start(args.verbose)
     from harness.data import load_dataset, resolve_data_dir, unread_data_dir
-    from harness.data._aerial import extras
     from harness.detect import load_run_model, read_image, resolve_model_run
     from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
+    from harness.tasks import get_task, list_tasks
     from harness.tracking import Tracker
 
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     cfg = run_config(tracker, run_id)
-    if cfg.task.name != "detection":
-        raise UserError(f"run {run_id} is a {cfg.task.name} run; detect-boxes needs a detection run (ladder yolo)")
+    if not get_task(cfg.task.name).finds_boxes:
+        finders = ", ".join(n for n in list_tasks() if get_task(n).finds_boxes) or "none registered"
+        raise UserError(
+            f"run {run_id} is a {cfg.task.name} run; detect-boxes needs a run of a task that finds boxes ({finders})"
+        )
     for warning in unread_data_dir([cfg.data.name], args.data_dir):
         print(warning, file=sys.stderr)
     data = load_dataset(cfg.data, args.data_dir)
@@ -229,8 +232,8 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
     held = data.eval_images  # type: ignore[attr-defined]
     pictures = [(held.names[i], held.images[i], held.boxes[i]) for i in range(min(args.held_out, len(held.names)))]
     data_dir = resolve_data_dir(args.data_dir)
-    if args.extras and cfg.data.name == "airbus" and data_dir is not None:
-        pictures += [(p.name, read_image(p), None) for p in extras(data_dir)[: args.extras]]
+    if args.extras:  # the dataset's own unannotated images, where it has some
+        pictures += [(p.name, read_image(p), None) for p in cfg.data.extra_images(data_dir)[: args.extras]]
     items = []
     for name, image, truth in pictures:
         found, scores = find_boxes(model, image, cfg, args.threshold)
@@ -238,7 +241,7 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
         print(f"{name}: {len(found)} boxes found" + ("" if truth is None else f", {len(truth)} true"))
     run = tracker.client.get_run(run_id)
     out_dir = run_dir(Path(args.out), run.data.tags.get("mlflow.runName", run_id[:8]))
-    summary = write(items, out_dir, run, args.threshold, command_line, args.max_side)
+    summary = write(items, out_dir, run, cfg, args.threshold, command_line, args.max_side)
     tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
     print(f"wrote {summary}")
     return 0

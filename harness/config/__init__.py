@@ -4,7 +4,7 @@ The lowest layer with :mod:`harness.errors`: it imports no other harness package
 Tasks, datasets and models register their parameter classes into its catalog.
 """
 
-from harness.config._catalog import params_class, register_params
+from harness.config._catalog import params_class, register_params, value_aliases
 from harness.config._config import (
     Config,
     apply_overrides,
@@ -65,4 +65,5 @@ __all__ = [
     "register_params",
     "selector_section",
     "strict_keys",
+    "value_aliases",
 ]

@@ -11,6 +11,7 @@ imports the packages that fill it: the drivers (``harness.ladders``,
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from harness.config._sections import DataParams, ModelParams, Named, TaskParams
 from harness.errors import ConfigError
@@ -56,6 +57,18 @@ def params_class(kind: str, name: str, where: str = "") -> type[Named]:
 def owners(kind: str, key: str) -> list[str]:
     """Names of the registered ``kind`` entries whose parameter class has the field ``key``."""
     return sorted(e.name for e in REGISTRIES[kind].values() if key != "name" and key in e.params.hints())
+
+
+def value_aliases(key: str) -> dict[str, Any]:
+    """The words a search space may write for a value of config key ``key`` (flat or dotted), as the
+    registered parameter classes that have that field declare them (``Named.value_aliases``)."""
+    section, _, field = key.rpartition(".")
+    kinds = [k for k in BASES if k == section] if section else list(BASES)
+    out: dict[str, Any] = {}
+    for kind in kinds:
+        for e in REGISTRIES[kind].values():
+            out.update(e.params.value_aliases.get(field, {}))
+    return out
 
 
 def check_serves(kind: str, name: str, task: str) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import typing
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from harness.config._types import plain
@@ -122,6 +124,10 @@ class Named(Section):
 
     name: str = ""
 
+    # field -> {word: value}: words a search space may write for a value of the field (a Cloud ML Engine
+    # categorical label such as filter_sizes "S"); the catalog's value_aliases merges them per key
+    value_aliases: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskParams(Named):
@@ -149,6 +155,11 @@ class DataParams(Named):
     def tags(self) -> dict[str, str]:
         """Run tags that say which part of the data this is (a dataset with a split names it)."""
         return {}
+
+    def extra_images(self, data_dir: Path | None) -> list[Path]:
+        """Unannotated images of this dataset under ``data_dir``, to look at a model's boxes on
+        (``harness detect-boxes --extras``); none here."""
+        return []
 
     def load_key(self) -> tuple[Any, ...]:
         """What identifies the loaded data: every field except subsets and augmentation."""

@@ -179,6 +179,10 @@ class AirbusParams(AerialParams):
     def tags(self) -> dict[str, str]:
         return {"data.split": self.split}
 
+    def extra_images(self, data_dir: Path | None) -> list[Path]:
+        """The unannotated JPEGs of ``extras/`` (:func:`extras`); none without a data directory."""
+        return [] if data_dir is None else extras(data_dir)
+
     def check(self) -> None:
         super().check()
         check(self.split, self.split in SPLIT_KINDS, "split", f"one of {', '.join(SPLIT_KINDS)}")

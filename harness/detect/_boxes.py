@@ -1,4 +1,5 @@
-"""A trained YOLO run on whole aerial images: boxes found (red) beside the true boxes (green).
+"""A trained run of a task that finds boxes (``Task.image_boxes``: the YOLO runs) on whole images:
+boxes found (red) beside the true boxes (green).
 
 The held-out images come from the run's own config (same dataset, same split), so they are
 images the model never trained on; ``extras`` are unannotated images (no green boxes).
@@ -16,12 +17,12 @@ from typing import Any
 import numpy as np
 
 import harness.data
-import harness.models
-import harness.tasks  # noqa: F401  (... its task)
+import harness.models  # noqa: F401  (these register the sections a run's config.yaml names)
 from harness.config import Config, config_from, load_mapping, read_config_text
+from harness.detect._runs import run_scores
 from harness.errors import UserError
 from harness.report._core import md_code, md_link, md_text
-from harness.tasks import UNDEFINED_TAG
+from harness.tasks import get_task
 from harness.tracking import Tracker
 
 FOUND = (255, 40, 40)
@@ -56,9 +57,8 @@ def run_config(tracker: Tracker, run_id: str) -> Config:
 
 
 def find_boxes(model: Any, image: np.ndarray, cfg: Config, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    from harness.tasks._detection import detect_image
-
-    boxes, scores = detect_image(model, image, cfg.task.grid_nn, cfg.run.eval_batch_size)  # type: ignore[attr-defined]
+    """The boxes the run's task finds on ``image`` (:meth:`Task.image_boxes`) scoring ``threshold`` or more."""
+    boxes, scores = get_task(cfg.task.name).image_boxes(model, image, cfg)
     keep = scores >= threshold
     return boxes[keep], scores[keep]
 
@@ -78,29 +78,21 @@ def draw(item: ImageBoxes, max_side: int) -> Any:
     return out
 
 
-def write(items: Sequence[ImageBoxes], out_dir: Path, run: Any, threshold: float, command: str, max_side: int) -> Path:
+def write(
+    items: Sequence[ImageBoxes], out_dir: Path, run: Any, cfg: Config, threshold: float, command: str, max_side: int
+) -> Path:
     """One PNG and one JSON per image, and ``summary.md``; returns the summary's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tags, metrics = run.data.tags, run.data.metrics
-
-    def metric(key: str) -> str:
-        if key in metrics:
-            return f"{100 * metrics[key]:.2f}%"
-        why = tags.get(UNDEFINED_TAG + key)
-        return "–" if why is None else f"undefined ({why})"
-
+    tags = run.data.tags
     lines = [  # run, ladder and rung names and the command are user text: md_text / md_code
-        f"# YOLO detections — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
+        f"# Detections — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
         "",
         f"Command: {md_code(command)}",
         "",
         f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
         f"{md_code(tags.get('harness.rung', '?'))}, seed {md_text(tags.get('harness.seed', '?'))}",
-        f"- Its scores: IoU {metric('final_test_iou')} (reference), {metric('final_test_iou_all')} (every tile); "
-        f"AP@0.5 {metric('final_test_ap50')}, precision@0.5 {metric('final_test_precision50')}, "
-        f"recall@0.5 {metric('final_test_recall50')}",
-        f"- Boxes drawn: P(plane) ≥ {threshold:g} after non-max suppression across tile borders (red); "
-        "true boxes (green, squares as trained)",
+        f"- Its scores ({md_text(cfg.task.name)}): {run_scores(run, cfg.task.name)}",
+        f"- Boxes drawn: score ≥ {threshold:g}, as the task finds them (red); true boxes (green, as trained)",
         "",
         "| image | kind | true boxes | found |",
         "|---|---|---:|---:|",

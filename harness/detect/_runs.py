@@ -86,3 +86,26 @@ def load_run_model(tracker: Tracker, run_id: str) -> Any:
                 "Python code would run on loading (arbitrary code from the store); harness loads only models "
                 "without stored code (retrain it without one)"
             ) from None
+
+
+def run_scores(run: Any, task_name: str | None) -> str:
+    """The run's final scores as its task's report columns name them (``final acc 99.12%, ...``), each
+    "undefined (why)" where the run recorded why; "–" for a run of no registered task."""
+    from harness.tasks import UNDEFINED_TAG, get_task, list_tasks
+
+    if task_name not in list_tasks():
+        return "–"
+    tags, metrics = run.data.tags, run.data.metrics
+    shown = []
+    for column in get_task(str(task_name)).report_columns():
+        key, why = column.metric, tags.get(UNDEFINED_TAG + column.metric)
+        if key in metrics:
+            value = f"{100 * metrics[key]:.2f}%" if column.percent else f"{metrics[key]:.4f}"
+        elif why is not None:
+            value = f"undefined ({why})"
+        elif column.optional:
+            continue  # a value this run does not have (AP on no whole images, precision on 10 classes)
+        else:
+            value = "–"
+        shown.append(f"{column.header.removesuffix(' %')} {value}")
+    return ", ".join(shown) or "–"

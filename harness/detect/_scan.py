@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.detect._runs import run_scores
 from harness.errors import DataError, UserError
 from harness.report._core import md_code, md_link, md_text
 
@@ -186,11 +187,7 @@ def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settin
     ``run`` is the MLflow run of the model. The scenes have no ground truth, so detections are
     counted, not split into true and false positives: the annotated PNGs are the evidence.
     """
-    tags, metrics = run.data.tags, run.data.metrics
-
-    def metric(key: str) -> str:
-        return f"{metrics[key]:.4f}" if key in metrics else "–"
-
+    tags = run.data.tags
     variant = tags.get("harness.variant") or "–"
     lines = [  # run, ladder, rung and variant names and the command are user text: md_text / md_code
         f"# Detection scan — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
@@ -200,8 +197,7 @@ def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settin
         f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
         f"{md_code(tags.get('harness.rung', '?'))}, variant {md_code(variant)}, "
         f"seed {md_text(tags.get('harness.seed', '?'))}",
-        f"- On its own eval tiles: accuracy {metric('final_test_accuracy')}, plane precision "
-        f"{metric('final_test_precision')}, plane recall {metric('final_test_recall')}",
+        f"- On its own eval tiles: {run_scores(run, tags.get('harness.task'))}",
         f"- Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
         f"P(plane) ≥ {settings.threshold:g}, NMS IoU {settings.iou:g}",
         "",

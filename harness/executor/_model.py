@@ -10,12 +10,12 @@ Two forms in every run:
 - an MLflow model: an MLflow 3 LoggedModel of the run, named after the run
   (``mnist-08-cnn-batchnorm-s0``, ``mnist-cnn-tpe-trial-003``), carrying the run's
   config as params and its final metrics, so the UI's Models view compares them.
-  It is the *served* form: a model of tensors (images) is logged in the Keras
-  flavour and takes raw ``uint8`` pixels, scaled inside the model, and answers
-  what the task serves (a classifier: class probabilities); its signature gives
-  the input's shape and dtype, its metadata the range and what the output means.
-  A model of named columns (a table's raw rows, whose example is a DataFrame) is a
-  pyfunc from code (``_frame_model.py``) that checks and strips each row, then
+  It is the *served* form, as the task's ``served_flavour`` says: ``keras``, a model of
+  tensors (images) logged in the Keras flavour, which takes raw ``uint8`` pixels, scaled
+  inside the model, and answers what the task serves (a classifier: class probabilities);
+  its signature gives the input's shape and dtype, its metadata the range and what the
+  output means. ``rows``, a model of named columns (a table's raw rows, whose example is a
+  DataFrame), is a pyfunc from code (``_frame_model.py``) that checks and strips each row, then
   feeds each DataFrame column to the input of that name.
   ``mlflow.pyfunc.load_model("runs:/<run id>/<model name>")`` or
   ``models:/<model id>`` (the run's ``harness.model_uri`` tag) serves it.
@@ -188,7 +188,7 @@ def log_model(run: RunHandle, model_id: str, model: Any, task: Any, data: Any, s
         run.log_artifact(path)
         meta = Model(artifact_path=logged.artifact_location, run_id=run.run_id, model_id=model_id, model_uuid=model_id)
         local = Path(tmp) / "mlflow_model"
-        if isinstance(example, np.ndarray):
+        if task.served_flavour == "keras":
             served, described = served_keras_model(model, task, data, example)
             mlflow.keras.save_model(
                 served,
@@ -198,9 +198,13 @@ def log_model(run: RunHandle, model_id: str, model: Any, task: Any, data: Any, s
                 pip_requirements=_requirements(),
                 metadata=described,
             )
-        else:  # named columns: a DataFrame of raw rows
+        elif task.served_flavour == "rows":  # named columns: a DataFrame of raw rows
             _, meaning = task.served_output(exported.outputs[0], data)
             _save_frame_model(path, local, meta, exported, example, meaning)
+        else:
+            raise ValueError(
+                f"task {task.name!r}: served_flavour must be 'keras' or 'rows', but got {task.served_flavour!r}"
+            )
         client.log_model_artifacts(model_id, str(local))
     client.log_outputs(run.run_id, [LoggedModelOutput(model_id, step)])
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)

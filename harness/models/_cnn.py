@@ -8,7 +8,8 @@ and batch norm without bias before every ReLU.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.config import MAX_KERNEL, MAX_WIDTH, check, check_range, check_sizes
 from harness.models._layers import TalkNetParams, activate, init_kwargs
@@ -27,6 +28,12 @@ class CnnParams(TalkNetParams):
     filter_sizes: tuple[int, ...] = (5, 5, 4)  # kernel size of conv1..conv3
     strides: tuple[int, ...] = (1, 2, 2)
     dense: int = 200  # width of the dense layer after the convs
+
+    # the PlanesNet reference trainer's hp-filter-sizes S/M/L: kernel sides of conv1..conv3
+    # (trainer/model.py:23; ../shared/reference/planespotting.md section 8)
+    value_aliases: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "filter_sizes": {"S": (4, 3, 2), "M": (5, 4, 3), "L": (6, 5, 4)}
+    }
 
     def check(self) -> None:
         super().check()

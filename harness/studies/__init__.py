@@ -42,7 +42,6 @@ _EXPORTS = {
     "parse_native": "_native",
     "parse_cmle": "_cmle",
     "cmle_param_name": "_cmle",
-    "CATEGORICAL_ALIASES": "_cmle",
     "SamplerSpec": "_samplers",
     "build_pruner": "_samplers",
     "open_storage": "_storage",

@@ -58,10 +58,10 @@ runs the ladder on the tier's backend, each run priced at the tier's list price.
 this machine cannot run (a GPU tier without a GPU) falls back to ``auto`` with a warning, as a
 study's does, each run then priced as the hardware it used.
 
-Categorical strings that are not Config values are mapped by
-:data:`CATEGORICAL_ALIASES`. ``filter_sizes`` ``S``/``M``/``L`` are the PlanesNet
-reference trainer's kernel sizes of conv layers 1, 2 and 3: 4-3-2, 5-4-3 and 6-5-4
-(trainer/model.py:23; ../shared/reference/planespotting.md section 8). Anything else that cannot be honoured is an
+Categorical strings that are not Config values are mapped by the words the parameter
+classes declare (``value_aliases``, e.g. the cnn model's ``filter_sizes`` ``S``/``M``/``L``,
+the PlanesNet reference trainer's kernel sizes), read from the config catalog
+(:func:`harness.config.value_aliases`). Anything else that cannot be honoured is an
 error or a warning (``SearchSpace.notes``), never silently dropped.
 """
 
@@ -75,7 +75,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.config import coerce, load_mapping, load_yaml, read_config_text
+from harness.config import coerce, load_mapping, load_yaml, read_config_text, value_aliases
 from harness.errors import ConfigError
 from harness.hardware import cmle_mapping, split_count
 from harness.studies._samplers import check_pruner
@@ -100,11 +100,6 @@ SCALE_TYPES: dict[str, Scale] = {
 }
 TYPES = ("INTEGER", "DOUBLE", "CATEGORICAL", "DISCRETE")
 GOALS = {"MAXIMIZE": "maximize", "MINIMIZE": "minimize"}
-
-# Config value of a categorical string that is not itself a valid value (our reading, see above).
-CATEGORICAL_ALIASES: dict[str, dict[str, Any]] = {
-    "filter_sizes": {"S": (4, 3, 2), "M": (5, 4, 3), "L": (6, 5, 4)},
-}
 
 TOP = ("trainingInput",)
 TOP_IGNORED = ("jobId", "labels", "etag", "createTime", "state")
@@ -444,7 +439,7 @@ def _categorical(name: str, raw: Mapping[str, Any], where: str) -> ParamSpec:
 
 
 def _categorical_value(name: str, label: str, where: str) -> Any:
-    aliases = CATEGORICAL_ALIASES.get(name, {})
+    aliases = value_aliases(name)  # declared by the parameter classes that have the key
     if label in aliases:
         return aliases[label]
     try:

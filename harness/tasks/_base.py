@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from harness.data import ArrayDataset
 
 Direction = Literal["maximize", "minimize"]
+# how the MLflow model of a run is served: "keras", the Keras flavour on the tensors of example_input
+# (an array); "rows", a pyfunc from code on DataFrames of raw rows (example_input is such a DataFrame)
+ServedFlavour = Literal["keras", "rows"]
 Row = Mapping[str, float]
 # a run's tag ``harness.undefined.<final metric>`` holds why that metric has no value (reports show it)
 UNDEFINED_TAG = "harness.undefined."
@@ -82,6 +85,8 @@ class Task:
     examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)
     # metric -> why it can be undefined ("{split}": training or test); a NaN of another metric stays a number
     undefined_when: ClassVar[Mapping[str, str]] = {}
+    served_flavour: ClassVar[ServedFlavour] = "keras"  # see ServedFlavour; example_input matches it
+    finds_boxes: ClassVar[bool] = False  # its model finds boxes on whole images (image_boxes; detect-boxes)
 
     # --- model and training --------------------------------------------------------------
 
@@ -117,6 +122,11 @@ class Task:
         """The served model's output built on the trained model's symbolic ``outputs`` (a classifier
         adds its softmax), and what it means, in words (the MLflow model's metadata)."""
         return outputs, "the model's outputs as trained"
+
+    def image_boxes(self, model: keras.Model, image: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (image pixels, x1y1x2y2, ``[d, 4]``) and their scores (``[d]``) that a trained model
+        finds on one whole uint8 image, for tasks whose :attr:`finds_boxes` (``harness detect-boxes``)."""
+        raise NotImplementedError(f"task {self.name!r} finds no boxes on images")
 
     def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
         """Final metrics measured once after training, beyond the per-evaluation ones (none here);
@@ -200,6 +210,14 @@ class Task:
         if found is None:
             raise ConfigError(f"{where}: {name!r} is not an objective of task {self.name!r}; valid: {', '.join(valid)}")
         return found
+
+    def target_key(self) -> str:
+        """The per-evaluation value a target refers to (time to target, a benchmark's stop): ``test_<primary>``."""
+        return f"test_{self.primary}"
+
+    def reached(self, value: float, target: float) -> bool:
+        """Whether ``value`` of the primary metric is at the target or past it, in its direction."""
+        return value >= target if self.directions.get(self.primary, "maximize") == "maximize" else value <= target
 
     def report_columns(self) -> tuple[Column, ...]:
         """Final value of each metric, and the best primary value (what the talk quotes)."""

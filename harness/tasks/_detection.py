@@ -407,6 +407,12 @@ class Detection(Task):
 
     # --- after training: whole images ------------------------------------------------------
 
+    finds_boxes: ClassVar[bool] = True
+
+    def image_boxes(self, model: keras.Model, image: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+        """Every box with P(plane) >= 0.05 on the whole image, NMS across tile borders (:func:`detect_image`)."""
+        return detect_image(model, image, cfg.task.grid_nn, cfg.run.eval_batch_size)  # type: ignore[attr-defined]
+
     def evaluate(self, model: keras.Model, data: ArrayDataset, cfg: Config) -> dict[str, float]:
         """AP@0.5, precision and recall at IoU 0.5 on the held-out whole images (ours)."""
         from harness.tasks._yolo_boxes import coco_ap50

@@ -20,7 +20,7 @@ import numpy as np
 
 from harness.config import Config
 from harness.errors import DataError
-from harness.tasks._base import Column, Direction, Task, register_task, require_two_classes
+from harness.tasks._base import Column, Direction, ServedFlavour, Task, register_task, require_two_classes
 
 if TYPE_CHECKING:
     import keras
@@ -126,6 +126,8 @@ class Tabular(Task):
         y = data.y_test.astype(np.float32).reshape(-1, 1)
         ds = tf.data.Dataset.from_tensor_slices((table.features(data.x_test), y))
         return ds.batch(cfg.run.eval_batch_size).cache().prefetch(tf.data.AUTOTUNE)
+
+    served_flavour: ClassVar[ServedFlavour] = "rows"  # raw rows in: the model's preprocessing layers read them
 
     def example_input(self, data: ArrayDataset) -> Any:
         """Two raw test rows as a DataFrame: the served model's input (and its MLflow signature)."""
