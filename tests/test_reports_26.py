@@ -16,7 +16,8 @@ from helpers import chromium
 
 from harness.report import LadderReport, StudyReport, display_table, to_markdown
 from harness.report._core import generated_by, local_paths, md_commit, number, provenance
-from harness.report._html import Section, render_html
+from harness.report._document import Document, Section
+from harness.report._html import render_html
 from harness.report._ladder import _aggregate, _per_seed, best_figure, captions
 from harness.report._study import display_study, study_markdown
 from harness.tasks import get_task
@@ -97,9 +98,28 @@ def test_a_killed_rung_says_killed_where_it_has_no_numbers_and_no_table_shows_na
         assert shown.iloc[0]["train time (s)"] == "18.7"
     markdown = to_markdown(report, "harness report ladder census")
     assert not NAN.search(markdown) and "n/a (killed)" in markdown
-    page = render_html("t", [Section("Rungs", table=display_table(report, stats=True))])
+    page = render_html(Document("t", [], [Section("Rungs", table=display_table(report, stats=True))]))
     assert not NAN.search(page) and "n/a (killed)" in page
     assert report.table.loc[1, "not_finished_status"] == "KILLED"  # the CSV says how the runs ended
+
+
+def test_the_ladder_markdown_keeps_its_header_and_has_the_sections_of_its_html() -> None:
+    report = _killed_ladder()
+    report.meta["notes"] = "trained on a subset"
+    lines = to_markdown(report, "harness report ladder census").split("\n")
+    assert lines[:5] == [
+        "# Ladder `census`: standard scale, 2 seed(s)",
+        "",
+        "Generated from the MLflow tracking store by `harness report ladder census`; do not edit by hand.",
+        "",
+        "- Ladder run: `harness ladder census --seeds 2`",
+    ]
+    headings = [line for line in lines if line.startswith("## ")]
+    # the bars and curves are inlined in the HTML only: the Markdown has no section for them
+    assert headings == ["## Rungs", "## Verdict", "## Where this ladder differs from its reference, on purpose"]
+    rungs, verdicts = lines.index("## Rungs"), lines.index("## Verdict")
+    assert lines[rungs + 2].startswith("| #") and lines[verdicts + 2].startswith("- Rung 2 (dnn)")
+    assert lines[-2:] == ["- trained on a subset", ""]
 
 
 def test_a_pruned_trial_and_a_missing_number_show_no_nan() -> None:
@@ -175,7 +195,7 @@ def test_bars_near_zero_start_at_zero_on_one_axis_and_a_non_primary_metric_draws
 
 def _wide_page() -> str:
     wide = pd.DataFrame({f"a rather long column header {i}": [f"{i * 1234.5678:,.4f} ± 0.01"] for i in range(30)})
-    return render_html("wide", [Section("Rungs", table=wide)], lead=["`harness ladder census`"])
+    return render_html(Document("wide", ["`harness ladder census`"], [Section("Rungs", table=wide)]))
 
 
 def test_every_table_sits_in_a_focusable_box_that_scrolls_sideways() -> None:

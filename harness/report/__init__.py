@@ -3,7 +3,9 @@
 ``_core`` finds runs and writes tables (shared); ``_ladder``, ``_study``, ``_compare`` (real or
 replayed sampler comparisons; ``_replay`` adds a replay's fidelity) and ``_hardware`` (the hardware
 benchmark) are the reports. Ladder and study columns come from the task.
-``_html`` writes each report also as one self-contained HTML page (its figures inlined).
+Each report builds one ``_document.Document`` (title, lead, sections); ``_document.render_markdown`` and
+``_html.render_html`` (one self-contained page, figures inlined) write it, ``_publish.publish`` writes the
+files (.md, .csv, .html, linked PNGs).
 """
 
 from harness.report._compare import (
@@ -13,8 +15,9 @@ from harness.report._compare import (
     display_compare,
     write_compare_report,
 )
+from harness.report._document import Document, Figure, Section, Table, render_markdown
 from harness.report._hardware import HardwareReport, hardware_report, write_hardware
-from harness.report._html import Section, publish_html, render_html, write_html
+from harness.report._html import render_html, write_html
 from harness.report._ladder import (
     LadderReport,
     display_table,
@@ -25,6 +28,7 @@ from harness.report._ladder import (
     write_report,
 )
 from harness.report._pricing import PriceOn
+from harness.report._publish import Published, publish
 from harness.report._replay import (
     PRICED_EXPERIMENT,
     PRICED_ON,
@@ -46,11 +50,15 @@ __all__ = [
     "PRICED_ON",
     "REPLAY_ARTIFACT",
     "CompareReport",
+    "Document",
+    "Figure",
     "HardwareReport",
     "LadderReport",
     "PriceOn",
+    "Published",
     "Section",
     "StudyReport",
+    "Table",
     "compare_report",
     "compare_study_name",
     "display_compare",
@@ -60,8 +68,9 @@ __all__ = [
     "find_study_run",
     "hardware_report",
     "ladder_report",
-    "publish_html",
+    "publish",
     "render_html",
+    "render_markdown",
     "replay_report",
     "study_fingerprint",
     "study_report",

@@ -17,10 +17,11 @@ from typing import Any
 import pandas as pd
 
 from harness import stats
-from harness._paths import safe_child
 from harness.errors import UserError
 from harness.report import _core, _html
-from harness.report._study import _num, _obj, counted, find_study_run, study_report
+from harness.report._document import Document, Figure, Section, render_markdown
+from harness.report._publish import publish
+from harness.report._study import _obj, counted, find_study_run, study_report
 from harness.tracking import Tracker
 
 
@@ -298,15 +299,6 @@ def _ci(low: float, high: float, digits: int | None = None) -> str:
     return f"[{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _pm(mean: float, sem: float, digits: int | None = None) -> str:
-    """mean ± standard error; objectives with significant digits, fractions (AUC) with ``digits`` decimals."""
-    if math.isnan(mean):
-        return "n/a"
-    if digits is None:
-        return _obj(mean) + ("" if math.isnan(sem) else f" ± {sem:.2g}")
-    return f"{mean:.{digits}f}" + ("" if math.isnan(sem) else f" ± {sem:.{digits}f}")
-
-
 def _median(value: float, digits: int = 0) -> str:
     return "not reached" if math.isinf(value) else ("n/a" if math.isnan(value) else f"{value:.{digits}f}")
 
@@ -336,7 +328,9 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
         {
             "sampler": s["sampler"],
             **backend,
-            "best objective (mean ± SE)": [_pm(m, d) for m, d in zip(s["best_mean"], s["best_sem"], strict=True)],
+            "best objective (mean ± SE)": [
+                _core.plus_minus(m, d, ".5g", ".2g") for m, d in zip(s["best_mean"], s["best_sem"], strict=True)
+            ],
             "95% CI": [_ci(lo, hi) for lo, hi in zip(s["best_ci_low"], s["best_ci_high"], strict=True)],
             "reached target": [f"{r}/{n}" for r, n in zip(s["reached"], s["repeats"], strict=True)],
             "trials to target (KM median [95% CI])": [
@@ -360,7 +354,9 @@ def display_compare(report: CompareReport) -> pd.DataFrame:
             ],
             "time to target (s, KM median)": [_median(v, 1) for v in s["time_to_target_median_s"]],
             "$ to target (KM median)": [_median(v, 5) for v in s["usd_to_target_median"]],
-            "AUC (mean ± SE)": [_pm(m, d, 3) for m, d in zip(s["auc_mean"], s["auc_sem"], strict=True)],
+            "AUC (mean ± SE)": [
+                _core.plus_minus(m, d, ".3f", ".3f") for m, d in zip(s["auc_mean"], s["auc_sem"], strict=True)
+            ],
             "AUC 95% CI": [_ci(lo, hi, 3) for lo, hi in zip(s["auc_ci_low"], s["auc_ci_high"], strict=True)],
             "time per study (s)": [_core.number(v, ".1f") for v in s["time_s_mean"]],
             "cost per study ($)": ["n/a" if math.isnan(v) else f"{v:.4f}" for v in s["cost_usd_mean"]],
@@ -523,8 +519,7 @@ def _no_winner(label: str, rows: pd.DataFrame) -> str:
 
 
 def _lead(report: CompareReport) -> list[str]:
-    """The comparison's setup and provenance (Markdown and HTML alike; the Markdown adds the curves' link;
-    text from the store through md_text)."""
+    """The comparison's setup and provenance (text from the store through md_text)."""
     m = report.meta
     text, code = _core.md_text, _core.md_code
     replay = m.get("kind") == "replay"
@@ -576,9 +571,9 @@ def _per_study(report: CompareReport) -> pd.DataFrame:
         trials_to_target=[_median(v) for v in report.studies["trials_to_target"]],
         time_to_target_s=[_median(v, 1) for v in report.studies["time_to_target_s"]],
         usd_to_target=[_median(v, 5) for v in report.studies["usd_to_target"]],
-        auc=[_num(v, 3) for v in report.studies["auc"]],
-        total_time_s=[_num(v, 1) for v in report.studies["total_time_s"]],
-        cost_usd=[_num(v, 4) or "n/a" for v in report.studies["cost_usd"]],
+        auc=[_core.number(v, ".3f", "") for v in report.studies["auc"]],
+        total_time_s=[_core.number(v, ".1f", "") for v in report.studies["total_time_s"]],
+        cost_usd=[_core.number(v, ".4f") for v in report.studies["cost_usd"]],
     )
 
 
@@ -587,34 +582,43 @@ def _title(report: CompareReport) -> str:
     return f"{what}: {_core.md_code(report.meta['space'])}"
 
 
-def compare_markdown(report: CompareReport, command: str, curves_png: str, extra: Sequence[_html.Section] = ()) -> str:
-    """``extra``: sections after the pairwise tests (a replay's fidelity), each its table then its notes."""
-    head = [
-        f"# {_title(report)}",
-        "",
-        _core.generated_by(command),
-        "",
-        *[f"- {line}" for line in _lead(report)],
-        f"- Curves: {_core.md_link(curves_png, curves_png)}",
-        "",
+def compare_document(report: CompareReport, command: str, curves_png: str, extra: Sequence[Section] = ()) -> Document:
+    """The comparison: samplers, findings, pairwise tests, ``extra`` sections (a replay's fidelity), the
+    best-so-far curves (``curves_png``, the PNG beside the Markdown) and, for real studies, every study."""
+    curves = Figure(compare_figure(report), file=curves_png)
+    sections = [
+        Section("Samplers", table=display_compare(report)),
+        Section("Findings", notes=compare_findings(report)),
+        Section("Pairwise tests", table=display_tests(report)),
+        *extra,
+        Section(
+            "Best so far",
+            figures=[curves],
+            caption="Thick: the mean per sampler with its 95% bootstrap CI (band); thin: each repeat.",
+        ),
     ]
-    body = _core.markdown_table(display_compare(report))
-    findings = "\n".join(f"- {line}" for line in compare_findings(report))
-    tests = _core.markdown_table(display_tests(report))
-    more = "".join(f"\n## {x.heading}\n\n{_section_markdown(x)}\n" for x in extra)
-    studies = (
-        ""
-        if report.meta.get("kind") == "replay"
-        else ("\n## Every study\n\n" + _core.markdown_table(_per_study(report)) + "\n")
+    replay = report.meta.get("kind") == "replay"
+    if not replay:
+        sections.append(Section("Every study", table=_per_study(report)))
+    run_id = _core.md_code(report.meta["parent_run_id"])
+    run_note = (
+        f"Logged to the replay's MLflow run {run_id}"
+        if replay
+        else f"Logged to the MLflow parent run {run_id} of study "
+        f"{_core.md_code(report.meta['parent_study'])} (a comparison has no run of its own)"
     )
-    return (
-        "\n".join(head) + "\n" + body + "\n\n" + findings + "\n\n## Pairwise tests\n\n" + tests + "\n" + more + studies
+    return Document(
+        _title(report),
+        _lead(report),
+        sections,
+        generated=_core.generated_by(command),
+        md_lead=[f"Curves: {_core.md_link(curves_png, curves_png)}"],
+        html_lead=[run_note],  # the page is what is logged there
     )
 
 
-def _section_markdown(section: _html.Section) -> str:
-    table = "" if section.table is None else _core.markdown_table(section.table) + "\n\n"
-    return table + "\n".join(f"- {line}" for line in section.notes)
+def compare_markdown(report: CompareReport, command: str, curves_png: str, extra: Sequence[Section] = ()) -> str:
+    return render_markdown(compare_document(report, command, curves_png, extra))
 
 
 @_html.default_style
@@ -696,49 +700,18 @@ def write_compare_report(
     out_dir: Path,
     command: str,
     stem: str | None = None,
-    extra: Sequence[_html.Section] = (),
+    extra: Sequence[Section] = (),
 ) -> tuple[Path, Path, Path, Path]:
     """``compare_<space>.md``, ``.csv`` (summary, pairwise tests, per study), ``compare_<space>_curves.png`` and
     ``.html`` (also logged to the parent run: the first study's, or the replay's own); a comparison across
     backends is ``compare_<space>_on_<backend>-<backend>...`` (it never replaces the one-backend table).
     ``extra``: sections after the pairwise tests (a replay's fidelity)."""
     stem = stem or compare_stem(report)
-    md, csv, png = (safe_child(out_dir, stem + end, what="report file") for end in (".md", ".csv", "_curves.png"))
-    figure = compare_figure(report)
-    _core.write_figure(png, figure, dpi=110, bbox_inches="tight")
-    _core.write_file(md, compare_markdown(report, command, png.name, extra))
     parts = [report.summary.assign(level="sampler"), report.tests.assign(level="test")]
     if report.meta.get("kind") != "replay":
         parts.append(report.studies.assign(level="study"))
-    _core.write_csv(csv, pd.concat([p for p in parts if not p.empty], ignore_index=True))
-    sections = [
-        _html.Section("Samplers", table=display_compare(report)),
-        _html.Section("Findings", notes=compare_findings(report)),
-        _html.Section("Pairwise tests", table=display_tests(report)),
-        *extra,
-        _html.Section(
-            "Best so far",
-            figures=[figure],
-            caption="Thick: the mean per sampler with its 95% bootstrap CI (band); thin: each repeat.",
-        ),
-    ]
-    if report.meta.get("kind") != "replay":
-        sections.append(_html.Section("Every study", table=_per_study(report)))
-    run_id = _core.md_code(report.meta["parent_run_id"])
-    run_note = (
-        f"Logged to the replay's MLflow run {run_id}"
-        if report.meta.get("kind") == "replay"
-        else f"Logged to the MLflow parent run {run_id} of study "
-        f"{_core.md_code(report.meta['parent_study'])} (a comparison has no run of its own)"
-    )
-    page = _html.publish_html(
-        out_dir,
-        stem,
-        _title(report),
-        sections,
-        lead=[*_lead(report), run_note],
-        generated=_core.generated_by(command),
-        tracker=report.store,
-        run_id=report.meta["parent_run_id"],
-    )
-    return md, csv, png, page
+    table = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    doc = compare_document(report, command, f"{stem}_curves.png", extra)
+    files = publish(doc, out_dir, stem, table, tracker=report.store, run_id=report.meta["parent_run_id"])
+    (png,) = files.figures
+    return files.md, files.csv, png, files.html

@@ -101,6 +101,16 @@ def number(value: Any, spec: str, missing: str = "n/a") -> str:
     return missing if math.isnan(x) else format(x, spec)
 
 
+def plus_minus(mean: Any, spread: Any, spec: str, spread_spec: str, missing: str = "n/a") -> str:
+    """``mean ± spread`` (an sd, a standard error), the mean alone where the spread is no number, ``missing``
+    where the mean is none: every "±" cell of every report."""
+    shown = number(mean, spec, "")
+    if not shown:
+        return missing
+    spread_shown = number(spread, spread_spec, "")
+    return shown + (f" ± {spread_shown}" if spread_shown else "")
+
+
 def generated_by(command: str) -> str:
     """The line under a report's title: the command that wrote it, its paths relative to where it ran."""
     shown = md_code(local_paths(redact_text(command), os.getcwd()))

@@ -31,7 +31,6 @@ from harness.report import _html
 from harness.report._core import (
     children,
     generated_by,
-    markdown_table,
     md_code,
     md_commit,
     md_text,
@@ -39,10 +38,10 @@ from harness.report._core import (
     provenance,
     require_store,
     search,
-    write,
     write_csv,
-    write_figure,
 )
+from harness.report._document import Document, Figure, Section
+from harness.report._publish import publish
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, pairwise, smallest_testable, summarize, winner
 from harness.tracking import Tracker
 
@@ -468,7 +467,7 @@ def hardware_figure(report: HardwareReport) -> Any:
 
 
 def _lead(m: dict[str, str]) -> list[str]:
-    """The benchmark's provenance and method (Markdown and HTML alike; text from the store through md_text)."""
+    """The benchmark's provenance and method (text from the store through md_text)."""
     code = {k: md_code(v) for k, v in m.items()}
     return [
         f"Benchmark run: {code['command']}",
@@ -507,79 +506,41 @@ _COMPARED = (
 _NO_PAIRS = "(no two rows of one experiment differ in just one of backend, batch size and precision)"
 
 
-def _comparison_lines(report: HardwareReport, table: pd.DataFrame) -> list[str]:
-    """The Markdown section: the method, the findings, the table."""
+def _comparison_section(report: HardwareReport, table: pd.DataFrame) -> Section:
+    """The method, the findings, the table."""
     if not len(table):
-        return [f"## {_COMPARISONS}", "", _NO_PAIRS, ""]
-    findings = [f"- {line}" for line in report.findings]
-    return [f"## {_COMPARISONS}", "", _COMPARED, "", *findings, "", markdown_table(table), ""]
+        return Section(_COMPARISONS, text=[_NO_PAIRS])
+    return Section(_COMPARISONS, text=[_COMPARED], notes=report.findings, table=table)
 
 
-def _comparison_section(report: HardwareReport, table: pd.DataFrame) -> _html.Section:
-    if not len(table):
-        return _html.Section(_COMPARISONS, notes=[_NO_PAIRS])
-    return _html.Section(_COMPARISONS, table=table, notes=[_COMPARED, *report.findings])
+def hardware_document(report: HardwareReport, command: str, figure_file: str = "hardware.png") -> Document:
+    """Throughput (with its chart, ``figure_file`` beside the Markdown), time to accuracy, the comparisons
+    and the projections of the talks' runs."""
+    quick = report.meta["quick"] == "true"
+    throughput = report.throughput.drop(columns=["examples_per_s"]) if len(report.throughput) else pd.DataFrame()
+    compared = report.comparisons.drop(columns=["p_holm"]) if len(report.comparisons) else pd.DataFrame()
+    figure = hardware_figure(report) if len(report.throughput) else None
+    # constrained layout already: written without bbox_inches="tight", as ever
+    figures = [Figure(figure, file=figure_file, tight=False)] if figure is not None else []
+    sections = [Section("Throughput", table=throughput, figures=figures)]
+    if len(report.time_to_accuracy):
+        sections.append(Section("Time to accuracy", table=report.time_to_accuracy))
+    if len(report.throughput) or len(report.time_to_accuracy):
+        sections.append(_comparison_section(report, compared))
+    if len(report.projections):
+        sections.append(Section(_PROJECTIONS, text=[_PROJECTED], table=report.projections))
+    return Document(
+        _TITLE, _lead(report.meta), sections, generated=generated_by(command), banner=_QUICK if quick else ""
+    )
 
 
 def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: str = "hardware") -> list[Path]:
     """``<stem>.md``, ``.csv``, ``_comparisons.csv``, ``_projections.csv``, ``.png`` and ``.html`` (also logged
     to the bench's parent run)."""
-    m = report.meta
-    quick = m["quick"] == "true"
-    throughput = report.throughput.drop(columns=["examples_per_s"]) if len(report.throughput) else pd.DataFrame()
-    compared = report.comparisons.drop(columns=["p_holm"]) if len(report.comparisons) else pd.DataFrame()
-    lines = [
-        f"# {_TITLE}",
-        "",
-        *([_QUICK, ""] if quick else []),
-        generated_by(command),
-        "",
-        *[f"- {line}" for line in _lead(m)],
-        "",
-        "## Throughput",
-        "",
-        markdown_table(throughput) if len(throughput) else "(none)",
-        "",
-    ]
-    if len(report.time_to_accuracy):
-        lines += ["## Time to accuracy", "", markdown_table(report.time_to_accuracy), ""]
-    if len(report.throughput) or len(report.time_to_accuracy):
-        lines += _comparison_lines(report, compared)
-    if len(report.projections):
-        lines += [f"## {_PROJECTIONS}", "", _PROJECTED, "", markdown_table(report.projections), ""]
-    md, csv = write(out_dir, stem, "\n".join(lines), report.throughput)
-    written = [md, csv]
-    if len(report.comparisons):
-        pairs = safe_child(out_dir, f"{stem}_comparisons.csv", what="report file")
-        written.append(write_csv(pairs, report.comparisons))
-    if len(report.projections):
-        proj = out_dir / f"{stem}_projections.csv"
-        write_csv(proj, report.projections)
-        written.append(proj)
-    figure = hardware_figure(report) if len(report.throughput) else None
-    if figure is not None:
-        png = out_dir / f"{stem}.png"
-        write_figure(png, figure, dpi=110)
-        written.append(png)
-    sections = [
-        _html.Section("Throughput", table=throughput, figures=[figure] if figure is not None else []),
-        *([_html.Section("Time to accuracy", table=report.time_to_accuracy)] if len(report.time_to_accuracy) else []),
-        *([_comparison_section(report, compared)] if len(report.throughput) or len(report.time_to_accuracy) else []),
-        *(
-            [_html.Section(_PROJECTIONS, table=report.projections, notes=[_PROJECTED])]
-            if len(report.projections)
-            else []
-        ),
-    ]
-    page = _html.publish_html(
-        out_dir,
-        stem,
-        _TITLE,
-        sections,
-        lead=[*([_QUICK] if quick else []), *_lead(m)],
-        generated=generated_by(command),
-        tracker=report.store,
-        run_id=m["parent_run_id"],
-    )
-    written.append(page)
-    return written
+    doc = hardware_document(report, command, f"{stem}.png")
+    files = publish(doc, out_dir, stem, report.throughput, tracker=report.store, run_id=report.meta["parent_run_id"])
+    written = [files.md, files.csv]
+    for suffix, table in (("comparisons", report.comparisons), ("projections", report.projections)):
+        if len(table):
+            written.append(write_csv(safe_child(out_dir, f"{stem}_{suffix}.csv", what="report file"), table))
+    return [*written, *files.figures, files.html]

@@ -1,9 +1,7 @@
-"""One self-contained HTML file per report: inline CSS, tables, figures embedded as PNG data URIs.
-
-A report is a title, lead lines (its provenance: the command that reproduces it, the parent run,
-device, versions) and :class:`Section` s, each a heading with notes, figures and/or a table. The file
-needs nothing else to open (no external URL, no script), so it can be mailed, archived or logged to
-the report's MLflow parent run beside the runs it was built from (:func:`publish_html`).
+"""A report's :class:`~harness.report._document.Document` as one self-contained HTML file: inline CSS,
+tables, figures embedded as PNG data URIs. The file needs nothing else to open (no external URL, no
+script), so it can be mailed, archived or logged to the report's MLflow parent run beside the runs it
+was built from (``_publish.publish``).
 
 Text is written as the Markdown reports write it: `code`, **bold** and *emphasis* are kept; every
 other character is escaped, except the entities that ``_core.md_text`` puts in place of a user's marks
@@ -13,22 +11,18 @@ other character is escaped, except the entities that ``_core.md_text`` puts in p
 from __future__ import annotations
 
 import base64
-import dataclasses
 import functools
 import html
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pandas as pd
 
-from harness._paths import safe_child
 from harness.report import _core
-from harness.tracking import Tracker
-
-ARTIFACT_DIR = "report"  # where a report's HTML goes among its parent run's artifacts
+from harness.report._document import Document, Section, Table, n_rows
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
@@ -38,6 +32,7 @@ h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #eaeef2; pad
 code { font: .9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f3f4f6;
        padding: .1em .3em; border-radius: 4px; overflow-wrap: anywhere; }
 p.generated { color: #57606a; }
+p.banner { border-left: 4px solid #d4a72c; background: #fff8c5; padding: .4em .8em; }
 ul.lead li, ul.notes li { margin: .15em 0; }
 .scroll { overflow-x: auto; max-width: 100%; }
 table.report { border-collapse: collapse; font-size: .88em; margin: .6em 0;
@@ -49,23 +44,6 @@ figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
 figcaption { color: #57606a; font-size: .9em; }
 """
-
-
-@dataclasses.dataclass(frozen=True)
-class Section:
-    """A heading, then notes (one bullet each), figures (matplotlib ``Figure`` s) and a table."""
-
-    heading: str
-    table: pd.DataFrame | None = None
-    figures: Sequence[Any] = ()
-    notes: Sequence[str] = ()
-    caption: str = ""  # under the figures
-
-    def __post_init__(self) -> None:
-        if not self.heading.strip():
-            raise ValueError(f"a section needs a heading, but got {self.heading=}")
-        if self.table is not None and not isinstance(self.table, pd.DataFrame):
-            raise ValueError(f"a section's table must be a DataFrame, but got {type(self.table)=}")
 
 
 # what _core.md_text writes in place of a user's characters: already HTML, not to be escaped again
@@ -159,39 +137,68 @@ def _table(frame: pd.DataFrame, table_id: str) -> str:
     return f'{style}<div class="scroll" tabindex="0" role="region" aria-label="table {table_id}">{body}</div>'
 
 
-def render_html(title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = "") -> str:
-    """The whole page: ``title``, the ``generated`` line, ``lead`` bullets, then each section."""
+def _markdown_table(table: Table, table_id: str) -> str:
+    """A table of Markdown cells: each cell through :func:`inline`, aligned as the table says."""
+    head = "".join(f"<th>{inline(c)}</th>" for c in table.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{inline(cell)}</td>" for cell in row) + "</tr>\n" for row in table.rows)
+    right = [i for i in range(len(table.columns)) if table.alignment(i) == "r"]
+    cells = ", ".join(f"#{table_id} {c}:nth-child({i + 1})" for i in right for c in ("td", "th"))
+    style = f"<style>{cells} {{ text-align: right; }}</style>\n" if right else ""
+    body = f'<table class="report" id="{table_id}"><thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody></table>'
+    return f'{style}<div class="scroll" tabindex="0" role="region" aria-label="table {table_id}">{body}</div>'
+
+
+def _section(section: Section, slug: str) -> list[str]:
+    out = [f'<section id="{slug}">', f"<h2>{inline(section.heading)}</h2>"]
+    out += [f"<p>{inline(line)}</p>" for line in section.text]
+    if section.notes:
+        out.append('<ul class="notes">' + "".join(f"<li>{inline(line)}</li>" for line in section.notes) + "</ul>")
+    figures = section.figure_list
+    for k, figure in enumerate(figures):
+        alt = html.escape(_plain(section.caption or section.heading) + (f" ({k + 1})" if k else ""))
+        out.append(f'<figure><img src="{figure_data_uri(figure.figure)}" alt="{alt}">')
+        if section.caption and k == len(figures) - 1:
+            out.append(f"<figcaption>{inline(section.caption)}</figcaption>")
+        out.append("</figure>")
+    table = section.table
+    if table is not None:
+        if not n_rows(table):
+            out.append("<p>(none)</p>")
+        elif isinstance(table, Table):
+            out.append(_markdown_table(table, f"{slug}-table"))
+        else:
+            out.append(_table(table, f"{slug}-table"))
+    if section.markdown:  # Markdown built outside report/: shown as written, never as markup
+        out.append(f'<pre class="markdown">{html.escape(chr(10).join(section.markdown).strip())}</pre>')
+    out += [f"<p>{inline(line)}</p>" for line in section.after]
+    out.append("</section>")
+    return out
+
+
+def render_html(doc: Document) -> str:
+    """The whole page: the title, the banner, the generated line, the lead bullets, then each section."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(_plain(title))}</title>",
+        f"<title>{html.escape(_plain(doc.title))}</title>",
         f"<style>{_CSS}</style>",
         "</head>",
         "<body>",
-        f"<h1>{inline(title)}</h1>",
+        f"<h1>{inline(doc.title)}</h1>",
     ]
-    if generated:
-        out.append(f'<p class="generated">{inline(generated)}</p>')
+    if doc.banner:
+        out.append(f'<p class="banner">{inline(doc.banner)}</p>')
+    if doc.generated:
+        out.append(f'<p class="generated">{inline(doc.generated)}</p>')
+    lead = [*doc.lead, *doc.html_lead]
     if lead:
         out.append('<ul class="lead">' + "".join(f"<li>{inline(line)}</li>" for line in lead) + "</ul>")
-    for n, section in enumerate(sections):
-        slug = f"s{n}"
-        out.append(f'<section id="{slug}">')
-        out.append(f"<h2>{inline(section.heading)}</h2>")
-        if section.notes:
-            out.append('<ul class="notes">' + "".join(f"<li>{inline(line)}</li>" for line in section.notes) + "</ul>")
-        for k, figure in enumerate(section.figures):
-            alt = html.escape(_plain(section.caption or section.heading) + (f" ({k + 1})" if k else ""))
-            out.append(f'<figure><img src="{figure_data_uri(figure)}" alt="{alt}">')
-            if section.caption and k == len(section.figures) - 1:
-                out.append(f"<figcaption>{inline(section.caption)}</figcaption>")
-            out.append("</figure>")
-        if section.table is not None:
-            out.append(_table(section.table, f"{slug}-table") if len(section.table) else "<p>(none)</p>")
-        out.append("</section>")
+    for n, section in enumerate(doc.sections):
+        out += _section(section, f"s{n}")
+    out += [f"<p>{inline(line)}</p>" for line in doc.footer]
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
 
@@ -201,27 +208,6 @@ def _plain(text: str) -> str:
     return _MD_ENTITY.sub(lambda m: html.unescape(m.group()), re.sub(r"[`*]", "", str(text)))
 
 
-def write_html(
-    path: Path, title: str, sections: Sequence[Section], lead: Sequence[str] = (), generated: str = ""
-) -> Path:
+def write_html(path: Path, doc: Document) -> Path:
     """Write the page to ``path`` atomically (``_core.write_file``)."""
-    return _core.write_file(path, render_html(title, sections, lead, generated))
-
-
-def publish_html(
-    out_dir: Path,
-    stem: str,
-    title: str,
-    sections: Sequence[Section],
-    *,
-    lead: Sequence[str] = (),
-    generated: str = "",
-    tracker: Tracker | None = None,
-    run_id: str = "",
-) -> Path:
-    """``<stem>.html`` in ``out_dir``, also logged under ``report/`` in the artifacts of run ``run_id``
-    (the report's parent run) when the report knows its store; returns the file."""
-    path = write_html(safe_child(out_dir, f"{stem}.html", what="report file"), title, sections, lead, generated)
-    if tracker is not None and run_id:
-        tracker.client.log_artifact(run_id, str(path), ARTIFACT_DIR)
-    return path
+    return _core.write_file(path, render_html(doc))

@@ -23,6 +23,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from harness.errors import UserError
 from harness.report import _core, _html
+from harness.report._document import Document, Section, render_markdown
+from harness.report._publish import publish
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, one_samples, pairwise, smallest_testable
 from harness.tasks import UNDEFINED_TAG, Column, Task, get_task
 from harness.tracking import Tracker, ladder_experiment, quote
@@ -275,14 +277,6 @@ _TIMINGS = (
 )
 
 
-def _fmt(mean: float, sd: float, percent: bool) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    if percent:
-        return f"{100 * mean:.2f}" + ("" if math.isnan(sd) else f" ± {100 * sd:.2f}")
-    return f"{mean:.4g}" + ("" if math.isnan(sd) else f" ± {sd:.2g}")
-
-
 def _missing(t: pd.DataFrame) -> list[str]:
     """Each row's text where it has no number: "n/a", or "n/a (killed)" where none of its runs finished."""
     status = t.get("not_finished_status", pd.Series("", index=t.index))
@@ -300,7 +294,11 @@ def _metric_cells(t: pd.DataFrame, col: Column) -> list[str]:
     for mean, sd, reason, k, runs, missing in zip(
         t[f"{col.metric}_mean"], t[f"{col.metric}_sd"], why, n, t["runs"], _missing(t), strict=True
     ):
-        text = missing if math.isnan(mean) else _fmt(mean, sd, col.percent)
+        text = (
+            _core.plus_minus(100 * mean, 100 * sd, ".2f", ".2f", missing)
+            if col.percent
+            else _core.plus_minus(mean, sd, ".4g", ".2g", missing)
+        )
         if isinstance(reason, str) and reason:
             text = (
                 f"undefined ({reason})"
@@ -697,7 +695,7 @@ def _title(report: LadderReport) -> str:
 
 
 def _lead(report: LadderReport) -> list[str]:
-    """The provenance lines under the title (Markdown and HTML alike; text from the store through md_text)."""
+    """The provenance lines under the title (text from the store through md_text)."""
     m = {k: _core.md_text(v) for k, v in report.meta.items()}
     code = {k: _core.md_code(v) for k, v in report.meta.items()}
     return [
@@ -735,19 +733,7 @@ def _notes(report: LadderReport) -> list[str]:
 
 
 def to_markdown(report: LadderReport, report_command: str) -> str:
-    head = [
-        f"# {_title(report)}",
-        "",
-        _core.generated_by(report_command),
-        "",
-        *[f"- {line}" for line in _lead(report)],
-        "",
-    ]
-    body = _core.markdown_table(display_table(report, stats=True))
-    notes = _notes(report)
-    tail = ["", f"## {_NOTES_HEADING}", "", *[f"- {n}" for n in notes]]
-    verdicts = "\n".join(f"- {line}" for line in verdict(report))
-    return "\n".join(head) + "\n" + body + "\n\n" + verdicts + "\n" + ("\n".join(tail) + "\n" if notes else "")
+    return render_markdown(ladder_document(report, report_command))
 
 
 def _series_label(rung_index: int, rung: str, variant: str) -> str:
@@ -917,23 +903,22 @@ def captions(report: LadderReport) -> tuple[str, str]:
     )
 
 
-def html_sections(report: LadderReport) -> list[_html.Section]:
+def ladder_document(report: LadderReport, report_command: str) -> Document:
+    """The report: the table with its tests, the verdict, the bars and curves (HTML only), the ladder's notes."""
     best, curves = best_figure(report), curves_figure(report)
     bars_caption, curves_caption = captions(report)
     sections = [
-        _html.Section("Rungs", table=display_table(report, stats=True)),
-        _html.Section("Verdict", notes=verdict(report)),
+        Section("Rungs", table=display_table(report, stats=True)),
+        Section("Verdict", notes=verdict(report)),
     ]
     if best is not None:
-        sections.append(
-            _html.Section(f"{report.best_label.capitalize()} per rung", figures=[best], caption=bars_caption)
-        )
+        sections.append(Section(f"{report.best_label.capitalize()} per rung", figures=[best], caption=bars_caption))
     if curves is not None:
-        sections.append(_html.Section("Learning curves", figures=[curves], caption=curves_caption))
+        sections.append(Section("Learning curves", figures=[curves], caption=curves_caption))
     notes = _notes(report)
     if notes:
-        sections.append(_html.Section(_NOTES_HEADING, notes=notes))
-    return sections
+        sections.append(Section(_NOTES_HEADING, notes=notes))
+    return Document(_title(report), _lead(report), sections, generated=_core.generated_by(report_command))
 
 
 def write_report(
@@ -943,15 +928,6 @@ def write_report(
     ``<name>``; the HTML is also logged to the ladder's parent run."""
     scale = report.meta["scale"]
     stem = name or f"{report.meta['ladder']}_ladder" + ("" if scale == "standard" else f"_{scale}")
-    md, csv = _core.write(out_dir, stem, to_markdown(report, report_command), csv_table(report))
-    page = _html.publish_html(
-        out_dir,
-        stem,
-        _title(report),
-        html_sections(report),
-        lead=_lead(report),
-        generated=_core.generated_by(report_command),
-        tracker=report.store,
-        run_id=report.meta["parent_run_id"],
-    )
-    return md, csv, page
+    doc = ladder_document(report, report_command)
+    files = publish(doc, out_dir, stem, csv_table(report), tracker=report.store, run_id=report.meta["parent_run_id"])
+    return files.md, files.csv, files.html

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import UserError
-from harness.report import _core, _html
+from harness.report import _core
 from harness.report._compare import (
     CompareReport,
     Curve,
@@ -23,6 +23,7 @@ from harness.report._compare import (
     compare_report,
     write_compare_report,
 )
+from harness.report._document import Section
 from harness.report._pricing import PriceOn, Pricing, hardware_verdicts, price_replay
 from harness.report._study import _obj, study_fingerprint, study_report
 from harness.tracking import Tracker, quote, study_experiment
@@ -178,16 +179,12 @@ def fidelity_table(report: ReplayReport) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "predicted": ["objective", "training time (log)"],
-            "Kendall τ (held out)": [_num(f.get("kendall_tau")), _num(f.get("time_kendall_tau"))],
-            "R² (held out)": [_num(f.get("r2")), _num(f.get("time_r2"))],
+            "Kendall τ (held out)": [_core.number(f.get(k), ".2f") for k in ("kendall_tau", "time_kendall_tau")],
+            "R² (held out)": [_core.number(f.get(k), ".2f") for k in ("r2", "time_r2")],
             "recorded trials": [n, n],
             "folds": [folds, folds],
         }
     )
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
 def fidelity_notes(report: ReplayReport) -> list[str]:
@@ -262,8 +259,8 @@ def _signed(value: float) -> str:
 
 
 def _pm(summary: pd.DataFrame, sampler: str) -> str:
-    mean, sem = summary.loc[sampler, "best_mean"], summary.loc[sampler, "best_sem"]
-    return _obj(mean) + ("" if math.isnan(sem) else f" ± {sem:.2g}")
+    """A sampler's mean best objective ± its standard error, as the comparison's own table shows it."""
+    return _core.plus_minus(summary.loc[sampler, "best_mean"], summary.loc[sampler, "best_sem"], ".5g", ".2g", "")
 
 
 def agreement_notes(report: ReplayReport) -> list[str]:
@@ -282,7 +279,7 @@ def agreement_notes(report: ReplayReport) -> list[str]:
         same = list(table["real rank"]) == list(table["replay rank"])
         lines.append(
             f"Ranking by mean best objective: {'the same order' if same else 'a different order'} in the replay "
-            f"and the real comparison (Kendall τ between the two rankings {_num(float(tau))})"
+            f"and the real comparison (Kendall τ between the two rankings {_core.number(tau, '.2f')})"
         )
     shifts = ", ".join(
         f"{_core.md_text(s)} {_signed(report.comparison.summary.set_index('sampler').loc[s, 'best_mean'] - real_mean)}"
@@ -329,16 +326,14 @@ def agreement_notes(report: ReplayReport) -> list[str]:
 def write_replay_report(report: ReplayReport, out_dir: Path, command: str) -> tuple[Path, ...]:
     """``replay_<space>.md|csv|html`` and ``replay_<space>_curves.png``; the HTML also in the replay's run."""
     extra = [
-        _html.Section("Fidelity", table=fidelity_table(report), notes=fidelity_notes(report)),
-        _html.Section("Replay vs real", table=agreement_table(report), notes=agreement_notes(report)),
+        Section("Fidelity", table=fidelity_table(report), notes=fidelity_notes(report)),
+        Section("Replay vs real", table=agreement_table(report), notes=agreement_notes(report)),
     ]
     if report.pricing is not None:
         p = report.pricing
         extra += [
-            _html.Section(
-                f"On every backend of the bench ({_core.md_text(p.experiment)})", table=p.table, notes=p.notes
-            ),
-            _html.Section("Backends compared (the bench's repetitions)", table=hardware_verdicts(p)),
+            Section(f"On every backend of the bench ({_core.md_text(p.experiment)})", table=p.table, notes=p.notes),
+            Section("Backends compared (the bench's repetitions)", table=hardware_verdicts(p)),
         ]
     stem = f"replay_{report.comparison.meta['space']}"
     return write_compare_report(report.comparison, out_dir, command, stem=stem, extra=extra)

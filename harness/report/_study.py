@@ -18,6 +18,8 @@ import pandas as pd
 
 from harness.errors import UserError
 from harness.report import _core, _html
+from harness.report._document import Document, Section, render_markdown
+from harness.report._publish import publish
 from harness.tracking import Tracker, quote
 
 _STATE_FROM_STATUS = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL", "RUNNING": "RUNNING"}
@@ -193,11 +195,7 @@ def _unique(tracker: Tracker, table: pd.DataFrame, tag: str) -> set[str]:
 
 def _obj(value: float) -> str:
     """An objective: five significant digits (accuracies near 1 and losses near 0 both stay readable)."""
-    return "" if value is None or math.isnan(value) else f"{value:.5g}"
-
-
-def _num(value: float, digits: int = 4) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return _core.number(value, ".5g", "")
 
 
 def short_value(value: Any) -> str:
@@ -237,15 +235,15 @@ def display_study(report: StudyReport) -> pd.DataFrame:
             **{p: [short_value(v) for v in t[p]] for p in report.params},
             "objective": [_obj(v) for v in t["objective"]],
             **shown,
-            "time (s)": [_num(v, 1) for v in t["time_s"]],
-            "cost ($)": [_num(v, 4) or "n/a" for v in t["cost_usd"]],
+            "time (s)": [_core.number(v, ".1f", "") for v in t["time_s"]],
+            "cost ($)": [_core.number(v, ".4f") for v in t["cost_usd"]],
             "re-run of": t["retry_of"],
         }
     )
 
 
 def _lead(report: StudyReport) -> list[str]:
-    """The provenance lines and the best trial (Markdown and HTML alike; text from the store through md_text)."""
+    """The provenance lines and the best trial (text from the store through md_text)."""
     m = {k: _core.md_text(v) for k, v in report.meta.items()}
     code = {k: _core.md_code(v) for k, v in report.meta.items()}
     best = report.best
@@ -288,17 +286,18 @@ def _title(report: StudyReport) -> str:
     return f"Study {_core.md_code(report.meta['study'])}"
 
 
-def study_markdown(report: StudyReport, report_command: str) -> str:
-    head = [
-        f"# {_title(report)}",
-        "",
-        _core.generated_by(report_command),
-        "",
-        *[f"- {line}" for line in _lead(report)],
-        "",
+def study_document(report: StudyReport, report_command: str) -> Document:
+    """The report: the objective per trial and the best so far (HTML only), then every trial."""
+    figure = study_figure(report)
+    sections = [
+        *([Section("Best so far", figures=[figure])] if figure is not None else []),
+        Section("Trials", table=display_study(report)),
     ]
-    body = _core.markdown_table(display_study(report))
-    return "\n".join(head) + "\n" + body + "\n"
+    return Document(_title(report), _lead(report), sections, generated=_core.generated_by(report_command))
+
+
+def study_markdown(report: StudyReport, report_command: str) -> str:
+    return render_markdown(study_document(report, report_command))
 
 
 @_html.default_style
@@ -337,23 +336,9 @@ def write_study_report(report: StudyReport, out_dir: Path, report_command: str) 
     """``study_<name>.md``, ``.csv`` and ``.html``; the HTML is also logged to the study's parent run."""
     stem = f"study_{report.meta['study']}"
     table = report.table.assign(study=report.meta["study"], parent_run_id=report.meta["parent_run_id"])
-    md, csv = _core.write(out_dir, stem, study_markdown(report, report_command), table)
-    figure = study_figure(report)
-    sections = [
-        *([_html.Section("Best so far", figures=[figure])] if figure is not None else []),
-        _html.Section("Trials", table=display_study(report)),
-    ]
-    page = _html.publish_html(
-        out_dir,
-        stem,
-        _title(report),
-        sections,
-        lead=_lead(report),
-        generated=_core.generated_by(report_command),
-        tracker=report.store,
-        run_id=report.meta["parent_run_id"],
-    )
-    return md, csv, page
+    doc = study_document(report, report_command)
+    files = publish(doc, out_dir, stem, table, tracker=report.store, run_id=report.meta["parent_run_id"])
+    return files.md, files.csv, files.html
 
 
 def study_fingerprint(tracker: Tracker, parent: Any) -> str:
