@@ -327,3 +327,12 @@ def test_version_and_help_on_every_option(capsys: pytest.CaptureFixture[str]) ->
         return out
 
     assert undocumented(build_parser(), "harness") == []
+
+
+def test_the_study_parsers_choices_are_the_studies_own() -> None:
+    """The parser repeats the sampler, pruner and scale names (building it imports no study module)."""
+    from harness.cli import _parser
+    from harness.ladders import SCALES
+    from harness.studies._space import PRUNERS, SAMPLERS
+
+    assert (SAMPLERS, PRUNERS, tuple(SCALES)) == (_parser.SAMPLER_NAMES, _parser.PRUNER_NAMES, _parser.SCALES)

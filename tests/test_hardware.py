@@ -61,7 +61,7 @@ def test_every_shipped_row_has_a_price_a_source_and_a_date() -> None:
 
 
 def test_cmle_tiers_and_machine_types_consist_of_rows_that_exist() -> None:
-    from harness.studies._cmle import ACCELERATORS
+    from harness.hardware import ACCELERATORS
 
     prices, cmle = load_prices(), cmle_mapping()
     assert set(cmle.tiers) == {"BASIC", "BASIC_GPU", "BASIC_TPU", "STANDARD_1", "PREMIUM_1"}

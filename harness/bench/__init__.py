@@ -4,14 +4,27 @@ and ``harness bench hardware`` (_hardware): experiments x backends, each measure
 Run with ``nox -s bench`` (``harness bench --data-dir ../shared/data``);
 ``--quick`` only checks that everything runs; ``--only d`` measures one section again.
 
-Names are imported lazily: most modules here import TensorFlow, and ``harness bench`` checks
-``--only`` (``_settings``) before it starts TensorFlow.
+Names are imported lazily (typed for mypy by the ``TYPE_CHECKING`` imports): most modules here import
+TensorFlow or Keras at their top (``_hardware``, and every section ``_run`` drives), and ``harness bench``
+checks ``--only`` (``_settings``) before it starts TensorFlow; importing ``_settings`` runs this file.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.bench._hardware import (
+        EXPERIMENTS,
+        HardwareRequest,
+        backends_arg,
+        parse_batch_sizes,
+        parse_experiments,
+        run_hardware,
+    )
+    from harness.bench._run import run_benchmarks
+    from harness.bench._settings import SECTIONS, parse_sections
 
 _EXPORTS = {
     "EXPERIMENTS": "_hardware",
@@ -25,7 +38,17 @@ _EXPORTS = {
     "run_benchmarks": "_run",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CHECKING names used
+    "EXPERIMENTS",
+    "SECTIONS",
+    "HardwareRequest",
+    "backends_arg",
+    "parse_batch_sizes",
+    "parse_experiments",
+    "parse_sections",
+    "run_benchmarks",
+    "run_hardware",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,9 +3,9 @@
 Exit codes: 0 success, 1 a run failed, 2 bad input (the message says which
 file, key or value), 130 interrupted (Ctrl-C or SIGTERM).
 
-``_parser``: every command's arguments (the study commands' own come from ``harness.studies._cli``);
-``_main``: the environment, the exit codes and the dispatch; ``_commands``: the commands that run
-something; ``_servers``: ``ui`` and ``tensorboard``, which hand the process over to a server.
+``_parser``: every command's arguments; ``_main``: the environment, the exit codes and the dispatch;
+``_commands``: the commands that run something, ``_studies`` the study commands (their requests check
+the input); ``_servers``: ``ui`` and ``tensorboard``, which hand the process over to a server.
 """
 
 from harness.cli._main import main

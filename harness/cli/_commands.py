@@ -91,8 +91,8 @@ def cmle_job(
     path: str, overrides: dict[str, Any], variants: tuple[dict[str, Any], ...]
 ) -> tuple[dict[str, Any], PricedAs]:
     """``--cmle-config``: the job's tier as a ``--set backend=...`` plus the price of its machines."""
+    from harness.hardware import load_training_job
     from harness.ladders._request import PricedAs
-    from harness.studies._cmle import load_training_job
 
     job = load_training_job(path)
     for given in (overrides, *variants):

@@ -99,10 +99,10 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         return _commands.ladder(args, command_line)
     if args.command == "runs":
         return _commands.runs_clean(args)
-    from harness.studies import _cli as study_cli
+    from harness.cli import _studies
 
-    if args.command in study_cli.COMMANDS or (args.command == "report" and args.kind in study_cli.REPORTS):
-        return study_cli.dispatch(args, command_line)
+    if args.command in _studies.COMMANDS or (args.command == "report" and args.kind in _studies.REPORTS):
+        return _studies.dispatch(args, command_line)
     if args.command == "report" and args.kind == "bench-hardware":
         return _commands.report_hardware(args.run, args.out, args.tracking_uri, command_line)
     if args.command == "report":

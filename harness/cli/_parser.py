@@ -8,6 +8,13 @@ import re
 from typing import NoReturn
 
 SCALES = ("smoke", "standard", "full")
+# the names harness.studies._space checks; repeated so that building the parser imports no study module
+SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "cmaes")
+PRUNER_NAMES = ("none", "median", "hyperband")
+REAL_REPEATS = 10  # compare-samplers' default repeats: the HPO literature's minimum (JAHS-Bench-201: >= 10 seeds)
+REPLAY_REPEATS = 200  # with --replay (seconds each)
+# epilogs keep their lines: one example command per line (tests parse each with the real parser)
+RAW = argparse.RawDescriptionHelpFormatter
 _INVALID_CHOICE = re.compile(r"invalid choice: '(?P<given>[^']*)' \(choose from (?P<choices>.*)\)")
 
 
@@ -22,6 +29,11 @@ class _Parser(argparse.ArgumentParser):
             if close:
                 message = f"{message}; did you mean {close[0]!r}?"
         super().error(message)
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, one per line; a ``#`` starts a comment."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _add_tracking(p: argparse.ArgumentParser) -> None:
@@ -41,9 +53,6 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness.studies import _cli as study_cli
-    from harness.studies._cli import RAW, examples
-
     parser = _Parser(
         prog="harness",
         description="Command line: ladders, studies, reports, detection scans, UIs and benchmarks.",
@@ -233,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--port", type=int, default=6006, help="port to serve on (default 6006); a port in use is an error")
     tb.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
 
-    study_cli.add_commands(sub, rep_sub)
+    _add_study_commands(sub, rep_sub)
 
     runs = sub.add_parser(
         "runs",
@@ -320,3 +329,220 @@ def build_parser() -> argparse.ArgumentParser:
     rh.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
     _add_tracking(rh)
     return parser
+
+
+def _space_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", help="search space file: harness YAML or a Cloud ML Engine hptune config")
+    p.add_argument(
+        "--experiment",
+        metavar="LADDER:RUNG",
+        help="the ladder rung to tune, e.g. mnist:cnn (overrides the file's); required for a Cloud ML Engine "
+        "file, which does not say: `harness ladders` lists the ladders, the error lists every rung",
+    )
+    p.add_argument(
+        "--scale", choices=SCALES, help="ladder scale of the tuned rung (default: the file's, else standard)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a config key for every trial (repeatable), e.g. --set iterations=1500",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: journal:PATH (a journal file) or any SQLAlchemy URL (default: $HARNESS_STORAGE, "
+        "which keeps a password out of the process list, else the journal file optuna.journal beside the MLflow "
+        "store); postgresql://host/db to share a study between machines",
+    )
+    p.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR)")
+    p.add_argument("--prices", help="price table YAML (default: $HARNESS_PRICES or the shipped one)")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=10,
+        metavar="S",
+        help="seconds between a running trial's heartbeats (default 10)",
+    )
+    p.add_argument(
+        "--grace-period",
+        type=int,
+        default=60,
+        metavar="S",
+        help="a trial without heartbeat for S seconds is FAIL and retried once (default 60)",
+    )
+    _add_tracking(p)
+
+
+def _add_study_commands(sub: argparse._SubParsersAction, report_sub: argparse._SubParsersAction) -> None:
+    """``study``, ``worker``, ``compare-samplers``, ``record-landscape``; ``report study`` and ``report replay``."""
+    st = sub.add_parser(
+        "study",
+        help="tune a ladder rung or experiment with Optuna (grid, random, TPE), logged to MLflow",
+        description="Create or resume a hyperparameter study; with the same name it resumes and counts old trials.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness study search_spaces/mnist_cnn.yaml --sampler tpe --trials 30 --parallel 2 "
+            "--data-dir ../shared/data",
+            "harness study search_spaces/mnist_cnn_hptune.yaml --experiment mnist:cnn --set iterations=1500 "
+            "--data-dir ../shared/data   # a Cloud ML Engine tuning file",
+            "harness study search_spaces/mnist_cnn.yaml --sampler grid --scale smoke --trials 2 --no-report",
+            "harness study search_spaces/mnist_cnn.yaml --sampler grid --storage postgresql://db-host/harness "
+            "--tracking-uri http://mlflow-host:5000 --parallel 0   # then `harness worker` on each machine",
+        ),
+    )
+    _space_options(st)
+    st.add_argument("--sampler", choices=SAMPLER_NAMES, help="default: the file's (CMLE algorithm), else tpe")
+    st.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    st.add_argument("--pruner", choices=PRUNER_NAMES, help="default: the file's (enableTrialEarlyStopping)")
+    st.add_argument("--trials", type=int, help="budget: trials of the study, old and new (default: the file's)")
+    st.add_argument("--max-failed", type=int, help="stop after N failed trials (default: the file's, else no limit)")
+    st.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="K trials at once, each in its own worker process (default 1, in this process); "
+        "0 = run none here and wait for `harness worker` processes elsewhere",
+    )
+    st.add_argument("--name", help="study name (default: <space name>-<sampler>)")
+    st.add_argument("--out", default="results", help="where the report is written (default results/)")
+    st.add_argument("--no-report", action="store_true", help="do not print or write the table")
+
+    wk = sub.add_parser(
+        "worker",
+        help="join a study from any machine and run its trials until the budget is spent",
+        description="Everything else (space, sampler, tracking store) comes from the study in the storage.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness worker mnist-cnn-grid --storage postgresql://db-host/harness --data-dir ../shared/data",
+            "harness worker mnist-cnn-tpe --storage journal:optuna.journal",
+        ),
+    )
+    wk.add_argument("study", help="study name, e.g. mnist-cnn-tpe")
+    wk.add_argument(
+        "--storage",
+        metavar="URL",
+        help="the study's Optuna storage (journal:PATH or SQLAlchemy URL; default: $HARNESS_STORAGE, which keeps "
+        "a password out of the process list)",
+    )
+    wk.add_argument("--data-dir", help="dataset directory (default: $HARNESS_DATA_DIR, else the study's)")
+    wk.add_argument("--prices", help="price table YAML (default: the study's, else the shipped one)")
+    wk.add_argument("--label", default="", help=argparse.SUPPRESS)
+    wk.add_argument("--no-finalize", action="store_true", help=argparse.SUPPRESS)
+    wk.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $HARNESS_TRACKING_URI, else the one the study was created with; a "
+        "password in it is not stored in the study, so such a URI must come from one of these two)",
+    )
+
+    cmp = sub.add_parser(
+        "compare-samplers",
+        help="same budget of full-fidelity trials per sampler, R seeds each; report which sampler won",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers grid,random,tpe --repeats 10 "
+            "--set iterations=300 --set eval_every=100 --data-dir ../shared/data",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --replay mnist-cnn-landscape --repeats 200 "
+            "--set iterations=300 --set eval_every=100   # seconds: samplers against a recorded landscape",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --samplers random,tpe --repeats 2 --budget 4 "
+            "--scale smoke   # minutes, to see it work",
+            "harness compare-samplers search_spaces/mnist_cnn.yaml --backends cpu,gpu --data-dir ../shared/data",
+        ),
+    )
+    _space_options(cmp)
+    cmp.add_argument("--samplers", default="grid,random,tpe", help="comma list (default grid,random,tpe)")
+    cmp.add_argument(
+        "--repeats",
+        type=int,
+        help=f"sampler seeds per sampler (default {REAL_REPEATS}; {REPLAY_REPEATS} with --replay)",
+    )
+    cmp.add_argument(
+        "--replay",
+        metavar="LANDSCAPE",
+        help="replay the samplers against a landscape recorded by `harness record-landscape` (its study name, "
+        "e.g. mnist-cnn-landscape) instead of training: seconds, one MLflow run, results/replay_<space>.*",
+    )
+    _hardware_options(cmp, "with --replay, also ")
+    cmp.add_argument("--budget", type=int, help="trials per study (default: the grid's size)")
+    cmp.add_argument(
+        "--target",
+        type=float,
+        help="objective value to reach (default: the median of the studies' best values)",
+    )
+    cmp.add_argument("--parallel", type=int, default=1, metavar="K", help="worker processes per study (default 1)")
+    cmp.add_argument(
+        "--backends",
+        help="run the whole comparison once per backend (e.g. cpu,gpu) and report sampler x backend: best "
+        "objective, trials, time and dollars to the target (default: the space's own backend)",
+    )
+    cmp.add_argument("--out", default="results", help="where the report is written (default results/)")
+
+    rec = sub.add_parser(
+        "record-landscape",
+        help="record a landscape for replay benchmarks: real tracked trials at the points of a design",
+        description="A study named <space>-landscape whose trials are the points of a design, queued in order: "
+        "the full grid of a discrete space, else a scrambled Sobol sequence (plus the space's grid points). Each "
+        "is an ordinary tracked trial (MLflow run with its time and backend), one fixed training seed. Then "
+        "`harness compare-samplers SPACE --replay <space>-landscape` replays samplers against it in seconds.",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness record-landscape search_spaces/mnist_cnn.yaml --points 64 --set iterations=300 "
+            "--set eval_every=100 --data-dir ../shared/data",
+            "harness record-landscape search_spaces/planesnet_hptune.yaml --experiment planesnet:cnn --points 48 "
+            "--data-dir ../shared/data",
+        ),
+    )
+    _space_options(rec)
+    rec.add_argument(
+        "--points",
+        type=int,
+        default=64,
+        help="Sobol points where the space is not discrete (default 64; a discrete space records its whole grid)",
+    )
+    rec.add_argument("--seed", type=int, default=0, help="the Sobol sequence's scrambling seed (default 0)")
+    rec.add_argument(
+        "--parallel", type=int, default=1, metavar="K", help="K trials at once in worker processes (default 1)"
+    )
+    rec.add_argument("--name", help="landscape (study) name (default: <space name>-landscape)")
+
+    rs = report_sub.add_parser(
+        "study",
+        help="the trials table of a study",
+        formatter_class=RAW,
+        epilog=examples("harness report study mnist-cnn-tpe", "harness report study mnist-cnn-tpe --out /tmp/report"),
+    )
+    rs.add_argument("name", help="study name")
+    rs.add_argument("--out", default="results", help="output directory (default results/)")
+    _add_tracking(rs)
+
+    rr = report_sub.add_parser(
+        "replay",
+        help="a replay benchmark's report again, from its MLflow run",
+        formatter_class=RAW,
+        epilog=examples(
+            "harness report replay 6885f73580fa4756aa64b86b9f4da81a   # the run id compare-samplers printed",
+            "harness report replay 6885f73580fa4756aa64b86b9f4da81a --hardware --hardware-experiment mnist-bn",
+        ),
+    )
+    rr.add_argument("run", help="the replay's MLflow run id (experiment replay/<space>)")
+    _hardware_options(rr, "")
+    rr.add_argument("--out", default="results", help="output directory (default results/)")
+    _add_tracking(rr)
+
+
+def _hardware_options(parser: argparse.ArgumentParser, lead: str) -> None:
+    parser.add_argument(
+        "--hardware",
+        nargs="?",
+        const="latest",
+        metavar="BENCH_RUN",
+        help=f"{lead}price the replay on every row of a `harness bench hardware` run (its run id; default the "
+        "latest): samplers x hardware, time and $ to the target with CIs",
+    )
+    parser.add_argument(
+        "--hardware-experiment",
+        metavar="NAME",
+        help="the bench experiment whose throughput the space's trials scale like (default: the bench's only one)",
+    )

@@ -32,7 +32,15 @@ from harness.config._sections import (
     check_sizes,
     parse_backends,
 )
-from harness.config._yaml import MAX_CONFIG_BYTES, load_mapping, load_yaml, read_config_text, strict_keys
+from harness.config._yaml import (
+    MAX_CONFIG_BYTES,
+    load_mapping,
+    load_yaml,
+    read_config_text,
+    read_int,
+    read_number,
+    strict_keys,
+)
 
 __all__ = [
     "BACKENDS",
@@ -62,6 +70,8 @@ __all__ = [
     "parse_cli_overrides",
     "parse_variants",
     "read_config_text",
+    "read_int",
+    "read_number",
     "register_params",
     "selector_section",
     "strict_keys",

@@ -14,7 +14,9 @@ configs are a few kilobytes with a handful of levels.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import math
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,28 @@ def strict_keys(data: Mapping[Any, Any], valid: Collection[str], where: str, nou
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         shown = ", ".join(valid if isinstance(valid, list | tuple) else sorted(valid))
         raise ConfigError(f"{where}: unknown {noun} {unknown[0]!r}{hint}; valid {noun}s: {shown}")
+
+
+def read_int(value: Any, where: str, minimum: int | None = None) -> int:
+    """An integer field (a bool is not one), at least ``minimum`` if given."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, but got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{where}: expected an integer >= {minimum}, but got {value!r}")
+    return value
+
+
+def read_number(value: Any, where: str) -> float:
+    """A finite number field; a string that reads as one counts (YAML 1.1 reads ``1e-3`` as a string)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where}: expected a number, but got {value!r}")
+    number = float(value) if isinstance(value, float) or abs(value) < 2**1023 else math.inf  # 10**400: too big
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, but got {value!r}")
+    return number
 
 
 def _loader_base() -> type:

@@ -1,4 +1,4 @@
-"""Hardware backends (tf.distribute) and the price table."""
+"""Hardware backends (tf.distribute), the price table and Cloud ML Engine's tiers."""
 
 from harness.hardware._backend import (
     Hardware,
@@ -6,6 +6,15 @@ from harness.hardware._backend import (
     is_chief,
     make_strategy,
     tf_config,
+)
+from harness.hardware._cmle import (
+    ACCELERATORS,
+    Tier,
+    TrainingJob,
+    api_int,
+    load_training_job,
+    read_tier,
+    training_input,
 )
 from harness.hardware._prices import (
     PRICES_ENV,
@@ -22,6 +31,7 @@ from harness.hardware._prices import (
 from harness.hardware._probe import PRECISIONS, BackendRow, MachineReport, probe, render
 
 __all__ = [
+    "ACCELERATORS",
     "PRECISIONS",
     "PRICES_ENV",
     "BackendRow",
@@ -31,15 +41,21 @@ __all__ = [
     "MachineReport",
     "PriceRow",
     "PriceTable",
+    "Tier",
+    "TrainingJob",
+    "api_int",
     "cmle_mapping",
     "cpu_description",
     "is_chief",
     "load_prices",
+    "load_training_job",
     "make_strategy",
     "price_per_hour",
     "price_rows",
     "probe",
+    "read_tier",
     "render",
     "split_count",
     "tf_config",
+    "training_input",
 ]

@@ -18,16 +18,38 @@ One concern per module, imports one way (top to bottom):
 - ``_request`` (a study request and the checks it passes before MLflow, Optuna's storage or
   TensorFlow are loaded), ``_lifecycle`` (plan, open or resume, finalise), ``_processes`` (worker processes), ``_clean``
   (``harness runs clean``: trials whose worker process is gone end FAIL);
-- ``_study`` (the ``study`` and ``worker`` commands), ``_compare``, ``_cli``.
+- ``_study`` (the ``study`` and ``worker`` commands), ``_compare``; their arguments are in ``harness.cli``.
 
-Names are imported lazily: ``harness.cli`` imports this package for its argument
-parser, which must not pull in Optuna or TensorFlow.
+Names are imported lazily, and typed for mypy by the ``TYPE_CHECKING`` imports below. Eager
+re-exports were measured (issue 24): the modules behind ``harness.tracking`` (``_context`` and what
+builds on it: ``_objective``, ``_worker``, ``_lifecycle``, ``_processes``, ``_study``) import MLflow at
+their top, and even the light half (``_space`` registers every task, dataset and model: numpy,
+pandas) doubled ``harness worker``'s answer to a missing ``--storage`` (0.35 s -> 0.75 s), because
+importing any study module runs this file first.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.studies._cmle import cmle_param_name, parse_cmle
+    from harness.studies._compare import CompareRequest, run_compare
+    from harness.studies._context import StudyContext, attach
+    from harness.studies._formats import load_space, parse_space
+    from harness.studies._lifecycle import StudyStopped, finalize, open_study, plan_study
+    from harness.studies._native import parse_native
+    from harness.studies._objective import PruningSink, TrainingRunner, TrialRun, TrivialRunner
+    from harness.studies._processes import gpu_ids
+    from harness.studies._request import StudyRequest, check_study
+    from harness.studies._samplers import SamplerSpec, build_pruner
+    from harness.studies._settings import StudySettings
+    from harness.studies._space import Budget, ExperimentRef, ObjectiveRef, ParamSpec, ResolvedSpace, SearchSpace, Tier
+    from harness.studies._storage import budget_lock, default_storage_url, open_storage
+    from harness.studies._study import run_attached_worker, run_study
+    from harness.studies._trials import Tally, fail_orphans, tally
+    from harness.studies._worker import run_worker
 
 _EXPORTS = {
     "SearchSpace": "_space",
@@ -36,7 +58,7 @@ _EXPORTS = {
     "Budget": "_space",
     "ObjectiveRef": "_space",
     "ExperimentRef": "_space",
-    "Tier": "_space",
+    "Tier": "_space",  # defined in harness.hardware
     "load_space": "_formats",
     "parse_space": "_formats",
     "parse_native": "_native",
@@ -71,7 +93,47 @@ _EXPORTS = {
     "run_compare": "_compare",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CHECKING names used
+    "Budget",
+    "CompareRequest",
+    "ExperimentRef",
+    "ObjectiveRef",
+    "ParamSpec",
+    "PruningSink",
+    "ResolvedSpace",
+    "SamplerSpec",
+    "SearchSpace",
+    "StudyContext",
+    "StudyRequest",
+    "StudySettings",
+    "StudyStopped",
+    "Tally",
+    "Tier",
+    "TrainingRunner",
+    "TrialRun",
+    "TrivialRunner",
+    "attach",
+    "budget_lock",
+    "build_pruner",
+    "check_study",
+    "cmle_param_name",
+    "default_storage_url",
+    "fail_orphans",
+    "finalize",
+    "gpu_ids",
+    "load_space",
+    "open_storage",
+    "open_study",
+    "parse_cmle",
+    "parse_native",
+    "parse_space",
+    "plan_study",
+    "run_attached_worker",
+    "run_compare",
+    "run_study",
+    "run_worker",
+    "tally",
+]
 
 
 def __getattr__(name: str) -> Any:

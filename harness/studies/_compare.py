@@ -41,13 +41,13 @@ class CompareRequest:
     out_dir: Path = Path("results")
     backends: tuple[str, ...] = ()  # --backends: the whole comparison once per backend; () = the space's own
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # the command line's checks too: messages name its options
         if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, but got {self.repeats=}")
+            raise UserError(f"--repeats must be >= 1, but got {self.repeats}")
         if not self.samplers:
-            raise ValueError(f"need at least one sampler, but got {self.samplers=}")
+            raise UserError(f"--samplers needs at least one sampler, but got {self.samplers}")
         if self.study.parallel < 1:
-            raise ValueError(f"compare-samplers needs parallel >= 1, but got {self.study.parallel=}")
+            raise UserError(f"--parallel must be >= 1 for compare-samplers, but got {self.study.parallel}")
 
 
 def parse_samplers(text: str) -> tuple[str, ...]:

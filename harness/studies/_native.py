@@ -15,18 +15,24 @@ Example (``search_spaces/mnist_cnn.yaml`` is a complete one)::
       lr0: {type: float, low: 0.0003, high: 0.03, log: true, grid: [0.001, 0.003, 0.01]}
       dense: {type: int, low: 50, high: 300, step: 50}
       optimizer: {type: categorical, choices: [adam, sgd]}
+      filter_sizes: {type: categorical, choices: [S, M]}   # words the model declares (value_aliases)
 
-Every error names the file and the field (``params.lr0.grid``).
+``log: reverse`` samples ``low + high - x`` with ``x`` log-uniform: values crowd towards ``high``
+(Cloud ML Engine's UNIT_REVERSE_LOG_SCALE; Optuna records it as ``<name>__reverse_log``).
+
+This is the one parameter schema: a Cloud ML Engine file is translated into it
+(:mod:`harness.studies._cmle`) and checked by :func:`read_param`, with the file's own key names
+in the messages. Every error names the file and the field (``params.lr0.grid``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from harness.config import coerce
+from harness.config import coerce, load_yaml, read_int, read_number, strict_keys, value_aliases
 from harness.errors import ConfigError
 from harness.studies._samplers import check_pruner, check_sampler_options
 from harness.studies._space import (
@@ -34,12 +40,12 @@ from harness.studies._space import (
     Budget,
     ExperimentRef,
     ParamSpec,
+    Scale,
     SearchSpace,
     check_param_name,
     is_optuna_value,
     objective_ref,
     space_name_from,
-    strict_keys,
 )
 
 TOP = (
@@ -64,7 +70,7 @@ TYPES = ("int", "float", "categorical")
 
 
 def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
-    strict_keys(data, TOP, source)
+    strict_keys(data, TOP, source, "field")
     for key in ("objective", "budget", "params"):
         if key not in data:
             raise ConfigError(f"{source}: missing required field {key!r}")
@@ -84,7 +90,7 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
         )
 
     objective = _mapping(data["objective"], f"{source}: objective")
-    strict_keys(objective, OBJECTIVE, f"{source}: objective")
+    strict_keys(objective, OBJECTIVE, f"{source}: objective", "field")
     metric = objective_ref(
         objective.get("metric"),
         objective.get("direction"),
@@ -93,11 +99,11 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
     )
 
     budget_raw = _mapping(data["budget"], f"{source}: budget")
-    strict_keys(budget_raw, BUDGET, f"{source}: budget")
+    strict_keys(budget_raw, BUDGET, f"{source}: budget", "field")
     if "max_trials" not in budget_raw:
         raise ConfigError(f"{source}: budget.max_trials is required (trials of the study, old and new)")
     budget = Budget(
-        max_trials=_int(budget_raw["max_trials"], f"{source}: budget.max_trials", minimum=1),
+        max_trials=read_int(budget_raw["max_trials"], f"{source}: budget.max_trials", minimum=1),
         max_parallel=_optional_int(budget_raw.get("max_parallel"), f"{source}: budget.max_parallel"),
         max_failed=_optional_int(budget_raw.get("max_failed"), f"{source}: budget.max_failed"),
     )
@@ -119,7 +125,7 @@ def parse_native(data: dict[str, Any], text: str, source: str) -> SearchSpace:
     params_raw = _mapping(data["params"], f"{source}: params")
     if not params_raw:
         raise ConfigError(f"{source}: params must list at least one parameter")
-    params = tuple(_param(str(k), v, f"{source}: params.{k}") for k, v in params_raw.items())
+    params = tuple(read_param(str(k), v, f"{source}: params.{k}") for k, v in params_raw.items())
     overlap = sorted(set(fixed) & {p.name for p in params})
     if overlap:
         raise ConfigError(f"{source}: {overlap[0]!r} is both fixed and tuned; keep it in one of fixed or params")
@@ -144,7 +150,7 @@ def _experiment(raw: Any, where: str) -> ExperimentRef | None:
     if raw is None:
         return None
     raw = _mapping(raw, where)
-    strict_keys(raw, EXPERIMENT, where)
+    strict_keys(raw, EXPERIMENT, where, "field")
     config = _mapping(raw.get("config"), f"{where}.config")
     if "ladder" not in raw:
         if "rung" in raw or "scale" in raw:
@@ -161,17 +167,41 @@ def _experiment(raw: Any, where: str) -> ExperimentRef | None:
     return ExperimentRef(ladder=ladder, rung=str(rung), scale=scale, config=config)
 
 
-def _param(name: str, raw: Any, where: str) -> ParamSpec:
-    check_param_name(name, where)
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """How a file writes a parameter: its names for the fields (messages name them: a Cloud ML Engine
+    file's users see ``minValue``, not ``low``) and what Optuna sees of a choice."""
+
+    low: str = "low"
+    high: str = "high"
+    log: str = "log"
+    choices: str = "choices"
+    grid: str | None = "grid"  # None: the format has no grid points
+    scale: str = ""  # the file's word for a log scale, e.g. UNIT_LOG_SCALE; "" for "a log scale"
+    # "values": Optuna sees a choice's config value (a label where Optuna cannot store it);
+    # "written": it sees the choice as the file writes it (Cloud ML Engine's strings: S, M, L)
+    labels: Literal["values", "written"] = "values"
+
+
+NATIVE = Written()
+_SCALES: dict[Any, Scale] = {False: "linear", True: "log", "reverse": "reverse_log"}
+
+
+def read_param(name: str, raw: Any, where: str, written: Written = NATIVE, name_where: str | None = None) -> ParamSpec:
+    """One parameter in the native form (``type``, ``low``/``high``/``log``/``step``/``grid`` or
+    ``choices``): every parameter of either file format is checked here, once. ``name_where``: where
+    the file writes the name, if not ``where`` (a Cloud ML Engine ``parameterName``)."""
+    check_param_name(name, name_where or where)
     raw = _mapping(raw, where)
     kind = raw.get("type")
     if kind not in TYPES:
         raise ConfigError(f"{where}.type: expected one of {', '.join(TYPES)}, but got {kind!r}")
     if kind == "categorical":
-        strict_keys(raw, CATEGORICAL, where)
-        return _categorical(name, raw.get("choices"), where)
-    strict_keys(raw, NUMERIC, where)
-    number = _int if kind == "int" else _float
+        strict_keys(raw, CATEGORICAL, where, "field")
+        return _categorical(name, raw.get("choices"), where, written)
+    strict_keys(raw, NUMERIC, where, "field")
+    number = read_int if kind == "int" else read_number
+    w = written
     grid = raw.get("grid")
     if grid is not None:
         if not isinstance(grid, list) or not grid:
@@ -182,23 +212,26 @@ def _param(name: str, raw: Any, where: str) -> ParamSpec:
     if "low" not in raw and "high" not in raw and grid is not None:
         low, high = min(points), max(points)
     else:
-        for key in ("low", "high"):
+        for key, said in (("low", w.low), ("high", w.high)):
             if key not in raw:
-                raise ConfigError(f"{where}: missing {key!r} (or give only grid points)")
-        low, high = number(raw["low"], f"{where}.low"), number(raw["high"], f"{where}.high")
+                hint = f" (or give only {w.grid} points)" if w.grid else ""
+                raise ConfigError(f"{where}: missing {said!r}{hint}")
+        low, high = number(raw["low"], f"{where}.{w.low}"), number(raw["high"], f"{where}.{w.high}")
     if not low <= high:
-        raise ConfigError(f"{where}: low must be <= high, but got low={low!r}, high={high!r}")
+        raise ConfigError(f"{where}: {w.low} must be <= {w.high}, but got {w.low}={low!r}, {w.high}={high!r}")
     log = raw.get("log", False)
-    if not isinstance(log, bool):
-        raise ConfigError(f"{where}.log: expected true or false, but got {log!r}")
-    if log and low <= 0:
-        raise ConfigError(f"{where}.log: a log scale needs low > 0, but got low={low!r}")
+    if not (isinstance(log, bool) or log == "reverse"):
+        raise ConfigError(f"{where}.log: expected true, false or reverse (dense near high), but got {log!r}")
+    scale = _SCALES[log]
+    if scale != "linear" and low <= 0:
+        said = w.scale or f"a {scale.replace('_', ' ')} scale"
+        raise ConfigError(f"{where}.{w.log}: {said} needs {w.low} > 0, but got {w.low}={low!r}")
     step = raw.get("step")
     if step is not None:
         step = number(step, f"{where}.step")
         if step <= 0:
             raise ConfigError(f"{where}.step: expected a step > 0, but got {step!r}")
-        if log and not (kind == "int" and step == 1):
+        if scale != "linear" and not (kind == "int" and step == 1):
             raise ConfigError(f"{where}: step and log cannot be combined (Optuna samples a log scale continuously)")
     if grid is not None:
         outside = [p for p in points if not low <= p <= high]
@@ -210,28 +243,55 @@ def _param(name: str, raw: Any, where: str) -> ParamSpec:
         where=where,
         low=low,
         high=high,
-        scale="log" if log else "linear",
+        scale=scale,
         step=step,
         grid=tuple(points) if grid is not None else None,
     ).check_types()
 
 
-def _categorical(name: str, choices: Any, where: str) -> ParamSpec:
+def _categorical(name: str, choices: Any, where: str, written: Written) -> ParamSpec:
+    where_choices = f"{where}.{written.choices}"
     if not isinstance(choices, list) or not choices:
-        raise ConfigError(f"{where}.choices: expected a non-empty list, but got {choices!r}")
+        raise ConfigError(f"{where_choices}: expected a non-empty list, but got {choices!r}")
     labels: list[Any] = []
     values: dict[str, Any] = {}
     for i, choice in enumerate(choices):
-        value = coerce(name, choice, f"{where}.choices[{i}]")
-        if is_optuna_value(value):
+        value = _choice_value(name, choice, f"{where_choices}[{i}]")
+        if written.labels == "written" and is_optuna_value(choice):
+            label = choice
+            values[str(label)] = value
+        elif is_optuna_value(value):
             label = value
         else:  # e.g. a tuple for filter_sizes: Optuna stores a string label
             label = ",".join(str(v) for v in value)
             values[label] = value
         if label in labels:
-            raise ConfigError(f"{where}.choices: choices must be distinct, but {choice!r} appears twice")
+            raise ConfigError(f"{where_choices}: choices must be distinct, but {choice!r} appears twice")
         labels.append(label)
     return ParamSpec(name=name, kind="categorical", where=where, choices=tuple(labels), values=values)
+
+
+def _choice_value(name: str, choice: Any, where: str) -> Any:
+    """A choice as a config value: a word the parameter classes declare (``value_aliases``: ``S`` ->
+    ``(4, 3, 2)``), the value itself, or a string holding a YAML value (``"0.5"``, ``"[3, 3, 3]"``)."""
+    if not isinstance(choice, str):
+        return coerce(name, choice, where)
+    aliases = value_aliases(name)
+    if choice in aliases:
+        return aliases[choice]
+    try:
+        return coerce(name, choice, where)
+    except ConfigError as exc:
+        with contextlib.suppress(ConfigError):
+            parsed = load_yaml(choice, where)
+            if not isinstance(parsed, str):
+                return coerce(name, parsed, where)
+        if aliases:
+            raise ConfigError(
+                f"{where}: {choice!r} is not a value of config key {name!r} (harness maps {', '.join(aliases)} "
+                f"for {name})"
+            ) from None
+        raise exc from None
 
 
 def _mapping(raw: Any, where: str) -> dict[str, Any]:
@@ -242,22 +302,5 @@ def _mapping(raw: Any, where: str) -> dict[str, Any]:
     return {str(k): v for k, v in raw.items()}
 
 
-def _int(value: Any, where: str, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{where}: expected an integer, but got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{where}: expected an integer >= {minimum}, but got {value!r}")
-    return value
-
-
 def _optional_int(value: Any, where: str) -> int | None:
-    return None if value is None else _int(value, where, minimum=1)
-
-
-def _float(value: Any, where: str) -> float:
-    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where}: expected a number, but got {value!r}")
-    return float(value)
+    return None if value is None else read_int(value, where, minimum=1)

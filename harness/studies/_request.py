@@ -44,13 +44,13 @@ class StudyRequest:
     design: tuple[Mapping[str, Any], ...] = ()
     design_note: str = ""  # how the design was made, for the parent run's tags (harness.landscape)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # the command line's checks too: messages name its options
         if self.parallel < 0:
-            raise ValueError(f"parallel must be >= 0, but got {self.parallel=}")
+            raise UserError(f"--parallel must be >= 0, but got {self.parallel}")
         if self.heartbeat_interval < 1 or self.grace_period <= self.heartbeat_interval:
-            raise ValueError(
-                f"need heartbeat_interval >= 1 and grace_period > heartbeat_interval, but got "
-                f"{self.heartbeat_interval=} and {self.grace_period=}"
+            raise UserError(
+                f"need --heartbeat-interval >= 1 and --grace-period > --heartbeat-interval, but got "
+                f"{self.heartbeat_interval} and {self.grace_period}"
             )
 
 

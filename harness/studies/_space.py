@@ -8,9 +8,9 @@ candidate values are type-checked with ``harness.config.coerce`` when the file i
 read, so an unknown name or a value of the wrong type is an error naming the file
 and the field.
 
-Two parsers produce it: :mod:`harness.studies._native` (the harness YAML format)
-and :mod:`harness.studies._cmle` (Cloud ML Engine / AI Platform
-``trainingInput.hyperparameters`` files, read unchanged). ``resolve`` then fixes
+One parser produces it: :mod:`harness.studies._native` (the harness YAML format);
+:mod:`harness.studies._cmle` translates Cloud ML Engine / AI Platform
+``trainingInput.hyperparameters`` files, read unchanged, into that form. ``resolve`` then fixes
 the base :class:`Config` (rung at a scale, fixed overrides, command line), checks
 that the chosen model, dataset and task use every tuned key, and finds the
 objective among the *task's* objectives (``IOU`` is a detection objective).
@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +29,8 @@ import harness.data
 import harness.models
 import harness.tasks  # noqa: F401  (these register the config sections of every task, dataset and model)
 from harness.config import Config, apply_overrides, coerce, default_config, is_key, selector_section
-from harness.config import strict_keys as _strict_keys
 from harness.errors import ConfigError
+from harness.hardware import Tier
 from harness.tasks import Direction, Objective, get_task
 
 ParamKind = Literal["int", "float", "categorical"]
@@ -85,16 +85,6 @@ class PrunerSpec:
     def __post_init__(self) -> None:
         if self.name not in PRUNERS:
             raise ValueError(f"pruner must be one of {PRUNERS}, but got {self.name=}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Tier:
-    """A Cloud ML Engine scale tier / machine type: which backend and what it costs."""
-
-    name: str  # e.g. BASIC_GPU, CUSTOM/complex_model_m_v100
-    backend: str  # harness backend: cpu, gpu, multi-gpu, tpu
-    machines: tuple[str, ...]  # price-table keys, one per machine ("gpu:V100 x4", "cpu", "tpu:v2")
-    description: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,7 +464,3 @@ def _plain(value: Any) -> Any:
 def space_name_from(source: str) -> str:
     """``search_spaces/mnist_cnn_hptune.yaml`` -> ``mnist-cnn-hptune``."""
     return Path(source).stem.replace("_", "-").lower()
-
-
-def strict_keys(data: Mapping[str, Any], valid: Sequence[str], where: str) -> None:
-    _strict_keys(data, valid, where, noun="field")
