@@ -13,7 +13,7 @@ from conftest import work_in
 from PIL import Image
 
 from harness.cli import main
-from harness.tracking import Tracker
+from harness.tracking import RungRecord, Tracker
 
 
 def _brightness_classifier(channels: int = 3) -> keras.Model:
@@ -44,7 +44,17 @@ def workdir(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def model_run(store_dir: Path) -> str:
     tracker = Tracker(f"sqlite:///{store_dir / 'mlflow.db'}")  # the store ``workdir`` defaults to
     exp = tracker.experiment_id("ladder/tiles")
-    with tracker.run(exp, "tile-classifier", {"harness.rung": "tiny"}) as run, tempfile.TemporaryDirectory() as tmp:
+    rung = RungRecord(
+        ladder="tiles",
+        scale="smoke",
+        task="classification",
+        metric="test_accuracy",
+        rung="tiny",
+        rung_index=1,
+        rung_changes="a brightness threshold",
+        seed=0,
+    )
+    with tracker.run(exp, "tile-classifier", rung.to_tags()) as run, tempfile.TemporaryDirectory() as tmp:
         _brightness_classifier().save(Path(tmp) / "model.keras")
         run.log_artifact(Path(tmp) / "model.keras")
     return run.run_id

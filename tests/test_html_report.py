@@ -158,7 +158,7 @@ def test_ladder_bars_group_variants_with_sd_and_mark_each_reference() -> None:
             "best_sd": [0.004, 0.002, 0.003, math.nan],
         }
     )
-    fig = best_figure(LadderReport(table, {"ladder": "planesnet"}))
+    fig = best_figure(LadderReport(table, {"ladder": "planesnet"}, "classification", "test_accuracy"))
     ax = fig.axes[0]
     bars = [b for container in ax.containers if hasattr(container, "patches") for b in container.patches]
     assert sorted(round(b.get_height(), 6) for b in bars) == [91.0, 93.0, 98.5, 99.2]  # percentages
@@ -167,10 +167,10 @@ def test_ladder_bars_group_variants_with_sd_and_mark_each_reference() -> None:
     assert len(segments) == 2  # the reference drawn over both variants' bars of rung 1
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels == ["the talk's reference", "split=scene", "split=random"]
-    bars, curves = captions(LadderReport(table, {"ladder": "planesnet"}))
+    bars, curves = captions(LadderReport(table, {"ladder": "planesnet"}, "classification", "test_accuracy"))
     assert "black marks: the talk's reference" in bars and "dashes = variant" in curves
     plain = table[table["variant"] == "split=scene"].assign(reference=math.nan)  # a ladder like census
-    bars, curves = captions(LadderReport(plain, {"ladder": "census"}))
+    bars, curves = captions(LadderReport(plain, {"ladder": "census"}, "classification", "test_accuracy"))
     assert "black marks" not in bars and "dashes" not in curves
 
 
@@ -182,11 +182,15 @@ def test_ladder_curves_share_axes_one_line_per_rung_and_variant() -> None:
         for m in ("accuracy", "loss")
         for s in (10, 20)
     ]
-    report = LadderReport(pd.DataFrame(), {"ladder": "mnist"}, curves=pd.DataFrame(rows))
+    report = LadderReport(
+        pd.DataFrame(), {"ladder": "mnist"}, "classification", "test_accuracy", curves=pd.DataFrame(rows)
+    )
     fig = curves_figure(report)
     assert [ax.get_ylabel() for ax in fig.axes] == ["test accuracy", "test loss"]
     assert all(len(ax.get_lines()) == 4 for ax in fig.axes)
-    assert curves_figure(LadderReport(pd.DataFrame(), {})) is None  # no curve logged: no figure
+    assert (
+        curves_figure(LadderReport(pd.DataFrame(), {}, "classification", "test_accuracy")) is None
+    )  # no curve logged: no figure
 
 
 def test_study_figure_draws_every_trial_and_the_best_so_far() -> None:

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from harness.report import LadderReport, display_table, to_markdown, verdict, write_report
-from harness.report._ladder import _aggregate, _per_seed, csv_table, ladder_tests
+from harness.report._ladder import _aggregate, _per_seed, csv_table, ladder_tests, rung_runs
 from harness.stats import NO_DIFFERENCE, one_sample, one_samples
 from harness.tasks import get_task
+from harness.tracking import RungRecord
 
 METRIC = "test_accuracy"
 Rungs = Mapping[tuple[int, str, str], Sequence[float]]  # (rung index, rung, variant) -> each seed's best value
@@ -54,13 +55,24 @@ def _runs(
                     "status": "FINISHED",
                     "source": 0,
                     "parent_run_id": "p0",
-                    "variant": variant,
-                    "tags.harness.rung_index": str(index),
-                    "tags.harness.rung": rung,
-                    "tags.harness.rung_changes": f"changes of {rung}",
-                    "tags.harness.rung_note": "",
-                    "tags.harness.reference": str(references.get(index, "")),
-                    "tags.harness.seed": str(seed),
+                    **{
+                        f"tags.{k}": v
+                        for k, v in RungRecord(
+                            ladder="mnist",
+                            scale="standard",
+                            task="classification",
+                            metric=METRIC,
+                            rung=rung,
+                            rung_index=index,
+                            rung_changes=f"changes of {rung}",
+                            rung_note="",
+                            variant=variant,
+                            reference=references.get(index),
+                            seed=seed,
+                        )
+                        .to_tags()
+                        .items()
+                    },
                     "metrics.best_test_accuracy": value,
                     "metrics.final_test_accuracy": value - 0.001,
                     "metrics.time_train_s": 10.0,
@@ -68,7 +80,7 @@ def _runs(
                     "metrics.examples_per_s": 5000.0,
                 }
             )
-    return pd.DataFrame(rows)
+    return rung_runs(pd.DataFrame(rows), "p0")
 
 
 def _report(

@@ -31,7 +31,7 @@ def _report(refs: list[float], ours: list[float], seeds: int = 10) -> LadderRepo
             for s in range(seeds)
         ]
     )
-    return LadderReport(table, {}, seeds=per_seed)
+    return LadderReport(table, {}, "classification", "test_accuracy", seeds=per_seed)
 
 
 def test_within_tolerance_and_ties_in_the_reference_impose_no_order() -> None:

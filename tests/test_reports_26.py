@@ -18,9 +18,10 @@ from harness.report import LadderReport, StudyReport, display_table, to_markdown
 from harness.report._core import generated_by, local_paths, md_commit, number, provenance
 from harness.report._document import Document, Section
 from harness.report._html import render_html
-from harness.report._ladder import _aggregate, _per_seed, best_figure, captions
+from harness.report._ladder import _aggregate, _per_seed, best_figure, captions, rung_runs
 from harness.report._study import display_study, study_markdown
 from harness.tasks import get_task
+from harness.tracking import RungRecord
 
 NAN = re.compile(r"\bnan\b", re.IGNORECASE)
 
@@ -47,13 +48,21 @@ def _run(index: int, rung: str, seed: int, status: str, metrics: dict[str, float
         "status": status,
         "source": 0,
         "parent_run_id": "p0",
-        "variant": "",
-        "tags.harness.rung_index": str(index),
-        "tags.harness.rung": rung,
-        "tags.harness.rung_changes": f"changes of {rung}",
-        "tags.harness.rung_note": "",
-        "tags.harness.reference": "",
-        "tags.harness.seed": str(seed),
+        **{
+            f"tags.{k}": v
+            for k, v in RungRecord(
+                ladder="census",
+                scale="standard",
+                task="tabular",
+                metric="test_accuracy",
+                rung=rung,
+                rung_index=index,
+                rung_changes=f"changes of {rung}",
+                seed=seed,
+            )
+            .to_tags()
+            .items()
+        },
         **{f"metrics.{k}": v for k, v in metrics.items()},
     }
 
@@ -72,12 +81,15 @@ def _killed_ladder() -> LadderReport:
         "examples_per_s": 40981.0,
         "cost_usd": 0.0007,
     }
-    runs = pd.DataFrame(
-        [
-            _run(1, "linear", 0, "FINISHED", done),
-            _run(1, "linear", 1, "FINISHED", {**done, "best_test_accuracy": 0.8538}),
-            _run(2, "dnn", 0, "KILLED", {}),
-        ]
+    runs = rung_runs(
+        pd.DataFrame(
+            [
+                _run(1, "linear", 0, "FINISHED", done),
+                _run(1, "linear", 1, "FINISHED", {**done, "best_test_accuracy": 0.8538}),
+                _run(2, "dnn", 0, "KILLED", {}),
+            ]
+        ),
+        "p0",
     )
     table = _aggregate(runs, get_task("tabular"), "test_accuracy")
     return LadderReport(table, dict(META), "tabular", "test_accuracy", seeds=_per_seed(runs, "test_accuracy"))

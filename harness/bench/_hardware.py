@@ -34,7 +34,7 @@ from harness.errors import ConfigError, UserError
 from harness.executor import Executor
 from harness.ladders import load_ladder
 from harness.tasks import Task, get_task
-from harness.tracking import ProgressSink, RunHandle, Tracker, environment_tags
+from harness.tracking import BenchHardwareRecord, ProgressSink, RunHandle, Tracker, environment_tags
 from harness.train import rss_mb
 
 EXPERIMENT = "bench-hardware"
@@ -193,7 +193,7 @@ class WindowClock(keras.callbacks.Callback):
 
 def _tags(exp: Experiment, measure: str, backend: str, batch: int, repeat: int, cfg: Config) -> dict[str, str]:
     return {
-        "harness.kind": "bench-hardware",
+        **BenchHardwareRecord().to_tags(),
         "bench.experiment": exp.name,
         "bench.what": exp.what,
         "bench.unit": exp.unit,
@@ -329,8 +329,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
     exp_id = tracker.experiment_id(EXPERIMENT)
     parent_tags = {
         **environment_tags(),
-        "harness.kind": "bench-hardware",
-        "harness.command": request.command,
+        **BenchHardwareRecord(command=request.command).to_tags(),
         "bench.experiments": ",".join(e.name for e in request.experiments),
         "bench.backends": ",".join(request.backends),
         "bench.quick": str(request.quick).lower(),

@@ -14,9 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UserError
 from harness.report import _document
 from harness.report._core import md_code, md_text, number, write_file
 from harness.report._document import Document, Section, Table
+from harness.tasks import get_task
 
 COMMAND = "`nox -s bench` (equivalently `harness bench --data-dir ../shared/data`)"
 QUICK_COMMAND = "`harness bench --quick --data-dir ../shared/data`"
@@ -27,6 +29,16 @@ def _run(cfg: Mapping[str, Any], key: str) -> Any:
     """A run setting of a measured config: nested by section now, flat in sections kept from before."""
     run = cfg.get("run")
     return run[key] if isinstance(run, dict) else cfg[key]
+
+
+def _primary(cfg: Mapping[str, Any], section: str) -> str:
+    """The primary metric of the task a section measured (its rows' keys are ``final_test_<m>``,
+    ``best_test_<m>``), from the config it logged: nested by section now, dotted in section (c)."""
+    task = cfg.get("task")
+    name = task.get("name") if isinstance(task, dict) else cfg.get("task.name")
+    if not isinstance(name, str):
+        raise UserError(f"bench section {section} names no task in its config (measured before tasks): run it again")
+    return get_task(name).primary
 
 
 def _n(value: float | None, digits: int = 2) -> str:
@@ -92,16 +104,16 @@ class PathRun:
     wall_s: float
     examples_per_s: float
     time_warmup_s: float
-    final_test_accuracy: float
+    final_primary: float  # the task's primary metric at the last step (``final_test_<primary>``)
     params_count: float = math.nan  # not reported for the numpy row
 
     @classmethod
-    def read(cls, row: Mapping[str, Any]) -> PathRun:
+    def read(cls, row: Mapping[str, Any], primary: str) -> PathRun:
         return cls(
             row["wall_s"],
             row["examples_per_s"],
             row["time_warmup_s"],
-            row["final_test_accuracy"],
+            row[f"final_test_{primary}"],
             row.get("params_count", math.nan),
         )
 
@@ -130,6 +142,7 @@ class Overhead:
     @classmethod
     def read(cls, o: Mapping[str, Any]) -> Overhead:
         cfg = o["config"]
+        primary = _primary(cfg, "(a)")
         return cls(
             o["rung"]["index"],
             o["rung"]["name"],
@@ -137,9 +150,9 @@ class Overhead:
             _run(cfg, "batch_size"),
             _run(cfg, "eval_every"),
             o["repeats"],
-            [PathRun.read(r) for r in o["harness"]],
-            [PathRun.read(r) for r in o["baseline"]],
-            None if o["numpy_fit"] is None else PathRun.read(o["numpy_fit"]),
+            [PathRun.read(r, primary) for r in o["harness"]],
+            [PathRun.read(r, primary) for r in o["baseline"]],
+            None if o["numpy_fit"] is None else PathRun.read(o["numpy_fit"], primary),
             o["harness_median_s"],
             o["baseline_median_s"],
             o["harness_examples_per_s_median"],
@@ -190,12 +203,12 @@ class Seed:
     step: float | None
     time_to_target_s: float | None
     data_load_s: float
-    best_test_accuracy: float
+    best_primary: float  # the best value of the task's primary metric (``best_test_<primary>``)
     examples_per_s: float
 
     @classmethod
-    def read(cls, r: Mapping[str, Any]) -> Seed:
-        keys = ("seed", "reached", "step", "time_to_target_s", "data_load_s", "best_test_accuracy", "examples_per_s")
+    def read(cls, r: Mapping[str, Any], primary: str) -> Seed:
+        keys = ("seed", "reached", "step", "time_to_target_s", "data_load_s", f"best_test_{primary}", "examples_per_s")
         return cls(*(r[k] for k in keys))
 
 
@@ -220,7 +233,7 @@ class TimeToAccuracy:
             return cls(c["target"])
         return cls(
             c["target"],
-            [Seed.read(r) for r in c["repeats"]],
+            [Seed.read(r, _primary(c["config"], "(c)")) for r in c["repeats"]],
             c["rung"]["ladder"],
             c["rung"]["name"],
             c["what"],
@@ -269,7 +282,7 @@ def _header(meta: Meta) -> tuple[str, list[str]]:
 def _path_row(name: str, median_s: float, runs: Sequence[PathRun], steady: float) -> list[str]:
     """A path's row of section (a): its median, every run, its steady rate, warm-ups and accuracies."""
     every = _each([r.wall_s for r in runs])
-    warmups, accuracies = _each([r.time_warmup_s for r in runs]), _each([r.final_test_accuracy for r in runs], 4)
+    warmups, accuracies = _each([r.time_warmup_s for r in runs]), _each([r.final_primary for r in runs], 4)
     return [name, _n(median_s), every, _n(steady, 0), warmups, accuracies]
 
 
@@ -288,7 +301,7 @@ def _overhead(o: Overhead, kept: list[str]) -> Section:
                 _n(numpy_fit.wall_s),
                 _n(numpy_fit.examples_per_s, 0),
                 _n(numpy_fit.time_warmup_s),
-                _n(numpy_fit.final_test_accuracy, 4),
+                _n(numpy_fit.final_primary, 4),
             ]
         )
     params = {r.params_count for r in [*o.harness, *o.baseline]}
@@ -384,7 +397,7 @@ def _time_to_accuracy(c: TimeToAccuracy, kept: list[str]) -> Section:
             "–" if r.step is None else f"{r.step:.0f}",
             _n(r.time_to_target_s),
             _n(r.data_load_s),
-            _n(r.best_test_accuracy, 4),
+            _n(r.best_primary, 4),
             _n(r.examples_per_s, 0),
         ]
         for r in c.seeds

@@ -19,7 +19,7 @@ import numpy as np
 import harness.data
 import harness.models  # noqa: F401  (these register the sections a run's config.yaml names)
 from harness.config import Config, config_from, load_mapping, read_config_text
-from harness.detect._runs import run_scores
+from harness.detect._runs import model_origin, run_scores
 from harness.errors import UserError
 from harness.report._core import md_code, md_link, md_text
 from harness.tasks import get_task
@@ -84,13 +84,14 @@ def write(
     """One PNG and one JSON per image, and ``summary.md``; returns the summary's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tags = run.data.tags
+    ladder, rung, _, seed = model_origin(run)
     lines = [  # run, ladder and rung names and the command are user text: md_text / md_code
         f"# Detections — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
         "",
         f"Command: {md_code(command)}",
         "",
-        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
-        f"{md_code(tags.get('harness.rung', '?'))}, seed {md_text(tags.get('harness.seed', '?'))}",
+        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung "
+        f"{md_code(rung)}, seed {md_text(seed)}",
         f"- Its scores ({md_text(cfg.task.name)}): {run_scores(run, cfg.task.name)}",
         f"- Boxes drawn: score ≥ {threshold:g}, as the task finds them (red); true boxes (green, as trained)",
         "",

@@ -9,7 +9,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.executor import MODEL_ARTIFACT
 from harness.report import find_study_run
-from harness.tracking import Tracker, quote
+from harness.tracking import RUNG_TAG, VARIANT_TAG, RungRecord, StudyBest, Tracker, kind_of, quote, tag_filter
 
 
 def resolve_model_run(tracker: Tracker, spec: str) -> str:
@@ -29,9 +29,9 @@ def resolve_model_run(tracker: Tracker, spec: str) -> str:
     exp = tracker.client.get_experiment_by_name(f"ladder/{ladder}")
     if exp is None:
         raise UserError(f"no runs of ladder {ladder!r} in {tracker.display_uri}")
-    filters = [f"tags.`harness.rung` = '{quote(rung)}'", "attributes.status = 'FINISHED'"]
+    filters = [tag_filter(RUNG_TAG, rung), "attributes.status = 'FINISHED'"]
     if variant:
-        filters.append(f"tags.`harness.variant` = '{quote(variant)}'")
+        filters.append(tag_filter(VARIANT_TAG, variant))
     runs = tracker.client.search_runs(
         [exp.experiment_id], " and ".join(filters), order_by=["attributes.start_time DESC"], max_results=1
     )
@@ -43,9 +43,10 @@ def resolve_model_run(tracker: Tracker, spec: str) -> str:
 def _best_trial_run(tracker: Tracker, name: str) -> str:
     """The MLflow run of the best COMPLETE trial of study ``name`` (as its parent run records it)."""
     parent = find_study_run(tracker, name)
-    best = parent.data.tags.get("harness.best_trial")
-    if not best:
+    record = StudyBest.from_tags(parent.data.tags, f"study {name!r}")
+    if record is None:
         raise UserError(f"study {name!r} has no best trial yet (no trial completed, or the study has not finished)")
+    best = str(record.trial)
     runs = tracker.client.search_runs(
         [parent.info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.`optuna.trial_number` = '{quote(best)}' "
@@ -55,6 +56,15 @@ def _best_trial_run(tracker: Tracker, name: str) -> str:
     if not runs:
         raise UserError(f"study {name!r}: no finished MLflow run for its best trial {best}")
     return str(runs[0].info.run_id)
+
+
+def model_origin(run: Any) -> tuple[str, str, str, str]:
+    """(ladder, rung, variant, seed) of a model's run for a summary; "?" (variant "–") where it is not a
+    ladder's rung run (a study's trial, a run given by id)."""
+    if kind_of(run.data.tags) != RungRecord.KIND:
+        return "?", "?", "–", "?"
+    rung = RungRecord.from_tags(run.data.tags, f"run {run.info.run_id}")
+    return rung.ladder, rung.rung, rung.variant or "–", str(rung.seed)
 
 
 def load_run_model(tracker: Tracker, run_id: str) -> Any:

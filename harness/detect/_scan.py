@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.detect._runs import run_scores
+from harness.detect._runs import model_origin, run_scores
 from harness.errors import DataError, UserError
 from harness.report._core import md_code, md_link, md_text
+from harness.tracking import TASK_TAG
 
 # Most pixels an image to scan may have, checked from its header before decoding, so a small
 # file claiming a huge image is refused. PlanesNet's scenes are about 1200x1000 and Airbus
@@ -188,16 +189,15 @@ def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settin
     counted, not split into true and false positives: the annotated PNGs are the evidence.
     """
     tags = run.data.tags
-    variant = tags.get("harness.variant") or "–"
+    ladder, rung, variant, seed = model_origin(run)
     lines = [  # run, ladder, rung and variant names and the command are user text: md_text / md_code
         f"# Detection scan — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
         "",
         f"Command: {md_code(command)}",
         "",
-        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(tags.get('harness.ladder', '?'))}, rung "
-        f"{md_code(tags.get('harness.rung', '?'))}, variant {md_code(variant)}, "
-        f"seed {md_text(tags.get('harness.seed', '?'))}",
-        f"- On its own eval tiles: {run_scores(run, tags.get('harness.task'))}",
+        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung "
+        f"{md_code(rung)}, variant {md_code(variant)}, seed {md_text(seed)}",
+        f"- On its own eval tiles: {run_scores(run, tags.get(TASK_TAG))}",
         f"- Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
         f"P(plane) ≥ {settings.threshold:g}, NMS IoU {settings.iou:g}",
         "",

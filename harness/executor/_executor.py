@@ -41,7 +41,7 @@ from harness.executor._model import log_model, model_name, pending_model
 from harness.executor._multiworker import WorkerJob, run_workers
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.tasks import UNDEFINED_TAG, get_task
-from harness.tracking import JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
+from harness.tracking import TASK_TAG, JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +181,7 @@ class Executor:
         run.set_tags(
             {
                 **place.tags(),
-                "harness.task": task.name,
+                TASK_TAG: task.name,
                 "data.checksum": data.checksum,
                 "data.source": data.source,
                 **cfg.data.tags(),

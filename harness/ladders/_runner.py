@@ -25,7 +25,7 @@ from harness.executor import Executor
 from harness.ladders._request import LadderRequest
 from harness.ladders._spec import Ladder, Rung
 from harness.tasks import get_task
-from harness.tracking import ProgressSink, Tracker, environment_tags, ladder_experiment
+from harness.tracking import LadderRecord, ProgressSink, RungRecord, Tracker, environment_tags, ladder_experiment
 
 
 def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str], None] = print) -> str:
@@ -63,16 +63,9 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     executor.prepare([cfg for _, _, cfg in configs])  # data and backends checked before any run exists
     task = get_task(configs[0][2].task.name)
     first = executor.placement(configs[0][2].run.backend)
-    base_tags = {
-        **environment_tags(),
-        "harness.kind": "ladder",
-        "harness.ladder": ladder.name,
-        "harness.scale": request.scale,
-        "harness.task": task.name,
-        "harness.metric": ladder.metric,
-        **({} if priced is None else priced.tags),
-        **fallback,
-    }
+    shared = {"ladder": ladder.name, "scale": request.scale, "task": task.name, "metric": ladder.metric}
+    base_tags = {**environment_tags(), **({} if priced is None else priced.tags), **fallback}
+    variants = tuple(label for label in dict.fromkeys(v for _, v, _ in configs) if label)
     for orphan in tracker.end_orphans():
         progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")
     exp_id = tracker.experiment_id(ladder_experiment(ladder.name))
@@ -80,12 +73,15 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
     parent_tags = {
         **base_tags,
         **first.tags(),  # the first rung's; each child run carries its own
-        "harness.seeds": str(request.seeds),
-        "harness.rungs_selected": ladder.selected,  # "" = every rung: reports prefer such complete runs
-        "harness.variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label),
-        "harness.command": redact_text(request.command),
-        "harness.ladder_source": ladder.source,
-        "harness.ladder_notes": "\n".join(ladder.notes)[:5000],  # MLflow tag values stop at 5,000 chars here
+        **LadderRecord(
+            **shared,
+            seeds=request.seeds,
+            rungs_selected=ladder.selected,  # "" = every rung: reports prefer such complete runs
+            variants=variants,
+            command=redact_text(request.command),
+            ladder_source=ladder.source,
+            ladder_notes="\n".join(ladder.notes),
+        ).to_tags(),
         "data.checksum": ",".join(sorted(checksums)),
     }
     interrupts.check()  # stopped while the data loaded: no parent run at all
@@ -101,7 +97,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                 "seeds": request.seeds,
                 "base_seed": request.base_seed,
                 "rungs": ladder.selected or "all",
-                "variants": ";".join(label for label in dict.fromkeys(v for _, v, _ in configs) if label) or "none",
+                "variants": ";".join(variants) or "none",
                 "overrides": yaml.safe_dump(dict(request.overrides), default_flow_style=True).strip()[:500],
             }
         )
@@ -113,14 +109,16 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                 seed_cfg = cfg.with_seed(request.base_seed + i)
                 tags = {
                     **base_tags,
-                    "harness.kind": "rung",
-                    "harness.rung": rung.name,
-                    "harness.rung_index": str(rung.index),
-                    "harness.rung_changes": rung.changes,
-                    "harness.rung_note": rung.note,
-                    "harness.variant": variant,
-                    "harness.reference": "" if rung.reference is None else str(rung.reference),
-                    "harness.seed": str(seed_cfg.run.seed),
+                    **RungRecord(
+                        **shared,
+                        rung=rung.name,
+                        rung_index=rung.index,
+                        rung_changes=rung.changes,
+                        rung_note=rung.note,
+                        variant=variant,
+                        reference=rung.reference,
+                        seed=seed_cfg.run.seed,
+                    ).to_tags(),
                 }
                 name = "-".join(filter(None, [f"{rung.index:02d}", rung.name, variant, f"s{seed_cfg.run.seed}"]))
                 shown = ProgressSink(

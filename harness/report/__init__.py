@@ -30,8 +30,6 @@ from harness.report._ladder import (
 from harness.report._pricing import PriceOn
 from harness.report._publish import Published, publish
 from harness.report._replay import (
-    PRICED_EXPERIMENT,
-    PRICED_ON,
     REPLAY_ARTIFACT,
     replay_report,
     write_replay_report,
@@ -46,8 +44,6 @@ from harness.report._study import (
 )
 
 __all__ = [
-    "PRICED_EXPERIMENT",
-    "PRICED_ON",
     "REPLAY_ARTIFACT",
     "CompareReport",
     "Document",

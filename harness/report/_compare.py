@@ -21,7 +21,7 @@ from harness.errors import UserError
 from harness.report import _core, _html
 from harness.report._document import Document, Figure, Section, render_markdown
 from harness.report._publish import publish
-from harness.report._study import _obj, counted, find_study_run, study_report
+from harness.report._study import _obj, counted, find_study_run, study_record, study_report
 from harness.tracking import Tracker
 
 
@@ -111,15 +111,15 @@ def compare_report(
     """``backends``: the comparison ran once per backend (``--backends``); one target for all of them."""
     each = list(backends) or [""]
     first = find_study_run(tracker, compare_study_name(space, samplers[0], 0, each[0]))
-    direction = first.data.tags.get("harness.direction", "maximize")
+    record = study_record(first)
+    direction = record.direction
     curves = [_curve(tracker, space, s, r, direction, b) for b in each for s in samplers for r in range(repeats)]
-    tags = first.data.tags
     meta = {
         "kind": "real",
         "space": space,
-        "space_source": tags.get("harness.space_source", "?"),
-        "experiment": tags.get("harness.experiment", "?"),
-        "objective": tags.get("harness.objective", "?"),
+        "space_source": record.space_source,
+        "experiment": record.experiment,
+        "objective": record.objective,
         "samplers": list(samplers),
         "backends": list(backends),
         "repeats": repeats,
@@ -128,7 +128,7 @@ def compare_report(
         "device": "; ".join(
             dict.fromkeys(study_report(tracker, c.study).meta["devices"] for c in curves if c.repeat == 0)
         ),
-        "params": tags.get("harness.params", ""),
+        "params": ",".join(record.params),
         # a comparison has no MLflow run of its own: its HTML goes to the first study's parent run
         "parent_run_id": first.info.run_id,
         "parent_study": compare_study_name(space, samplers[0], 0, each[0]),

@@ -26,7 +26,7 @@ import pandas as pd
 from harness._paths import check_folder, safe_child
 from harness._secrets import redact_text
 from harness.errors import UserError
-from harness.tracking import Tracker
+from harness.tracking import COMMAND_TAG, CWD_TAG, Tracker
 
 
 def require_store(tracker: Tracker, first: str) -> None:
@@ -142,7 +142,7 @@ def local_paths(command: str, cwd: str | None) -> str:
 def run_command(tags: Mapping[str, str]) -> str:
     """A run's ``harness.command`` (redacted: runs logged before redaction existed), its paths relative
     to the folder it ran in (``harness.cwd``; for runs made before that tag, the report's own folder)."""
-    return local_paths(redact_text(tags.get("harness.command", "")), tags.get("harness.cwd") or os.getcwd())
+    return local_paths(redact_text(tags.get(COMMAND_TAG, "")), tags.get(CWD_TAG) or os.getcwd())
 
 
 def md_commit(commit: str) -> str:

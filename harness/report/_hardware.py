@@ -43,7 +43,7 @@ from harness.report._core import (
 from harness.report._document import Document, Figure, Section
 from harness.report._publish import publish
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, pairwise, smallest_testable, summarize, winner
-from harness.tracking import Tracker
+from harness.tracking import BenchHardwareRecord, Tracker, kind_filter
 
 EXPERIMENT = "bench-hardware"
 _GROUP = ["tags.bench.experiment", "tags.bench.backend", "tags.device", "tags.bench.batch_size", "tags.bench.precision"]
@@ -83,7 +83,7 @@ def find_parent(tracker: Tracker, run_id: str | None) -> Any:
     if run_id is not None:
         return tracker.client.get_run(run_id)
     exp = tracker.client.get_experiment_by_name(EXPERIMENT)
-    runs = [] if exp is None else search(tracker, [exp.experiment_id], "tags.harness.kind = 'bench-hardware'")
+    runs = [] if exp is None else search(tracker, [exp.experiment_id], kind_filter(BenchHardwareRecord.KIND))
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.info.status == "FINISHED"]
     if not parents:
         raise UserError(f"no finished `harness bench hardware` run in {tracker.display_uri}; run it first")

@@ -27,7 +27,16 @@ from harness.report._document import Document, Section, render_markdown
 from harness.report._publish import publish
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, one_samples, pairwise, smallest_testable
 from harness.tasks import UNDEFINED_TAG, Column, Task, get_task
-from harness.tracking import Tracker, ladder_experiment, quote
+from harness.tracking import (
+    SCALE_TAG,
+    LadderRecord,
+    RungRecord,
+    TagError,
+    Tracker,
+    kind_filter,
+    ladder_experiment,
+    tag_filter,
+)
 
 TOLERANCE = 0.003  # "within 0.3 points of the reference"
 
@@ -48,8 +57,8 @@ class LadderTests:
 class LadderReport:
     table: pd.DataFrame  # one row per rung (and variant), numeric
     meta: dict[str, str]  # where the numbers came from
-    task: str = "classification"
-    metric: str = "test_accuracy"  # the per-evaluation metric the references quote
+    task: str  # the ladder's task (its parent run's tag): its columns, directions and curves
+    metric: str  # the per-evaluation metric the references quote (``test_<m>``)
     # test metrics per evaluation step, mean over the seeds of each rung's FINISHED runs:
     # source, rung_index, rung, variant, metric (``accuracy``), step, value
     curves: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
@@ -81,22 +90,25 @@ def find_parent_run(tracker: Tracker, ladder: str, run_id: str | None, scale: st
             return tracker.client.get_run(run_id)
         except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
             raise UserError(f"no run {run_id!r} in {tracker.display_uri} ({exc})") from None
-    filters = ["tags.`harness.kind` = 'ladder'"]
+    filters = [kind_filter(LadderRecord.KIND)]
     if scale:
-        filters.append(f"tags.`harness.scale` = '{quote(scale)}'")
-    runs = [
+        filters.append(tag_filter(SCALE_TAG, scale))
+    found = [
         run
         for run in _core.search(tracker, [exp.experiment_id], " and ".join(filters), ["attributes.start_time DESC"])
         if MLFLOW_PARENT_RUN_ID not in run.data.tags
     ]
+    # a parent whose tags cannot be read (made before tasks) is no candidate; asked for by --run, it is refused
+    runs = [(run, record) for run in found if (record := _readable(run)) is not None]
     if not runs:
-        raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.display_uri}")
+        skipped = f" ({len(found)} older parent runs without a task skipped)" if found else ""
+        raise UserError(f"no {scale or ''} parent run of ladder {ladder!r} in {tracker.display_uri}{skipped}")
     # the latest run of every rung that finished; else the latest with any rung run (never an empty
     # parent left by Ctrl-C at start-up); a partial run is reported only when asked for by --run
-    for run in runs:
-        if run.info.status == "FINISHED" and not run.data.tags.get("harness.rungs_selected"):
+    for run, record in runs:
+        if run.info.status == "FINISHED" and not record.rungs_selected:
             return run
-    for run in runs:
+    for run, _ in runs:
         if not _core.children(tracker, run).empty:
             return run
     raise UserError(f"no parent run of ladder {ladder!r} in {tracker.display_uri} has any rung run yet")
@@ -116,27 +128,28 @@ def ladder_report(
     runs = _core.children(tracker, parent)
     if runs.empty:
         raise UserError(f"parent run {parent.info.run_id} of ladder {ladder!r} has no rung runs yet")
-    frames = [_with_variant(runs, "").assign(parent_run_id=parent.info.run_id, source=0)]
+    record = _parent_record(parent)
+    frames = [_with_variant(rung_runs(runs, parent.info.run_id), "").assign(parent_run_id=parent.info.run_id, source=0)]
     also_lines = []
     for other_id in also:
         other = find_parent_run(tracker, ladder, other_id, None)
         extra = _core.children(tracker, other)
         if extra.empty:
             raise UserError(f"parent run {other_id} of ladder {ladder!r} has no rung runs")
-        other_scale = other.data.tags.get("harness.scale", "?")
-        frames.append(_with_variant(extra, f"{other_scale} scale").assign(parent_run_id=other_id, source=len(frames)))
+        other_scale = _parent_record(other).scale
+        extra = _with_variant(rung_runs(extra, other_id), f"{other_scale} scale")
+        frames.append(extra.assign(parent_run_id=other_id, source=len(frames)))
         also_lines.append(
             f"Rows marked *{_core.md_text(other_scale)} scale*: parent run {_core.md_code(other_id)} "
             f"({other.info.status}), {_core.md_code(_core.run_command(other.data.tags) or '?')}, "
             f"device {_core.md_text(other.data.tags.get('device', '?'))}"
         )
     tags = parent.data.tags
-    task = get_task(tags.get("harness.task", "classification"))
-    metric = tags.get("harness.metric", f"test_{task.primary}")
+    task, metric = get_task(record.task), record.metric
     runs = pd.concat(frames, ignore_index=True)
     if rungs:
         keep = _rung_indices(rungs)
-        runs = runs[runs["tags.harness.rung_index"].astype(int).isin(keep)]
+        runs = runs[runs["rung_index"].isin(keep)]
         if runs.empty:
             raise UserError(f"--rungs {rungs}: no rung runs with these indices under parent run {parent.info.run_id}")
     table = _aggregate(runs, task, metric)
@@ -145,13 +158,13 @@ def ladder_report(
     meta = {
         "ladder": ladder,
         **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
-        "scale": tags.get("harness.scale", "?"),
-        "seeds": tags.get("harness.seeds", "?"),
+        "scale": record.scale,
+        "seeds": str(record.seeds),
         "device": tags.get("device", "?"),
         "data_checksum": tags.get("data.checksum", "?"),
         "price_per_hour": tags.get("price_per_hour", "unknown"),
         "also": "\n".join(also_lines),
-        "notes": tags.get("harness.ladder_notes", ""),
+        "notes": record.ladder_notes or "",
     }
     return LadderReport(table, meta, task.name, metric, curves, tracker, seeds)
 
@@ -169,9 +182,42 @@ def _rung_indices(spec: str) -> set[int]:
     return keep
 
 
+def _readable(parent: Any) -> LadderRecord | None:
+    try:
+        return _parent_record(parent)
+    except TagError:
+        return None
+
+
+def _parent_record(parent: Any) -> LadderRecord:
+    """A ladder parent run's tags, typed; one without them (made before tasks, or not by ``harness ladder``)
+    is refused by name, never read as some default task."""
+    return LadderRecord.from_tags(parent.data.tags, f"ladder parent run {parent.info.run_id}")
+
+
+def rung_runs(runs: pd.DataFrame, parent_run_id: str) -> pd.DataFrame:
+    """Child runs of a ladder (:func:`_core.children`) with their rung tags as typed columns: ``rung_index``,
+    ``rung``, ``rung_changes``, ``rung_note``, ``reference`` (NaN: none), ``seed`` and ``variant`` ("": none)."""
+    records = []
+    for _, row in runs.iterrows():
+        tags = {k.removeprefix("tags."): v for k, v in row.items() if isinstance(k, str) and k.startswith("tags.")}
+        try:
+            records.append(RungRecord.from_tags(tags, f"run {row['run_id']} of ladder parent run {parent_run_id}"))
+        except TagError as exc:
+            raise TagError(f"{exc}; pass another parent run with --run") from None
+    return runs.assign(
+        rung_index=[r.rung_index for r in records],
+        rung=[r.rung for r in records],
+        rung_changes=[r.rung_changes for r in records],
+        rung_note=[r.rung_note or "" for r in records],
+        reference=[math.nan if r.reference is None else r.reference for r in records],
+        seed=[str(r.seed) for r in records],  # a pairing key, as the tag spells it
+        variant=[r.variant or "" for r in records],
+    )
+
+
 def _with_variant(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    variant = runs["tags.harness.variant"] if "tags.harness.variant" in runs else pd.Series("", index=runs.index)
-    variant = variant.fillna("")
+    variant = runs["variant"]
     if prefix:  # rows of another parent run: say which scale (and split) they ran at
         split = runs["tags.data.split"].fillna("") if "tags.data.split" in runs else pd.Series("", index=runs.index)
         pairs = zip(variant, split, strict=True)
@@ -181,21 +227,19 @@ def _with_variant(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
 
 def _aggregate(runs: pd.DataFrame, task: Task, metric: str) -> pd.DataFrame:
     """Mean and sd over seeds of each rung's (and variant's) FINISHED runs."""
-    runs = runs.assign(rung_index=runs["tags.harness.rung_index"].astype(int))
     columns = [(c.metric, c.metric) for c in task.report_columns()] + [("best", f"best_{metric}"), *_TIMINGS]
     rows = []
     for (source, index, variant_label), group in runs.groupby(["source", "rung_index", "variant"], sort=True):
         done = group[group["status"] == "FINISHED"]
         first = group.iloc[0]
-        reference = first.get("tags.harness.reference") or ""
         row: dict[str, Any] = {
             "source": source,  # 0: the report's run; 1, 2, ...: the --also runs
             "rung_index": index,
-            "rung": first["tags.harness.rung"],
+            "rung": first["rung"],
             "variant": variant_label,
-            "changes": first["tags.harness.rung_changes"],
-            "note": _text(first.get("tags.harness.rung_note")),
-            "reference": float(reference) if reference else math.nan,
+            "changes": first["rung_changes"],
+            "note": first["rung_note"],
+            "reference": first["reference"],
             "runs": len(done),
             "parent_run_id": first["parent_run_id"],
             "runs_not_finished": len(group) - len(done),
@@ -227,13 +271,12 @@ def _per_seed(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
     keys = ["source", "rung_index", "variant", "seed"]
     if done.empty or column not in done:
         return pd.DataFrame(columns=[*keys, "value"])
-    seed = done["tags.harness.seed"] if "tags.harness.seed" in done else pd.Series(math.nan, index=done.index)
     frame = pd.DataFrame(
         {
             "source": done["source"].astype(int),
-            "rung_index": done["tags.harness.rung_index"].astype(int),
+            "rung_index": done["rung_index"].astype(int),
             "variant": done["variant"].astype(str),
-            "seed": [s if isinstance(s, str) and s else f"run {r}" for s, r in zip(seed, done["run_id"], strict=True)],
+            "seed": done["seed"].astype(str),
             "value": done[column].astype(float),
         }
     ).dropna(subset=["value"])
@@ -249,8 +292,8 @@ def _curves(tracker: Tracker, runs: pd.DataFrame, task: Task, metric: str) -> pd
     for _, run in runs[runs["status"] == "FINISHED"].iterrows():
         key = {
             "source": run["source"],
-            "rung_index": int(run["tags.harness.rung_index"]),
-            "rung": run["tags.harness.rung"],
+            "rung_index": int(run["rung_index"]),
+            "rung": run["rung"],
             "variant": run["variant"],
         }
         for name in names:
@@ -260,11 +303,6 @@ def _curves(tracker: Tracker, runs: pd.DataFrame, task: Task, metric: str) -> pd
         return pd.DataFrame(columns=["source", "rung_index", "rung", "variant", "metric", "step", "value"])
     keys = ["source", "rung_index", "rung", "variant", "metric", "step"]
     return pd.DataFrame(rows).groupby(keys, sort=True, as_index=False)["value"].mean()
-
-
-def _text(value: Any) -> str:
-    """A tag's value, or "" where the run has none (pandas reads a missing tag as NaN)."""
-    return value if isinstance(value, str) else ""
 
 
 _TIMINGS = (

@@ -25,8 +25,19 @@ from harness.report._compare import (
 )
 from harness.report._document import Section
 from harness.report._pricing import PriceOn, Pricing, hardware_verdicts, price_replay
-from harness.report._study import _obj, study_fingerprint, study_report
-from harness.tracking import Tracker, quote, study_experiment
+from harness.report._study import _obj, study_fingerprint, study_record, study_report
+from harness.tracking import (
+    KIND_TAG,
+    STUDY_TAG,
+    ReplayRecord,
+    StudyBudget,
+    StudyRecord,
+    Tracker,
+    kind_filter,
+    kind_of,
+    study_experiment,
+    tag_filter,
+)
 
 REPLAY_ARTIFACT = "replay/curves.json"  # where a replay run keeps every repeat's curve (studies/_replay.py)
 GOOD_TAU = 0.7  # the surrogate orders held-out recorded points mostly as the real runs did
@@ -42,10 +53,6 @@ class ReplayReport:
     pricing: Pricing | None = None  # the replay priced on every row of a `bench hardware` run
 
 
-PRICED_ON = "harness.priced_on"  # a replay run's tags naming the bench it was priced from (compare-samplers --hardware)
-PRICED_EXPERIMENT = "harness.priced_experiment"
-
-
 def replay_report(
     tracker: Tracker, run_id: str, target: float | None = None, price_on: PriceOn | None = None
 ) -> ReplayReport:
@@ -55,8 +62,9 @@ def replay_report(
     except Exception as exc:  # MlflowException: RESOURCE_DOES_NOT_EXIST
         raise UserError(f"no replay run {run_id!r} in {tracker.display_uri} ({exc})") from None
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    if tags.get("harness.kind") != "replay":
-        raise UserError(f"run {run_id} is not a replay (tag harness.kind is {tags.get('harness.kind')!r})")
+    if kind_of(tags) != ReplayRecord.KIND:
+        raise UserError(f"run {run_id} is not a replay (tag {KIND_TAG} is {kind_of(tags)!r})")
+    record = ReplayRecord.from_tags(tags, f"replay run {run_id}")
     path = tracker.client.download_artifacts(run_id, REPLAY_ARTIFACT)
     repeats = json.loads(Path(path).read_text(encoding="utf-8"))["repeats"]
     curves = [
@@ -72,15 +80,15 @@ def replay_report(
         )
         for r in repeats
     ]
-    space = tags["harness.space"]
+    space = record.space
     samplers = params["samplers"].split(",")
-    landscape = tags["harness.landscape"]
+    landscape = record.landscape
     meta = {
         "kind": "replay",
         "space": space,
-        "space_source": tags.get("harness.space_source", "?"),
-        "experiment": tags.get("harness.experiment", "?"),
-        "objective": tags.get("harness.objective", "?"),
+        "space_source": record.space_source,
+        "experiment": record.experiment,
+        "objective": record.objective,
         "samplers": samplers,
         "backends": [],
         "repeats": int(params["repeats"]),
@@ -88,25 +96,25 @@ def replay_report(
         **{k: v for k, v in _core.provenance(tracker, run, ("optuna", "scikit-learn")).items() if k in _SHOWN},
         "device": "replayed on this host; trial times as recorded on "
         + study_report(tracker, landscape).meta["devices"],
-        "params": tags.get("harness.params", ""),
+        "params": ",".join(record.params),
         "parent_run_id": run_id,
         "parent_study": "",
         "landscape": landscape,
         "replay_command": _core.run_command(tags),
-        "landscape_design": tags.get("harness.landscape_design", ""),
+        "landscape_design": record.landscape_design,
         "landscape_trials": params.get("landscape.trials", "?"),
     }
     given = params.get("target", "median")
     goal = target if target is not None else (None if given == "median" else float(given))
-    comparison = build_comparison(curves, tags["harness.direction"], int(params["budget"]), goal, meta, tracker)
+    comparison = build_comparison(curves, record.direction, int(params["budget"]), goal, meta, tracker)
     fidelity = {k.removeprefix("fidelity_"): v for k, v in metrics.items() if k.startswith("fidelity_")}
     fidelity["folds"] = float(params.get("fidelity.folds", "nan"))
     comparison.meta["caveat"] = _caveat(fidelity)
     timed = ("replay_wall_s", "surrogate_fit_s", "replayed_trials", "exact_lookups")
     timing: dict[str, float] = {k: metrics[k] for k in timed if k in metrics}
-    real = real_comparison(tracker, space, tags["harness.fingerprint"], samplers)
-    if price_on is None and PRICED_ON in tags:
-        price_on = PriceOn(tags[PRICED_ON] or None, tags.get(PRICED_EXPERIMENT) or None)
+    real = real_comparison(tracker, space, record.fingerprint or "", samplers)  # a replay's is always tagged
+    if price_on is None and record.priced_on is not None:  # "": the latest bench run, as when it ran
+        price_on = PriceOn(record.priced_on or None, record.priced_experiment or None)
     pricing = None
     if price_on is not None:
         pricing = price_replay(tracker, comparison, price_on, landscape_backend(tracker, landscape))
@@ -133,19 +141,19 @@ def real_comparison(tracker: Tracker, space: str, fingerprint: str, samplers: Se
     runs = _core.search(
         tracker,
         [exp.experiment_id],
-        f"tags.`harness.kind` = 'study' and tags.`harness.study` LIKE '{quote(space)}-cmp-%'",
+        f"{kind_filter(StudyRecord.KIND)} and {tag_filter(STUDY_TAG, f'{space}-cmp-%', 'LIKE')}",
     )
     pattern = re.compile(rf"^{re.escape(space)}-cmp-(?P<sampler>[a-z]+)-r(?P<repeat>\d+)$")
     found: dict[str, set[int]] = {}
     budget = None
     for run in runs:
-        m = pattern.match(run.data.tags.get("harness.study", ""))
+        m = pattern.match(study_record(run).study)
         if not m or m["sampler"] not in samplers or run.info.status != "FINISHED":
             continue
         if study_fingerprint(tracker, run) != fingerprint:
             continue
         found.setdefault(m["sampler"], set()).add(int(m["repeat"]))
-        budget = int(run.data.tags.get("harness.max_trials", "0") or 0) or budget
+        budget = StudyBudget.from_tags(run.data.tags).max_trials or budget
     common = [s for s in samplers if s in found]
     if len(common) < 2 or budget is None:
         return None

@@ -20,7 +20,16 @@ from harness.errors import UserError
 from harness.report import _core, _html
 from harness.report._document import Document, Section, render_markdown
 from harness.report._publish import publish
-from harness.tracking import Tracker, quote
+from harness.tracking import (
+    RETRY_OF_TAG,
+    STUDY_TAG,
+    StudyBudget,
+    StudyRecord,
+    StudyResumed,
+    Tracker,
+    kind_filter,
+    tag_filter,
+)
 
 _STATE_FROM_STATUS = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL", "RUNNING": "RUNNING"}
 
@@ -42,7 +51,7 @@ def find_study_run(tracker: Tracker, name: str) -> Any:
         _core.search(
             tracker,
             exps,
-            f"tags.`harness.kind` = 'study' and tags.`harness.study` = '{quote(name)}'",
+            f"{kind_filter(StudyRecord.KIND)} and {tag_filter(STUDY_TAG, name)}",
             ["attributes.start_time DESC"],
         )
         if exps
@@ -67,8 +76,8 @@ def _tuned(runs: pd.DataFrame, name: str, key: str) -> pd.Series:
 
 def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]:
     runs = _core.children(tracker, parent)
-    params = [p for p in parent.data.tags.get("harness.params", "").split(",") if p]
-    keys = [k for k in parent.data.tags.get("harness.param_keys", "").split(",") if k] or params
+    record = study_record(parent)
+    params, keys = list(record.params), list(record.keys)
     if runs.empty:
         columns = ["trial", "state", "status", *params, "objective", "time_s", "cost_usd", "retry_of", "run_id"]
         return pd.DataFrame(columns=columns), params
@@ -87,7 +96,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
             "objective": column("metrics.objective").astype(float),
             "time_s": column("metrics.trial_wall_s").astype(float),
             "cost_usd": column("metrics.cost_usd").astype(float),
-            "retry_of": column("tags.harness.retry_of", "").fillna(""),
+            "retry_of": column(f"tags.{RETRY_OF_TAG}", "").fillna(""),
             "run_id": runs["run_id"],
         }
     )
@@ -100,11 +109,17 @@ def counted(table: pd.DataFrame) -> pd.DataFrame:
     return table[~(table["trial"].isin(rerun) & (table["state"] == "FAIL"))]
 
 
+def study_record(parent: Any) -> StudyRecord:
+    """A study parent run's tags, typed (:class:`TagError` names what an old or foreign run lacks)."""
+    return StudyRecord.from_tags(parent.data.tags, f"study parent run {parent.info.run_id}")
+
+
 def study_report(tracker: Tracker, name: str) -> StudyReport:
     parent = find_study_run(tracker, name)
     table, params = _trial_rows(tracker, parent)
     tags = parent.data.tags
-    direction = tags.get("harness.direction", "maximize")
+    record, budget = study_record(parent), StudyBudget.from_tags(tags)
+    direction = record.direction
     done = table[table["state"] == "COMPLETE"].dropna(subset=["objective"])
     best = None
     if not done.empty:
@@ -119,21 +134,21 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
     meta = {
         "study": name,
         **_core.provenance(tracker, parent, ("optuna", "mlflow", "tensorflow", "keras")),
-        "resumed": tags.get("harness.resumed", "0"),
-        "space": tags.get("harness.space", "?"),
-        "space_source": tags.get("harness.space_source", "?"),
-        "space_format": tags.get("harness.space_format", "?"),
-        "experiment": tags.get("harness.experiment", "?"),
-        "objective": tags.get("harness.objective", "?"),
+        "resumed": str(StudyResumed.from_tags(tags).resumed),
+        "space": record.space,
+        "space_source": record.space_source,
+        "space_format": record.space_format or "?",  # "?": a study from before the tag
+        "experiment": record.experiment,
+        "objective": record.objective,
         "direction": direction,
-        "sampler": tags.get("harness.sampler", "?"),
+        "sampler": record.sampler,
         "sampler_class": parent.data.params.get("sampler.class", "?"),
-        "sampler_seed": tags.get("harness.sampler_seed", "?"),
-        "pruner": tags.get("harness.pruner", "?"),
+        "sampler_seed": str(record.sampler_seed),
+        "pruner": record.pruner,
         "storage_kind": tags.get("optuna.storage_kind", "?"),
-        "max_trials": tags.get("harness.max_trials", "?"),
-        "max_parallel": tags.get("harness.max_parallel", "") or "no limit",
-        "max_failed": tags.get("harness.max_failed", "") or "no limit",
+        "max_trials": "?" if budget.max_trials is None else str(budget.max_trials),
+        "max_parallel": "no limit" if budget.max_parallel is None else str(budget.max_parallel),
+        "max_failed": "no limit" if budget.max_failed is None else str(budget.max_failed),
         "counts": (
             f"{len(live)} counted ({(live['state'] == 'COMPLETE').sum()} complete, "
             f"{(live['state'] == 'PRUNED').sum()} pruned, {(live['state'] == 'FAIL').sum()} failed, "
@@ -141,15 +156,16 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
         ),
         "devices": ", ".join(sorted(_unique(tracker, table, "device"))) or "?",
         "prices": ", ".join(sorted(_unique(tracker, table, "price_per_hour"))) or "unknown",
-        "reference_scale": tags.get("harness.objective_reference_scale", "1.0"),
+        # "": none recorded (a study from before the tag), shown as harness logs it
+        "reference_scale": "" if record.objective_reference_scale is None else str(record.objective_reference_scale),
         "cmle": (
             f"{tags['cmle.tier']} = {tags.get('cmle.description', '')}, list price "
             f"{tags.get('cmle.price_per_hour', 'unknown')} $/h"
             if "cmle.tier" in tags
             else ""
         ),
-        "flat": flat_objective(list(complete), tags.get("harness.experiment", ""), tags.get("harness.objective", "?")),
-        "scale_notes": tags.get("harness.scale_notes", ""),
+        "flat": flat_objective(list(complete), record.experiment, record.objective),
+        "scale_notes": record.scale_notes or "",
         "total_time_s": f"{table['time_s'].sum():.1f}",
         "total_cost_usd": "n/a" if table["cost_usd"].isna().all() else f"{table['cost_usd'].sum():.4f}",
     }
@@ -214,7 +230,7 @@ def short_value(value: Any) -> str:
 
 
 def reference_scale(report: StudyReport) -> float:
-    """The reference trainers' scale of the objective (1 when they logged it as harness does)."""
+    """The reference trainers' scale of the objective (1 when they logged it as harness does, or none is recorded)."""
     try:
         return float(report.meta.get("reference_scale", "1.0"))
     except ValueError:
@@ -348,9 +364,9 @@ def study_fingerprint(tracker: Tracker, parent: Any) -> str:
 
     from harness.tracking import space_fingerprint
 
-    tagged = parent.data.tags.get("harness.fingerprint")
+    tagged = study_record(parent).fingerprint
     if tagged:
-        return str(tagged)
+        return tagged
     try:
         text = tracker.client.download_artifacts(parent.info.run_id, "search_space/resolved.yaml")
         described = yaml.safe_load(Path(text).read_text(encoding="utf-8"))

@@ -24,7 +24,7 @@ from harness.errors import UserError
 from harness.studies._context import StaleTrials
 from harness.studies._settings import ATTR, REQUEUE_ATTR
 from harness.studies._storage import default_storage_url, local_file, normalise_url, open_storage, redact
-from harness.tracking import Tracker, owner_gone, owner_of
+from harness.tracking import StudyRecord, Tracker, kind_filter, owner_gone, owner_of
 
 _STORAGE_TAG = "optuna.storage"  # on a study's parent run, password masked (lifecycle._parent_tags)
 
@@ -85,7 +85,7 @@ def _named_by_studies(client: Any) -> set[str]:
     while experiments:
         page = client.search_runs(
             experiments,
-            "tags.`harness.kind` = 'study'",
+            kind_filter(StudyRecord.KIND),
             run_view_type=ViewType.ALL,
             max_results=1000,
             page_token=token,

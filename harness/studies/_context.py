@@ -16,7 +16,7 @@ from harness.studies._samplers import SamplerSpec, build_pruner
 from harness.studies._settings import ATTR, REQUEUE_ATTR, StudySettings
 from harness.studies._space import Budget, PrunerSpec, ResolvedSpace
 from harness.studies._storage import normalise_url, open_storage, redact, storage_kind
-from harness.tracking import RunHandle, Tracker, environment_tags
+from harness.tracking import NOTE_TAG, RunHandle, Tracker, environment_tags
 
 Progress = Callable[[str], None]
 
@@ -65,7 +65,7 @@ class StaleTrials:
                 system_attrs=system_attrs,
             )
         )
-        self.tracker.client.set_tag(run_id, "harness.note", "its worker died after the run finished; result kept")
+        self.tracker.client.set_tag(run_id, NOTE_TAG, "its worker died after the run finished; result kept")
         self.progress(f"trial {trial.number}: its worker died after the trial finished; its result is kept")
         return True
 
@@ -116,11 +116,9 @@ class StudyContext:
 
 
 def trial_tags(settings: StudySettings, name: str, resolved: ResolvedSpace, url: str) -> dict[str, str]:
+    """Every trial's tags but its own (:class:`~harness.tracking.TrialRecord` adds those)."""
     return {
         **environment_tags(),
-        "harness.study": name,
-        "harness.space": resolved.space.name,
-        "harness.sampler": settings.sampler["name"],
         "optuna.study": name,
         "optuna.storage_kind": storage_kind(url),
     }

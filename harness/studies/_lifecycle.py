@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import tempfile
 import time
 import warnings
@@ -29,7 +28,19 @@ from harness.studies._storage import (
     storage_kind,
 )
 from harness.studies._trials import tally
-from harness.tracking import RunHandle, RunKilled, Tracker, environment_tags, owner_tags, study_experiment
+from harness.tracking import (
+    PLOT_NOTES_TAG,
+    RunHandle,
+    RunKilled,
+    StudyBest,
+    StudyBudget,
+    StudyRecord,
+    StudyResumed,
+    Tracker,
+    environment_tags,
+    owner_tags,
+    study_experiment,
+)
 
 SETTINGS_WAIT_S = 120  # how long a second process waits for the study creator to record its parent run
 
@@ -133,8 +144,8 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
         tracker.client.update_run(settings.parent_run_id, status="RUNNING")
         parent = RunHandle(tracker.client, settings.parent_run_id)
         parent.set_tags(owner_tags())  # this process now answers for the RUNNING parent
-        resumes = int(tracker.client.get_run(settings.parent_run_id).data.tags.get("harness.resumed", "0")) + 1
-        parent.set_tags({"harness.resumed": str(resumes), "harness.command.resume": redact_text(r.command)})
+        before = StudyResumed.from_tags(tracker.client.get_run(settings.parent_run_id).data.tags)
+        parent.set_tags(StudyResumed(resumed=before.resumed + 1, command=redact_text(r.command)).to_tags())
         resumed = True
     else:
         exp_id = tracker.experiment_id(study_experiment(plan.space.name))
@@ -143,7 +154,12 @@ def open_study(plan: Plan, progress: Progress = print) -> tuple[StudyContext, bo
         parent = RunHandle(tracker.client, run.info.run_id)
         _log_parent_definition(parent, plan)
         resumed = False
-    parent.set_tags({f"harness.{k}": "" if v is None else str(v) for k, v in dataclasses.asdict(plan.budget).items()})
+    budget = plan.budget
+    parent.set_tags(
+        StudyBudget(
+            max_trials=budget.max_trials, max_parallel=budget.max_parallel, max_failed=budget.max_failed
+        ).to_tags()
+    )
     study.set_user_attr(ATTR, settings.to_attr())
     if study.metric_names is None:  # optuna-dashboard then names the objective, not "Objective 0"
         with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and still the way to name it
@@ -188,25 +204,34 @@ def _check_resume(plan: Plan, old: StudySettings, study: Any) -> None:
 
 def _parent_tags(plan: Plan) -> dict[str, str]:
     space = plan.space
+    resolved = plan.resolved
+    record = StudyRecord(
+        study=plan.name,
+        space=space.name,
+        space_source=space.source,
+        space_format=space.format,
+        experiment=resolved.experiment.label,
+        task=resolved.base.task.name,
+        objective=resolved.objective.final_key,
+        objective_reference_scale=resolved.objective.reference_scale,
+        direction=resolved.direction,
+        fingerprint=resolved.fingerprint(),  # what a replay checks a landscape against
+        params=tuple(p.name for p in space.params),
+        param_keys=tuple(resolved.keys[p.name] for p in space.params),
+        sampler=plan.sampler.name,
+        sampler_seed=plan.sampler.seed,
+        pruner=plan.pruner.name,
+        command=redact_text(plan.request.command),
+        landscape=(plan.request.design_note or f"{len(plan.request.design)} fixed points")
+        if plan.request.design
+        else None,
+        space_notes=" | ".join(space.notes) if space.notes else None,
+        # how --scale met the file's fixed budget: the report says it too
+        scale_notes=" | ".join(resolved.scale_notes) if resolved.scale_notes else None,
+    )
     tags = {
         **environment_tags(),
-        "harness.kind": "study",
-        "harness.study": plan.name,
-        "harness.space": space.name,
-        "harness.space_source": space.source,
-        "harness.space_format": space.format,
-        "harness.experiment": plan.resolved.experiment.label,
-        "harness.task": plan.resolved.base.task.name,
-        "harness.objective": plan.resolved.objective.final_key,
-        "harness.objective_reference_scale": str(plan.resolved.objective.reference_scale),
-        "harness.direction": plan.resolved.direction,
-        "harness.fingerprint": plan.resolved.fingerprint(),  # what a replay checks a landscape against
-        "harness.params": ",".join(p.name for p in space.params),
-        "harness.param_keys": ",".join(plan.resolved.keys[p.name] for p in space.params),
-        "harness.sampler": plan.sampler.name,
-        "harness.sampler_seed": str(plan.sampler.seed),
-        "harness.pruner": plan.pruner.name,
-        "harness.command": redact_text(plan.request.command),
+        **record.to_tags(),
         **owner_tags(),
         "optuna.study": plan.name,
         "optuna.storage_kind": storage_kind(plan.url),
@@ -226,12 +251,6 @@ def _parent_tags(plan: Plan) -> dict[str, str]:
                 "cmle.price_per_hour": "unknown" if None in each else f"{sum(p or 0.0 for p in each):.4f}",
             }
         )
-    if plan.request.design:
-        tags["harness.landscape"] = plan.request.design_note or f"{len(plan.request.design)} fixed points"
-    if space.notes:
-        tags["harness.space_notes"] = " | ".join(space.notes)[:5000]
-    if plan.resolved.scale_notes:  # how --scale met the file's fixed budget: the report says it too
-        tags["harness.scale_notes"] = " | ".join(plan.resolved.scale_notes)[:5000]
     return tags
 
 
@@ -354,7 +373,7 @@ def finalize(ctx: StudyContext, progress: Progress = print, plots: bool = True) 
         space = ctx.resolved.space
         values = {p.name: p.to_config(best.params[p.optuna_name]) for p in space.params if p.optuna_name in best.params}
         plain = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-        parent.set_tags({"harness.best_trial": str(best.number), "harness.best_params": json.dumps(plain)})
+        parent.set_tags(StudyBest(trial=best.number, params=plain).to_tags())
         summary["best_values"] = values
     parent.log_metrics(len(trials), metrics)
     with tempfile.TemporaryDirectory() as tmp:
@@ -363,7 +382,7 @@ def finalize(ctx: StudyContext, progress: Progress = print, plots: bool = True) 
         parent.log_artifact(csv, "optuna")
     notes = _log_plots(ctx, parent, complete) if plots else []
     if notes:
-        parent.set_tags({"harness.plot_notes": " | ".join(notes)})
+        parent.set_tags({PLOT_NOTES_TAG: " | ".join(notes)})
         for note in notes:
             progress(f"note: {note}")
     return summary

@@ -62,10 +62,11 @@ def load_landscape(tracker: Any, name: str, resolved: ResolvedSpace) -> tuple[An
     import numpy as np
 
     from harness.report import find_study_run, study_fingerprint, study_report
+    from harness.tracking import StudyRecord
 
     parent = find_study_run(tracker, name)
-    tags = parent.data.tags
-    if "harness.landscape" not in tags:
+    study = StudyRecord.from_tags(parent.data.tags, f"study {name!r}")
+    if study.landscape is None:
         raise UserError(
             f"study {name!r} is not a landscape (recorded with `harness record-landscape`); "
             f"record one with `harness record-landscape {resolved.space.source}`"
@@ -73,8 +74,8 @@ def load_landscape(tracker: Any, name: str, resolved: ResolvedSpace) -> tuple[An
     recorded_for = study_fingerprint(tracker, parent)
     if recorded_for != resolved.fingerprint():
         raise UserError(
-            f"landscape {name!r} was recorded for {tags.get('harness.space_source', '?')} "
-            f"({tags.get('harness.experiment', '?')}, fingerprint {recorded_for}), not for "
+            f"landscape {name!r} was recorded for {study.space_source} "
+            f"({study.experiment}, fingerprint {recorded_for}), not for "
             f"{resolved.space.source} with these settings ({resolved.experiment.label}, fingerprint "
             f"{resolved.fingerprint()}): replay it with the space file, --experiment, --scale and --set it was "
             f"recorded with, or record a landscape for this space"
@@ -141,7 +142,7 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
 
     from harness.report import REPLAY_ARTIFACT, replay_report, write_replay_report
     from harness.studies._formats import load_space
-    from harness.tracking import Tracker, environment_tags, replay_experiment
+    from harness.tracking import ReplayRecord, StudyRecord, Tracker, environment_tags, replay_experiment
 
     c = request.compare
     base = c.study
@@ -174,27 +175,23 @@ def run_replay(request: ReplayRequest, progress: Progress = print) -> tuple[Path
             repeats.append({"sampler": name, "repeat": r, **one})
         progress(f"  {name}: {c.repeats} repeats in {time.perf_counter() - t0:.1f} s")
     replay_s = time.perf_counter() - started
-    tags = {
-        **environment_tags(),
-        "harness.kind": "replay",
-        "harness.replay": "1",  # reports of real trials never read these runs
-        "harness.space": space.name,
-        "harness.space_source": space.source,
-        "harness.experiment": resolved.experiment.label,
-        "harness.objective": resolved.objective.final_key,
-        "harness.direction": resolved.direction,
-        "harness.params": ",".join(p.name for p in space.params),
-        "harness.fingerprint": resolved.fingerprint(),
-        "harness.landscape": request.landscape,
-        "harness.landscape_run": parent.info.run_id,
-        "harness.landscape_design": parent.data.tags.get("harness.landscape", ""),
-        "harness.command": base.command,
-    }
-    if request.price_on is not None:  # `harness report replay RUN` prices it the same way again
-        from harness.report import PRICED_EXPERIMENT, PRICED_ON
-
-        tags[PRICED_ON] = request.price_on.bench_run or ""
-        tags[PRICED_EXPERIMENT] = request.price_on.experiment or ""
+    priced = request.price_on  # `harness report replay RUN` prices it the same way again
+    record = ReplayRecord(
+        space=space.name,
+        space_source=space.source,
+        experiment=resolved.experiment.label,
+        objective=resolved.objective.final_key,
+        direction=resolved.direction,
+        params=tuple(p.name for p in space.params),
+        fingerprint=resolved.fingerprint(),
+        landscape=request.landscape,
+        landscape_run=parent.info.run_id,
+        landscape_design=StudyRecord.from_tags(parent.data.tags).landscape or "",
+        command=base.command,
+        priced_on=None if priced is None else priced.bench_run or "",
+        priced_experiment=None if priced is None else priced.experiment or "",
+    )
+    tags = {**environment_tags(), **record.to_tags()}
     with tracker.run(tracker.experiment_id(replay_experiment(space.name)), f"replay-{space.name}", tags) as run:
         run.log_params(
             {

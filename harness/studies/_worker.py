@@ -35,7 +35,7 @@ from harness.studies._objective import TrialRun, TrialRunner
 from harness.studies._storage import budget_lock
 from harness.studies._trials import REQUEUE_ATTR, Tally, fail_orphans, fail_stale, requeue, tally
 from harness.studies._watch import StudyWatch
-from harness.tracking import RunHandle, RunKilled
+from harness.tracking import NOTE_TAG, RunHandle, RunKilled, TrialRecord
 
 Progress = Callable[[str], None]
 
@@ -181,14 +181,14 @@ def _objective(
     system_attrs = out.waiting.get(trial.number, {})  # a queued trial: a retry, or one interrupted before
     retry_of = system_attrs.get("failed_trial")
     requeued = system_attrs.get(REQUEUE_ATTR, ())
-    tags = {
-        **ctx.trial_tags,
-        **runner.tags,
-        "harness.kind": "trial",
-        "harness.worker": me,
-        "optuna.trial_number": str(trial.number),
-        "harness.retry_of": str(retry_of if retry_of is not None else (requeued[-1] if requeued else "")),
-    }
+    record = TrialRecord(
+        study=ctx.name,
+        space=space.name,
+        sampler=ctx.settings.sampler["name"],
+        worker=me,
+        retry_of=retry_of if retry_of is not None else (requeued[-1] if requeued else None),
+    )
+    tags = {**ctx.trial_tags, **runner.tags, **record.to_tags(), "optuna.trial_number": str(trial.number)}
     name = f"trial-{trial.number:03d}"
     try:
         with ctx.tracker.run(ctx.experiment_id, name, tags, parent=ctx.parent) as run:
@@ -246,6 +246,6 @@ def _close(run: RunHandle, cfg: Any, started: float, price: float | None, out: T
     now = int(time.time() * 1000)
     tags = [RunTag("optuna.state", out.state)]
     if note:
-        tags.append(RunTag("harness.note", note))
+        tags.append(RunTag(NOTE_TAG, note))
     step = cfg.run.iterations
     run.client.log_batch(run.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()], tags=tags)

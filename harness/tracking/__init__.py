@@ -1,7 +1,7 @@
 """Tracking: MLflow runs, and the metric sinks the training loop writes to."""
 
 from harness.tracking._base import MetricSink
-from harness.tracking._env import environment_tags, git_commit, versions
+from harness.tracking._env import CWD_TAG, environment_tags, git_commit, versions
 from harness.tracking._mlflow import (
     DEFAULT_TRACKING_URI,
     RunHandle,
@@ -11,23 +11,73 @@ from harness.tracking._mlflow import (
 )
 from harness.tracking._names import ladder_experiment, quote, replay_experiment, space_fingerprint, study_experiment
 from harness.tracking._progress import ProgressSink, TrialProgress
+from harness.tracking._records import (
+    COMMAND_TAG,
+    KIND_TAG,
+    NOTE_TAG,
+    PLOT_NOTES_TAG,
+    RETRY_OF_TAG,
+    RUNG_TAG,
+    SCALE_TAG,
+    STUDY_TAG,
+    TAG_LIMIT,
+    TASK_TAG,
+    VARIANT_TAG,
+    BenchHardwareRecord,
+    LadderRecord,
+    ReplayRecord,
+    RungRecord,
+    StudyBest,
+    StudyBudget,
+    StudyRecord,
+    StudyResumed,
+    TagError,
+    TrialRecord,
+    kind_filter,
+    kind_of,
+    tag_filter,
+)
 from harness.tracking._sinks import JsonlSink, TensorBoardSink
 from harness.tracking._sweep import SWEPT_TAG, Orphan, owner_gone, owner_of, owner_tags, sweep
 
 __all__ = [
+    "COMMAND_TAG",
+    "CWD_TAG",
     "DEFAULT_TRACKING_URI",
+    "KIND_TAG",
+    "NOTE_TAG",
+    "PLOT_NOTES_TAG",
+    "RETRY_OF_TAG",
+    "RUNG_TAG",
+    "SCALE_TAG",
+    "STUDY_TAG",
     "SWEPT_TAG",
+    "TAG_LIMIT",
+    "TASK_TAG",
+    "VARIANT_TAG",
+    "BenchHardwareRecord",
     "JsonlSink",
+    "LadderRecord",
     "MetricSink",
     "Orphan",
     "ProgressSink",
+    "ReplayRecord",
     "RunHandle",
     "RunKilled",
+    "RungRecord",
+    "StudyBest",
+    "StudyBudget",
+    "StudyRecord",
+    "StudyResumed",
+    "TagError",
     "TensorBoardSink",
     "Tracker",
     "TrialProgress",
+    "TrialRecord",
     "environment_tags",
     "git_commit",
+    "kind_filter",
+    "kind_of",
     "ladder_experiment",
     "owner_gone",
     "owner_of",
@@ -38,5 +88,6 @@ __all__ = [
     "space_fingerprint",
     "study_experiment",
     "sweep",
+    "tag_filter",
     "versions",
 ]

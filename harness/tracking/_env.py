@@ -37,6 +37,9 @@ def git_commit() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
+CWD_TAG = "harness.cwd"  # the folder the command ran in: reports show its paths relative to it
+
+
 def versions() -> dict[str, str]:
     return {
         "harness.version": _version("harness"),
@@ -56,6 +59,5 @@ def environment_tags() -> dict[str, str]:
         "mlflow.source.name": "harness",  # the entry point: the command line is in harness.command
         "mlflow.source.type": "LOCAL",
         "host": socket.gethostname(),
-        # the folder the command ran in: reports show its paths relative to it (report._core.local_paths)
-        "harness.cwd": os.getcwd(),
+        CWD_TAG: os.getcwd(),  # report._core.local_paths
     }
