@@ -11,8 +11,9 @@ checks ``--only`` (``_settings``) before it starts TensorFlow; importing ``_sett
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from harness.bench._hardware import (
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
         run_hardware,
     )
     from harness.bench._run import run_benchmarks
-    from harness.bench._settings import SECTIONS, parse_sections
+    from harness.bench._settings import SECTIONS, parse_sections, parse_study_trials
 
 _EXPORTS = {
     "EXPERIMENTS": "_hardware",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "run_hardware": "_hardware",
     "SECTIONS": "_settings",
     "parse_sections": "_settings",
+    "parse_study_trials": "_settings",
     "run_benchmarks": "_run",
 }
 
@@ -46,12 +48,10 @@ __all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CH
     "parse_batch_sizes",
     "parse_experiments",
     "parse_sections",
+    "parse_study_trials",
     "run_benchmarks",
     "run_hardware",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'harness.bench' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"harness.bench.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,7 @@ from harness.bench._plain_keras import PlainSpec, fit_numpy, fit_tf_data
 from harness.bench._settings import BenchSettings
 from harness.config import Config
 from harness.data import ArrayDataset
-from harness.ladders import Ladder
-from harness.ladders._runner import LadderRequest, run_ladder
+from harness.ladders import Ladder, LadderRequest, run_ladder
 from harness.tasks import get_task
 from harness.tracking import Tracker, ladder_experiment
 

@@ -19,11 +19,17 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
-from harness.studies._landscape import design
-from harness.studies._replay import load_landscape, replay_repeat
-from harness.studies._samplers import SamplerSpec
-from harness.studies._space import ExperimentRef, ResolvedSpace
-from harness.studies._surrogate import Recorded, Surrogate, fidelity
+from harness.studies import (
+    ExperimentRef,
+    Recorded,
+    ResolvedSpace,
+    SamplerSpec,
+    Surrogate,
+    design,
+    fidelity,
+    load_landscape,
+    replay_repeat,
+)
 
 SAMPLERS = ("grid", "random", "tpe")
 TARGET_S = 60.0
@@ -48,7 +54,7 @@ def _recorded(tracker: Any, name: str) -> tuple[ResolvedSpace, Recorded] | None:
     import yaml
 
     from harness.report import find_study_run
-    from harness.studies._formats import load_space
+    from harness.studies import load_space
 
     try:
         parent = find_study_run(tracker, name)

@@ -1,7 +1,7 @@
 """bench.md (for people) and bench.json (every raw number) from one benchmark run.
 
 bench.json is the results dict as measured (and what ``--only`` keeps of earlier runs); bench.md is a
-report :class:`~harness.report._document.Document` built from typed sections read back from it, written
+report :class:`~harness.report.Document` built from typed sections read back from it, written
 by the one Markdown renderer every report uses.
 """
 
@@ -14,10 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import report
 from harness.errors import UserError
-from harness.report import _document
-from harness.report._core import md_code, md_text, number, write_file
-from harness.report._document import Document, Section, Table
+from harness.report import Document, Section, Table, md_code, md_text, number, write_file
 from harness.tasks import get_task
 
 COMMAND = "`nox -s bench` (equivalently `harness bench --data-dir ../shared/data`)"
@@ -463,7 +462,7 @@ def bench_document(results: dict[str, Any]) -> Document:
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    return _document.render_markdown(bench_document(results))
+    return report.render_markdown(bench_document(results))
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

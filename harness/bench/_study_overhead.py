@@ -43,7 +43,7 @@ def _postgres(server: str, tag: str) -> Iterator[tuple[str, str]]:
     """Two throw-away databases (Optuna, MLflow): both use a table named alembic_version."""
     import psycopg2
 
-    from harness.studies._storage import normalise_url
+    from harness.studies import normalise_url
 
     names = [f"harness_bench_{tag}_optuna", f"harness_bench_{tag}_mlflow"]
     dsn = normalise_url(f"{server}/postgres").replace("postgresql+psycopg2://", "postgresql://")
@@ -61,9 +61,7 @@ def _postgres(server: str, tag: str) -> Iterator[tuple[str, str]]:
 
 
 def _one_study(n: int, storage: str, tracking: str, artifacts: Path, name: str) -> dict[str, Any]:
-    from harness.studies._lifecycle import StudyRequest, open_study, plan_study
-    from harness.studies._objective import TrivialRunner
-    from harness.studies._worker import run_worker
+    from harness.studies import StudyRequest, TrivialRunner, open_study, plan_study, run_worker
     from harness.tracking import Tracker
 
     space_file = artifacts / "bench_overhead.yaml"
@@ -115,7 +113,7 @@ def _libraries_alone(n: int, storage: str, tracking: str, name: str) -> dict[str
     import optuna
     from mlflow.entities import Metric, Param, RunTag
 
-    from harness.studies._storage import open_storage
+    from harness.studies import open_storage
     from harness.tracking import Tracker
 
     with warnings.catch_warnings():
@@ -267,7 +265,7 @@ def _ms(value: float | None) -> str:
 
 def render_section(s: dict[str, Any]) -> list[str]:
     """Markdown of section (d) for bench.md."""
-    from harness.report._core import md_text
+    from harness.report import md_text
 
     lines = [
         "## (d) Study overhead — sampler + storage + tracking, per trial",

@@ -16,7 +16,7 @@ from harness._secrets import redact_uri
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.ladders._request import PricedAs
+    from harness.ladders import PricedAs
 
 MAX_SEEDS = 1000  # repeats of every rung: more is a typo, not a study
 MAX_SEED = 2**31 - 1  # TensorFlow's and numpy's seeds
@@ -26,8 +26,7 @@ MAX_PICTURES = 10_000  # detect-boxes' --held-out and --extras
 
 def ladder(args: argparse.Namespace, command_line: str) -> int:
     from harness.config import parse_cli_overrides, parse_variants
-    from harness.ladders import load_ladder
-    from harness.ladders._request import LadderRequest
+    from harness.ladders import LadderRequest, load_ladder
 
     if not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"--seeds must be >= 1 and <= {MAX_SEEDS:,}, but got {args.seeds}")
@@ -60,7 +59,7 @@ def ladder(args: argparse.Namespace, command_line: str) -> int:
         print(warning, file=sys.stderr)
     _tensorflow.start(args.verbose)  # the input is checked: now the seconds of TensorFlow, MLflow and the runner
     from harness.hardware import is_chief, tf_config
-    from harness.ladders._runner import run_ladder
+    from harness.ladders import run_ladder
     from harness.tracking import Tracker
 
     cluster = tf_config()
@@ -92,7 +91,7 @@ def cmle_job(
 ) -> tuple[dict[str, Any], PricedAs]:
     """``--cmle-config``: the job's tier as a ``--set backend=...`` plus the price of its machines."""
     from harness.hardware import load_training_job
-    from harness.ladders._request import PricedAs
+    from harness.ladders import PricedAs
 
     job = load_training_job(path)
     for given in (overrides, *variants):
@@ -119,7 +118,7 @@ def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
     if args.only:
         raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
     _tensorflow.start(args.verbose)  # before the experiments' module, which imports Keras
-    from harness.bench._hardware import (
+    from harness.bench import (
         HardwareRequest,
         backends_arg,
         parse_batch_sizes,
@@ -212,8 +211,15 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
             raise UserError(f"{flag} must be a number of images in 0..{MAX_PICTURES:,}, but got {value}")
     _tensorflow.start(args.verbose)
     from harness.data import load_dataset, resolve_data_dir, unread_data_dir
-    from harness.detect import load_run_model, read_image, resolve_model_run
-    from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write
+    from harness.detect import (
+        ImageBoxes,
+        find_boxes,
+        load_run_model,
+        read_image,
+        resolve_model_run,
+        run_config,
+        write_boxes,
+    )
     from harness.tasks import get_task, list_tasks
     from harness.tracking import Tracker
 
@@ -241,7 +247,7 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
         print(f"{name}: {len(found)} boxes found" + ("" if truth is None else f", {len(truth)} true"))
     run = tracker.client.get_run(run_id)
     out_dir = run_dir(Path(args.out), run.data.tags.get("mlflow.runName", run_id[:8]))
-    summary = write(items, out_dir, run, cfg, args.threshold, command_line, args.max_side)
+    summary = write_boxes(items, out_dir, run, cfg, args.threshold, command_line, args.max_side)
     tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
     print(f"wrote {summary}")
     return 0
@@ -250,8 +256,7 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
 def runs_clean(args: argparse.Namespace) -> int:
     import os
 
-    from harness.studies._clean import fail_lost_trials, find_storages
-    from harness.studies._storage import STORAGE_ENV
+    from harness.studies import STORAGE_ENV, fail_lost_trials, find_storages
     from harness.tracking import Tracker, sweep
 
     tracker = Tracker(args.tracking_uri)

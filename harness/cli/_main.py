@@ -128,12 +128,12 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command == "bench" and args.suite == "hardware":
         return _commands.bench_hardware(args, command_line)
     if args.command == "bench":
-        from harness.bench._settings import parse_sections, parse_study_trials
+        from harness.bench import parse_sections, parse_study_trials
 
         only = parse_sections(args.only) if args.only else None
         study_trials = parse_study_trials(args.study_trials)
         _tensorflow.start(args.verbose)
-        from harness.bench._run import run_benchmarks
+        from harness.bench import run_benchmarks
 
         out = Path(args.out)
         run_benchmarks(data_dir=args.data_dir, out_dir=out, quick=args.quick, only=only, study_trials=study_trials)

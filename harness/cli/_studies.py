@@ -59,8 +59,7 @@ def dispatch(args: argparse.Namespace, command_line: str) -> int:
 def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -> StudyRequest:
     """The StudyRequest both `study` and `compare-samplers` build from their shared options."""
     from harness.config import parse_cli_overrides
-    from harness.studies._request import StudyRequest
-    from harness.studies._storage import STORAGE_ENV
+    from harness.studies import STORAGE_ENV, StudyRequest
 
     return StudyRequest(
         space_file=args.space,
@@ -80,7 +79,7 @@ def _study_request(args: argparse.Namespace, command_line: str, **fields: Any) -
 
 
 def _study(args: argparse.Namespace, command_line: str) -> int:
-    from harness.studies._request import check_study
+    from harness.studies import check_study
 
     request = _study_request(
         args,
@@ -94,7 +93,7 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
     )
     check_study(request)
     _tensorflow.start(args.verbose)  # the input is checked: now MLflow, the storage and TensorFlow
-    from harness.studies._study import run_study
+    from harness.studies import run_study
 
     ctx = run_study(request, _print)
     if args.no_report:
@@ -105,7 +104,7 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from harness import lifeline
     from harness.errors import UserError
-    from harness.studies._storage import STORAGE_ENV, TRACKING_ENV
+    from harness.studies import STORAGE_ENV, TRACKING_ENV
 
     def supervisor_gone(pid: int) -> None:
         # a `--parallel K` worker whose study process was killed unseen: stop as Ctrl-C does (the trial's
@@ -118,7 +117,7 @@ def _worker(args: argparse.Namespace) -> int:
     if not storage:
         raise UserError(f"worker needs the study's storage: --storage URL or ${STORAGE_ENV}, but got neither")
     _tensorflow.start(args.verbose)
-    from harness.studies._study import run_attached_worker
+    from harness.studies import run_attached_worker
 
     return run_attached_worker(
         args.study,
@@ -134,7 +133,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
-    from harness.studies._compare import CompareRequest, parse_samplers, plan_budget
+    from harness.studies import CompareRequest, parse_samplers, plan_budget
 
     repeats = args.repeats if args.repeats is not None else (REPLAY_REPEATS if args.replay else REAL_REPEATS)
     if args.replay and args.backends:
@@ -153,12 +152,12 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
     )
     plan_budget(request)  # every sampler against the space: bad input answers before MLflow loads
     if args.replay:  # no training: TensorFlow is not needed
-        from harness.studies._replay import ReplayRequest, run_replay
+        from harness.studies import ReplayRequest, run_replay
 
         run_replay(ReplayRequest(request, args.replay, price_on), _print)
         return 0
     _tensorflow.start(args.verbose)
-    from harness.studies._compare import run_compare
+    from harness.studies import run_compare
 
     run_compare(request, _print)
     return 0
@@ -166,7 +165,7 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
 
 def _record(args: argparse.Namespace, command_line: str) -> int:
     from harness.errors import UserError
-    from harness.studies._landscape import plan_landscape, record_landscape
+    from harness.studies import plan_landscape, record_landscape
 
     if args.parallel < 1:
         raise UserError(f"--parallel must be >= 1 for record-landscape, but got {args.parallel}")

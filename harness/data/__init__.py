@@ -24,6 +24,7 @@ from harness.data._pipeline import eval_pipeline, train_pipeline
 from harness.data._planesnet import PlanesNetParams
 from harness.data._synthetic import SyntheticImagesParams
 from harness.data._tabular import TableColumn, TabularDataset
+from harness.data._tiles import tile_dataset
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -42,6 +43,7 @@ __all__ = [
     "load_dataset",
     "register_dataset",
     "resolve_data_dir",
+    "tile_dataset",
     "train_pipeline",
     "unread_data_dir",
 ]

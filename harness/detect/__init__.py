@@ -1,5 +1,6 @@
 """Classifier-as-detector: sliding windows at several scales, NMS, drawn boxes."""
 
+from harness.detect._boxes import ImageBoxes, find_boxes, run_config, write_boxes
 from harness.detect._runs import MODEL_ARTIFACT, load_run_model, resolve_model_run
 from harness.detect._scan import (
     Box,
@@ -15,13 +16,17 @@ from harness.detect._scan import (
 __all__ = [
     "MODEL_ARTIFACT",
     "Box",
+    "ImageBoxes",
     "ScanResult",
     "ScanSettings",
     "draw",
+    "find_boxes",
     "load_run_model",
     "read_image",
     "resolve_model_run",
+    "run_config",
     "scan",
+    "write_boxes",
     "write_outputs",
     "write_summary",
 ]

@@ -21,7 +21,7 @@ import harness.models  # noqa: F401  (these register the sections a run's config
 from harness.config import Config, config_from, load_mapping, read_config_text
 from harness.detect._runs import model_origin, run_scores
 from harness.errors import UserError
-from harness.report._core import md_code, md_link, md_text
+from harness.report import md_code, md_link, md_text
 from harness.tasks import get_task
 from harness.tracking import Tracker
 
@@ -78,7 +78,7 @@ def draw(item: ImageBoxes, max_side: int) -> Any:
     return out
 
 
-def write(
+def write_boxes(
     items: Sequence[ImageBoxes], out_dir: Path, run: Any, cfg: Config, threshold: float, command: str, max_side: int
 ) -> Path:
     """One PNG and one JSON per image, and ``summary.md``; returns the summary's path."""

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.detect._runs import model_origin, run_scores
 from harness.errors import DataError, UserError
-from harness.report._core import md_code, md_link, md_text
+from harness.report import md_code, md_link, md_text
 from harness.tracking import TASK_TAG
 
 # Most pixels an image to scan may have, checked from its header before decoding, so a small

@@ -15,6 +15,7 @@ from harness.report._compare import (
     display_compare,
     write_compare_report,
 )
+from harness.report._core import md_code, md_link, md_text, number, write_csv, write_file
 from harness.report._document import Document, Figure, Section, Table, render_markdown
 from harness.report._hardware import HardwareReport, hardware_report, write_hardware
 from harness.report._html import render_html, write_html
@@ -35,9 +36,12 @@ from harness.report._replay import (
     write_replay_report,
 )
 from harness.report._study import (
+    TUNED,
     StudyReport,
     display_study,
     find_study_run,
+    flat_objective,
+    short_value,
     study_fingerprint,
     study_report,
     write_study_report,
@@ -45,6 +49,7 @@ from harness.report._study import (
 
 __all__ = [
     "REPLAY_ARTIFACT",
+    "TUNED",
     "CompareReport",
     "Document",
     "Figure",
@@ -62,17 +67,25 @@ __all__ = [
     "display_table",
     "find_parent_run",
     "find_study_run",
+    "flat_objective",
     "hardware_report",
     "ladder_report",
+    "md_code",
+    "md_link",
+    "md_text",
+    "number",
     "publish",
     "render_html",
     "render_markdown",
     "replay_report",
+    "short_value",
     "study_fingerprint",
     "study_report",
     "to_markdown",
     "verdict",
     "write_compare_report",
+    "write_csv",
+    "write_file",
     "write_hardware",
     "write_html",
     "write_replay_report",

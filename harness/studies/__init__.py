@@ -30,24 +30,36 @@ importing any study module runs this file first.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from harness._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from harness.studies._clean import fail_lost_trials, find_storages
     from harness.studies._cmle import cmle_param_name, parse_cmle
-    from harness.studies._compare import CompareRequest, run_compare
+    from harness.studies._compare import CompareRequest, parse_samplers, plan_budget, run_compare
     from harness.studies._context import StudyContext, attach
     from harness.studies._formats import load_space, parse_space
+    from harness.studies._landscape import design, plan_landscape, record_landscape
     from harness.studies._lifecycle import StudyStopped, finalize, open_study, plan_study
     from harness.studies._native import parse_native
     from harness.studies._objective import PruningSink, TrainingRunner, TrialRun, TrivialRunner
     from harness.studies._processes import gpu_ids
+    from harness.studies._replay import ReplayRequest, load_landscape, replay_repeat, run_replay
     from harness.studies._request import StudyRequest, check_study
     from harness.studies._samplers import SamplerSpec, build_pruner
     from harness.studies._settings import StudySettings
     from harness.studies._space import Budget, ExperimentRef, ObjectiveRef, ParamSpec, ResolvedSpace, SearchSpace, Tier
-    from harness.studies._storage import budget_lock, default_storage_url, open_storage
+    from harness.studies._storage import (
+        STORAGE_ENV,
+        TRACKING_ENV,
+        budget_lock,
+        default_storage_url,
+        normalise_url,
+        open_storage,
+    )
     from harness.studies._study import run_attached_worker, run_study
+    from harness.studies._surrogate import Recorded, Surrogate, fidelity
     from harness.studies._trials import Tally, fail_orphans, tally
     from harness.studies._worker import run_worker
 
@@ -69,6 +81,9 @@ _EXPORTS = {
     "open_storage": "_storage",
     "default_storage_url": "_storage",
     "budget_lock": "_storage",
+    "normalise_url": "_storage",
+    "STORAGE_ENV": "_storage",
+    "TRACKING_ENV": "_storage",
     "StudySettings": "_settings",
     "StudyContext": "_context",
     "attach": "_context",
@@ -90,16 +105,34 @@ _EXPORTS = {
     "run_study": "_study",
     "run_attached_worker": "_study",
     "CompareRequest": "_compare",
+    "parse_samplers": "_compare",
+    "plan_budget": "_compare",
     "run_compare": "_compare",
+    "design": "_landscape",
+    "plan_landscape": "_landscape",
+    "record_landscape": "_landscape",
+    "ReplayRequest": "_replay",
+    "load_landscape": "_replay",
+    "replay_repeat": "_replay",
+    "run_replay": "_replay",
+    "Recorded": "_surrogate",
+    "Surrogate": "_surrogate",
+    "fidelity": "_surrogate",
+    "fail_lost_trials": "_clean",
+    "find_storages": "_clean",
 }
 
 __all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CHECKING names used
+    "STORAGE_ENV",
+    "TRACKING_ENV",
     "Budget",
     "CompareRequest",
     "ExperimentRef",
     "ObjectiveRef",
     "ParamSpec",
     "PruningSink",
+    "Recorded",
+    "ReplayRequest",
     "ResolvedSpace",
     "SamplerSpec",
     "SearchSpace",
@@ -107,6 +140,7 @@ __all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CH
     "StudyRequest",
     "StudySettings",
     "StudyStopped",
+    "Surrogate",
     "Tally",
     "Tier",
     "TrainingRunner",
@@ -118,25 +152,34 @@ __all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CH
     "check_study",
     "cmle_param_name",
     "default_storage_url",
+    "design",
+    "fail_lost_trials",
     "fail_orphans",
+    "fidelity",
     "finalize",
+    "find_storages",
     "gpu_ids",
+    "load_landscape",
     "load_space",
+    "normalise_url",
     "open_storage",
     "open_study",
     "parse_cmle",
     "parse_native",
+    "parse_samplers",
     "parse_space",
+    "plan_budget",
+    "plan_landscape",
     "plan_study",
+    "record_landscape",
+    "replay_repeat",
     "run_attached_worker",
     "run_compare",
+    "run_replay",
     "run_study",
     "run_worker",
     "tally",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'harness.studies' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"harness.studies.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

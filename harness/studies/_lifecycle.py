@@ -14,7 +14,7 @@ from typing import Any
 
 from harness._secrets import redact_text, redact_uri
 from harness.errors import RunFailed, UserError
-from harness.report._core import write_csv
+from harness.report import write_csv
 from harness.studies._context import StaleTrials, StudyContext, mark_run_ended, trial_tags
 from harness.studies._request import CheckedStudy, StudyRequest, check_study
 from harness.studies._samplers import build_pruner, pruner_config

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness import interrupts
 from harness.errors import RunFailed
-from harness.report._study import flat_objective, short_value
+from harness.report import flat_objective, short_value
 from harness.studies._context import StudyContext, attach
 from harness.studies._lifecycle import (
     StudyStopped,

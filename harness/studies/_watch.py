@@ -12,7 +12,7 @@ import datetime
 import time
 from typing import TYPE_CHECKING, Any
 
-from harness.report._study import flat_objective
+from harness.report import flat_objective
 from harness.studies._trials import superseded_numbers
 from harness.tasks import Objective, get_task
 from harness.tracking import ProgressSink, TrialProgress

@@ -29,7 +29,7 @@ from typing import Any
 
 from harness import interrupts
 from harness.errors import RunFailed, UserError
-from harness.report._study import TUNED, short_value
+from harness.report import TUNED, short_value
 from harness.studies._context import StudyContext
 from harness.studies._objective import TrialRun, TrialRunner
 from harness.studies._storage import budget_lock

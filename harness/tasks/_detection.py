@@ -366,7 +366,7 @@ class Detection(Task):
     def train_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
         import tensorflow as tf
 
-        from harness.data._tiles import tile_dataset
+        from harness.data import tile_dataset
 
         size = packing(cfg).size
         to_y = self._targets(cfg, cfg.task.cell_grow)  # type: ignore[attr-defined]
