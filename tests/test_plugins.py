@@ -32,21 +32,23 @@ TASK, DATASET, MODEL = "regression-demo", "linear-demo", "linear-demo"
 LADDER, SPACE, STUDY, TRIALS = "seam-demo", "seam-demo", "seam-demo-random", 4
 
 
-def _venv(root: Path) -> Path:
-    """A new virtual environment that sees this interpreter's site-packages; its python."""
+def _printed(python: Path, code: str, cwd: Path | None = None) -> str:
+    """What ``code`` prints when ``python`` runs it."""
+    return subprocess.run(
+        [str(python), "-c", code], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.removesuffix("\n")
+
+
+def _venv(root: Path) -> tuple[Path, Path]:
+    """A new virtual environment that sees this interpreter's site-packages: its python and its site-packages."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     python = root / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    purelib = Path(_printed(python, "import sysconfig; print(sysconfig.get_paths()['purelib'])"))
     outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
     # addsitedir also runs those folders' .pth files (harness's editable install is one)
     lines = "".join(f"import site; site.addsitedir({p!r})\n" for p in outer)
-    (Path(purelib) / "outer_site_packages.pth").write_text(lines, encoding="utf-8")
-    return python
+    (purelib / "outer_site_packages.pth").write_text(lines, encoding="utf-8")
+    return python, purelib
 
 
 def _harness(python: Path, cwd: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -61,7 +63,7 @@ def _harness(python: Path, cwd: Path, *args: str, timeout: int = 600) -> subproc
 def installed(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The demo plug-in pip-installed (not editable) into a fresh environment, and a working folder."""
     root = tmp_path_factory.mktemp("plugins")
-    python = _venv(root / "venv")
+    python, site_dir = _venv(root / "venv")
     # pip of this environment installs into the new one; no index, no build isolation: nothing is downloaded
     # a copy: building in place would leave an .egg-info in tests/ that test_seam's import path then finds
     source = shutil.copytree(PLUGIN_SOURCE, root / "source", ignore=shutil.ignore_patterns("__pycache__"))
@@ -70,26 +72,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     work = root / "work"
     work.mkdir()
     # the installed copy's ladder file, not the source tree's: what a user of the plug-in has
-    ladder_file = subprocess.run(
-        [str(python), "-c", "import harness_plugin_demo as d; print(d.LADDER_FILE)"],
-        cwd=work,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    ladder_file = _printed(python, "import harness_plugin_demo as d; print(d.LADDER_FILE)", work)
     assert str(root) in ladder_file and "source" not in ladder_file, ladder_file
     space_file = work / "space.yaml"
-    space_file.write_text(
-        subprocess.run(
-            [str(python), "-c", f"import harness_plugin_demo as d; print(d.space_yaml(trials={TRIALS}), end='')"],
-            cwd=work,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout,
-        encoding="utf-8",
-    )
-    return SimpleNamespace(python=python, work=work, ladder_file=ladder_file, space_file=space_file)
+    space = _printed(python, f"import harness_plugin_demo as d; print(d.space_yaml(trials={TRIALS}), end='')", work)
+    space_file.write_text(space, encoding="utf-8")
+    return SimpleNamespace(python=python, site_dir=site_dir, work=work, ladder_file=ladder_file, space_file=space_file)
 
 
 @pytest.mark.slow
@@ -137,14 +125,8 @@ def test_an_installed_plugin_runs_ladder_parallel_study_and_reports(installed: S
 @pytest.mark.slow
 def test_a_plugin_that_fails_to_load_is_one_line_naming_it(installed: SimpleNamespace, tmp_path: Path) -> None:
     """A plug-in whose import raises: exit 2, the entry point and its distribution named, no traceback."""
-    site_dir = subprocess.run(
-        [str(installed.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    broken = Path(site_dir) / "harness_broken_demo"
-    dist = Path(site_dir) / "harness_broken_demo-0.1.dist-info"
+    broken = installed.site_dir / "harness_broken_demo"
+    dist = installed.site_dir / "harness_broken_demo-0.1.dist-info"
     broken.mkdir()
     dist.mkdir()
     try:

@@ -405,6 +405,7 @@ class StudyBest:
 
 
 PLOT_NOTES_TAG = "harness.plot_notes"  # why a study's plots are missing (set after its last worker)
+RETRY_OF_TAG = "harness.retry_of"  # a trial's column in a study's frame of child runs
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -425,7 +426,7 @@ class TrialRecord:
             "harness.space": self.space,
             "harness.sampler": self.sampler,
             "harness.worker": self.worker,
-            "harness.retry_of": _none(self.retry_of),
+            RETRY_OF_TAG: _none(self.retry_of),
         }
 
     @classmethod
@@ -437,11 +438,8 @@ class TrialRecord:
             space=r.text("harness.space"),
             sampler=r.text("harness.sampler"),
             worker=r.text("harness.worker"),
-            retry_of=r.opt_int("harness.retry_of"),
+            retry_of=r.opt_int(RETRY_OF_TAG),
         )
-
-
-RETRY_OF_TAG = "harness.retry_of"  # a trial's column in a study's frame of child runs
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
