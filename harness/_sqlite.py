@@ -106,6 +106,31 @@ def use_wal(path: Path) -> None:
         raise UserError(f"{path}: cannot open it as a SQLite database ({exc})") from None
 
 
+_FAST: set[str] = set()  # the SQLite files whose connections commit without an fsync (fast_commits)
+
+
+def fast_commits(path: Path | str) -> None:
+    """Every SQLAlchemy connection this process opens to the SQLite file ``path`` from now on runs
+    ``synchronous=NORMAL``: in WAL mode a commit then costs no fsync. A killed process loses nothing
+    it committed; a power cut may lose the last commits, never the file. Used for the MLflow store
+    and Optuna's SQLite storage, whose engines the libraries create themselves: the listener sits on
+    SQLAlchemy's ``Engine`` class (public event API), installed once, and touches only these files."""
+    import sqlalchemy
+
+    if not _FAST:
+        sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _on_connect)
+    _FAST.add(str(Path(path).resolve()))
+
+
+def _on_connect(dbapi_connection: object, record: object) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # (seq, name, file) per attached database: "main" is the file this connection opened
+    rows = dbapi_connection.execute("pragma database_list").fetchall()
+    if any(row[1] == "main" and row[2] and str(Path(row[2]).resolve()) in _FAST for row in rows):
+        dbapi_connection.execute("pragma synchronous=normal")
+
+
 def create_once(path: Path, build: Callable[[Path], None]) -> None:
     """Create the SQLite file ``path`` with ``build(tmp)``, in WAL mode, unless it exists; put an existing
     file in WAL mode (one MLflow made itself).

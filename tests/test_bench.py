@@ -73,6 +73,7 @@ def test_quick_benchmark_study_and_yolo_sections(tmp_path: Path) -> None:
     assert "ms per trial (median of 1)" in text and "QUICK MODE" in text
 
 
+@pytest.mark.slow
 def test_quick_benchmark_replay_section(tmp_path: Path) -> None:
     from harness.bench import run_benchmarks
 

@@ -190,6 +190,7 @@ def test_backends_command_reports_what_this_machine_offers(capsys: pytest.Captur
     assert any(line.startswith("multiworker:N ") and line.split()[1] == "yes" for line in out.splitlines())
 
 
+@pytest.mark.slow
 def test_precision_and_xla_are_per_run_options_and_leave_keras_as_they_found_it() -> None:
     import keras
     import numpy as np

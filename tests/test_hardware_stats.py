@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.entities import Metric
 
 from harness.report import hardware_report, write_hardware
 from harness.report._hardware import EXPERIMENT, HardwareReport
@@ -43,8 +44,8 @@ def _log(tracker: Tracker, throughput: Rows, tta: Rows | None = None, repeats: i
                     "price_per_hour": "3.6",
                 }
                 run = client.create_run(exp, run_name=f"{backend}-b{batch}-{measure}-r{repeat}", tags=tags)
-                for key, v in _metrics(measure, value).items():
-                    client.log_metric(run.info.run_id, key, v)
+                metrics = [Metric(key, v, 0, 0) for key, v in _metrics(measure, value).items()]
+                client.log_batch(run.info.run_id, metrics=metrics)
                 client.set_terminated(run.info.run_id, "FINISHED")
     client.set_terminated(parent.info.run_id, "FINISHED")
     return str(parent.info.run_id)

@@ -240,6 +240,7 @@ def _clean(call: object) -> None:
         assert str(exc)  # a message, and nothing else escapes
 
 
+@pytest.mark.slow
 @_PROPS
 @given(
     st.dictionaries(st.sampled_from(_KEYS + _CONFIG_KEYS), _values, max_size=6),

@@ -421,6 +421,7 @@ def _sigterm_on(prefix: str, lines: list[str]) -> Any:
     return progress
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["before the parent run", "after the parent run"])
 def test_sigterm_while_a_ladder_starts_leaves_no_parent_run(workdir: Path, when: str) -> None:
     from harness.ladders import load_ladder
@@ -443,6 +444,7 @@ def test_sigterm_while_a_ladder_starts_leaves_no_parent_run(workdir: Path, when:
     assert MlflowClient(tracker.uri).search_runs([e.experiment_id for e in tracker.client.search_experiments()]) == []
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_study_starts_leaves_no_study_and_no_parent_run(workdir: Path) -> None:
     from harness.studies import StudyRequest, TrivialRunner
     from harness.studies._study import run_study

@@ -112,6 +112,7 @@ def test_surrogate_looks_up_recorded_points_and_predicts_between_them() -> None:
     assert near_peak.cost_usd == pytest.approx(near_peak.time_s * 1e-4)
 
 
+@pytest.mark.slow
 def test_fidelity_is_high_on_a_smooth_landscape_and_near_zero_on_noise() -> None:
     space = _space(CONTINUOUS)
     points = list(design(space, points=64).points)

@@ -73,6 +73,7 @@ def text_cells(path: Path) -> list[str]:
         return [cell for row in csv.reader(f, quoting=csv.QUOTE_NONNUMERIC) for cell in row if isinstance(cell, str)]
 
 
+@pytest.mark.slow
 @PROPS
 @given(st.lists(NAMES, min_size=1, max_size=6))
 def test_any_rung_or_study_name_round_trips_through_the_csv(tmp_path: Path, names: list[str]) -> None:

@@ -56,6 +56,7 @@ def _statuses(db: Path) -> list[str]:
 # --- creating the store -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_store_at_once_both_succeed(tmp_path: Path) -> None:
     db = tmp_path / "fresh" / "mlflow.db"
     code = (
@@ -229,6 +230,7 @@ def test_sweep_ends_only_runs_whose_process_is_gone(tmp_path: Path) -> None:
 # --- a dead server, a bad URI, an empty parent run ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_tracking_server_that_is_down_fails_in_bounded_time(workdir: Path, tiny_data_dir: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

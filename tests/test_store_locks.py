@@ -393,3 +393,34 @@ def test_a_bad_lock_timeout_stops_a_command_before_it_makes_a_store(
     assert rc == 2, out
     assert out.strip() == f"error: ${LOCK_TIMEOUT_ENV}: expected a number of seconds above 0, but got 'soon'"
     assert not (workdir / "mlflow.db").exists()
+
+
+def test_the_mlflow_store_and_optuna_sqlite_storage_commit_without_an_fsync_and_no_other_file(tmp_path: Path) -> None:
+    """WAL + synchronous=NORMAL (1) on the files harness opens, through the libraries' own engines;
+    any other SQLite file keeps SQLite's default, FULL (2)."""
+    import optuna
+    import sqlalchemy
+
+    from harness.studies import open_storage
+    from harness.tracking import Tracker
+
+    def synchronous(path: Path) -> int:
+        engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(sqlalchemy.text("pragma synchronous")).scalar_one())
+        finally:
+            engine.dispose()
+
+    tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = tracker.experiment_id("fsync")
+    with tracker.run(exp, "r") as run:
+        run.log_params({"a": 1})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    optuna.create_study(storage=storage, study_name="s").optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).close()
+    assert synchronous(tmp_path / "mlflow.db") == 1
+    assert synchronous(tmp_path / "optuna.db") == 1
+    assert synchronous(other) == 2
+    assert tracker.client.get_run(run.run_id).data.params == {"a": "1"}  # written and read back through MLflow

@@ -884,6 +884,7 @@ def test_study_watch_shows_the_trials_the_budget_counts_as_workers_finish_them()
     assert "s left" in lines[0]
 
 
+@pytest.mark.slow
 def test_study_overhead_bench_section_quick() -> None:
     from harness.bench._study_overhead import measure_study_overhead, render_section
 
@@ -894,6 +895,7 @@ def test_study_overhead_bench_section_quick() -> None:
     assert "## (d) Study overhead" in text and "| local | 5 |" in text and "checked in standard mode only" in text
 
 
+@pytest.mark.slow
 def test_trial_of_a_worker_lost_before_its_first_heartbeat_is_failed_and_retried(store: SimpleNamespace) -> None:
     import time
 
@@ -945,6 +947,7 @@ def test_workers_are_pinned_one_gpu_each(monkeypatch: pytest.MonkeyPatch) -> Non
     assert gpu_ids() == []
 
 
+@pytest.mark.slow
 def test_a_worker_lost_after_its_trial_finished_keeps_the_result(tmp_path: Path) -> None:
     """Killed between the MLflow run's end and Optuna's tell: the stale trial is FAIL, and its finished
     result is kept as a COMPLETE trial that supersedes it (no retry, nothing trained twice)."""

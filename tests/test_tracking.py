@@ -58,6 +58,28 @@ def test_run_ends_finished_with_params_metrics_artifacts(tracker: Tracker) -> No
     assert [a.path for a in tracker.client.list_artifacts(run.run_id, "notes")] == ["notes/hello.txt"]
 
 
+def test_staged_params_and_tags_go_with_the_next_write_and_are_written_when_the_run_ends(tracker: Tracker) -> None:
+    exp = tracker.experiment_id("t")
+    with tracker.run(exp, "staged") as run:
+        run.stage(params={"tuned.lr0": 0.1}, tags={"state": "x", "url": "postgresql://u:secret@h/db"})
+        assert tracker.client.get_run(run.run_id).data.params == {}  # held
+        # past MLflow's per-call limits (100 params, 100 tags, 1,000 entities): split, nothing lost
+        run.log_params({f"p{i}": i for i in range(120)})
+        run.stage(tags={f"t{i}": i for i in range(110)})
+        run.log_metrics(3, {f"m{i}": float(i) for i in range(1001)})
+        got = tracker.client.get_run(run.run_id).data
+        assert len(got.params) == 121 and got.params["tuned.lr0"] == "0.1"
+        assert got.tags["state"] == "x" and "secret" not in got.tags["url"] and got.tags["t109"] == "109"
+        assert len(got.metrics) == 1001
+        run.stage(params={"late": "yes"})
+    assert tracker.client.get_run(run.run_id).data.params["late"] == "yes"  # the run's end wrote it
+    with pytest.raises(ValueError), tracker.run(exp, "failed") as failed:
+        failed.stage(tags={"optuna.state": "FAIL"})
+        raise ValueError("boom")
+    got_failed = tracker.client.get_run(failed.run_id)
+    assert got_failed.info.status == "FAILED" and got_failed.data.tags["optuna.state"] == "FAIL"
+
+
 @pytest.mark.parametrize(
     ("exc", "status"),
     [(ValueError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED"), (RunKilled("pruned"), "KILLED")],
@@ -154,6 +176,7 @@ def test_trial_progress_prints_one_line_per_ended_trial_off_a_terminal() -> None
         TrialProgress("study s", 0)
 
 
+@pytest.mark.slow
 def test_trial_progress_on_a_pseudo_terminal_draws_both_bars_and_keeps_the_final_state() -> None:
     import os
     import subprocess

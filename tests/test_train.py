@@ -67,6 +67,7 @@ def test_train_learns_and_reports_every_evaluation(tiny_data_dir: Path) -> None:
     assert "Total params" in result.summary
 
 
+@pytest.mark.slow
 def test_same_seed_same_result(tiny_data_dir: Path) -> None:
     data = load_dataset("mnist", tiny_data_dir)
     cfg = config_from(

@@ -178,8 +178,8 @@ class Executor:
         task = get_task(cfg.task.name)
         data = self.data(cfg)
         place = self.placement(cfg.run.backend)
-        run.set_tags(
-            {
+        run.stage(  # written with the params, in one call
+            tags={
                 **place.tags(),
                 TASK_TAG: task.name,
                 "data.checksum": data.checksum,

@@ -40,7 +40,7 @@ from typing import Any
 
 from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
-from harness._sqlite import create_once, lock_timeout, retry_locked
+from harness._sqlite import create_once, fast_commits, lock_timeout, retry_locked
 from harness.errors import UserError
 
 DEFAULT_FILE = "optuna.journal"
@@ -158,6 +158,7 @@ def open_storage(
     if kind == "sqlite":
         if path is not None:  # two commands at once on a new file: one of them creates Optuna's tables
             create_once(path, _build_sqlite)
+            fast_commits(path)
         engine_kwargs["connect_args"] = {"timeout": lock_timeout()}  # each statement waits out a writer
 
     def attempt(_: float) -> Any:
@@ -177,13 +178,6 @@ def open_storage(
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ModuleNotFoundError) as exc:
         why = redact_text(f"{type(exc).__name__}: {exc}")  # a driver's message may quote the URL
         raise UserError(f"--storage {redact(url)}: cannot open it ({why})"[:2000]) from None
-    if kind == "sqlite":
-
-        @sqlalchemy.event.listens_for(storage.engine, "connect")
-        def _fast_commits(dbapi_connection: Any, record: Any) -> None:
-            dbapi_connection.execute("pragma synchronous=normal")
-
-        storage.engine.dispose()  # reconnect with the pragma
     return storage
 
 

@@ -193,8 +193,9 @@ def _objective(
     try:
         with ctx.tracker.run(ctx.experiment_id, name, tags, parent=ctx.parent) as run:
             trial.set_user_attr("harness", {"trial": trial.number, "mlflow_run_id": run.run_id, "worker": me})
-            # beside the dotted config keys: the values as the space writes them (a label, an int)
-            run.log_params({f"{TUNED}.{p.name}": p.shown(trial.params) for p in space.params})
+            # beside the dotted config keys: the values as the space writes them (a label, an int); staged,
+            # they go in the runner's first write (the config's params) instead of a transaction of their own
+            run.stage(params={f"{TUNED}.{p.name}": p.shown(trial.params) for p in space.params})
             out.state, note = "FAIL", ""
             sinks = () if watch is None else (watch.trial_sink(name, cfg, ctx.resolved.objective),)
             try:
@@ -235,17 +236,11 @@ def _lost(ctx: StudyContext, number: int) -> str:
 
 def _close(run: RunHandle, cfg: Any, started: float, price: float | None, out: TrialOutcome, note: str) -> None:
     """One write before the run ends: time, cost, objective and the Optuna state."""
-    from mlflow.entities import Metric, RunTag
-
     out.wall_s = time.perf_counter() - started
     metrics = {"trial_wall_s": out.wall_s}
     if price is not None:
         metrics["cost_usd"] = price * out.wall_s / 3600
     if out.state == "COMPLETE" and out.value is not None:
         metrics["objective"] = float(out.value)
-    now = int(time.time() * 1000)
-    tags = [RunTag("optuna.state", out.state)]
-    if note:
-        tags.append(RunTag(NOTE_TAG, note))
-    step = cfg.run.iterations
-    run.client.log_batch(run.run_id, metrics=[Metric(k, v, now, step) for k, v in metrics.items()], tags=tags)
+    run.stage(tags={"optuna.state": out.state, **({NOTE_TAG: note} if note else {})})
+    run.log_metrics(cfg.run.iterations, metrics)  # with the staged tags: one write

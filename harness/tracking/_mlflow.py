@@ -23,7 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
-from harness._sqlite import StoreLocked, create_once, retry_locked
+from harness._sqlite import StoreLocked, create_once, fast_commits, retry_locked
 from harness.errors import UserError
 from harness.tracking._sweep import Orphan, owner_tags, sweep
 
@@ -98,6 +98,7 @@ class Tracker:
             logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
             if self.uri.startswith("sqlite:///"):
                 create_once(Path(self.uri.removeprefix("sqlite:///")), self._build_sqlite)
+                fast_commits(self.uri.removeprefix("sqlite:///"))
                 uri = self.uri
                 try:  # the client opens (and migrates) the store now; another process's lock is waited out
                     self._client = retry_locked(uri.removeprefix("sqlite:///"), lambda _: MlflowClient(uri))
@@ -198,7 +199,10 @@ class Tracker:
             raise
         finally:
             try:
-                self.client.set_terminated(handle.run_id, status=status)
+                try:
+                    handle.flush()  # staged params and tags: a failed write still ends the run
+                finally:
+                    self.client.set_terminated(handle.run_id, status=status)
             except Exception:
                 # left RUNNING; the next `harness runs clean` (or ladder/study start) on this host ends it
                 if status == RunStatus.to_string(RunStatus.FINISHED):
@@ -206,6 +210,15 @@ class Tracker:
             if interrupted and delete_if_interrupted_empty:
                 with contextlib.suppress(Exception):  # the interrupt is what the user must see
                     self.delete_if_empty(handle.run_id)
+
+
+def _params(params: Mapping[str, Any]) -> list[Param]:
+    # a URI with a password (a data source, an override) is logged with the password masked
+    return [Param(str(k), redact_text(str(v))) for k, v in params.items()]
+
+
+def _tags(tags: Mapping[str, Any]) -> list[RunTag]:
+    return [RunTag(str(k), redact_text(str(v))) for k, v in tags.items()]
 
 
 class RunKilled(Exception):
@@ -218,15 +231,22 @@ class RunHandle:
     def __init__(self, client: MlflowClient, run_id: str) -> None:
         self.client = client
         self.run_id = run_id
+        self._params: list[Param] = []  # staged: sent with the next write
+        self._tags: list[RunTag] = []
+
+    def stage(self, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        """Hold ``params`` and ``tags`` for this run's next write, which sends them in the same MLflow
+        call: each ``log_batch`` is a transaction of a few milliseconds on a local store, and a study
+        trial would otherwise make one more per group. Whatever is still held when the run ends (or
+        this sink closes) is written then."""
+        self._params += _params(params or {})
+        self._tags += _tags(tags or {})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        # a URI with a password (a data source, an override) is logged with the password masked
-        items = [Param(str(k), redact_text(str(v))) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow's per-call param limit
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        self._send(params=_params(params))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(str(k), redact_text(str(v))) for k, v in tags.items()])
+        self._send(tags=_tags(tags))
 
     def log_metrics(self, step: int, metrics: Mapping[str, float], model_id: str | None = None) -> None:
         """``model_id``: the run's LoggedModel gets the same values (the Models view compares them)."""
@@ -234,11 +254,27 @@ class RunHandle:
         items = [
             Metric(k, float(v), now, step, model_id=model_id) for k, v in metrics.items() if math.isfinite(float(v))
         ]
-        for i in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
+        self._send(metrics=items)
+
+    def flush(self) -> None:
+        """Write what :meth:`stage` holds, if anything."""
+        if self._params or self._tags:
+            self._send()
 
     def close(self) -> None:
-        """Nothing buffered: every call above is synchronous."""
+        """As a metric sink: every write above is synchronous; only staged params and tags wait."""
+        self.flush()
+
+    def _send(self, params: list[Param] = [], tags: list[RunTag] = [], metrics: list[Metric] = []) -> None:  # noqa: B006 - read only
+        params, tags, metrics = [*self._params, *params], [*self._tags, *tags], list(metrics)
+        self._params, self._tags = [], []
+        while params or tags or metrics:
+            # MLflow's limits per call: 100 params, 100 tags, 1,000 metrics, 1,000 entities in all
+            p, params = params[:100], params[100:]
+            t, tags = tags[:100], tags[100:]
+            room = _BATCH - len(p) - len(t)
+            m, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(self.run_id, metrics=m, params=p, tags=t)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if path.is_dir():
