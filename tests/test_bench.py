@@ -68,9 +68,15 @@ def test_quick_benchmark_study_and_yolo_sections(tmp_path: Path) -> None:
     assert len(yolo["harness"]) == len(yolo["plain"]) == 1
     assert yolo["harness_tiles_per_s"] > 0 and yolo["plain_tiles_per_s"] > 0 and yolo["ratio"] > 0
     assert yolo["pipeline_tiles_per_s"] > 0 and yolo["pipeline_over_training"] > 0
+    # the speed candidates, each trained in a process of its own (quick mode: two, one run each, not compared)
+    candidates = yolo["candidates"]
+    assert [r["name"] for r in candidates["rows"]] == ["default", "xla"] and candidates["repeats"] == 1
+    assert all(len(r["tiles_per_s"]) == 1 and r["tiles_per_s"][0] > 0 for r in candidates["rows"])
+    assert not any(r["clearly_faster"] or r["clearly_slower"] for r in candidates["rows"])
 
     text = (out / "bench.md").read_text(encoding="utf-8")
     assert "ms per trial (median of 1)" in text and "QUICK MODE" in text
+    assert "| xla | XLA: train and eval steps compiled with jit_compile |" in text and "not compared" in text
 
 
 @pytest.mark.slow
@@ -126,3 +132,27 @@ def test_overhead_section_tests_the_paired_wall_times_before_calling_the_harness
     noisy = [{"wall_s": r["wall_s"] + (0.5 if i % 2 else -0.5)} for i, r in enumerate(baseline)]
     assert "no significant difference" in _paired_verdict(noisy, baseline)
     assert "not testable" in _paired_verdict(baseline[:1], baseline[:1])  # quick mode: one pair
+
+
+def test_yolo_candidates_are_named_faster_only_when_every_run_beats_every_default_run() -> None:
+    from harness.bench._yolo_candidates import render_candidates, summarise
+
+    rates = {
+        "default": [50.0, 52.0, 51.0],
+        "xla": [70.0, 68.0, 72.0],  # every run above every default run, 1.37x the median
+        "onednn-off": [40.0, 41.0, 39.0],
+        "inter-op-1": [49.0, 53.0, 51.5],  # overlaps
+    }
+    c = summarise(rates, repeats=3, steps=100, skipped=["bf16"])
+    rows = {r["name"]: r for r in c["rows"]}
+    assert rows["xla"]["clearly_faster"] and rows["xla"]["ratio"] == pytest.approx(70 / 51)
+    assert rows["onednn-off"]["clearly_slower"] and not rows["onednn-off"]["clearly_faster"]
+    assert not rows["inter-op-1"]["clearly_faster"] and not rows["inter-op-1"]["clearly_slower"]
+    text = "\n".join(render_candidates(c))
+    assert "**YOLO training +30%: met** by xla." in text and "no bfloat16 instructions on this CPU): bf16" in text
+    assert "| onednn-off |" in text and "slower in every run" in text and "no difference shown" in text
+
+    two = summarise({"default": [50.0, 51.0], "xla": [80.0, 81.0]}, repeats=2, steps=100, skipped=[])
+    assert not any(r["clearly_faster"] for r in two["rows"])  # too few runs to call anything
+    text = "\n".join(render_candidates(two))
+    assert "fewer than 3 runs: not compared" in text and "NOT met" in text and "xla's, is 1.59×" in text

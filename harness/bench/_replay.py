@@ -93,7 +93,7 @@ def measure_replay(quick: bool, progress: Callable[[str], None], tracking_uri: s
     landscape = landscape_name()
     found = None if quick else _recorded(Tracker(tracking_uri), landscape)
     resolved, recorded = found if found is not None else _synthetic()
-    source = f"recorded landscape `{landscape}`" if found is not None else "synthetic landscape (same space, 76 points)"
+    source = f"recorded landscape `{landscape}`" if found is not None else "synthetic landscape (same space)"
     space = resolved.space
     repeats = 20 if quick else 200
     budget = space.grid_size()

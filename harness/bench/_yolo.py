@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from harness.bench._plain_keras import Decay, SteadyClock
-from harness.config import Config
+from harness.bench._yolo_candidates import measure_candidates, render_candidates
+from harness.config import Config, apply_overrides
 from harness.data import ArrayDataset, load_dataset
 from harness.ladders import load_ladder
 from harness.models import create_model
@@ -40,11 +41,15 @@ class YoloBenchSettings:
     repeats: int  # timed (harness, plain) pairs after the warm-up pairs
     pipeline_batches: int  # batches drawn from the tile pipeline alone
     warmups: int = 1  # untimed (harness, plain) pairs first; quick mode only checks that it runs
+    candidate_steps: int = 100  # training steps per candidate run (each in a fresh process)
+    candidate_repeats: int = 3  # interleaved runs per candidate
 
 
 def yolo_settings(quick: bool) -> YoloBenchSettings:
     if quick:
-        return YoloBenchSettings(scale="smoke", steps=6, repeats=1, pipeline_batches=5, warmups=0)
+        return YoloBenchSettings(
+            scale="smoke", steps=6, repeats=1, pipeline_batches=5, warmups=0, candidate_steps=6, candidate_repeats=1
+        )
     return YoloBenchSettings(scale="standard", steps=200, repeats=2, pipeline_batches=100)
 
 
@@ -139,6 +144,9 @@ def measure_yolo(data_dir: str | Path | None, quick: bool, progress: Progress) -
     plain_rate = statistics.median(r["examples_per_s"] for r in plain_runs)
     pipe = pipeline_rate(cfg, data, settings.pipeline_batches)
     progress(f"    tile pipeline alone: {pipe:.0f} tiles/s")
+    steps = settings.candidate_steps
+    candidate_cfg = apply_overrides(cfg, {"iterations": steps, "eval_every": steps}, "bench (e) candidates")
+    candidates = measure_candidates(candidate_cfg, data_dir, settings.candidate_repeats, quick, progress)
     return {
         "rung": RUNG,
         "scale": settings.scale,
@@ -153,6 +161,7 @@ def measure_yolo(data_dir: str | Path | None, quick: bool, progress: Progress) -
         "pipeline_tiles_per_s": pipe,
         "pipeline_over_training": pipe / harness_rate if harness_rate else float("nan"),
         "target_pipeline_over_training": 3.0,
+        "candidates": candidates,
     }
 
 
@@ -177,4 +186,5 @@ def render_yolo(e: dict[str, Any]) -> list[str]:
         f"| {e['harness_tiles_per_s']:.1f} | {e['plain_tiles_per_s']:.1f} | {e['ratio']:.3f} ({ok}) "
         f"| {e['pipeline_tiles_per_s']:.0f} | {e['pipeline_over_training']:.1f} ({ok_pipe}) |",
         "",
+        *(render_candidates(e["candidates"]) if "candidates" in e else []),
     ]

@@ -115,6 +115,19 @@ def config_from(overrides: Mapping[str, Any], where: str = "config") -> Config:
     return apply_overrides(default_config(), overrides, where)
 
 
+def config_from_sections(sections: Mapping[str, Mapping[str, Any]], where: str = "config") -> Config:
+    """The :class:`Config` that :meth:`Config.to_dict` wrote (a run's ``config.yaml``, a worker's job), checked
+    as ``config_from`` checks overrides."""
+    overrides: dict[str, Any] = {
+        "task": sections["task"]["name"],
+        "dataset": sections["data"]["name"],
+        "model": sections["model"]["name"],
+    }
+    for section, values in sections.items():
+        overrides.update({f"{section}.{k}": v for k, v in values.items() if k != "name"})
+    return config_from(overrides, where)
+
+
 def _named(kind: str, name: str, carry: Named | None = None, where: str = "") -> Named:
     cls = catalog.params_class(kind, name, where)
     kept = {}

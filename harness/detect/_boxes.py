@@ -18,7 +18,7 @@ import numpy as np
 
 import harness.data
 import harness.models  # noqa: F401  (these register the sections a run's config.yaml names)
-from harness.config import Config, config_from, load_mapping, read_config_text
+from harness.config import Config, config_from_sections, load_mapping, read_config_text
 from harness.detect._runs import model_origin, run_scores
 from harness.errors import UserError
 from harness.report import md_code, md_link, md_text
@@ -46,14 +46,7 @@ def run_config(tracker: Tracker, run_id: str) -> Config:
         except Exception as exc:  # MlflowException: no such artifact
             raise UserError(f"run {run_id} has no config.yaml artifact ({type(exc).__name__})") from None
         sections = load_mapping(read_config_text(path, "artifact"), f"run {run_id} config.yaml", "config sections")
-    overrides: dict[str, Any] = {
-        "task": sections["task"]["name"],
-        "dataset": sections["data"]["name"],
-        "model": sections["model"]["name"],
-    }
-    for section, values in sections.items():
-        overrides.update({f"{section}.{k}": v for k, v in values.items() if k != "name"})
-    return config_from(overrides, f"run {run_id} config.yaml")
+    return config_from_sections(sections, f"run {run_id} config.yaml")
 
 
 def find_boxes(model: Any, image: np.ndarray, cfg: Config, threshold: float) -> tuple[np.ndarray, np.ndarray]:

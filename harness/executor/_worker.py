@@ -27,12 +27,9 @@ GONE_EXIT = 3  # nobody waits for an orphan's exit code; distinct from an error'
 
 
 def _config(d: dict[str, dict[str, Any]]) -> Any:
-    from harness.config import config_from
+    from harness.config import config_from_sections
 
-    overrides: dict[str, Any] = {"task": d["task"]["name"], "dataset": d["data"]["name"], "model": d["model"]["name"]}
-    for section, fields in d.items():
-        overrides.update({f"{section}.{k}": v for k, v in fields.items() if k != "name"})
-    return config_from(overrides, "worker job")
+    return config_from_sections(d, "worker job")
 
 
 def _on_supervisor_gone(job: WorkerJob, tracker: Tracker, chief: bool) -> Callable[[int], None]:
