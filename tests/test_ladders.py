@@ -89,6 +89,15 @@ def test_user_ladder_file(tmp_path: Path) -> None:
     assert isinstance(model, MlpParams) and model.layers == (16,)
 
 
+def test_a_folder_named_like_a_builtin_ladder_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()  # a data folder, say
+    (tmp_path / "yolo").write_text("not a ladder")
+    assert load_ladder("mnist").name == "mnist" and load_ladder("yolo").name == "yolo"
+    (tmp_path / "mine").write_text(GOOD)  # a ladder file without the .yaml suffix is still read as one
+    assert [r.name for r in load_ladder("mine").rungs] == ["a", "b"]
+
+
 def test_unknown_ladder_lists_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"unknown ladder 'mnits' \(did you mean 'mnist'\?\); valid ladders: .*mnist"):
         load_ladder("mnits")

@@ -113,9 +113,11 @@ def builtin_rungs() -> dict[str, tuple[str, ...]]:
 def load_ladder(name_or_path: str) -> Ladder:
     """A built-in ladder by name, or a ladder file by path."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return parse_ladder(read_config_text(path, "ladder file"), str(path))
     builtin = builtin_ladders()
+    # a built-in name wins over a folder (or file) of that name where the command runs: a data folder
+    # called mnist/ must not turn `harness ladder mnist` into "cannot read it (Is a directory)"
+    if path.suffix in (".yaml", ".yml") or (name_or_path not in builtin and path.exists()):
+        return parse_ladder(read_config_text(path, "ladder file"), str(path))
     if name_or_path not in builtin:
         close = difflib.get_close_matches(name_or_path, list(builtin), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
