@@ -311,7 +311,7 @@ def _overhead(o: Overhead, kept: list[str]) -> Section:
     )
     walls = [{"wall_s": r.wall_s} for r in o.harness], [{"wall_s": r.wall_s} for r in o.baseline]
     after = [
-        f"**Ratio harness / baseline (median wall time): {o.ratio:.3f}** "
+        f"**Ratio harness / baseline (median wall time): {o.ratio:.4f}** "
         f"(target ≤ {o.target_ratio:.2f}: {target_met}); {same}.",
         f"Wall times paired by repeat (Wilcoxon signed-rank, shorter is better): {_paired_verdict(*walls)}.",
         f"Creating the fresh temporary tracking store that every harness run above logs to (MLflow's "
