@@ -26,8 +26,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from harness.errors import UserError
-
-HEARTBEAT_ATTR = "harness:heartbeat"  # unix time of the last heartbeat, a system attribute of a running trial
+from harness.studies._settings import HEARTBEAT_ATTR
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):

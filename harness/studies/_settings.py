@@ -24,6 +24,7 @@ ATTR = "harness"  # the Optuna study user attribute holding StudySettings
 # system attribute of a trial that replaces earlier ones (a retry, or a lost worker's finished result):
 # the numbers it supersedes, which the budget no longer counts
 REQUEUE_ATTR = "harness_requeue_history"
+HEARTBEAT_ATTR = "harness:heartbeat"  # unix time of the last heartbeat, a system attribute of a running trial
 
 
 FORMAT = 2  # 2: the space file lives in the parent run (format 1 stored its whole text here)

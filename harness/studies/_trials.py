@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness.studies._settings import REQUEUE_ATTR
+from harness.studies._settings import HEARTBEAT_ATTR, REQUEUE_ATTR
 
 if TYPE_CHECKING:
     from harness.studies._context import StudyContext
@@ -95,6 +95,8 @@ def fail_orphans(ctx: StudyContext, trials: Sequence[Any]) -> bool:
             continue
         if (t.user_attrs.get("harness") or {}).get("trial") == t.number:  # claimed (a retry copies the old attr)
             continue
+        if HEARTBEAT_ATTR in t.system_attrs:  # its worker is beating (it claims it after its MLflow run starts,
+            continue  # which may wait on a lock); once the beat stops, fail_stale fails it
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
             if ctx.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 callback = ctx.storage.get_heartbeat_stale_trial_callback()
