@@ -269,6 +269,36 @@ def _training(url: str, name: str, proc: subprocess.Popen[bytes], log: Path, n: 
     raise AssertionError(log.read_text()[-3000:])
 
 
+_BENCH_PARENT = """\
+from harness.bench._yolo import _config, yolo_settings
+from harness.bench._yolo_candidates import measure_candidates
+from harness.config import apply_overrides
+
+cfg = apply_overrides(_config(yolo_settings(True)), {"iterations": 100000, "eval_every": 100000}, "test")
+measure_candidates(cfg, None, 1, True, print)  # trains for minutes: the test kills this process first
+"""
+
+
+@pytest.mark.slow
+def test_killed_bench_takes_its_yolo_candidate_child_along(tmp_path: Path) -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _BENCH_PARENT], env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not children and time.monotonic() < deadline and parent.poll() is None:
+            children = _children(parent.pid, b"harness.bench._yolo_candidates")
+            time.sleep(0.2)
+        assert children, f"no candidate child started (parent exit {parent.poll()})"
+        time.sleep(2)  # past the child's first lines, so that it watches its supervisor
+        parent.kill()
+        parent.wait()
+        assert _wait_gone(children, 30) == []
+    finally:
+        _kill_all([parent.pid, *children])
+
+
 @pytest.mark.slow
 def test_killed_study_stops_its_parallel_workers(tmp_path: Path, tiny_data_dir: Path) -> None:
     space = _space(tmp_path, "orph", "lr0: {type: float, grid: [0.003, 0.01]}\n", 100000, "{max_trials: 2}")

@@ -188,7 +188,11 @@ def render_candidates(c: dict[str, Any]) -> list[str]:
 
 
 def _child(spec_path: str, out_path: str) -> None:
-    """One candidate run, in its own process: its config, trained once."""
+    """One candidate run, in its own process: its config, trained once. It ends with the bench process,
+    however that dies (kill -9 included): nothing else would stop a child in a session of its own."""
+    from harness import lifeline
+
+    lifeline.watch_supervisor(lambda pid: os._exit(3))  # a measurement for nobody: no cleanup to do
     from harness.config import config_from_sections
     from harness.data import load_dataset
     from harness.train import train
