@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ class RunHandle:
         """As a metric sink: every write above is synchronous; only staged params and tags wait."""
         self.flush()
 
-    def _send(self, params: list[Param] = [], tags: list[RunTag] = [], metrics: list[Metric] = []) -> None:  # noqa: B006 - read only
+    def _send(self, params: Sequence[Param] = (), tags: Sequence[RunTag] = (), metrics: Sequence[Metric] = ()) -> None:
         params, tags, metrics = [*self._params, *params], [*self._tags, *tags], list(metrics)
         self._params, self._tags = [], []
         while params or tags or metrics:
