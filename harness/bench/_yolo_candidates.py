@@ -76,6 +76,7 @@ def measure_candidates(
     """Each candidate's steady tiles/s training ``cfg`` (with the candidate's overrides) in a process of its own,
     ``repeats`` interleaved runs each; quick mode runs two candidates only."""
     from harness.config import apply_overrides
+    from harness.errors import RunFailed
     from harness.procs import Supervisor
 
     bf16 = cpu_bf16()
@@ -101,7 +102,7 @@ def measure_candidates(
                     code = children.wait()[c.name]
                 if code != 0 or not out.is_file():
                     tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.is_file() else ""
-                    raise RuntimeError(f"YOLO candidate {c.name} exited {code}:\n{tail}")
+                    raise RunFailed(f"bench (e): YOLO candidate {c.name} exited {code}; its log ends:\n{tail}")
                 rate = float(json.loads(out.read_text(encoding="utf-8"))["examples_per_s"])
                 rates[c.name].append(rate)
                 progress(f"    run {r + 1}/{repeats} {c.name:<12} {rate:7.1f} tiles/s")
