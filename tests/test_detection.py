@@ -164,6 +164,9 @@ def test_smoke_ladder_logs_iou_to_mlflow_and_tensorboard(in_smoke: Path) -> None
         history = client.get_metric_history(run.info.run_id, "test_iou")
         assert [m.step for m in history] == [2, 4]  # every evaluation
         assert all(0.0 <= m.value <= 1.0 for m in history)
+        # the IoU is evaluation-only (as the reference's); the loss terms are logged for training too
+        assert "final_train_iou" not in run.data.metrics and not client.get_metric_history(run.info.run_id, "train_iou")
+        assert "final_train_position_error" in run.data.metrics
         for key in ("final_test_iou_all", "final_test_ap50", "final_test_precision50", "final_test_recall50"):
             # a number, or (a smoke model may detect nothing) absent and tagged undefined with the reason
             if key not in run.data.metrics:

@@ -100,7 +100,9 @@ def test_any_rung_or_study_name_round_trips_through_the_csv(tmp_path: Path, name
 @given(NAMES)
 def test_a_header_from_user_text_is_neutralised_too(tmp_path: Path, name: str) -> None:
     """Study tables have a column per tuned parameter, named in the user's search space."""
-    path = _core.write_csv(tmp_path / "t.csv", pd.DataFrame({name: ["x"], "objective": [0.5]}))
+    # a list of columns, not a dict: a parameter the user named "objective" is a second column, not a merge
+    table = pd.DataFrame([["x", 0.5]], columns=[name, "objective"])
+    path = _core.write_csv(tmp_path / "t.csv", table)
     with path.open(newline="", encoding="utf-8") as f:
         assert next(csv.reader(f)) == [neutralised(name), "objective"]
 

@@ -74,10 +74,30 @@ def _tuned(runs: pd.DataFrame, name: str, key: str) -> pd.Series:
     return runs[new].where(runs[new].notna(), old) if new in runs else old
 
 
+# the trial table's own columns, and the display's: a tuned parameter may be named like one of them
+_OWN_COLUMNS = frozenset(
+    {"trial", "state", "status", "objective", "time_s", "cost_usd", "retry_of", "run_id", "MLflow run"}
+    | {"time (s)", "cost ($)", "re-run of"}
+)
+
+
+def _param_columns(names: list[str]) -> list[str]:
+    """A column label per tuned parameter: its name, or ``NAME (parameter)`` where that is taken."""
+    taken, labels = set(_OWN_COLUMNS), []
+    for name in names:
+        label = name
+        while label in taken or label.startswith("objective x "):
+            label = f"{label} (parameter)"
+        taken.add(label)
+        labels.append(label)
+    return labels
+
+
 def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]:
     runs = _core.children(tracker, parent)
     record = study_record(parent)
-    params, keys = list(record.params), list(record.keys)
+    names, keys = list(record.params), list(record.keys)
+    params = _param_columns(names)
     if runs.empty:
         columns = ["trial", "state", "status", *params, "objective", "time_s", "cost_usd", "retry_of", "run_id"]
         return pd.DataFrame(columns=columns), params
@@ -92,7 +112,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
             "trial": column("tags.optuna.trial_number", "-1").astype(int),
             "state": state,
             "status": runs["status"],
-            **{p: _tuned(runs, p, k) for p, k in zip(params, keys, strict=True)},
+            **{p: _tuned(runs, n, k) for p, n, k in zip(params, names, keys, strict=True)},
             "objective": column("metrics.objective").astype(float),
             "time_s": column("metrics.trial_wall_s").astype(float),
             "cost_usd": column("metrics.cost_usd").astype(float),

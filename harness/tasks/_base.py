@@ -81,6 +81,9 @@ class Task:
     directions: ClassVar[Mapping[str, Direction]] = {"loss": "minimize"}
     primary: ClassVar[str] = "loss"  # what "best" and the ladder's reference refer to
     percent: ClassVar[frozenset[str]] = frozenset()  # metrics shown as percentages
+    # metrics computed on evaluation batches only (a ``test_`` value, no ``train_`` one): what costs
+    # too much to compute on every training step and is read at evaluation only
+    eval_only: ClassVar[frozenset[str]] = frozenset()
     reference_scales: ClassVar[Mapping[str, float]] = {}
     examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)
     # metric -> why it can be undefined ("{split}": training or test); a NaN of another metric stays a number
@@ -147,7 +150,8 @@ class Task:
             key = names.get(metric)
             if key is None or key not in logs or f"val_{key}" not in logs:
                 continue  # an optional metric this data does not have (precision on 10 classes)
-            out[f"train_{metric}"] = float(logs[key])
+            if metric not in self.eval_only:
+                out[f"train_{metric}"] = float(logs[key])
             out[f"test_{metric}"] = float(logs[f"val_{key}"])
         return out
 
@@ -247,7 +251,8 @@ class Task:
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, metric in zip(axes, panels, strict=True):
             for split in ("train", "test"):
-                ax.plot(steps, [row[f"{split}_{metric}"] for row in history], label=split)
+                if f"{split}_{metric}" in history[0]:  # an evaluation-only metric has no train curve
+                    ax.plot(steps, [row[f"{split}_{metric}"] for row in history], label=split)
             self.style_panel(ax, metric, history)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)

@@ -24,6 +24,7 @@ from harness.models import create_model
 from harness.tasks import Task, get_task
 from harness.tracking import MetricSink
 from harness.train._callbacks import Clock, EvalRecorder, StopOnSignal
+from harness.train._eval_only import EvalGate
 from harness.train._multiworker import fit_multiworker
 from harness.train._schedules import learning_rate
 
@@ -65,9 +66,18 @@ def fresh_session(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None) -> keras.Model:
-    """The model of ``cfg`` compiled with the task's loss and metrics, the optimiser and schedule."""
+def build_and_compile(
+    cfg: Config, data: ArrayDataset, task: Task | None = None, gate: EvalGate | None = None
+) -> keras.Model:
+    """The model of ``cfg`` compiled with the task's loss and metrics, the optimiser and schedule.
+
+    With a ``gate`` (a callback ``fit`` must then be given), the task's evaluation-only metrics are
+    computed on evaluation batches only; without one, on every step too.
+    """
     task = task or get_task(cfg.task.name)
+    metrics = task.metrics(cfg, data)
+    if gate is not None:
+        metrics = [gate.wrap(m) if m.name in task.eval_only else m for m in metrics]
     model = create_model(cfg.model, data.input_shape, task.outputs(data, cfg))
     o = cfg.optim
     lr = learning_rate(o, cfg.run.iterations)
@@ -79,7 +89,7 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
     model.compile(
         optimizer=optimizer,
         loss=task.loss(cfg),
-        metrics=task.metrics(cfg, data),
+        metrics=metrics,
         steps_per_execution=math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every),
         jit_compile=cfg.run.jit_compile,
     )
@@ -119,15 +129,16 @@ def train(
     fresh_session(r.seed)
     data = data.subset(cfg.data.train_subset, cfg.data.test_subset)
     strategy = strategy or tf.distribute.get_strategy()
+    gate = EvalGate()
     with strategy.scope(), dtype_policy(r.precision):
-        model = build_and_compile(cfg, data, task)
+        model = build_and_compile(cfg, data, task, gate)
     train_ds = task.train_dataset(data, cfg)
     test_ds = task.eval_dataset(data, cfg)
 
     clock = Clock()
     recorder = EvalRecorder(task, r.eval_every, cfg.learning_rate, sinks, started)
     setup_s = time.perf_counter() - started
-    callbacks = [clock, recorder, StopOnSignal(), *extra_callbacks]
+    callbacks = [clock, gate, recorder, StopOnSignal(), *extra_callbacks]
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit cannot drive it
         fit_multiworker(
             model,
@@ -139,6 +150,7 @@ def train(
             steps_per_execution=math.gcd(r.steps_per_execution, r.eval_every),
             loss=task.loss(cfg),
             metrics=lambda: task.metrics(cfg, data),
+            eval_only=task.eval_only,
             callbacks=callbacks,
         )
     else:

@@ -16,7 +16,7 @@ updated per replica and read in cross-replica context, where their variables
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import keras
@@ -35,15 +35,17 @@ def fit_multiworker(
     loss: keras.losses.Loss,
     metrics: Callable[[], list[keras.metrics.Metric]],
     callbacks: Sequence[keras.callbacks.Callback],
+    eval_only: Collection[str] = (),
 ) -> None:
-    """Train ``model`` (compiled under ``strategy``) as ``model.fit`` would, calling ``callbacks``."""
+    """Train ``model`` (compiled under ``strategy``) as ``model.fit`` would, calling ``callbacks``;
+    the metrics named in ``eval_only`` are computed at evaluation only (``EvalGate`` under ``fit``)."""
     replicas = strategy.num_replicas_in_sync
     scale = 1.0 if getattr(loss, "reduction", None) == "sum" else 1.0 / replicas
     optimizer = model.optimizer
     with strategy.scope():
         train_loss = keras.metrics.Mean(name="loss")
         val_loss = keras.metrics.Mean(name="loss")
-        train_metrics = [train_loss, *metrics()]
+        train_metrics = [train_loss, *(m for m in metrics() if m.name not in eval_only)]
         val_metrics = [val_loss, *metrics()]
         optimizer.build(model.trainable_variables)
     variables = model.trainable_variables
