@@ -19,7 +19,7 @@ from harness.report._core import generated_by, local_paths, md_commit, number, p
 from harness.report._document import Document, Section
 from harness.report._html import render_html
 from harness.report._ladder import _aggregate, _per_seed, best_figure, captions, rung_runs
-from harness.report._study import display_study, study_markdown
+from harness.report._study import _param_columns, display_study, study_markdown
 from harness.tasks import get_task
 from harness.tracking import RungRecord
 
@@ -153,6 +153,36 @@ def test_a_pruned_trial_and_a_missing_number_show_no_nan() -> None:
     assert not [c for c in map(str, shown.to_numpy().ravel()) if NAN.search(c)], shown.to_string()
     assert (number(math.nan, ".1f"), number(None, ",.0f"), number(1234.5, ",.0f")) == ("n/a", "n/a", "1,234")
     assert number(float("nan"), ".1f", "n/a (killed)") == "n/a (killed)"
+
+
+def test_a_parameter_named_like_a_study_column_keeps_both_columns() -> None:
+    """A search space may name a parameter ``trial`` or ``objective``: it must not overwrite the table's own."""
+    labels = _param_columns(["trial", "lr0", "objective", "objective (parameter)", "time (s)"])
+    assert labels == [
+        "trial (parameter)",
+        "lr0",
+        "objective (parameter)",
+        "objective (parameter) (parameter)",
+        "time (s) (parameter)",
+    ]
+    table = pd.DataFrame(
+        {
+            "trial": [0],
+            "state": ["COMPLETE"],
+            "status": ["FINISHED"],
+            **{label: [f"v{i}"] for i, label in enumerate(labels)},
+            "objective": [0.5],
+            "time_s": [1.0],
+            "cost_usd": [0.0],
+            "retry_of": [""],
+            "run_id": ["a"],
+        }
+    )
+    meta = {"study": "s", "objective": "final_test_accuracy", "direction": "maximize"}
+    shown = display_study(StudyReport(table, labels, None, meta))
+    assert list(shown.columns).count("trial") == 1 and shown["trial"].tolist() == [0]
+    assert [shown[label].tolist() for label in labels] == [[f"v{i}"] for i in range(len(labels))]
+    assert shown["objective"].tolist() != ["v2"]
 
 
 # --- bar charts: zero-based or a marked break, baselines drawn ----------------------------------------------
