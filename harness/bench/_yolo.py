@@ -2,8 +2,8 @@
 and the tile pipeline's own rate (it must never be the bottleneck).
 
 The harness side is ``harness.train.train`` on the yolo ladder's 16x16x2 rung: tiles cut on the
-fly from the whole images, YOLO targets made per tile, the loss terms on every batch (the IoU at
-evaluation only, as the reference) and the evaluation recorder. The plain side is what a user
+fly from the whole images, YOLO targets made per tile, the task's metrics on every batch (the IoU
+logged at evaluation only, as the reference) and the evaluation recorder. The plain side is what a user
 would write: the same model (built by the same factory) and loss, compiled and fitted on the same
 tiles, pre-cut into memory, with no metrics. Runs alternate (harness, plain, harness, plain, ...)
 and the ratio is of the medians.
@@ -178,8 +178,8 @@ def render_yolo(e: dict[str, Any]) -> list[str]:
         f"{cfg['task']['grid_nn']}x{cfg['task']['cell_n']}, batch {cfg['run']['batch_size']}, "
         f"{e['settings']['steps']} steps per run, {e['settings']['repeats']} timed pairs after "
         f"{e['settings'].get('warmups', 1)} warm-up pair(s). "
-        "Harness: `harness.train.train` (tiles cut on the fly, targets per tile, loss-term metrics on every "
-        "batch, IoU at evaluation only). "
+        "Harness: `harness.train.train` (tiles cut on the fly, targets per tile, the task's metrics on every "
+        "batch, the IoU logged at evaluation only). "
         "Plain Keras: the same model and loss fitted on the same tiles pre-cut into memory, no metrics.",
         "",
         "| harness tiles/s | plain Keras tiles/s | ratio (target ≥ 0.97) | tile pipeline alone tiles/s "

@@ -81,8 +81,8 @@ class Task:
     directions: ClassVar[Mapping[str, Direction]] = {"loss": "minimize"}
     primary: ClassVar[str] = "loss"  # what "best" and the ladder's reference refer to
     percent: ClassVar[frozenset[str]] = frozenset()  # metrics shown as percentages
-    # metrics computed on evaluation batches only (a ``test_`` value, no ``train_`` one): what costs
-    # too much to compute on every training step and is read at evaluation only
+    # metrics computed on evaluation batches only (a ``test_`` value, no ``train_`` one), where the
+    # reference defines them on evaluation data only (detection's IoU)
     eval_only: ClassVar[frozenset[str]] = frozenset()
     reference_scales: ClassVar[Mapping[str, float]] = {}
     examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)

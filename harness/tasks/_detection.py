@@ -309,7 +309,7 @@ class Detection(Task):
     primary: ClassVar[str] = "iou"
     examples: ClassVar[str] = "tiles"
     percent: ClassVar[frozenset[str]] = frozenset({"iou", "iou_all", "ap50", "precision50", "recall50"})
-    # as the reference (IoU in EVAL only, model.py:244): the pixel masks cost more than the rest of a step's metrics
+    # as the reference: IoU in EVAL only (model.py:244); the loss terms are logged in training too (289-295)
     eval_only: ClassVar[frozenset[str]] = frozenset({"iou", "iou_all"})
     undefined_when: ClassVar[Mapping[str, str]] = {
         "iou": "no box in the {split} tiles, true or detected",

@@ -38,7 +38,7 @@ def fit_multiworker(
     eval_only: Collection[str] = (),
 ) -> None:
     """Train ``model`` (compiled under ``strategy``) as ``model.fit`` would, calling ``callbacks``;
-    the metrics named in ``eval_only`` are computed at evaluation only (``EvalGate`` under ``fit``)."""
+    the metrics named in ``eval_only`` are computed at evaluation only (``fit`` computes and drops them)."""
     replicas = strategy.num_replicas_in_sync
     scale = 1.0 if getattr(loss, "reduction", None) == "sum" else 1.0 / replicas
     optimizer = model.optimizer
