@@ -106,6 +106,20 @@ def use_wal(path: Path) -> None:
         raise UserError(f"{path}: cannot open it as a SQLite database ({exc})") from None
 
 
+def check_opens(path: str) -> None:
+    """Open the SQLite file ``path`` through SQLAlchemy and read its table names, as MLflow's store does
+    first, once. MLflow retries that step for about 100 s (made for a database server still starting); a
+    local file that fails it now (a full disk, a damaged file) fails it then too, so the error comes at
+    once. A lock raises here like anywhere else, for ``retry_locked`` to wait out."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    try:
+        sqlalchemy.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
 _FAST: set[str] = set()  # the SQLite files whose connections commit without an fsync (fast_commits)
 
 

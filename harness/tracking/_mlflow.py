@@ -23,7 +23,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from harness._dburl import with_installed_driver
 from harness._secrets import redact_text, redact_uri
-from harness._sqlite import StoreLocked, create_once, fast_commits, retry_locked
+from harness._sqlite import StoreLocked, check_opens, create_once, fast_commits, retry_locked
 from harness.errors import UserError
 from harness.tracking._sweep import Orphan, owner_tags, sweep
 
@@ -100,8 +100,13 @@ class Tracker:
                 create_once(Path(self.uri.removeprefix("sqlite:///")), self._build_sqlite)
                 fast_commits(self.uri.removeprefix("sqlite:///"))
                 uri = self.uri
+
+                def open_client(_: float) -> MlflowClient:
+                    check_opens(uri.removeprefix("sqlite:///"))
+                    return MlflowClient(uri)
+
                 try:  # the client opens (and migrates) the store now; another process's lock is waited out
-                    self._client = retry_locked(uri.removeprefix("sqlite:///"), lambda _: MlflowClient(uri))
+                    self._client = retry_locked(uri.removeprefix("sqlite:///"), open_client)
                 except StoreLocked:
                     raise
                 except Exception as exc:
