@@ -313,6 +313,28 @@ def test_lock_errors_are_told_from_bad_stores_through_sqlalchemy_and_mlflow(tmp_
     assert not is_lock_error(ValueError("database is locked"))  # only SQLite's own errors count
 
 
+def test_a_file_that_cannot_open_as_a_store_is_refused_on_the_first_try(tmp_path: Path) -> None:
+    """``check_opens`` runs before MLflow opens a SQLite store (MLflow retries a failing open for about
+    100 s): an empty database passes; a file that is no database fails once, with SQLite's reason, and
+    ``retry_locked`` does not try it again, because that is not a lock."""
+    from harness._sqlite import check_opens
+
+    store = tmp_path / "a.db"
+    sqlite3.connect(store).close()
+    check_opens(str(store))
+    not_db = tmp_path / "notes.db"
+    not_db.write_text("not a database\n" * 100)
+    calls: list[float] = []
+
+    def attempt(seconds_left: float) -> None:
+        calls.append(seconds_left)
+        check_opens(str(not_db))
+
+    with pytest.raises(Exception, match="file is not a database") as bad:
+        retry_locked(not_db, attempt)
+    assert len(calls) == 1 and not is_lock_error(bad.value)
+
+
 def test_retry_locked_waits_until_the_holder_lets_go(tmp_path: Path) -> None:
     store = tmp_path / "a.db"
     sqlite3.connect(store).close()
