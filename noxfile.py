@@ -59,7 +59,7 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session
 def soak(session: nox.Session) -> None:
-    """A 200-trial study on PostgreSQL whose 4 workers are killed at random; writes results/soak.md."""
+    """A 200-trial study on PostgreSQL whose 4 workers are killed at random; writes results/soak.md and soak.html."""
     _install(session)
     session.run("python", "tests/soak.py", "--data-dir", DATA, *session.posargs)
 

@@ -1,6 +1,6 @@
 """Soak: a study of N trials on PostgreSQL, run by W `harness worker` processes that are killed
 (SIGKILL) at random and restarted, then every invariant checked from the stores and written to
-``results/soak.md``. Run with ``nox -s soak`` (or ``python tests/soak.py --data-dir ../shared/data``).
+``results/soak.md`` and ``soak.html``. Run with ``nox -s soak`` (or ``python tests/soak.py --data-dir ../shared/data``).
 
 What must hold at the end, whatever was killed when: the study spent exactly its budget; no Optuna
 trial and no MLflow run is left RUNNING; every COMPLETE trial has exactly one FINISHED MLflow run
@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -59,13 +60,13 @@ def main() -> int:
     ap.add_argument("--kill-every", type=float, nargs=2, default=(4.0, 12.0), metavar=("MIN_S", "MAX_S"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=os.environ.get("HARNESS_DATA_DIR", "../shared/data"))
-    ap.add_argument("--work", default="soak-work", help="scratch folder (space file, worker logs)")
+    ap.add_argument("--work", default="", help="scratch folder (space file, worker logs); default a new temporary one")
     ap.add_argument("--out", default="results/soak.md")
     ap.add_argument("--timeout", type=float, default=1800)
     a = ap.parse_args()
     command = "python tests/soak.py " + shlex.join(sys.argv[1:])
     rng = random.Random(a.seed)
-    work = Path(a.work).resolve()
+    work = Path(a.work or tempfile.mkdtemp(prefix="harness-soak-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     storage, tracking = _database(f"soak_optuna_{tag}"), _database(f"soak_mlflow_{tag}")
@@ -198,7 +199,7 @@ def _check(
         ("every FAIL trial: its run FAILED or KILLED, or finished and kept", str(fail_runs), fail_runs),
         ("one trial run per trial", f"{len(kids)} runs, {len(trials)} trials", len(kids) <= len(trials)),
         (
-            "FAIL trials <= kills (nothing else fails)",
+            "FAIL trials ≤ kills (nothing else fails)",
             f"{len(failed)} FAIL, {len(kills)} kills",
             len(failed) <= len(kills),
         ),
@@ -216,25 +217,31 @@ def _write(
     kills: list[dict[str, float]],
     wall: float,
 ) -> None:
-    lines = [
-        "# Soak: a study under random SIGKILLs",
-        "",
-        f"Generated from the Optuna storage and the MLflow tracking store by `{command}`; do not edit by hand.",
-        "",
-        f"- {a.trials} trials (MNIST cnn rung, smoke scale, random sampler) on PostgreSQL (Optuna storage and "
+    """The report as Markdown at ``out`` and as an HTML page beside it, one harness report document."""
+    from harness.report import Document, Section, Table, md_text, render_markdown, write_html
+
+    lead = [
+        f"{a.trials} trials (MNIST cnn rung, smoke scale, random sampler) on PostgreSQL (Optuna storage and "
         f"MLflow tracking store, two fresh databases), {a.workers} `harness worker` processes; every "
         f"{a.kill_every[0]:g}-{a.kill_every[1]:g} s one of them, at random, was killed with SIGKILL and a new "
         "worker started in its place, until 90% of the budget was done. Heartbeat every 2 s, grace 8 s.",
-        f"- {len(kills)} kills; wall time {wall:.0f} s; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.",
-        f"- Result: **{'every invariant holds' if ok else 'INVARIANTS BROKEN'}**.",
-        "",
-        "| check | found | holds |",
-        "|:--|:--|:--|",
-        *(f"| {name} | {found} | {'yes' if good else '**no**'} |" for name, found, good in rows),
-        "",
+        f"{len(kills)} kills; wall time {wall:.0f} s; {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Result: **{'every invariant holds' if ok else 'INVARIANTS BROKEN'}**.",
     ]
+    table = Table(
+        ["check", "found", "holds"],
+        [[md_text(name), md_text(found), "yes" if good else "**no**"] for name, found, good in rows],
+    )
+    doc = Document(
+        title="Soak: a study under random SIGKILLs",
+        generated=f"Generated from the Optuna storage and the MLflow tracking store by `{command}`; "
+        "do not edit by hand.",
+        lead=lead,
+        sections=[Section("Invariants", table=table)],
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines), encoding="utf-8")
+    out.write_text(render_markdown(doc), encoding="utf-8")
+    write_html(out.with_suffix(".html"), doc)
 
 
 if __name__ == "__main__":
