@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import _tensorflow
+from harness import _framework
 from harness._paths import encode_name, safe_child
 from harness._secrets import redact_uri
 from harness.errors import UserError
@@ -57,7 +57,8 @@ def ladder(args: argparse.Namespace, command_line: str) -> int:
 
     for warning in unread_data_dir((cfg.data.name for _, _, cfg in configs), args.data_dir):
         print(warning, file=sys.stderr)
-    _tensorflow.start(args.verbose)  # the input is checked: now the seconds of TensorFlow, MLflow and the runner
+    # the input is checked: now the seconds of TensorFlow, MLflow and the runner, on the runs' framework
+    _framework.start(args.verbose, {cfg.run.framework for _, _, cfg in configs})
     from harness.hardware import is_chief, tf_config
     from harness.ladders import run_ladder
     from harness.tracking import Tracker
@@ -117,7 +118,7 @@ def cmle_job(
 def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
     if args.only:
         raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
-    _tensorflow.start(args.verbose)  # before the experiments' module, which imports Keras
+    _framework.start(args.verbose)  # before the experiments' module, which imports Keras
     from harness.bench import (
         HardwareRequest,
         backends_arg,
@@ -209,7 +210,7 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
     for flag, value in (("--held-out", args.held_out), ("--extras", args.extras)):
         if not 0 <= value <= MAX_PICTURES:
             raise UserError(f"{flag} must be a number of images in 0..{MAX_PICTURES:,}, but got {value}")
-    _tensorflow.start(args.verbose)
+    _framework.start(args.verbose)
     from harness.data import load_dataset, resolve_data_dir, unread_data_dir
     from harness.detect import (
         ImageBoxes,
@@ -305,7 +306,7 @@ def detect_scan(args: argparse.Namespace, command_line: str) -> int:
         raise UserError(f"--scales expects numbers like 0.8,1.0,1.25, but got {args.scales!r}") from None
     settings = ScanSettings(scales, args.stride, args.threshold, args.iou)
     images = {Path(p): read_image(Path(p)) for p in args.images}  # every image decodes before any work
-    _tensorflow.start(args.verbose)
+    _framework.start(args.verbose)
     tracker = Tracker(args.tracking_uri)
     run_id = resolve_model_run(tracker, args.run)
     model = load_run_model(tracker, run_id)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness import _tensorflow, interrupts
+from harness import _framework, interrupts
 from harness._paths import check_folder
 from harness._secrets import redact_argv, redact_text
 from harness._sqlite import LOCK_TIMEOUT_ENV, is_lock_error
@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # SIGTERM ends runs KILLED, like Ctrl-C, instead of leaving them RUNNING
         with interrupts.graceful():
-            # each command starts TensorFlow itself (harness._tensorflow), once its input is checked
+            # each command starts TensorFlow itself (harness._framework), once its input is checked
             return _dispatch(args, command_line)
     except KeyboardInterrupt:
         print(
@@ -92,7 +92,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         from harness.hardware import load_prices, probe, render
 
         prices = load_prices(args.prices)
-        _tensorflow.start(args.verbose)
+        _framework.start(args.verbose)
         print(render(probe(prices)))
         return 0
     if args.command == "ladder":
@@ -132,7 +132,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
 
         only = parse_sections(args.only) if args.only else None
         study_trials = parse_study_trials(args.study_trials)
-        _tensorflow.start(args.verbose)
+        _framework.start(args.verbose)
         from harness.bench import run_benchmarks
 
         out = Path(args.out)

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import _tensorflow
+from harness import _framework
 from harness._secrets import redact_text
 from harness.cli._parser import REAL_REPEATS, REPLAY_REPEATS
 
@@ -91,8 +91,9 @@ def _study(args: argparse.Namespace, command_line: str) -> int:
         max_failed=args.max_failed,
         name=args.name,
     )
-    check_study(request)
-    _tensorflow.start(args.verbose)  # the input is checked: now MLflow, the storage and TensorFlow
+    checked = check_study(request)
+    # the input is checked: now MLflow, the storage and Keras, on the trials' framework (their workers inherit it)
+    _framework.start(args.verbose, [checked.resolved.base.run.framework])
     from harness.studies import run_study
 
     ctx = run_study(request, _print)
@@ -116,7 +117,7 @@ def _worker(args: argparse.Namespace) -> int:
     storage = args.storage or os.environ.get(STORAGE_ENV)
     if not storage:
         raise UserError(f"worker needs the study's storage: --storage URL or ${STORAGE_ENV}, but got neither")
-    _tensorflow.start(args.verbose)
+    _framework.start(args.verbose)
     from harness.studies import run_attached_worker
 
     return run_attached_worker(
@@ -156,7 +157,7 @@ def _compare(args: argparse.Namespace, command_line: str) -> int:
 
         run_replay(ReplayRequest(request, args.replay, price_on), _print)
         return 0
-    _tensorflow.start(args.verbose)
+    _framework.start(args.verbose, _frameworks(request.study))
     from harness.studies import run_compare
 
     run_compare(request, _print)
@@ -170,10 +171,17 @@ def _record(args: argparse.Namespace, command_line: str) -> int:
     if args.parallel < 1:
         raise UserError(f"--parallel must be >= 1 for record-landscape, but got {args.parallel}")
     request = plan_landscape(_study_request(args, command_line, plots=False), args.points, args.seed, args.name)
-    _tensorflow.start(args.verbose)
+    _framework.start(args.verbose, _frameworks(request))
     ctx = record_landscape(request, _print)
     print(f"replay it: harness compare-samplers {args.space} --replay {ctx.name} --repeats {REPLAY_REPEATS}")
     return 0
+
+
+def _frameworks(request: StudyRequest) -> list[str]:
+    """The framework the study's trials train on (a searched ``run.framework`` trains the others in children)."""
+    from harness.studies import check_study
+
+    return [check_study(request).resolved.base.run.framework]
 
 
 def _backends(text: str | None) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from harness import _framework
 from harness.config._sections import DataParams, ModelParams, Named, TaskParams
 from harness.errors import ConfigError
 from harness.registry import Registry
@@ -26,19 +27,28 @@ class Entry:
     name: str
     params: type[Named]
     tasks: tuple[str, ...] | None  # tasks a dataset or model serves; None = any (and for tasks themselves)
+    frameworks: tuple[str, ...] | None = None  # Keras backends a task or model trains on; None = any
 
 
 # one registry per kind; its noun ("task", "dataset", "model") is the word its errors use
 REGISTRIES: dict[str, Registry[Entry]] = {kind: Registry(noun) for kind, noun in NOUNS.items()}
 
 
-def register_params(kind: str, name: str, params: type[Named], tasks: tuple[str, ...] | None = None) -> None:
+def register_params(
+    kind: str,
+    name: str,
+    params: type[Named],
+    tasks: tuple[str, ...] | None = None,
+    frameworks: tuple[str, ...] | None = None,
+) -> None:
     """Record ``params`` as the parameter class of the ``kind`` called ``name``."""
     if kind not in BASES:
         raise ValueError(f"kind must be one of {tuple(BASES)}, but got {kind=}")
     if not (isinstance(params, type) and issubclass(params, BASES[kind])):
         raise TypeError(f"the params of {kind} {name!r} must subclass {BASES[kind].__name__}, but got {params=}")
-    REGISTRIES[kind].add(name, Entry(name, params, tasks))
+    if frameworks is not None and not set(frameworks) <= set(_framework.FRAMEWORKS):
+        raise ValueError(f"frameworks must be among {_framework.FRAMEWORKS}, but got {frameworks=}")
+    REGISTRIES[kind].add(name, Entry(name, params, tasks, frameworks))
 
 
 def names(kind: str) -> list[str]:
@@ -69,6 +79,16 @@ def value_aliases(key: str) -> dict[str, Any]:
         for e in REGISTRIES[kind].values():
             out.update(e.params.value_aliases.get(field, {}))
     return out
+
+
+def check_trains_on(kind: str, name: str, framework: str) -> None:
+    """A task or model that declared its frameworks must train on ``framework``."""
+    frameworks = entry(kind, name).frameworks
+    if frameworks is not None and framework not in frameworks:
+        raise ConfigError(
+            f"{NOUNS[kind]} {name!r} does not train on framework={framework} yet (it trains on: "
+            f"{', '.join(frameworks)}); set framework={frameworks[0]} for it"
+        )
 
 
 def check_serves(kind: str, name: str, task: str) -> None:

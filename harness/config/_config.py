@@ -61,6 +61,8 @@ class Config:
         """The dataset and the model serve the task (checked once all selectors are applied)."""
         catalog.check_serves("data", self.data.name, self.task.name)
         catalog.check_serves("model", self.model.name, self.task.name)
+        catalog.check_trains_on("task", self.task.name, self.run.framework)
+        catalog.check_trains_on("model", self.model.name, self.run.framework)
         return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from harness import _framework
 from harness.config._types import plain
 from harness.errors import ConfigError
 
@@ -46,6 +47,9 @@ def parse_backends(text: str, flag: str = "--backends") -> tuple[str, ...]:
 
 
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+Framework = Literal["tensorflow", "jax", "torch"]
+# backends a framework other than TensorFlow runs on so far (the others are tf.distribute strategies)
+_SINGLE_DEVICE = ("auto", "cpu")
 
 
 def check(value: Any, ok: bool, name: str, expected: str) -> None:
@@ -221,12 +225,15 @@ class RunParams(Section):
     seed: int = 0
     backend: str = "auto"  # see BACKENDS; multiworker:N starts N local worker processes per run
     precision: Precision = "float32"  # Keras dtype policy: mixed_* compute in 16 bits, keep float32 weights
-    jit_compile: bool = False  # compile the train and eval steps with XLA
+    jit_compile: bool = False  # compile the train and eval steps with XLA (JAX always does)
+    # the Keras backend the run trains on; one that differs from the process's trains in a child process
+    framework: Framework = "tensorflow"
 
     budget: ClassVar[frozenset[str]] = frozenset({"iterations", "eval_every", "eval_batch_size", "steps_per_execution"})
 
     def check(self) -> None:
         check_backend(self.backend)
+        self._check_framework()
         for key in ("iterations", "batch_size", "eval_every", "eval_batch_size", "steps_per_execution"):
             value = getattr(self, key)
             check(value, value > 0, key, "> 0")
@@ -236,4 +243,18 @@ class RunParams(Section):
             raise ConfigError(
                 f"iterations must be a multiple of eval_every, but got "
                 f"iterations={self.iterations} and eval_every={self.eval_every}"
+            )
+
+    def _check_framework(self) -> None:
+        if self.framework == "tensorflow":
+            return
+        if self.backend not in _SINGLE_DEVICE:
+            raise ConfigError(
+                f"framework={self.framework} trains on backend cpu (or auto) so far; backend={self.backend} is a "
+                "tf.distribute strategy: use framework=tensorflow for it"
+            )
+        if not _framework.installed(self.framework):
+            raise ConfigError(
+                f"framework={self.framework} needs the {self.framework} package, which is not installed here: "
+                f"pip install '{_framework.INSTALL[self.framework]}'"
             )

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from harness import _framework
 from harness._paths import encode_name, safe_child
 from harness.config import Config
 from harness.data import ArrayDataset, TabularDataset, load_dataset
@@ -41,7 +42,7 @@ from harness.executor._model import log_model, model_name, pending_model
 from harness.executor._multiworker import WorkerJob, run_workers
 from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
 from harness.tasks import UNDEFINED_TAG, get_task
-from harness.tracking import TASK_TAG, JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
+from harness.tracking import FRAMEWORK_TAG, TASK_TAG, JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Executor:
         run.stage(  # written with the params, in one call
             tags={
                 **place.tags(),
+                FRAMEWORK_TAG: cfg.run.framework,  # train() refuses to run on any other
                 TASK_TAG: task.name,
                 "data.checksum": data.checksum,
                 "data.source": data.source,
@@ -190,11 +192,28 @@ class Executor:
         run.log_params(cfg.params())
         log_splits(run, cfg, data)
         run.log_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config.yaml")
-        if place.hardware.local_workers:
+        elsewhere = self._elsewhere(cfg)
+        if elsewhere:
             if callbacks:
-                raise ConfigError(f"backend={cfg.run.backend!r} cannot run a benchmark's clocks in its workers")
+                raise ConfigError(f"{elsewhere} cannot run a benchmark's clocks there")
             return self._execute_on_workers(run, experiment_id, name, cfg, group, extra_sinks, on_final)
         return self.train_and_log(run, experiment_id, name, cfg, group, extra_sinks, on_final, callbacks)
+
+    def trains_here(self, cfg: Config) -> bool:
+        """Whether ``cfg`` trains in this process (a driver's sinks and callbacks can only watch such a run)."""
+        return not self._elsewhere(cfg)
+
+    def _elsewhere(self, cfg: Config) -> str:
+        """Why ``cfg`` trains in other processes than this one ("" where it trains here): ``multiworker:N``'s
+        N local workers, or a framework that is not this process's (Keras has one per process)."""
+        if self.placement(cfg.run.backend).hardware.local_workers:
+            return f"backend={cfg.run.backend} trains on local worker processes, which"
+        if cfg.run.framework != _framework.current():
+            return (
+                f"framework={cfg.run.framework} trains in a child process (this process runs Keras on "
+                f"{_framework.current()}), which"
+            )
+        return ""
 
     def _execute_on_workers(
         self,
@@ -206,11 +225,18 @@ class Executor:
         extra_sinks: Sequence[MetricSink],
         on_final: Callable[[dict[str, float]], None] | None,
     ) -> RunOutcome:
-        """``multiworker:N``: N local worker processes train; the chief logs into ``run``."""
+        """``multiworker:N``: N local worker processes train; the chief logs into ``run``. Or a run on
+        another framework than this process's: one child process trains and logs into ``run``."""
+        workers = self.placement(cfg.run.backend).hardware.local_workers
         if extra_sinks or on_final is not None:
             raise ConfigError(
-                f"backend={cfg.run.backend!r} runs ladders and single runs; a study's trials cannot yet "
-                "run on local worker processes (use multiworker with TF_CONFIG, or another backend)"
+                f"{self._elsewhere(cfg)} runs ladders and single runs; a study's trials cannot yet run there "
+                + (
+                    "(use multiworker with TF_CONFIG, or another backend)"
+                    if workers
+                    else f"(give every trial of a study one framework, which the study starts on and its --parallel "
+                    f"workers inherit; start a worker by hand with {_framework.ENV}={cfg.run.framework})"
+                )
             )
         job = WorkerJob(
             config=cfg.to_dict(),
@@ -224,7 +250,7 @@ class Executor:
             ready_dir="",
         )
         started = time.perf_counter()
-        run_workers(run, job, self.placement(cfg.run.backend).hardware.local_workers, self.tracker.uri)
+        run_workers(run, job, workers or 1, self.tracker.uri, cfg.run.framework, cluster=bool(workers))
         wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging
         chief = self.tracker.client.get_run(run.run_id).data  # what the chief logged, and tagged undefined
         logged = chief.metrics

@@ -1,4 +1,6 @@
-"""``multiworker:N``: one run trained by N local worker processes (MultiWorkerMirroredStrategy).
+"""``multiworker:N``: one run trained by N local worker processes (MultiWorkerMirroredStrategy); and the
+same supervision for a run whose framework is not the supervisor's: one worker, no cluster, Keras started
+on the run's framework (``KERAS_BACKEND``).
 
 The process that opened the MLflow run supervises; it does not train. It picks N
 free loopback ports, writes the run's job (config, data directory, tracking URI,
@@ -33,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import interrupts
+from harness import _framework, interrupts
 from harness.errors import ConfigError, RunFailed
 from harness.procs import Supervisor
 from harness.tracking import RunHandle
@@ -134,11 +136,17 @@ def _failure(procs: list[subprocess.Popen[bytes]], codes: list[int | None], tmp:
     return f"{who} {_describe(code)}" + (f": {why}" if why else "")
 
 
-def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> None:
-    """Start ``n`` workers for ``job``, supervise them to the end; raise RunFailed on any fault."""
+def run_workers(
+    run: RunHandle, job: WorkerJob, n: int, tracking_uri: str, framework: str, cluster: bool = True
+) -> None:
+    """Start ``n`` workers for ``job`` on Keras' ``framework``, supervise them to the end; raise RunFailed on
+    any fault. Without ``cluster``, one worker trains alone (no ``TF_CONFIG``): a run whose framework is
+    not the supervisor's."""
     limit = timeout_s()
-    ports = free_ports(n)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    if not cluster and n != 1:
+        raise ValueError(f"a run without a cluster has one worker, but got {n=}")
+    ports = free_ports(n) if cluster else []
+    workers_of = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     with tempfile.TemporaryDirectory(prefix="harness-workers-") as tmp:
         tmp_path = Path(tmp)
         job = dataclasses.replace(job, ready_dir=str(tmp_path))
@@ -147,25 +155,25 @@ def run_workers(run: RunHandle, job: WorkerJob, n: int, tracking_uri: str) -> No
         workers = Supervisor()
         try:
             for i in range(n):
-                env = {
-                    **os.environ,
-                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
-                    "MLFLOW_TRACKING_URI": tracking_uri,
-                }
+                env = {**os.environ, _framework.ENV: framework, "MLFLOW_TRACKING_URI": tracking_uri}
+                env.pop("TF_CONFIG", None)
+                if cluster:
+                    env["TF_CONFIG"] = json.dumps({"cluster": workers_of, "task": {"type": "worker", "index": i}})
                 # our Ctrl-C reaches us; we stop them (or our death does)
                 argv = [sys.executable, "-m", "harness.executor._worker", str(job_path)]
                 workers.start(f"worker-{i}", argv, env, log=tmp_path / f"worker-{i}.log")
             procs = [child.proc for child in workers.children]
-            run.set_tags(
-                {
-                    "multiworker.workers": str(n),
-                    "multiworker.cluster": ",".join(cluster["worker"]),
-                    "multiworker.roles": ", ".join(
-                        f"worker:{i} pid {p.pid}" + (" (chief: logs the run)" if i == 0 else "")
-                        for i, p in enumerate(procs)
-                    ),
-                }
-            )
+            if cluster:
+                run.set_tags(
+                    {
+                        "multiworker.workers": str(n),
+                        "multiworker.cluster": ",".join(workers_of["worker"]),
+                        "multiworker.roles": ", ".join(
+                            f"worker:{i} pid {p.pid}" + (" (chief: logs the run)" if i == 0 else "")
+                            for i, p in enumerate(procs)
+                        ),
+                    }
+                )
             _supervise(procs, tmp_path, limit)
         finally:
             workers.close()  # SIGTERM, 5 s, then SIGKILL for any still running; logs closed

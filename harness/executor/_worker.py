@@ -1,7 +1,8 @@
-"""One worker of a ``multiworker:N`` run: ``python -m harness.executor._worker JOB.json``.
+"""One worker of a ``multiworker:N`` run, or the one process of a run whose framework is not its
+supervisor's: ``python -m harness.executor._worker JOB.json``.
 
-Started by ``_multiworker.run_workers`` with ``TF_CONFIG`` set; the strategy comes
-from it (``hardware.make_strategy``). The chief trains and logs into the run the
+Started by ``_multiworker.run_workers`` with ``KERAS_BACKEND`` set, and ``TF_CONFIG`` for a
+multi-worker run, whose strategy comes from it (``hardware.make_strategy``). The chief trains and logs into the run the
 supervisor opened (the same code as a one-process run: ``Executor.train_and_log``);
 the other workers train and log nothing. Any error ends the process non-zero with
 its message on stderr, which the supervisor puts in the run's error. A worker whose
@@ -52,11 +53,10 @@ def main(argv: list[str]) -> int:
     from harness.hardware import is_chief, tf_config
 
     job = WorkerJob.read(Path(argv[0]))
-    cluster = tf_config()
-    assert cluster is not None, "a worker runs with TF_CONFIG set"
+    cluster = tf_config()  # None: the one process of a run on another framework than its supervisor's
     tracker = Tracker(os.environ.get("MLFLOW_TRACKING_URI"))
     # armed before TensorFlow loads (seconds): a supervisor that dies meanwhile is noticed too
-    line = lifeline.watch_supervisor(_on_supervisor_gone(job, tracker, is_chief(cluster)))
+    line = lifeline.watch_supervisor(_on_supervisor_gone(job, tracker, cluster is None or is_chief(cluster)))
     try:
         return _train(job, cluster, tracker)
     finally:
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
             line.hold_if_gone()  # an error from the folder vanishing: the lifeline is ending this process
 
 
-def _train(job: WorkerJob, cluster: dict[str, Any], tracker: Tracker) -> int:
+def _train(job: WorkerJob, cluster: dict[str, Any] | None, tracker: Tracker) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -73,8 +73,11 @@ def _train(job: WorkerJob, cluster: dict[str, Any], tracker: Tracker) -> int:
     from harness.tracking import RunHandle
     from harness.train import train
 
-    index = int(cluster["task"]["index"])
-    cfg = _config({**job.config, "run": {**job.config["run"], "backend": "multiworker"}})  # TF_CONFIG's cluster
+    index = 0 if cluster is None else int(cluster["task"]["index"])
+    if cluster is None:
+        cfg = _config(job.config)
+    else:
+        cfg = _config({**job.config, "run": {**job.config["run"], "backend": "multiworker"}})  # TF_CONFIG's cluster
     executor = Executor(tracker, job.data_dir, job.prices, Path(job.tensorboard_dir))
 
     class Ready(keras.callbacks.Callback):
@@ -86,7 +89,7 @@ def _train(job: WorkerJob, cluster: dict[str, Any], tracker: Tracker) -> int:
                 with contextlib.suppress(FileNotFoundError):  # the folder is gone with the supervisor
                     marker.touch()
 
-    if is_chief(cluster):
+    if cluster is None or is_chief(cluster):
         handle = RunHandle(tracker.client, job.run_id)
         executor.train_and_log(handle, job.experiment_id, job.name, cfg, job.group, callbacks=[Ready()])
     else:

@@ -129,10 +129,10 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
                     percent=ladder.metric.removeprefix("test_") in task.percent,
                 )
                 position += 1
-                # local worker processes train multiworker:N runs: their progress is in the workers' logs
-                local = executor.placement(seed_cfg.run.backend).hardware.local_workers
+                # a run that trains in other processes (multiworker:N, another framework): its progress is in their log
+                here = executor.trains_here(seed_cfg)
                 outcome = executor.run(
-                    exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[] if local else [shown]
+                    exp_id, name, seed_cfg, tags, parent=parent, group=ladder.name, extra_sinks=[shown] if here else []
                 )
                 progress(f"  {name:<32} {_line(task.report_columns(), outcome.final, outcome.undefined)}")
                 _summarize(parent, summary, rung, variant, ladder.metric, outcome.final)

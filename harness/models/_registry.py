@@ -23,10 +23,15 @@ MODELS: Registry[ModelFactory] = Registry("model")
 
 
 def register_model(
-    name: str, params: type[ModelParams] = ModelParams, tasks: tuple[str, ...] | None = None
+    name: str,
+    params: type[ModelParams] = ModelParams,
+    tasks: tuple[str, ...] | None = None,
+    frameworks: tuple[str, ...] | None = None,
 ) -> Callable[[ModelFactory], ModelFactory]:
+    """``frameworks``: the Keras backends the model trains on, where not every one (None)."""
+
     def wrap(fn: ModelFactory) -> ModelFactory:
-        register_params("model", name, params, tasks)
+        register_params("model", name, params, tasks, frameworks)
         MODELS.add(name, fn)
         return fn
 

@@ -143,13 +143,17 @@ def _deep_logit(inp: _Inputs, p: DnnParams) -> Any:
     return keras.layers.Dense(1, name="deep_logit")(x)
 
 
+# raw rows in: string columns meet StringLookup inside the model, and only TensorFlow has string tensors
+TF_ONLY = ("tensorflow",)
+
+
 def _probability(logit: Any) -> Any:
     import keras
 
     return keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
 
 
-@register_model("linear", params=LinearParams, tasks=("tabular",))
+@register_model("linear", params=LinearParams, tasks=("tabular",), frameworks=TF_ONLY)
 def linear(p: LinearParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 
@@ -157,7 +161,7 @@ def linear(p: LinearParams, input_shape: tuple[int, ...], outputs: TabularSchema
     return keras.Model(inp.raw, _probability(_wide_logit(inp)), name="linear")
 
 
-@register_model("dnn", params=DnnParams, tasks=("tabular",))
+@register_model("dnn", params=DnnParams, tasks=("tabular",), frameworks=TF_ONLY)
 def dnn(p: DnnParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 
@@ -165,7 +169,7 @@ def dnn(p: DnnParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> k
     return keras.Model(inp.raw, _probability(_deep_logit(inp, p)), name="dnn")
 
 
-@register_model("wide_deep", params=WideDeepParams, tasks=("tabular",))
+@register_model("wide_deep", params=WideDeepParams, tasks=("tabular",), frameworks=TF_ONLY)
 def wide_deep(p: WideDeepParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 

@@ -86,6 +86,8 @@ class Task:
     eval_only: ClassVar[frozenset[str]] = frozenset()
     reference_scales: ClassVar[Mapping[str, float]] = {}
     examples: ClassVar[str] = "examples"  # what one training example is called in reports (tiles, rows)
+    # the Keras backends its loss, metrics and pipelines run on, where not every one (None)
+    frameworks: ClassVar[tuple[str, ...] | None] = None
     # metric -> why it can be undefined ("{split}": training or test); a NaN of another metric stays a number
     undefined_when: ClassVar[Mapping[str, str]] = {}
     served_flavour: ClassVar[ServedFlavour] = "keras"  # see ServedFlavour; example_input matches it
@@ -287,7 +289,7 @@ def register_task(cls: T) -> T:
     """Class decorator: register a task under ``cls.name`` (and its parameter class)."""
     if not cls.name:
         raise ValueError(f"a task needs a name, but got {cls.name=}")
-    register_params("task", cls.name, cls.params)
+    register_params("task", cls.name, cls.params, frameworks=cls.frameworks)
     TASKS.add(cls.name, cls())
     return cls
 

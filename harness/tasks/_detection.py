@@ -290,6 +290,8 @@ class Detection(Task):
 
     name: ClassVar[str] = "detection"
     params: ClassVar[type[TaskParams]] = DetectionParams
+    # its loss, IoU and targets are TensorFlow ops (tf.cast, tf.gather_nd...) that JAX cannot trace yet
+    frameworks: ClassVar[tuple[str, ...] | None] = ("tensorflow",)
     metric_names: ClassVar[tuple[str, ...]] = (
         "loss",
         "iou",

@@ -13,6 +13,7 @@ from harness.tracking._names import ladder_experiment, quote, replay_experiment,
 from harness.tracking._progress import ProgressSink, TrialProgress
 from harness.tracking._records import (
     COMMAND_TAG,
+    FRAMEWORK_TAG,
     KIND_TAG,
     NOTE_TAG,
     PLOT_NOTES_TAG,
@@ -44,6 +45,7 @@ __all__ = [
     "COMMAND_TAG",
     "CWD_TAG",
     "DEFAULT_TRACKING_URI",
+    "FRAMEWORK_TAG",
     "KIND_TAG",
     "NOTE_TAG",
     "PLOT_NOTES_TAG",

@@ -28,6 +28,7 @@ SCALE_TAG = "harness.scale"
 RUNG_TAG = "harness.rung"
 VARIANT_TAG = "harness.variant"
 TASK_TAG = "harness.task"  # every run the executor makes: the task whose columns and metrics it has
+FRAMEWORK_TAG = "harness.framework"  # every run the executor makes: the Keras backend it trained on
 COMMAND_TAG = "harness.command"  # the command line that made a parent run (redacted)
 NOTE_TAG = "harness.note"  # why a trial's run ended as it did, set when it ends (or later, by a supervisor)
 

@@ -88,7 +88,8 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
         loss=task.loss(cfg),
         metrics=metrics,
         steps_per_execution=math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every),
-        jit_compile=cfg.run.jit_compile,
+        # JAX compiles every step with XLA: without it, Keras runs JAX op by op, several times slower
+        jit_compile=cfg.run.jit_compile or keras.backend.backend() == "jax",
     )
     return model
 
@@ -122,6 +123,8 @@ def train(
     """
     started = time.perf_counter()
     r = cfg.run
+    if keras.backend.backend() != r.framework:  # the executor starts such a run in a child process
+        raise RuntimeError(f"framework={r.framework}, but this process runs Keras on {keras.backend.backend()}")
     task = get_task(cfg.task.name)
     fresh_session(r.seed)
     data = data.subset(cfg.data.train_subset, cfg.data.test_subset)
