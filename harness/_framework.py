@@ -25,6 +25,8 @@ INSTALL = {"tensorflow": "tensorflow", "jax": "jax[cpu]", "torch": "torch"}
 
 def installed(framework: str) -> bool:
     """Whether ``framework``'s package can be imported here (without importing it)."""
+    if framework in sys.modules:  # imported, or blocked (None: how tests hide TensorFlow)
+        return sys.modules[framework] is not None
     return importlib.util.find_spec(framework) is not None
 
 

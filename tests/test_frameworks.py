@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import run_cli, store_runs
 from mlflow import MlflowClient
@@ -93,22 +94,75 @@ def test_one_ladder_trains_its_runs_on_two_frameworks_in_one_invocation(workdir:
     assert "framework=jax" in out and "framework=tensorflow" in out  # both rows of the table
 
 
+# a harness process in which TensorFlow cannot be imported, as on the GPU machine (JAX and PyTorch only)
+NO_TENSORFLOW = "import sys, runpy; sys.modules['tensorflow'] = None; runpy.run_module('harness', run_name='__main__')"
+
+
 @needs_jax
 @pytest.mark.slow
-def test_a_smoke_ladder_runs_on_jax_in_a_process_started_on_jax(tmp_path: Path, tiny_data_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("ladder", "rungs", "data"),
+    [("mnist", "softmax,cnn", "tiny_data_dir"), ("planesnet", "dropout-augment", "tiny_planesnet_dir")],
+)
+def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
+    tmp_path: Path, ladder: str, rungs: str, data: str, request: pytest.FixtureRequest
+) -> None:
     env = {k: v for k, v in os.environ.items() if k not in (_framework.ENV, "MLFLOW_TRACKING_URI")}
-    argv = [sys.executable, "-m", "harness", "ladder", "mnist", "--scale", "smoke", "--rungs", "softmax,cnn"]
-    argv += ["--set", "framework=jax", "--data-dir", str(tiny_data_dir), "--no-report"]
+    argv = [sys.executable, "-c", NO_TENSORFLOW, "ladder", ladder, "--scale", "smoke", "--rungs", rungs]
+    argv += ["--set", "framework=jax", "--data-dir", str(request.getfixturevalue(data)), "--no-report"]
     proc = subprocess.run(
         argv, cwd=tmp_path, env={**env, "HARNESS_OFFLINE": "1"}, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = [r for r in store_runs(tmp_path, "ladder/mnist") if "mlflow.parentRunId" in r.data.tags]
-    assert len(runs) == 2
+    runs = [r for r in store_runs(tmp_path, f"ladder/{ladder}") if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == len(rungs.split(","))
     for run in runs:
         assert run.info.status == "FINISHED"
         assert run.data.tags["harness.framework"] == "jax"
-        # trained in the ladder's own process: a child's log would be among the run's artifacts
+        # trained in the ladder's own process (started on JAX): a child's log would be among the artifacts
         assert not client.list_artifacts(run.info.run_id, "workers")
         assert 0.0 < run.data.metrics["final_test_accuracy"] <= 1.0
+        assert {"model.keras", "tensorboard"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    # TensorBoard's event files, written by the tensorboard package's writer without TensorFlow
+    assert len(list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))) == 2 * len(runs)
+
+
+def test_array_batches_for_training_are_endless_whole_reshuffled_and_seeded() -> None:
+    from harness.data._pipeline import array_batches
+
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * 20
+    y = np.arange(10)
+    a, b = array_batches(x, y, 4, seed=3), array_batches(x, y, 4, seed=3)
+    assert a.num_batches is None  # endless: fit's steps_per_epoch decides
+    first_pass = [a[i] for i in range(2)]  # 10 // 4: whole batches only
+    assert all(len(yb) == 4 for _, yb in first_pass)
+    labels = np.concatenate([yb for _, yb in first_pass])
+    assert len(set(labels.tolist())) == 8  # no row twice in one pass
+    for i in range(6):  # the same batches for the same seed, from the index alone
+        assert np.array_equal(a[i][1], b[i][1])
+    assert not np.array_equal(a[0][1], a[2][1])  # the next pass is another permutation
+    xb, yb = a[0]
+    assert xb.dtype == np.float32 and np.allclose(xb.reshape(-1), yb * 20 / 255.0)  # scaled, rows kept together
+
+
+def test_array_batches_for_evaluation_are_one_pass_in_order() -> None:
+    from harness.data._pipeline import array_batches
+
+    x, y = np.arange(10, dtype=np.float64).reshape(10, 1), np.arange(10)
+    batches = array_batches(x, y, 4)
+    assert batches.num_batches == 3
+    assert np.concatenate([batches[i][1] for i in range(3)]).tolist() == list(range(10))
+    assert batches[0][0].dtype == np.float32
+
+
+def test_augmentation_only_moves_pixels_within_an_image() -> None:
+    from harness.data._pipeline import augment_batch
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 5, 5, 3)).astype(np.float32)
+    out = augment_batch(x, np.random.default_rng(1))
+    assert out.shape == x.shape
+    for before, after in zip(x, out, strict=True):
+        assert np.allclose(np.sort(before.reshape(-1)), np.sort(after.reshape(-1)))
+    assert sum(not np.array_equal(b, a) for b, a in zip(x, out, strict=True)) > 32  # most images moved (7/8)

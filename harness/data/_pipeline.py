@@ -1,6 +1,8 @@
-"""tf.data pipelines over in-memory arrays (the fast way: shuffle, batch, map, prefetch).
+"""Input pipelines over in-memory arrays: tf.data where TensorFlow is installed (the fast way: shuffle,
+batch, map, prefetch), else a ``keras.utils.PyDataset`` of the same batches, so that a run on JAX or
+PyTorch trains on a machine without TensorFlow (the GPU machine this project can borrow).
 
-TensorFlow is imported inside the functions, so that ``import harness.data`` stays light.
+TensorFlow and Keras are imported inside the functions, so that ``import harness.data`` stays light.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness import _framework
+
 if TYPE_CHECKING:
-    import tensorflow as tf
+    import keras
 
 
 def _normalize(x: Any, y: Any) -> tuple[Any, Any]:
@@ -40,8 +44,10 @@ def _augment(x: Any, y: Any) -> tuple[Any, Any]:
     return tf.where(swap, tf.transpose(x, [0, 2, 1, 3]), x), y
 
 
-def train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool = False) -> tf.data.Dataset:
+def train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, augment: bool = False) -> Any:
     """Endless, reshuffled every epoch, whole batches only (so every step sees ``batch_size``)."""
+    if not _framework.installed("tensorflow"):
+        return array_batches(x, y, batch_size, seed=seed, augment=augment)
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -51,8 +57,10 @@ def train_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, aug
     return ds.map(_normalize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Dataset:
+def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int) -> Any:
     """One pass over the split, in order; cached after the first pass."""
+    if not _framework.installed("tensorflow"):
+        return array_batches(x, y, batch_size)
     import tensorflow as tf
 
     return (
@@ -62,3 +70,55 @@ def eval_pipeline(x: np.ndarray, y: np.ndarray, batch_size: int) -> tf.data.Data
         .cache()
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """``_normalize`` in numpy: uint8 images to floats in [0, 1]; other inputs only to float32."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    return x.astype(np.float32, copy=False)
+
+
+def augment_batch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``_augment`` in numpy: per image, flip left-right, flip up-down and (square images) transpose, each
+    with probability 1/2: the 8 symmetries of a square with equal probability."""
+    n = len(x)
+    x = np.where(rng.random((n, 1, 1, 1)) < 0.5, x[:, :, ::-1], x)
+    x = np.where(rng.random((n, 1, 1, 1)) < 0.5, x[:, ::-1], x)
+    if x.shape[1] == x.shape[2]:
+        x = np.where(rng.random((n, 1, 1, 1)) < 0.5, x.transpose(0, 2, 1, 3), x)
+    return x
+
+
+def array_batches(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int | None = None, augment: bool = False
+) -> keras.utils.PyDataset:
+    """The batches of ``train_pipeline`` (``seed`` given: endless, a new permutation every pass, whole
+    batches only, optionally augmented) or of ``eval_pipeline`` (one pass in order), as a PyDataset."""
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.per_pass = len(x) // batch_size if seed is not None else -(-len(x) // batch_size)
+            self._order: tuple[int, np.ndarray] | None = None
+
+        @property
+        def num_batches(self) -> int | None:
+            return None if seed is not None else self.per_pass
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            if seed is None:
+                rows = slice(index * batch_size, (index + 1) * batch_size)
+                return normalize(x[rows]), y[rows]
+            # the pass and the place in it from the index alone: the same batches however Keras iterates
+            n_pass, i = divmod(index, self.per_pass)
+            if self._order is None or self._order[0] != n_pass:
+                self._order = (n_pass, np.random.default_rng([seed, n_pass]).permutation(len(x)))
+            take = self._order[1][i * batch_size : (i + 1) * batch_size]
+            xb = normalize(x[take])
+            if augment:
+                xb = augment_batch(xb, np.random.default_rng([seed, n_pass, i, 1]))
+            return xb, y[take]
+
+    return ArrayBatches()

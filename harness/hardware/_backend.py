@@ -26,6 +26,7 @@ import platform
 import re
 from typing import Any
 
+from harness import _framework
 from harness.config import BACKENDS, check_backend
 from harness.errors import ConfigError
 
@@ -205,10 +206,17 @@ def _mirrored(kind: str, n: int, tf: Any) -> tuple[Any, Hardware]:
 
 
 def make_strategy(backend: str) -> tuple[Any, Hardware]:
-    """The strategy for ``backend`` and a description of the hardware it runs on."""
+    """The strategy for ``backend`` and a description of the hardware it runs on (no strategy, None, where
+    TensorFlow is not installed: a run on another framework, on this machine's CPU)."""
+    check_backend(backend)
+    if not _framework.installed("tensorflow"):
+        if backend not in ("auto", "cpu"):
+            raise ConfigError(
+                f"backend={backend} is a tf.distribute strategy, and TensorFlow is not installed here; use backend=cpu"
+            )
+        return None, Hardware("cpu", "cpu", f"CPU: {cpu_description()}")
     import tensorflow as tf
 
-    check_backend(backend)
     if backend.startswith("multiworker"):
         return _multiworker(backend, tf)
     counted = _COUNTED.fullmatch(backend)

@@ -10,29 +10,34 @@ from pathlib import Path
 
 
 class TensorBoardSink:
-    """Scalars as TensorBoard event files, grouped so train and test curves overlay."""
+    """Scalars as TensorBoard event files, grouped so train and test curves overlay.
+
+    Written by the tensorboard package's own writer (``tensorboard.summary.Writer``: the scalar plugin's
+    tensor summaries, as ``tf.summary.scalar`` writes them), so that a run on any framework, TensorFlow
+    installed or not, writes the same files."""
 
     def __init__(self, logdir: Path) -> None:
-        import tensorflow as tf
+        from tensorboard.summary import Writer
 
         self.logdir = logdir
-        self._tf = tf
         with self._writing():
-            self._writers = {
-                "train": tf.summary.create_file_writer(str(logdir / "train")),
-                "test": tf.summary.create_file_writer(str(logdir / "test")),
-            }
+            self._writers = {split: Writer(str(logdir / split)) for split in ("train", "test")}
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
-        """TensorFlow's file errors (a full disk, a folder it may not write) as one OSError naming the folder."""
+        """File errors (a full disk, a folder it may not write) as one OSError naming the folder; where
+        TensorFlow is installed the writer writes through its file system, whose errors are its own."""
         try:
             yield
-        except self._tf.errors.ResourceExhaustedError:
-            raise OSError(errno.ENOSPC, f"the disk is full at the TensorBoard folder {self.logdir}") from None
-        except (self._tf.errors.PermissionDeniedError, self._tf.errors.FailedPreconditionError) as exc:
-            reason = (exc.message or type(exc).__name__).strip().splitlines()[-1][:300]
-            raise OSError(errno.EIO, f"cannot write TensorBoard events in {self.logdir}: {reason}") from None
+        except Exception as exc:
+            name = type(exc).__name__
+            if name == "ResourceExhaustedError" or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+                raise OSError(errno.ENOSPC, f"the disk is full at the TensorBoard folder {self.logdir}") from None
+            if isinstance(exc, OSError) or name in ("PermissionDeniedError", "FailedPreconditionError"):
+                text = getattr(exc, "message", "") or str(exc) or name
+                reason = text.strip().splitlines()[-1][:300]
+                raise OSError(errno.EIO, f"cannot write TensorBoard events in {self.logdir}: {reason}") from None
+            raise
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         with self._writing():
@@ -41,8 +46,7 @@ class TensorBoardSink:
                 writer = self._writers.get(split)
                 if writer is None:  # lr, wall_s: not split by train/test
                     writer, tag = self._writers["train"], name
-                with writer.as_default(step=step):
-                    self._tf.summary.scalar(tag, value)
+                writer.add_scalar(tag, value, step)
 
     def close(self) -> None:
         with self._writing():

@@ -12,11 +12,12 @@ import dataclasses
 import io
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import keras
-import tensorflow as tf
 
 from harness.config import Config
 from harness.data import ArrayDataset
@@ -24,7 +25,6 @@ from harness.models import create_model
 from harness.tasks import Task, get_task
 from harness.tracking import MetricSink
 from harness.train._callbacks import Clock, EvalRecorder, StopOnSignal
-from harness.train._multiworker import fit_multiworker
 from harness.train._schedules import learning_rate
 
 
@@ -94,6 +94,14 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
     return model
 
 
+def _scope(strategy: Any) -> contextlib.AbstractContextManager[Any]:
+    if strategy is not None:
+        return strategy.scope()
+    if sys.modules.get("tensorflow") is not None:
+        return sys.modules["tensorflow"].distribute.get_strategy().scope()
+    return contextlib.nullcontext()
+
+
 def rss_mb() -> float:
     """Resident memory of this process in MiB (Linux /proc; 0 where unavailable)."""
     try:
@@ -114,7 +122,7 @@ def train(
     cfg: Config,
     data: ArrayDataset,
     sinks: Sequence[MetricSink] = (),
-    strategy: tf.distribute.Strategy | None = None,
+    strategy: Any = None,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Train ``cfg`` on ``data`` for ``run.iterations`` steps, evaluating every ``run.eval_every``.
@@ -128,8 +136,8 @@ def train(
     task = get_task(cfg.task.name)
     fresh_session(r.seed)
     data = data.subset(cfg.data.train_subset, cfg.data.test_subset)
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope(), dtype_policy(r.precision):
+    # a tf.distribute strategy (None: TensorFlow's default one, or none at all without TensorFlow)
+    with _scope(strategy), dtype_policy(r.precision):
         model = build_and_compile(cfg, data, task)
     train_ds = task.train_dataset(data, cfg)
     test_ds = task.eval_dataset(data, cfg)
@@ -138,7 +146,9 @@ def train(
     recorder = EvalRecorder(task, r.eval_every, cfg.learning_rate, sinks, started)
     setup_s = time.perf_counter() - started
     callbacks = [clock, recorder, StopOnSignal(), *extra_callbacks]
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):  # Keras 3's fit cannot drive it
+    if type(strategy).__name__ == "MultiWorkerMirroredStrategy":  # Keras 3's fit cannot drive it
+        from harness.train._multiworker import fit_multiworker  # TensorFlow's own loop
+
         fit_multiworker(
             model,
             train_ds,
