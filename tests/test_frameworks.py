@@ -92,6 +92,8 @@ def test_one_ladder_trains_its_runs_on_two_frameworks_in_one_invocation(workdir:
     child = client.list_artifacts(runs["01-softmax-framework=jax-s0"].info.run_id, "workers")
     assert [a.path for a in child] == ["workers/worker-0.log"]  # the jax run trained in a child process
     assert "framework=jax" in out and "framework=tensorflow" in out  # both rows of the table
+    (report,) = (workdir / "results").glob("mnist_ladder*.md")
+    assert "; Keras on jax, tensorflow on host" in report.read_text()  # the Device line names both
 
 
 # a harness process in which TensorFlow cannot be imported, as on the GPU machine (JAX and PyTorch only)

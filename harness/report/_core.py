@@ -26,7 +26,7 @@ import pandas as pd
 from harness._paths import check_folder, safe_child
 from harness._secrets import redact_text
 from harness.errors import UserError
-from harness.tracking import COMMAND_TAG, CWD_TAG, Tracker
+from harness.tracking import COMMAND_TAG, CWD_TAG, FRAMEWORK_TAG, Tracker
 
 
 def require_store(tracker: Tracker, first: str) -> None:
@@ -89,6 +89,14 @@ def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[s
         "versions": ", ".join(f"{k} {tags[f'{k}.version']}" for k in versions if f"{k}.version" in tags),
         "started": datetime.fromtimestamp(parent.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def frameworks(runs: pd.DataFrame) -> str:
+    """ "Keras on jax, tensorflow": the frameworks ``runs`` trained on (their ``harness.framework`` tag; a run
+    from before the tag trained on TensorFlow), for a report's Device line."""
+    column = f"tags.{FRAMEWORK_TAG}"
+    names = runs[column].fillna("tensorflow") if column in runs else pd.Series(["tensorflow"] * len(runs))
+    return "Keras on " + ", ".join(sorted(set(names))) if len(runs) else ""
 
 
 def number(value: Any, spec: str, missing: str = "n/a") -> str:

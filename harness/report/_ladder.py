@@ -160,7 +160,7 @@ def ladder_report(
         **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
         "scale": record.scale,
         "seeds": str(record.seeds),
-        "device": tags.get("device", "?"),
+        "device": "; ".join(filter(None, [tags.get("device", "?"), _core.frameworks(runs)])),
         "data_checksum": tags.get("data.checksum", "?"),
         "price_per_hour": tags.get("price_per_hour", "unknown"),
         "also": "\n".join(also_lines),

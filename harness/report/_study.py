@@ -21,6 +21,7 @@ from harness.report import _core, _html
 from harness.report._document import Document, Section, render_markdown
 from harness.report._publish import publish
 from harness.tracking import (
+    FRAMEWORK_TAG,
     RETRY_OF_TAG,
     STUDY_TAG,
     StudyBudget,
@@ -174,7 +175,9 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
             f"{(live['state'] == 'PRUNED').sum()} pruned, {(live['state'] == 'FAIL').sum()} failed, "
             f"{(live['state'] == 'RUNNING').sum()} running); {len(table) - len(live)} failed and re-run"
         ),
-        "devices": ", ".join(sorted(_unique(tracker, table, "device"))) or "?",
+        "devices": "; ".join(
+            filter(None, [", ".join(sorted(_unique(tracker, table, "device"))) or "?", _frameworks(tracker, table)])
+        ),
         "prices": ", ".join(sorted(_unique(tracker, table, "price_per_hour"))) or "unknown",
         # "": none recorded (a study from before the tag), shown as harness logs it
         "reference_scale": "" if record.objective_reference_scale is None else str(record.objective_reference_scale),
@@ -218,6 +221,13 @@ def flat_objective(values: Sequence[float], experiment: str, objective: str) -> 
         f"nothing to learn (it ranks trials by their objective, and they all tie; the best trial is only the "
         f"first); {advice}"
     )
+
+
+def _frameworks(tracker: Tracker, table: pd.DataFrame) -> str:
+    """ "Keras on ...": the frameworks of the trials' runs (those from before the tag: TensorFlow)."""
+    if table.empty:
+        return ""
+    return "Keras on " + ", ".join(sorted(_unique(tracker, table, FRAMEWORK_TAG) or {"tensorflow"}))
 
 
 def _unique(tracker: Tracker, table: pd.DataFrame, tag: str) -> set[str]:

@@ -48,6 +48,8 @@ def versions() -> dict[str, str]:
         "optuna.version": _version("optuna"),
         "mlflow.version": _version("mlflow"),
         "python.version": platform.python_version(),
+        # the other Keras backends, where installed (run.framework)
+        **{f"{d}.version": v for d in ("jax", "torch") if (v := _version(d)) != "not installed"},
     }
 
 
