@@ -38,7 +38,7 @@ def test_an_unknown_framework_is_refused_with_the_known_ones() -> None:
 
 @needs_jax
 def test_a_framework_other_than_tensorflow_is_refused_a_tf_distribute_backend() -> None:
-    with pytest.raises(ConfigError, match=r"framework=jax trains on backend cpu .*backend=cpu:2.*framework=tensorflow"):
+    with pytest.raises(ConfigError, match=r"trains on backend cpu or gpu .*backend=cpu:2.*framework=tensorflow"):
         _run_section(framework="jax", backend="cpu:2").check()
     _run_section(framework="jax", backend="cpu").check()  # and cpu is fine
 
@@ -128,6 +128,20 @@ def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
         assert {"model.keras", "tensorboard"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     # TensorBoard's event files, written by the tensorboard package's writer without TensorFlow
     assert len(list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))) == 2 * len(runs)
+
+
+@needs_jax
+@pytest.mark.slow
+def test_a_gpu_that_jax_does_not_see_is_a_clear_error_without_tensorflow(tmp_path: Path, tiny_data_dir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in (_framework.ENV, "MLFLOW_TRACKING_URI")}
+    argv = [sys.executable, "-c", NO_TENSORFLOW, "ladder", "mnist", "--scale", "smoke", "--rungs", "softmax"]
+    argv += ["--set", "framework=jax", "--set", "backend=gpu", "--data-dir", str(tiny_data_dir)]
+    proc = subprocess.run(
+        argv, cwd=tmp_path, env={**env, "HARNESS_OFFLINE": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: backend=gpu, but jax sees no GPU here; use backend=cpu"
+    assert "Traceback" not in proc.stderr
 
 
 def test_array_batches_for_training_are_endless_whole_reshuffled_and_seeded() -> None:

@@ -49,7 +49,7 @@ def parse_backends(text: str, flag: str = "--backends") -> tuple[str, ...]:
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 Framework = Literal["tensorflow", "jax", "torch"]
 # backends a framework other than TensorFlow runs on so far (the others are tf.distribute strategies)
-_SINGLE_DEVICE = ("auto", "cpu")
+_SINGLE_DEVICE = ("auto", "cpu", "gpu")
 
 
 def check(value: Any, ok: bool, name: str, expected: str) -> None:
@@ -250,8 +250,8 @@ class RunParams(Section):
             return
         if self.backend not in _SINGLE_DEVICE:
             raise ConfigError(
-                f"framework={self.framework} trains on backend cpu (or auto) so far; backend={self.backend} is a "
-                "tf.distribute strategy: use framework=tensorflow for it"
+                f"framework={self.framework} trains on backend cpu or gpu (or auto) so far; backend={self.backend} "
+                "is a tf.distribute strategy: use framework=tensorflow for it"
             )
         if not _framework.installed(self.framework):
             raise ConfigError(

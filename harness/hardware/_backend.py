@@ -205,16 +205,48 @@ def _mirrored(kind: str, n: int, tf: Any) -> tuple[Any, Hardware]:
     return strategy, Hardware("cpu", "cpu", f"CPU: {cpu_description()}, {n} logical devices (MirroredStrategy)")
 
 
+def accelerators() -> list[str]:
+    """The GPUs the process's Keras backend (JAX or PyTorch, without TensorFlow) sees, by name."""
+    framework = _framework.current()
+    if framework == "jax":
+        import jax
+
+        return [str(getattr(d, "device_kind", d)) for d in jax.devices() if d.platform == "gpu"]
+    if framework == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _without_tensorflow(backend: str) -> Hardware:
+    """``backend`` on the process's framework's default device, where no tf.distribute strategy exists:
+    the CPU, or the one GPU the framework places everything on."""
+    gpus = accelerators()
+    if backend == "auto":
+        backend = "gpu" if gpus else "cpu"
+    if backend == "cpu":
+        if gpus:  # the framework would place the model on its GPU, not on the CPU the run says
+            raise ConfigError(
+                f"backend=cpu, but {_framework.current()} places every array on this machine's GPU; "
+                "use backend=gpu (or hide the GPU: JAX_PLATFORMS=cpu, CUDA_VISIBLE_DEVICES=)"
+            )
+        return Hardware("cpu", "cpu", f"CPU: {cpu_description()}")
+    if backend == "gpu":
+        if not gpus:
+            raise ConfigError(f"backend=gpu, but {_framework.current()} sees no GPU here; use backend=cpu")
+        return Hardware("gpu", f"gpu:{gpus[0]} x1", f"1 x {gpus[0]}")
+    raise ConfigError(
+        f"backend={backend} is a tf.distribute strategy, and TensorFlow is not installed here; use backend=gpu or cpu"
+    )
+
+
 def make_strategy(backend: str) -> tuple[Any, Hardware]:
     """The strategy for ``backend`` and a description of the hardware it runs on (no strategy, None, where
-    TensorFlow is not installed: a run on another framework, on this machine's CPU)."""
+    TensorFlow is not installed: a run on another framework, on its default device)."""
     check_backend(backend)
     if not _framework.installed("tensorflow"):
-        if backend not in ("auto", "cpu"):
-            raise ConfigError(
-                f"backend={backend} is a tf.distribute strategy, and TensorFlow is not installed here; use backend=cpu"
-            )
-        return None, Hardware("cpu", "cpu", f"CPU: {cpu_description()}")
+        return None, _without_tensorflow(backend)
     import tensorflow as tf
 
     if backend.startswith("multiworker"):
