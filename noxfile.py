@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench | soak | readme | screenshot``.
+"""Developer sessions: ``nox -s tests | unit | lint | typecheck | smoke | bench | soak | device | readme | screenshot``.
 
 Data: sessions read ``$HARNESS_DATA_DIR``, defaulting to ``../shared/data``.
 """
@@ -62,6 +62,13 @@ def soak(session: nox.Session) -> None:
     """A 200-trial study on PostgreSQL whose 4 workers are killed at random; writes results/soak.md and soak.html."""
     _install(session)
     session.run("python", "tests/soak.py", "--data-dir", DATA, *session.posargs)
+
+
+@nox.session
+def device(session: nox.Session) -> None:
+    """The prepared GPU run (tests/device_run.py): `-- pack`, `-- report`, or `-- rehearse` (all of it on this CPU)."""
+    _install(session)
+    session.run("python", "tests/device_run.py", *(session.posargs or ["rehearse"]), "--data-dir", DATA)
 
 
 @nox.session

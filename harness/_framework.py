@@ -30,23 +30,29 @@ def installed(framework: str) -> bool:
     return importlib.util.find_spec(framework) is not None
 
 
+def default() -> str:
+    """TensorFlow where it is installed, else the first of JAX and PyTorch that is (Keras' own default,
+    TensorFlow, cannot even import without it)."""
+    return next((f for f in FRAMEWORKS if installed(f)), DEFAULT)
+
+
 def current() -> str:
     """The framework Keras runs on in this process: the one it was imported with, else the one it will be
-    imported with (``KERAS_BACKEND``, default TensorFlow)."""
+    imported with (``KERAS_BACKEND``, else :func:`default`)."""
     if "keras" in sys.modules:
         return str(sys.modules["keras"].backend.backend())
-    return os.environ.get(ENV) or DEFAULT
+    return os.environ.get(ENV) or default()
 
 
 def start(verbose: bool = False, frameworks: Iterable[str] = ()) -> None:
-    """Start Keras on the one framework that all of a command's runs use (``frameworks``; the process's
-    default where they differ or none is given), then import TensorFlow and look for GPUs, with file
+    """Start Keras on the one framework that all of a command's runs use (``frameworks``; ``current()``
+    where they differ or none is given), then import TensorFlow and look for GPUs, with file
     descriptor 2 on /dev/null unless ``verbose``: TensorFlow's C++ writes its start-up lines ("oneDNN custom
     operations", "failed call to cuInit") there before any log level applies. Does nothing once Keras is
     imported. An import error still raises, with its message, once stderr is back."""
     wanted = set(frameworks)
-    if "keras" not in sys.modules and len(wanted) == 1:
-        os.environ[ENV] = wanted.pop()
+    if "keras" not in sys.modules:
+        os.environ[ENV] = wanted.pop() if len(wanted) == 1 else current()
     if "keras" in sys.modules and "tensorflow" in sys.modules:
         return
     with contextlib.nullcontext() if verbose else _fd2_on_devnull():

@@ -59,19 +59,6 @@ def test_a_framework_that_is_not_installed_names_what_to_install() -> None:
 
 @needs_jax
 @pytest.mark.slow
-@pytest.mark.parametrize(("wanted", "started"), [({"jax"}, "jax"), ({"jax", "tensorflow"}, "tensorflow")])
-def test_a_command_starts_keras_on_the_one_framework_of_its_runs(wanted: set[str], started: str) -> None:
-    code = (
-        f"from harness import _framework; _framework.start(frameworks={sorted(wanted)!r}); "
-        "import keras; print(keras.backend.backend())"
-    )
-    env = {k: v for k, v in os.environ.items() if k != _framework.ENV}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.strip().splitlines()[-1] == started
-
-
-@needs_jax
-@pytest.mark.slow
 def test_one_ladder_trains_its_runs_on_two_frameworks_in_one_invocation(workdir: Path, tiny_data_dir: Path) -> None:
     rc, out = run_cli(
         "ladder", "mnist", "--scale", "smoke", "--rungs", "softmax",
@@ -182,3 +169,20 @@ def test_augmentation_only_moves_pixels_within_an_image() -> None:
     for before, after in zip(x, out, strict=True):
         assert np.allclose(np.sort(before.reshape(-1)), np.sort(after.reshape(-1)))
     assert sum(not np.array_equal(b, a) for b, a in zip(x, out, strict=True)) > 32  # most images moved (7/8)
+
+
+def test_every_step_of_the_prepared_gpu_run_is_a_command_harness_accepts() -> None:
+    """The device script's steps run on a machine an hour's wait away: their arguments are checked here."""
+    from device_run import CARRY, steps
+
+    from harness.cli import build_parser
+
+    parser = build_parser()
+    for backend, scale in (("gpu", "standard"), ("cpu", "smoke")):
+        for label, argv, limit in steps(backend, scale):
+            args = parser.parse_args(argv)  # exits (SystemExit) on an argument harness does not take
+            assert args.command == argv[0], label
+            assert 0 < limit <= 300, label
+            if argv[0] in ("ladder", "study"):
+                assert f"backend={backend}" in argv and "--scale" in argv and scale in argv, label
+    assert len(set(CARRY)) == len(CARRY) and "tensorflow" not in CARRY  # the GPU machine has none

@@ -12,7 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from harness.hardware._backend import _gpu_names, cpu_description
+from harness import _framework
+from harness.hardware._backend import _gpu_names, accelerators, cpu_description
 from harness.hardware._prices import PriceRow, PriceTable, price_per_hour, price_rows
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -73,8 +74,37 @@ def _row(backend: str, available: bool, key: str, note: str, prices: PriceTable)
     return BackendRow(backend, available, key, price_per_hour(key, prices), note, price_rows(key, prices))
 
 
+def _probe_without_tensorflow(prices: PriceTable) -> MachineReport:
+    """What a machine without TensorFlow offers: Keras on JAX or PyTorch, on the CPU or one GPU."""
+    import keras
+
+    framework = _framework.current()
+    gpus = accelerators()
+    devices = (f"CPU: {cpu_description()}", *(f"GPU {i}: {name}" for i, name in enumerate(gpus)))
+    rows = [
+        _row("cpu", not gpus, "cpu", f"{framework} would place the arrays on the GPU" if gpus else "", prices),
+        _row(
+            "gpu", bool(gpus), f"gpu:{gpus[0]} x1" if gpus else "", "" if gpus else f"{framework} sees no GPU", prices
+        ),
+    ]
+    need_tf = "a tf.distribute strategy: needs TensorFlow, not installed here"
+    rows += [_row(b, False, "", need_tf, prices) for b in ("cpu:N", "multi-gpu", "gpu:N", "multiworker:N", "tpu")]
+    return MachineReport(
+        tensorflow="not installed",
+        keras=f"{keras.__version__} on {framework}",
+        build=f"Keras on {framework} (no TensorFlow: run.framework={framework})",
+        devices=devices,
+        xla="n/a (JAX compiles every step with XLA)" if framework == "jax" else "n/a",
+        precisions={name: _try(lambda name=name: _precision(name)) for name in PRECISIONS},
+        backends=tuple(rows),
+    )
+
+
 def probe(prices: PriceTable) -> MachineReport:
     import keras
+
+    if not _framework.installed("tensorflow"):
+        return _probe_without_tensorflow(prices)
     import tensorflow as tf
 
     info = tf.sysconfig.get_build_info()

@@ -46,7 +46,7 @@ def versions() -> dict[str, str]:
         "tensorflow.version": _version("tensorflow"),
         "keras.version": _version("keras"),
         "optuna.version": _version("optuna"),
-        "mlflow.version": _version("mlflow"),
+        "mlflow.version": _version("mlflow") if _version("mlflow") != "not installed" else _version("mlflow-skinny"),
         "python.version": platform.python_version(),
         # the other Keras backends, where installed (run.framework)
         **{f"{d}.version": v for d in ("jax", "torch") if (v := _version(d)) != "not installed"},
