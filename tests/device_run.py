@@ -3,17 +3,18 @@
 
 - ``pack`` (here): the Python 3.12 manylinux wheels that the GPU machine lacks (it has JAX and PyTorch, no
   TensorFlow, no internet: /work/.library/device/KINDS.md lists what it holds) at the versions installed
-  here (harness itself runs from the working tree, which travels), and the MNIST files, into ``.device/`` (git-ignored;
-  the device tool carries it), checked to stay under the 64 MiB that may travel.
+  here, and the MNIST files, into ``.device/`` (git-ignored; the device tool carries it), checked to stay
+  under the 64 MiB that may travel with the working tree (harness itself runs from the tree).
 - ``run`` (there, from the repository root): installs the wheels into a target folder, then runs
-  ``harness backends`` and each measurement under its own timeout, all logging to one SQLite store in
-  ``--out`` (the device tool's ``$OUT``, which comes back), with one log file beside it. A step that fails
-  is logged and the next one runs.
-- ``report`` (back here): the committed reports, ``results/bench/hardware_gpu_*``, generated from the store
+  ``harness backends`` and each measurement under its own timeout, all logging to one SQLite store, which
+  is copied at the end into ``--out`` (the device tool's ``$OUT``, which comes back: a few files only) with
+  the study's journal and one log file. A step that fails is logged and the next one runs.
+- ``report`` (back here): the committed reports, ``results/bench/gpu/``, generated from the store
   that came back (``harness report ladder`` and ``report study``).
 
-The device command (at most 2,000 characters; carry ``.device``):
+The device command (carry ``.device``; timeout_s 600), after ``python tests/device_run.py pack`` here:
     python3 tests/device_run.py run --out $OUT
+then, with the files back under FILES_AT: ``python tests/device_run.py report --out FILES_AT``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / ".device"
 LIMIT_BYTES = 64 * 2**20
+STORE = Path(tempfile.gettempdir()) / "device-store"  # the runs' tracking store and study journal
 # what harness imports that the GPU machine's image does not hold (KINDS.md's package list), by
 # distribution name; each carried at the version installed here, so that it is what the tests ran with
 CARRY = (
@@ -41,7 +43,7 @@ CARRY = (
     "gitpython", "gitdb", "smmap", "importlib-metadata", "sqlparse", "python-dotenv",
     "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-proto", "opentelemetry-semantic-conventions",
     "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "fastapi", "starlette",
-    "pycocotools", "cryptography", "cffi", "pycparser",
+    "cryptography", "cffi", "pycparser",
 )  # fmt: skip
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 DATA = ("mnist/train-images-idx3-ubyte.gz", "mnist/train-labels-idx1-ubyte.gz")
@@ -74,16 +76,17 @@ def pack(data_dir: Path) -> Path:
     return PACK
 
 
-# what runs there, in order, each under its own timeout (s): about 8 minutes in all on a GPU
+# what runs there, in order, each under its own timeout (s): 8 minutes at most, inside the device tool's 10
+# minutes a command with the wheels' install (about half a minute)
 def steps(backend: str, scale: str) -> list[tuple[str, list[str], float]]:
     on = ["--set", f"backend={backend}", "--scale", scale]
     jax, torch = ["--set", "framework=jax", *on], ["--set", "framework=torch", *on]
     return [
         ("backends", ["backends"], 60),
-        ("mnist-speed on jax", ["ladder", "mnist-speed", "--rungs", "speed", "--seeds", "3", *jax], 150),
-        ("mnist rungs on jax", ["ladder", "mnist", "--rungs", "1,6,8", *jax], 120),
-        ("mnist rungs on torch", ["ladder", "mnist", "--rungs", "1,6,8", *torch], 120),
-        ("mnist-cnn study on jax", ["study", "search_spaces/mnist_cnn.yaml", "--trials", "3", *jax], 120),
+        ("mnist-speed on jax", ["ladder", "mnist-speed", "--rungs", "speed", "--seeds", "3", *jax], 120),
+        ("mnist rungs on jax", ["ladder", "mnist", "--rungs", "1,6,8", *jax], 100),
+        ("mnist rungs on torch", ["ladder", "mnist", "--rungs", "1,6,8", *torch], 100),
+        ("mnist-cnn study on jax", ["study", "search_spaces/mnist_cnn.yaml", "--trials", "3", *jax], 100),
     ]
 
 
@@ -96,7 +99,10 @@ def run(out: Path, backend: str, scale: str, site: Path) -> int:
     subprocess.run([*install, "--no-cache-dir", "--upgrade", "--target", str(site), *wheels], check=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
     env.update(HARNESS_OFFLINE="1", HARNESS_DATA_DIR=str(PACK / "data"), PYTHONUNBUFFERED="1")
-    common = ["--tracking-uri", f"sqlite:///{out / 'mlflow.db'}"]
+    # the store outside ``out``: only a few files come back, and the artifacts are hundreds (reports need none)
+    store = STORE
+    store.mkdir(parents=True, exist_ok=True)
+    common = ["--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"]
     failed = 0
     for label, args, limit in steps(backend, scale):
         argv = [sys.executable, "-m", "harness", *args, *(common if args[0] != "backends" else [])]
@@ -114,16 +120,21 @@ def run(out: Path, backend: str, scale: str, site: Path) -> int:
         line = f"== {label}: exit {code} after {time.monotonic() - started:.0f} s (limit {limit:.0f} s)"
         print(line, file=log, flush=True)
         print(line, flush=True)
+    for name in ("mlflow.db", "optuna.journal"):  # what the reports are generated from
+        if (store / name).exists():
+            shutil.copyfile(store / name, out / name)
     return 1 if failed else 0
 
 
 def report(store: Path, out: Path, scale: str) -> None:
-    """The committed reports from the store that came back."""
+    """The committed reports from the store that came back: the ladders', and the study's (its own name)."""
     uri = f"sqlite:///{store.resolve()}"
     for ladder in ("mnist-speed", "mnist"):
         name = f"hardware_gpu_{ladder}" if scale == "standard" else f"hardware_rehearsal_{ladder}"
         cmd = ["report", "ladder", ladder, "--scale", scale, "--tracking-uri", uri, "--out", str(out), "--name", name]
         subprocess.run([sys.executable, "-m", "harness", *cmd], check=False)
+    study = ["report", "study", "mnist-cnn-tpe", "--tracking-uri", uri, "--out", str(out)]
+    subprocess.run([sys.executable, "-m", "harness", *study], check=False)
 
 
 # the GPU machine's image as far as harness touches it (KINDS.md), without TensorFlow: what rehearse installs
@@ -170,13 +181,13 @@ def main() -> int:
     if a.part == "run":
         return run(a.out, a.backend, a.scale, a.site)
     if a.part == "report":
-        report(a.out / "mlflow.db", ROOT / "results" / "bench", a.scale)
+        report(a.out / "mlflow.db", ROOT / "results" / "bench" / "gpu", a.scale)
         return 0
     # rehearse: pack here, run with the GPU machine's Python (no TensorFlow) on the CPU at smoke scale, report
     python = a.python or gpu_like_python(Path(tempfile.gettempdir()) / "device-gpu-like")
     pack(a.data_dir)
-    shutil.rmtree(a.out, ignore_errors=True)
-    shutil.rmtree(a.site, ignore_errors=True)
+    for folder in (a.out, a.site, STORE):
+        shutil.rmtree(folder, ignore_errors=True)
     here = [python, str(Path(__file__).resolve()), "run", "--backend", "cpu", "--scale", "smoke"]
     here += ["--out", str(a.out), "--site", str(a.site)]
     code = subprocess.run(here, cwd=ROOT, check=False).returncode
