@@ -194,3 +194,42 @@ def test_every_step_of_the_prepared_gpu_run_is_a_command_harness_accepts() -> No
             if argv[0] in ("ladder", "study"):
                 assert f"backend={backend}" in argv and "--scale" in argv and scale in argv, label
     assert len(set(CARRY)) == len(CARRY) and "tensorflow" not in CARRY  # the GPU machine has none
+
+
+YOLO_TERMS = """
+import json, sys
+import numpy as np
+from keras import ops
+from harness.tasks._detection import Packing, loss_terms, reference_batch_iou, tile_ious
+rng = np.random.default_rng(0)
+pack = Packing(4, 2)
+y = rng.random((6, pack.size), dtype=np.float32)
+pred = rng.normal(size=(6, 4, 4, 2, 5)).astype(np.float32)
+targets, rois = pack.unpack(ops.convert_to_tensor(y))
+rois = ops.sort(ops.minimum(rois, 0.9), axis=-1)  # boxes x1 <= y1 <= x2 <= y2 inside the tile
+iou, count = tile_ious(ops.convert_to_tensor(pred), rois, 4)
+terms = [ops.convert_to_numpy(t).tolist() for t in loss_terms(targets, ops.convert_to_tensor(pred))]
+out = {"terms": terms, "iou": ops.convert_to_numpy(iou).tolist(), "count": ops.convert_to_numpy(count).tolist(),
+       "batch": float(ops.convert_to_numpy(reference_batch_iou(iou, count)))}
+print(json.dumps(out))
+"""
+
+
+@needs_jax
+@pytest.mark.slow
+def test_the_yolo_loss_and_iou_give_the_same_numbers_on_jax_as_on_tensorflow() -> None:
+    """The detection task's loss terms and IoUs are keras.ops: the same inputs, the same values on each backend."""
+    import json
+
+    values = {}
+    for framework in ("tensorflow", "jax"):
+        env = {**os.environ, _framework.ENV: framework}
+        proc = subprocess.run([sys.executable, "-c", YOLO_TERMS], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        values[framework] = json.loads(proc.stdout.strip().splitlines()[-1])
+    tf_values, jax_values = values["tensorflow"], values["jax"]
+    assert np.allclose(tf_values["terms"], jax_values["terms"], rtol=1e-5, atol=1e-6)
+    assert np.allclose(tf_values["iou"], jax_values["iou"], atol=1e-6)
+    assert tf_values["count"] == jax_values["count"]
+    assert tf_values["batch"] == pytest.approx(jax_values["batch"], abs=1e-6)
+    assert 0.0 < tf_values["batch"] < 1.0 and any(0.0 < v < 1.0 for v in tf_values["iou"])  # not a trivial case

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from harness import _framework
 from harness.config import Config, TaskParams, check, check_range
 from harness.errors import ConfigError
 from harness.tasks._base import Column, Direction, Task, register_task
@@ -93,11 +94,11 @@ class Packing:
 
     def unpack(self, y: Any) -> tuple[Any, Any]:
         """``y [B, size]`` -> targets ``[B, g, g, n, 3]``, boxes ``[B, 50, 4]``."""
-        import tensorflow as tf
+        from keras import ops
 
         g, n = self.grid_nn, self.cell_n
-        targets = tf.reshape(y[:, : self.target_size], [-1, g, g, n, 3])
-        rois = tf.reshape(y[:, self.target_size :], [-1, MAX_ROIS, 4])
+        targets = ops.reshape(y[:, : self.target_size], (-1, g, g, n, 3))
+        rois = ops.reshape(y[:, self.target_size :], (-1, MAX_ROIS, 4))
         return targets, rois
 
 
@@ -105,7 +106,7 @@ def packing(cfg: Config) -> Packing:
     return Packing(cfg.task.grid_nn, cfg.task.cell_n)  # type: ignore[attr-defined]
 
 
-# --- loss terms and metrics (TensorFlow; imported lazily) -------------------------------------
+# --- loss terms and metrics (keras.ops: any framework; imported lazily) -------------------------
 
 
 def loss_terms(targets: Any, pred: Any) -> tuple[Any, Any, Any]:
@@ -114,14 +115,14 @@ def loss_terms(targets: Any, pred: Any) -> tuple[Any, Any, Any]:
     As model.py:259-261: squared errors only where the target is a plane, the size term doubled,
     the 2-class softmax cross-entropy over every slot (empty ones pushed to "no plane").
     """
-    import tensorflow as tf
+    from keras import ops
 
-    plane = tf.cast(targets[..., 2] > PLANE_W, tf.float32)  # [B, g, g, n]
-    pos = plane * (tf.square(pred[..., 0] - targets[..., 0]) + tf.square(pred[..., 1] - targets[..., 1]))
-    size = plane * tf.square(pred[..., 2] - targets[..., 2]) * 2.0
-    xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(plane, tf.int32), logits=pred[..., 3:5])
-    axes = [1, 2, 3]
-    return tf.reduce_mean(xent, axes), tf.reduce_mean(pos, axes), tf.reduce_mean(size, axes)
+    plane = ops.cast(targets[..., 2] > PLANE_W, "float32")  # [B, g, g, n]
+    pos = plane * (ops.square(pred[..., 0] - targets[..., 0]) + ops.square(pred[..., 1] - targets[..., 1]))
+    size = plane * ops.square(pred[..., 2] - targets[..., 2]) * 2.0
+    xent = ops.sparse_categorical_crossentropy(ops.cast(plane, "int32"), pred[..., 3:5], from_logits=True)
+    axes = (1, 2, 3)
+    return ops.mean(xent, axis=axes), ops.mean(pos, axis=axes), ops.mean(size, axis=axes)
 
 
 def _loss_class() -> type:
@@ -149,20 +150,20 @@ def detected_boxes(pred: Any, grid_nn: int) -> tuple[Any, Any]:
 
     Detected = P(plane) > P(no plane), i.e. the argmax of the 2-class softmax (model.py:203-205).
     """
-    import tensorflow as tf
+    from keras import ops
 
     g = grid_nn
     cell = 1.0 / g
-    centres = (tf.range(g, dtype=tf.float32) + 0.5) * cell  # [g]
+    centres = (ops.arange(g, dtype="float32") + 0.5) * cell  # [g]
     cx = centres[None, None, :, None] + pred[..., 0] * cell / 2  # x varies along the last grid axis
     cy = centres[None, :, None, None] + pred[..., 1] * cell / 2
     half = pred[..., 2] / 2
-    boxes = tf.stack([cx - half, cy - half, cx + half, cy + half], axis=-1)
-    probs = tf.nn.softmax(pred[..., 3:5])[..., 1]
+    boxes = ops.stack([cx - half, cy - half, cx + half, cy + half], axis=-1)
+    probs = ops.softmax(pred[..., 3:5], axis=-1)[..., 1]
     detected = pred[..., 4] > pred[..., 3]
-    boxes = tf.where(detected[..., None], boxes, tf.zeros_like(boxes))
-    batch = tf.shape(pred)[0]
-    return tf.reshape(boxes, [batch, -1, 4]), tf.reshape(probs, [batch, -1])
+    boxes = ops.where(detected[..., None], boxes, ops.zeros_like(boxes))
+    slots = g * g * int(pred.shape[3])  # static: the grid and the boxes per cell
+    return ops.reshape(boxes, (-1, slots, 4)), ops.reshape(probs, (-1, slots))
 
 
 def _union_mask(boxes: Any) -> Any:
@@ -171,44 +172,44 @@ def _union_mask(boxes: Any) -> Any:
     Boxes are scaled by 256 and rounded as the reference does (utils_box.py:464-591); a box of
     zero side covers nothing. The union is a product of row and column masks summed over boxes.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    px = tf.round(boxes * TILE)
-    pix = tf.range(TILE, dtype=tf.float32)
-    rows = tf.cast((pix[None, None, :] >= px[..., 1:2]) & (pix[None, None, :] < px[..., 3:4]), tf.float32)
-    cols = tf.cast((pix[None, None, :] >= px[..., 0:1]) & (pix[None, None, :] < px[..., 2:3]), tf.float32)
-    return tf.einsum("bki,bkj->bij", rows, cols) > 0.5
+    px = ops.round(boxes * TILE)
+    pix = ops.arange(TILE, dtype="float32")
+    rows = ops.cast((pix[None, None, :] >= px[..., 1:2]) & (pix[None, None, :] < px[..., 3:4]), "float32")
+    cols = ops.cast((pix[None, None, :] >= px[..., 0:1]) & (pix[None, None, :] < px[..., 2:3]), "float32")
+    return ops.einsum("bki,bkj->bij", rows, cols) > 0.5
 
 
 def tile_ious(pred: Any, rois: Any, grid_nn: int) -> tuple[Any, Any]:
     """Per tile: the pixel IoU of the union of detected boxes and the union of true boxes, and the
     number of detections. An empty union scores 1 (utils_box.py:464-546)."""
-    import tensorflow as tf
+    from keras import ops
 
     boxes, _ = detected_boxes(pred, grid_nn)
     det = _union_mask(boxes)
     gt = _union_mask(rois)
-    inter = tf.reduce_sum(tf.cast(det & gt, tf.float32), [1, 2])
-    union = tf.reduce_sum(tf.cast(det | gt, tf.float32), [1, 2])
-    iou = tf.where(union > 0, inter / tf.maximum(union, 1.0), tf.ones_like(union))
-    count = tf.reduce_sum(tf.cast((boxes[..., 2] - boxes[..., 0]) > 0, tf.int32), axis=1)
+    inter = ops.sum(ops.cast(det & gt, "float32"), axis=(1, 2))
+    union = ops.sum(ops.cast(det | gt, "float32"), axis=(1, 2))
+    iou = ops.where(union > 0, inter / ops.maximum(union, 1.0), ops.ones_like(union))
+    count = ops.sum(ops.cast((boxes[..., 2] - boxes[..., 0]) > 0, "int32"), axis=1)
     return iou, count
 
 
 def reference_batch_iou(iou: Any, count: Any) -> Any:
     """The reference's per-batch value (utils_box.py:547-590): the mean over tiles whose IoU is not
     exactly 1, 1 if none is left, and 0 if any tile has more than 60 detections."""
-    import tensorflow as tf
+    from keras import ops
 
-    keep = tf.not_equal(iou, 1.0)
-    n = tf.reduce_sum(tf.cast(keep, tf.float32))
-    mean = tf.where(n > 0, tf.reduce_sum(tf.where(keep, iou, 0.0)) / tf.maximum(n, 1.0), 1.0)
-    return tf.where(tf.reduce_any(count > MAX_DETECTIONS), 0.0, mean)
+    keep = ops.not_equal(iou, 1.0)
+    n = ops.sum(ops.cast(keep, "float32"))
+    mean = ops.where(n > 0, ops.sum(ops.where(keep, iou, 0.0)) / ops.maximum(n, 1.0), 1.0)
+    return ops.where(ops.any(count > MAX_DETECTIONS), 0.0, mean)
 
 
 def _metric_classes() -> dict[str, type]:
     import keras
-    import tensorflow as tf
+    from keras import ops
 
     class Mean(keras.metrics.Metric):
         """A running mean of per-batch (or per-tile) values computed from ``y`` and the prediction."""
@@ -223,13 +224,13 @@ def _metric_classes() -> dict[str, type]:
             raise NotImplementedError
 
         def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-            y_pred = tf.cast(y_pred, tf.float32)
-            total, count = self.values(tf.cast(y_true, tf.float32), y_pred)
+            y_pred = ops.cast(y_pred, "float32")
+            total, count = self.values(ops.cast(y_true, "float32"), y_pred)
             self.total.assign_add(total)
             self.count.assign_add(count)
 
         def result(self) -> Any:
-            return tf.math.divide_no_nan(self.total, self.count)
+            return ops.divide_no_nan(self.total, self.count)
 
     class IoUMean(Mean):
         """A mean of IoUs, NaN (undefined) until some evaluated tile holds a box, true or detected: with
@@ -246,24 +247,24 @@ def _metric_classes() -> dict[str, type]:
         def values(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
             _, rois = self.pack.unpack(y_true)
             iou, count = tile_ious(y_pred, rois, self.pack.grid_nn)
-            true_boxes = tf.reduce_any((rois[..., 2] - rois[..., 0]) > 0, axis=1)
-            self.boxed.assign_add(tf.reduce_sum(tf.cast(true_boxes | (count > 0), tf.float32)))
+            true_boxes = ops.any((rois[..., 2] - rois[..., 0]) > 0, axis=1)
+            self.boxed.assign_add(ops.sum(ops.cast(true_boxes | (count > 0), "float32")))
             return self.tile_values(iou, count)
 
         def result(self) -> Any:
-            return tf.where(self.boxed > 0, super().result(), float("nan"))
+            return ops.where(self.boxed > 0, super().result(), float("nan"))
 
     class ReferenceIoU(IoUMean):
         """The talk's ``IOU``: the mean over evaluation batches of the reference's batch value."""
 
         def tile_values(self, iou: Any, count: Any) -> tuple[Any, Any]:
-            return reference_batch_iou(iou, count), tf.constant(1.0)
+            return reference_batch_iou(iou, count), 1.0
 
     class AllTilesIoU(IoUMean):
         """The same pixel IoU averaged over every tile (none dropped, no per-batch weighting)."""
 
         def tile_values(self, iou: Any, count: Any) -> tuple[Any, Any]:
-            return tf.reduce_sum(iou), tf.cast(tf.size(iou), tf.float32)
+            return ops.sum(iou), ops.cast(ops.size(iou), "float32")
 
     class Term(Mean):
         """One weighted loss term, as the reference's eval metrics (model.py:279-283)."""
@@ -276,7 +277,7 @@ def _metric_classes() -> dict[str, type]:
         def values(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
             targets, _ = self.pack.unpack(y_true)
             term = loss_terms(targets, y_pred)[self.index]
-            return tf.reduce_sum(term) * self.weight, tf.cast(tf.size(term), tf.float32)
+            return ops.sum(term) * self.weight, ops.cast(ops.size(term), "float32")
 
     return {"iou": ReferenceIoU, "iou_all": AllTilesIoU, "term": Term}
 
@@ -290,8 +291,6 @@ class Detection(Task):
 
     name: ClassVar[str] = "detection"
     params: ClassVar[type[TaskParams]] = DetectionParams
-    # its loss, IoU and targets are TensorFlow ops (tf.cast, tf.gather_nd...) that JAX cannot trace yet
-    frameworks: ClassVar[tuple[str, ...] | None] = ("tensorflow",)
     metric_names: ClassVar[tuple[str, ...]] = (
         "loss",
         "iou",
@@ -320,6 +319,14 @@ class Detection(Task):
         "recall50": "no true box in the evaluation images",
         "precision50": "no detection with P(plane) >= 0.5",
     }
+
+    def check_data(self, data: ArrayDataset, cfg: Config) -> None:
+        """The tiles stream through tf.data (cut, augmented and assigned there) whatever the framework."""
+        if not _framework.installed("tensorflow"):
+            raise ConfigError(
+                f"task detection cuts its tiles with tf.data, so it needs TensorFlow installed, also with "
+                f"framework={cfg.run.framework}: pip install tensorflow"
+            )
 
     def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
         from harness.models import YoloHead
@@ -476,7 +483,7 @@ def detect_image(
     """Boxes (image pixels, x1y1x2y2) and P(plane) scores on one whole image: overlapping 256x256
     tiles, every slot with P(plane) >= ``min_score`` (the scores rank detections for AP), and
     non-max suppression across tile borders (ours: the reference drew every tile's boxes)."""
-    import tensorflow as tf
+    from keras import ops
 
     from harness.tasks._yolo_boxes import cut_tiles, merge_detections, tile_origins
 
@@ -484,11 +491,11 @@ def detect_image(
     tiles = cut_tiles(image, origins)
     boxes_out, scores_out = [], []
     for i in range(0, len(tiles), batch_size):
-        x = tf.cast(tiles[i : i + batch_size], tf.float32) / 255.0
-        pred = tf.cast(model(x, training=False), tf.float32)
+        x = tiles[i : i + batch_size].astype(np.float32) / np.float32(255.0)
+        pred = ops.cast(model(x, training=False), "float32")
         boxes, probs = _all_boxes(pred, grid_nn)
-        boxes_out.append(boxes.numpy())
-        scores_out.append(probs.numpy())
+        boxes_out.append(ops.convert_to_numpy(boxes))
+        scores_out.append(ops.convert_to_numpy(probs))
     boxes_all = np.concatenate(boxes_out)
     scores_all = np.where(np.concatenate(scores_out) >= min_score, np.concatenate(scores_out), 0.0)
     return merge_detections(boxes_all, scores_all, origins, score_threshold=min_score)
@@ -496,9 +503,9 @@ def detect_image(
 
 def _all_boxes(pred: Any, grid_nn: int) -> tuple[Any, Any]:
     """Every slot's decoded box ``[B, S, 4]`` and P(plane) ``[B, S]`` (no detection cut)."""
-    import tensorflow as tf
+    from keras import ops
 
-    forced = tf.concat([pred[..., :3], tf.zeros_like(pred[..., 3:4]), tf.ones_like(pred[..., 4:5])], axis=-1)
+    forced = ops.concatenate([pred[..., :3], ops.zeros_like(pred[..., 3:4]), ops.ones_like(pred[..., 4:5])], axis=-1)
     boxes, _ = detected_boxes(forced, grid_nn)
     _, probs = detected_boxes(pred, grid_nn)
     return boxes, probs
