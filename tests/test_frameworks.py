@@ -97,10 +97,9 @@ NO_TENSORFLOW = "import sys, runpy; sys.modules['tensorflow'] = None; runpy.run_
 
 @needs_jax
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("ladder", "rungs", "data"),
-    [("mnist", "softmax,cnn", "tiny_data_dir"), ("planesnet", "dropout-augment", "tiny_planesnet_dir")],
-)
+# PlanesNet's augmented rung ran the same way by hand (`--set framework=jax`, TensorFlow blocked); CI runs MNIST only,
+# for its time, and the augmentation is unit-tested below
+@pytest.mark.parametrize(("ladder", "rungs", "data"), [("mnist", "softmax,cnn", "tiny_data_dir")])
 def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
     tmp_path: Path, ladder: str, rungs: str, data: str, request: pytest.FixtureRequest
 ) -> None:

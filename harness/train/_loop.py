@@ -146,8 +146,9 @@ def train(
     recorder = EvalRecorder(task, r.eval_every, cfg.learning_rate, sinks, started)
     setup_s = time.perf_counter() - started
     callbacks = [clock, recorder, StopOnSignal(), *extra_callbacks]
-    if type(strategy).__name__ == "MultiWorkerMirroredStrategy":  # Keras 3's fit cannot drive it
-        from harness.train._multiworker import fit_multiworker  # TensorFlow's own loop
+    tf = sys.modules.get("tensorflow")  # a strategy exists only where TensorFlow is imported
+    if tf is not None and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from harness.train._multiworker import fit_multiworker  # Keras 3's fit cannot drive this strategy
 
         fit_multiworker(
             model,
