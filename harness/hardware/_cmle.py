@@ -107,7 +107,8 @@ def tiers() -> dict[str, tuple[tuple[str, ...], str]]:
 
 def api_int(value: Any) -> Any:
     """The API writes its int64 fields as strings ("5"): such a string as an int, anything else as it is."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    digits = value.strip().lstrip("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit():  # "²" and "٣" are digits to isdigit(), not to int()
         return int(value)
     return value
 

@@ -111,7 +111,7 @@ def price_rows(hardware: str, prices: PriceTable) -> tuple[tuple[PriceRow, int],
 def split_count(text: str) -> tuple[str, int]:
     """``"gpu:V100 x4"`` -> ``("gpu:V100", 4)``; without a count, 1."""
     base, sep, count = text.rpartition(" x")
-    return (base, int(count)) if sep and count.isdigit() else (text, 1)
+    return (base, int(count)) if sep and count.isascii() and count.isdigit() else (text, 1)
 
 
 def _lookup(hardware: str, prices: Mapping[str, float]) -> list[tuple[str, int]] | None:

@@ -79,7 +79,7 @@ class Ladder:
             lo, dash, hi = part.partition("-")
             if part in by_name:
                 keep.add(by_name[part])
-            elif lo.isdigit() and (not dash or hi.isdigit()):
+            elif lo.isascii() and lo.isdigit() and (not dash or (hi.isascii() and hi.isdigit())):
                 # bounds first: a range is never built past the ladder's own length
                 first, last = int(lo), int(hi if dash else lo)
                 if first > last:

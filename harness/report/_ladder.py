@@ -173,7 +173,7 @@ def _rung_indices(spec: str) -> set[int]:
     keep: set[int] = set()
     for part in spec.split(","):
         lo, dash, hi = part.strip().partition("-")
-        if not lo.isdigit() or (dash and not hi.isdigit()):
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
             raise UserError(f"--rungs expects indices and ranges like 7,8 or 2-5, but got {spec!r}")
         first, last = int(lo), int(hi if dash else lo)
         if first > last or last - first > 10_000:  # no ladder has that many rungs: refuse before building it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,7 @@ def _trial_rows(tracker: Tracker, parent: Any) -> tuple[pd.DataFrame, list[str]]
 
 def counted(table: pd.DataFrame) -> pd.DataFrame:
     """Trials the budget counts: a failed trial that was run again is replaced by its re-run."""
-    rerun = {int(v) for v in table["retry_of"] if str(v).strip().lstrip("-").isdigit()}
+    rerun = {int(v) for v in table["retry_of"] if re.fullmatch(r"-?[0-9]+", str(v).strip())}
     return table[~(table["trial"].isin(rerun) & (table["state"] == "FAIL"))]
 
 
