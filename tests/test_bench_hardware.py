@@ -3,14 +3,17 @@ every measurement is an MLflow run that ``harness report bench-hardware`` reads 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mnist_files import write_tiny_mnist
 
 from harness.bench import EXPERIMENTS, parse_batch_sizes, parse_experiments
 from harness.bench._hardware import HardwareRequest, TargetSink, WindowClock
 from harness.cli import main
+from harness.config import parse_frameworks
 from harness.errors import ConfigError, UserError
 from harness.report._hardware import talk_runs
 
@@ -70,21 +73,63 @@ def test_every_talk_run_projects_from_an_experiment_the_benchmark_has() -> None:
     assert all(r.examples > 0 and r.talk for r in runs)
 
 
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "tensorflow,mxnet",
+            r"--frameworks expects a comma list of tensorflow, jax, torch, but got 'tensorflow,mxnet'",
+        ),
+        (",", r"--frameworks expects a comma list"),
+    ],
+)
+def test_unknown_frameworks_are_refused(text: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        parse_frameworks(text)
+    assert parse_frameworks("jax, tensorflow,jax") == ("jax", "tensorflow")
+
+
+def test_a_framework_not_installed_exits_2_naming_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "torch", None)  # how harness._framework.installed sees a missing package
+    assert main(["bench", "hardware", "--experiments", "mnist-bn", "--frameworks", "jax,torch"]) == 2
+    assert capsys.readouterr().err == "error: --frameworks: torch not installed here: pip install 'torch'\n"
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_request_travels_to_another_framework_whole() -> None:
+    request = HardwareRequest(
+        experiments=parse_experiments("mnist-speed,resnet50"),
+        backends=("cpu", "gpu"),
+        batch_sizes=(None, 64),
+        repeats=2,
+        quick=True,
+        frameworks=("jax",),
+    )
+    assert HardwareRequest.from_json(request.to_json()) == request
+
+
 @pytest.mark.slow
 def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Two frameworks in one invocation: TensorFlow's runs measured in this process, JAX's in a child on it."""
     from mlflow import MlflowClient
 
     data = write_tiny_mnist(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
-    # one batch size (each measurement is a run that costs seconds); test_replay.py runs --batch-sizes 32,64
-    argv = ["bench", "hardware", "--quick", "--experiments", "mnist-bn,mnist-speed", "--backends", "cpu"]
-    assert main([*argv, "--batch-sizes", "32", "--data-dir", str(data), "--out", "out"]) == 0
+    # one experiment with a target, one batch size (each measurement is a run that costs seconds); test_replay.py
+    # runs --batch-sizes 32,64
+    argv = ["bench", "hardware", "--quick", "--experiments", "mnist-speed", "--backends", "cpu"]
+    argv += ["--frameworks", "tensorflow,jax", "--batch-sizes", "32"]
+    assert main([*argv, "--data-dir", str(data), "--out", "out"]) == 0
     out = capsys.readouterr().out  # off a terminal: a line per measurement, then its runs' plain progress lines
-    assert "measurement 1/3: mnist-bn, cpu, batch 32, throughput, repetition 1/1\n" in out
-    assert "measurement 3/3: mnist-speed, cpu, batch 32, time to 99.00%, repetition 1/1\n" in out
-    assert "    mnist-bn-cpu-b32-throughput-r0: step " in out and "    mnist-speed-cpu-b32-tta-r0: step " in out
+    assert "measurement 1/4: mnist-speed, cpu, batch 32, throughput, repetition 1/1\n" in out
+    assert "measurement 2/4: mnist-speed, cpu, batch 32, time to 99.00%, repetition 1/1\n" in out
+    assert "    mnist-speed-cpu-b32-throughput-r0: step " in out and "    mnist-speed-cpu-b32-tta-r0: step " in out
+    # the child's lines go to the terminal itself (file descriptor 1), which capsys does not see
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.get_experiment_by_name("bench-hardware")
@@ -92,15 +137,23 @@ def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
     parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parent) == 1 and all(r.info.status == "FINISHED" for r in runs)
-    # 2 experiments' throughput runs, and mnist-speed's time-to-accuracy run (mnist-bn has no target)
+    assert parent[0].data.tags["bench.frameworks"] == "tensorflow,jax"
     measures = sorted(
-        (r.data.tags["bench.experiment"], r.data.tags["bench.measure"], r.data.params["run.batch_size"]) for r in kids
+        (
+            r.data.tags["harness.framework"],
+            r.data.tags["bench.measure"],
+            r.data.params["run.batch_size"],
+            r.info.run_name,
+        )
+        for r in kids
     )
     assert measures == [
-        ("mnist-bn", "throughput", "32"),
-        ("mnist-speed", "throughput", "32"),
-        ("mnist-speed", "time-to-accuracy", "32"),
+        ("jax", "throughput", "32", "mnist-speed-jax-cpu-b32-throughput-r0"),
+        ("jax", "time-to-accuracy", "32", "mnist-speed-jax-cpu-b32-tta-r0"),
+        ("tensorflow", "throughput", "32", "mnist-speed-cpu-b32-throughput-r0"),
+        ("tensorflow", "time-to-accuracy", "32", "mnist-speed-cpu-b32-tta-r0"),
     ]
+    assert {r.data.params["run.framework"] for r in kids} == {"tensorflow", "jax"}
     for run in kids:
         m = run.data.metrics
         if run.data.tags["bench.measure"] == "throughput":
@@ -118,7 +171,11 @@ def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
     assert "QUICK MODE" in md and "## Time to accuracy" in md and "projections" not in md
     assert (tmp_path / "out" / "hardware.png").stat().st_size > 0
     csv = (tmp_path / "out" / "hardware.csv").read_text(encoding="utf-8")
-    assert csv.count('\n"mnist-') == 2  # a throughput row per experiment x backend x batch (text cells are quoted)
+    assert csv.count('\n"mnist-') == 2  # a throughput row per experiment x framework x backend x batch (quoted)
+    side = pd.read_csv(tmp_path / "out" / "hardware_frameworks.csv")
+    assert list(side.columns) == ["experiment", "batch", "precision", "measure", "tensorflow cpu", "jax cpu"]
+    assert list(side["measure"]) == ["examples/s", "s to target"]
+    assert "## Framework x backend" in md and "| tensorflow cpu " in md
 
     assert main(["report", "bench-hardware", "--out", "again"]) == 0  # the latest run, from the store alone
     again = (tmp_path / "again" / "hardware.md").read_text(encoding="utf-8")

@@ -39,11 +39,13 @@ from harness.data._tiles import (
     cut_tile,
     eval_tiles,
     generate_tiles,
+    hue_numpy,
     orient,
     plan_tiles,
     slices_and_offsets,
     tile_dataset,
     tile_rois,
+    tile_stream,
 )
 from harness.errors import ConfigError, DataError
 
@@ -259,6 +261,41 @@ def test_tile_dataset_is_endless_seeded_and_augmented() -> None:
     with pytest.raises(DataError, match="no boxes"):
         empty = AerialImages(names=("e",), images=(scenes.images[1],), boxes=(np.zeros((0, 4), np.float32),))
         tile_dataset(empty, params, augment=False, seed=0)
+
+
+def test_tile_stream_is_the_tf_data_stream_in_numpy() -> None:
+    """Without a shuffle buffer the two streams are the same tiles; with one, the same multiset per buffer-free
+    pass is not promised (each buffer draws its own order), so shuffled streams are checked for seeding only."""
+    scenes = hand_scenes()
+    params = AerialParams(name="x", data_tiles_per_gt_roi=4, shuffle=False, augment=True, data_rnd_hue=False)
+    n = scenes.num_boxes * 4 * 2
+    want = list(tile_dataset(scenes, params, augment=True, seed=5).take(n).as_numpy_iterator())
+    got = [next(s) for s in [tile_stream(scenes, params, augment=True, seed=5)] for _ in range(n)]
+    for (t1, r1), (t2, r2) in zip(want, got, strict=True):
+        np.testing.assert_array_equal(t1, t2)
+        np.testing.assert_array_equal(r1, r2)
+    shuffled = dataclasses.replace(params, shuffle=True, shuffle_buf=8, data_rnd_hue=True)
+
+    def take(seed: int) -> list[bytes]:
+        stream = tile_stream(scenes, shuffled, augment=True, seed=seed)
+        return [next(stream)[0].tobytes() for _ in range(n)]
+
+    assert take(1) == take(1) and take(1) != take(2)
+    with pytest.raises(DataError, match="no boxes"):
+        empty = AerialImages(names=("e",), images=(scenes.images[1],), boxes=(np.zeros((0, 4), np.float32),))
+        tile_stream(empty, params, augment=False, seed=0)
+
+
+def test_hue_in_numpy_is_tensorflows_to_one_level() -> None:
+    from harness.data._tiles import _apply_hue, _hue_draw
+
+    rng = np.random.default_rng(4)
+    for _ in range(6):
+        tile = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        factors, delta = _hue_draw(rng)
+        want = _apply_hue(tile, None, factors, delta)[0].numpy().astype(int)
+        got = hue_numpy(tile, factors, float(delta)).astype(int)
+        assert np.abs(got - want).max() <= 1 and np.mean(got != want) < 0.05
 
 
 # ----------------------------------------------------------------------------- synthetic scenes and the catalog

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.errors import ConfigError
 from harness.tasks._yolo_boxes import (
@@ -16,6 +18,7 @@ from harness.tasks._yolo_boxes import (
     cut_tiles,
     decode,
     merge_detections,
+    non_max_suppression,
     reference_iou_batch,
     reference_iou_tile,
     tile_origins,
@@ -246,6 +249,22 @@ def test_merge_detections_keeps_one_of_two_duplicates_across_a_tile_border() -> 
 
 
 TRUTH = [np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float), np.array([[50, 50, 70, 70]], float)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(0, 40), threshold=st.sampled_from([0.1, 0.3, 0.5, 0.7]))
+def test_non_max_suppression_keeps_what_tensorflow_keeps(seed: int, n: int, threshold: float) -> None:
+    """The numpy NMS (no TensorFlow needed) against tf.image.non_max_suppression on random clustered boxes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 100, (n, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(5, 40, (n, 2))], axis=1).astype(np.float32)
+    scores = rng.permutation(n).astype(np.float32) / max(n, 1)  # distinct: no tie to break either way
+    want = tf.image.non_max_suppression(boxes, scores, max(n, 1), threshold).numpy() if n else np.zeros(0)
+    np.testing.assert_array_equal(non_max_suppression(boxes, scores, threshold), want)
+    flipped = boxes[:, [2, 3, 0, 1]]  # corners the other way round: the same boxes
+    np.testing.assert_array_equal(non_max_suppression(flipped, scores, threshold), want)
 
 
 def test_coco_ap50_perfect_detections() -> None:

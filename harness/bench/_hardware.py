@@ -19,20 +19,27 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
+import os
 import statistics
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import keras
 
-from harness import interrupts
+from harness import _framework, interrupts
 from harness.config import Config, apply_overrides, config_from, load_mapping, parse_backends, strict_keys
 from harness.data import load_dataset
-from harness.errors import ConfigError, UserError
+from harness.errors import ConfigError, RunFailed, UserError
 from harness.executor import Executor
+from harness.hardware import gpu_count, gpu_peak_mb, reset_gpu_peak
 from harness.ladders import load_ladder
+from harness.procs import Supervisor
 from harness.tasks import Task, get_task
 from harness.tracking import BenchHardwareRecord, ProgressSink, RunHandle, Tracker, environment_tags
 from harness.train import rss_mb
@@ -108,10 +115,8 @@ def parse_batch_sizes(text: str | None) -> tuple[int | None, ...]:
 
 
 def default_backends() -> tuple[str, ...]:
-    """What this machine has: the CPU, then one GPU and all GPUs where TensorFlow sees them."""
-    import tensorflow as tf
-
-    gpus = len(tf.config.list_physical_devices("GPU"))
+    """What this machine has: the CPU, then one GPU and all GPUs where the framework sees them."""
+    gpus = gpu_count()
     return ("cpu", *(("gpu",) if gpus else ()), *(("multi-gpu",) if gpus > 1 else ()))
 
 
@@ -128,12 +133,27 @@ class HardwareRequest:
     prices: str | None = None
     command: str = ""
     throughput: bool = True  # False: time to accuracy only (experiments with a target)
+    frameworks: tuple[str, ...] = ()  # Keras' frameworks, each measured in turn; () the process's own
 
     def __post_init__(self) -> None:
         for key in ("repeats", "windows"):
             value = getattr(self, key)
             if not 1 <= value <= 1000:
                 raise ConfigError(f"{key} must be 1..1000, but got {key}={value!r}")
+
+    def to_json(self) -> str:
+        """The request for a process on another framework (experiments by name: they are this module's)."""
+        fields = dataclasses.asdict(self)
+        fields["experiments"] = [e.name for e in self.experiments]
+        return json.dumps(fields)
+
+    @classmethod
+    def from_json(cls, text: str) -> HardwareRequest:
+        fields = json.loads(text)
+        fields["experiments"] = tuple(EXPERIMENTS[n] for n in fields["experiments"])
+        for key in ("backends", "batch_sizes", "frameworks"):
+            fields[key] = tuple(fields[key])
+        return cls(**fields)
 
 
 class WindowClock(keras.callbacks.Callback):
@@ -154,9 +174,7 @@ class WindowClock(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Any = None) -> None:
         if self.gpu:
-            import tensorflow as tf
-
-            tf.config.experimental.reset_memory_stats("GPU:0")
+            reset_gpu_peak()
         self.started = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
@@ -171,12 +189,7 @@ class WindowClock(keras.callbacks.Callback):
         windows = [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
         rates = sorted(steps * batch_size / w for w in windows)
         rate = statistics.median(rates)
-        if self.gpu:
-            import tensorflow as tf
-
-            peak = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
-        else:
-            peak = max(self.rss_mb)
+        peak = gpu_peak_mb() if self.gpu else max(self.rss_mb)
         out = {
             "bench_examples_per_s": rate,
             "bench_examples_per_s_window_min": rates[0],
@@ -208,7 +221,7 @@ def _tags(exp: Experiment, measure: str, backend: str, batch: int, repeat: int, 
 
 
 @dataclasses.dataclass(frozen=True)
-class _Bench:
+class Bench:
     """What every measurement of one invocation shares: the executor, the MLflow experiment and parent."""
 
     executor: Executor
@@ -220,6 +233,12 @@ class _Bench:
         self.executor.run(self.exp_id, name, cfg, tags, parent=self.parent, group=EXPERIMENT, **kwargs)
 
 
+def _where(cfg: Config) -> str:
+    """A measurement's backend, and its framework where it is not the default: ``cpu``, ``jax-gpu``."""
+    framework = "" if cfg.run.framework == _framework.DEFAULT else f"{cfg.run.framework}-"
+    return framework + cfg.run.backend
+
+
 def _shown(name: str, cfg: Config) -> ProgressSink:
     """A measurement's progress as a ladder rung shows its own: a bar on a terminal, plain lines elsewhere."""
     task = get_task(cfg.task.name)
@@ -228,7 +247,7 @@ def _shown(name: str, cfg: Config) -> ProgressSink:
     return ProgressSink(name, cfg.run.iterations, f"test_{metric}", maximize, metric in task.percent)
 
 
-def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
+def _throughput(bench: Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     backend = cfg.run.backend
     place = bench.executor.placement(backend)
     steps = exp.window_steps * (1 if place.hardware.backend == "cpu" else 10)
@@ -238,7 +257,7 @@ def _throughput(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dic
         {"iterations": iterations, "eval_every": iterations, "steps_per_execution": steps, "seed": repeat},
         "bench hardware",
     )
-    name = f"{exp.name}-{backend}-b{cfg.run.batch_size}-throughput-r{repeat}"
+    name = f"{exp.name}-{_where(cfg)}-b{cfg.run.batch_size}-throughput-r{repeat}"
     shown = _shown(name, cfg)
     clock = WindowClock(place.hardware.backend in ("gpu", "multi-gpu"), shown, steps, 1 + bench.request.windows)
     found: dict[str, float] = {}
@@ -283,7 +302,7 @@ class TargetSink:
         pass
 
 
-def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
+def _time_to_accuracy(bench: Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     assert exp.target is not None
     price = bench.executor.placement(cfg.run.backend).price_per_hour
     cfg = cfg.with_seed(repeat)
@@ -304,34 +323,51 @@ def _time_to_accuracy(bench: _Bench, exp: Experiment, cfg: Config, repeat: int) 
                 found["bench_usd_to_target"] = price / 3600 * found["bench_time_to_target_s"]
         final.update(found)
 
-    name = f"{exp.name}-{cfg.run.backend}-b{cfg.run.batch_size}-tta-r{repeat}"
+    name = f"{exp.name}-{_where(cfg)}-b{cfg.run.batch_size}-tta-r{repeat}"
     tags = _tags(exp, "time-to-accuracy", cfg.run.backend, cfg.run.batch_size, repeat, cfg)
     shown = _shown(name, cfg)
     bench.run(name, cfg, tags, extra_sinks=[hit, shown], on_final=on_final, callbacks=[StopAtTarget(task, exp.target)])
     return found
 
 
-def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress = print) -> str:
-    """Every experiment x backend x batch size, ``repeats`` times; returns the parent run id."""
+def plan(request: HardwareRequest) -> list[tuple[Experiment, Config]]:
+    """Every measured config, framework by framework (each framework's runs share a process), then
+    experiment x backend x batch size."""
     configs: list[tuple[Experiment, Config]] = []
-    for exp in request.experiments:
-        base = exp.config(request.quick)
-        for backend in request.backends:
-            for batch in request.batch_sizes:
-                over: dict[str, Any] = {"backend": backend, "precision": request.precision}
-                if batch is not None:
-                    over["batch_size"] = batch  # the learning rate stays as configured
-                configs.append((exp, apply_overrides(base, over, "--backends/--batch-sizes/--precision")))
+    for framework in request.frameworks or (_framework.current(),):
+        for exp in request.experiments:
+            base = exp.config(request.quick)
+            for backend in request.backends:
+                for batch in request.batch_sizes:
+                    over: dict[str, Any] = {"backend": backend, "precision": request.precision, "framework": framework}
+                    if batch is not None:
+                        over["batch_size"] = batch  # the learning rate stays as configured
+                    where = "--frameworks/--backends/--batch-sizes/--precision"
+                    configs.append((exp, apply_overrides(base, over, where)))
+    return configs
+
+
+def _measurements(request: HardwareRequest, configs: Sequence[tuple[Experiment, Config]]) -> int:
+    return sum(request.repeats * (int(request.throughput) + (exp.target is not None)) for exp, _ in configs)
+
+
+def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress = print) -> str:
+    """Every framework x experiment x backend x batch size, ``repeats`` times; returns the parent run id.
+    The runs of this process's framework are measured here, each other framework's in a child process
+    started on it (Keras has one framework per process), under the same parent run."""
+    configs = plan(request)
     executor = Executor(tracker, request.data_dir, request.prices, log_models=False)
     executor.prepare([cfg for _, cfg in configs])  # data and backends checked before any run exists
     for orphan in tracker.end_orphans():
         progress(f"ended KILLED: run {orphan.run_id} ({orphan.experiment}: {orphan.name}); {orphan.owner} is gone")
     exp_id = tracker.experiment_id(EXPERIMENT)
+    frameworks = list(dict.fromkeys(cfg.run.framework for _, cfg in configs))
     parent_tags = {
         **environment_tags(),
         **BenchHardwareRecord(command=request.command).to_tags(),
         "bench.experiments": ",".join(e.name for e in request.experiments),
         "bench.backends": ",".join(request.backends),
+        "bench.frameworks": ",".join(frameworks),
         "bench.quick": str(request.quick).lower(),
         "bench.repeats": str(request.repeats),
         "bench.windows": str(request.windows),
@@ -339,38 +375,77 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M")
     with tracker.run(exp_id, f"bench-hardware-{stamp}", parent_tags) as parent:
         progress(f"MLflow parent run {parent.run_id} in {tracker.display_uri}")
-        bench = _Bench(executor, exp_id, parent, request)
-        total = sum(request.repeats * (int(request.throughput) + (exp.target is not None)) for exp, _ in configs)
-        position = iter(range(1, total + 1))
+        total, done = _measurements(request, configs), 0
+        for framework in frameworks:
+            mine = [(exp, cfg) for exp, cfg in configs if cfg.run.framework == framework]
+            if framework == _framework.current():
+                measure(Bench(executor, exp_id, parent, request), mine, done, total, progress)
+            else:
+                alone = dataclasses.replace(request, frameworks=(framework,))
+                _measure_elsewhere(ElsewhereJob(alone.to_json(), parent.run_id, exp_id, done, total), tracker)
+            done += _measurements(request, mine)
+    return parent.run_id
 
-        def announce(exp: Experiment, cfg: Config, measure: str, repeat: int) -> None:
+
+def measure(
+    bench: Bench, configs: Sequence[tuple[Experiment, Config]], done: int, total: int, progress: Progress = print
+) -> None:
+    """The measurements of ``configs`` (all on this process's framework), numbered from ``done + 1`` of ``total``."""
+    request = bench.request
+    position = iter(range(done + 1, total + 1))
+
+    def announce(exp: Experiment, cfg: Config, measure: str, repeat: int) -> None:
+        progress(
+            f"measurement {next(position)}/{total}: {exp.name}, {_where(cfg)}, batch {cfg.run.batch_size}, "
+            f"{measure}, repetition {repeat + 1}/{request.repeats}"
+        )
+
+    for exp, cfg in configs:
+        head = f"{exp.name} on {_where(cfg)}, batch {cfg.run.batch_size}"
+        for repeat in range(request.repeats) if request.throughput else ():
+            interrupts.check()
+            announce(exp, cfg, "throughput", repeat)
+            got = _throughput(bench, exp, cfg, repeat)
             progress(
-                f"measurement {next(position)}/{total}: {exp.name}, {cfg.run.backend}, batch {cfg.run.batch_size}, "
-                f"{measure}, repetition {repeat + 1}/{request.repeats}"
+                f"  {head}, rep {repeat + 1}/{request.repeats}: {got['bench_examples_per_s']:,.1f} {exp.unit}/s, "
+                f"compile {got['bench_compile_s']:.1f} s, peak {got['bench_peak_memory_mb']:,.0f} MiB"
+            )
+        if exp.target is None:
+            continue
+        for repeat in range(request.repeats):
+            interrupts.check()
+            announce(exp, cfg, f"time to {exp.target:.2%}", repeat)
+            got = _time_to_accuracy(bench, exp, cfg, repeat)
+            reached = got.get("bench_time_to_target_s")
+            progress(
+                f"  {head}, time to {exp.target:.2%}, rep {repeat + 1}/{request.repeats}: "
+                + (f"{reached:.1f} s" if reached is not None else "not reached")
             )
 
-        for exp, cfg in configs:
-            head = f"{exp.name} on {cfg.run.backend}, batch {cfg.run.batch_size}"
-            for repeat in range(request.repeats) if request.throughput else ():
-                interrupts.check()
-                announce(exp, cfg, "throughput", repeat)
-                got = _throughput(bench, exp, cfg, repeat)
-                progress(
-                    f"  {head}, rep {repeat + 1}/{request.repeats}: {got['bench_examples_per_s']:,.1f} {exp.unit}/s, "
-                    f"compile {got['bench_compile_s']:.1f} s, peak {got['bench_peak_memory_mb']:,.0f} MiB"
-                )
-            if exp.target is None:
-                continue
-            for repeat in range(request.repeats):
-                interrupts.check()
-                announce(exp, cfg, f"time to {exp.target:.2%}", repeat)
-                got = _time_to_accuracy(bench, exp, cfg, repeat)
-                reached = got.get("bench_time_to_target_s")
-                progress(
-                    f"  {head}, time to {exp.target:.2%}, rep {repeat + 1}/{request.repeats}: "
-                    + (f"{reached:.1f} s" if reached is not None else "not reached")
-                )
-    return parent.run_id
+
+@dataclasses.dataclass(frozen=True)
+class ElsewhereJob:
+    """What the process measuring another framework needs (JSON; the tracking URI goes by environment)."""
+
+    request: str  # HardwareRequest.to_json(), with the one framework
+    parent_run_id: str
+    experiment_id: str
+    done: int
+    total: int
+
+
+def _measure_elsewhere(job: ElsewhereJob, tracker: Tracker) -> None:
+    """``job``'s one framework, measured by ``python -m harness.bench._elsewhere`` started on it, under the
+    job's parent run; its progress lines share this terminal. Ctrl-C stops it (its runs end KILLED)."""
+    (framework,) = json.loads(job.request)["frameworks"]
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp, Supervisor() as children:
+        path = Path(tmp) / "job.json"
+        path.write_text(json.dumps(dataclasses.asdict(job)), encoding="utf-8")
+        env = {**os.environ, _framework.ENV: framework, "MLFLOW_TRACKING_URI": tracker.uri}
+        children.start(framework, [sys.executable, "-m", "harness.bench._elsewhere", str(path)], env)
+        code = children.wait()[framework]
+    if code != 0:
+        raise RunFailed(f"the measurements on {framework} (a process of its own) ended with exit code {code}")
 
 
 def backends_arg(text: str | None) -> tuple[str, ...]:

@@ -118,7 +118,11 @@ def cmle_job(
 def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
     if args.only:
         raise UserError("--only selects sections of the default benchmark; `bench hardware` takes --experiments")
-    _framework.start(args.verbose)  # before the experiments' module, which imports Keras
+    from harness.config import parse_frameworks
+
+    frameworks = parse_frameworks(args.frameworks) if args.frameworks else ()
+    # this process runs the one framework asked for, else its own; each other one measures in a child
+    _framework.start(args.verbose, frameworks)  # before the experiments' module, which imports Keras
     from harness.bench import (
         HardwareRequest,
         backends_arg,
@@ -140,6 +144,7 @@ def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
         data_dir=args.data_dir,
         prices=args.prices,
         command=command_line,
+        frameworks=frameworks,
     )
     tracker = Tracker(args.tracking_uri)
     run_id = run_hardware(request, tracker)
@@ -151,13 +156,13 @@ def report_hardware(run_id: str | None, out: str, uri: str | None, command_line:
     from harness.tracking import Tracker
 
     report = hardware_report(Tracker(uri), run_id)
-    narrow = ["experiment", "backend", "batch", "reps", "examples/s, median [min, max]", "compile s"]
+    narrow = ["experiment", "framework", "backend", "batch", "reps", "examples/s, median [min, max]", "compile s"]
     if len(report.throughput):
         print(report.throughput[narrow].to_string(index=False))
     if len(report.time_to_accuracy):
         print(
             report.time_to_accuracy[
-                ["experiment", "backend", "batch", "reached", "time to target s, median [min, max]"]
+                ["experiment", "framework", "backend", "batch", "reached", "time to target s, median [min, max]"]
             ].to_string(index=False)
         )
     for path in write_hardware(report, Path(out), command_line):

@@ -279,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
             "harness bench --quick --data-dir ../shared/data          # few steps: does it run?",
             "harness bench --only e --data-dir ../shared/data",
             "harness bench hardware --experiments mnist-speed,resnet50 --backends cpu --data-dir ../shared/data",
+            "harness bench hardware --frameworks tensorflow,jax --data-dir ../shared/data",
         ),
     )
     bench.add_argument(
@@ -307,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--experiments", help="comma list (default all): mnist-bn, mnist-speed, planesnet-cnn, yolo-17, resnet50"
     )
     hw.add_argument("--backends", help="comma list of backends (default: cpu, plus gpu and multi-gpu where present)")
+    hw.add_argument(
+        "--frameworks",
+        help="comma list of Keras frameworks to measure each row on: tensorflow, jax, torch (default: "
+        "$KERAS_BACKEND, else tensorflow); each other than this process's measures in a child process",
+    )
     hw.add_argument("--batch-sizes", help="comma list (default: each experiment's own); the learning rate is kept")
     hw.add_argument(
         "--precision",

@@ -32,6 +32,7 @@ from harness.config._sections import (
     check_range,
     check_sizes,
     parse_backends,
+    parse_frameworks,
 )
 from harness.config._yaml import (
     MAX_CONFIG_BYTES,
@@ -70,6 +71,7 @@ __all__ = [
     "params_class",
     "parse_backends",
     "parse_cli_overrides",
+    "parse_frameworks",
     "parse_variants",
     "read_config_text",
     "read_int",

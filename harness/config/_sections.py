@@ -46,6 +46,20 @@ def parse_backends(text: str, flag: str = "--backends") -> tuple[str, ...]:
     return names
 
 
+def parse_frameworks(text: str, flag: str = "--frameworks") -> tuple[str, ...]:
+    """``"tensorflow,jax"`` -> ("tensorflow", "jax"), each a Keras framework installed here, duplicates
+    dropped; a clear error otherwise (naming what to install), before any framework starts."""
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in _framework.FRAMEWORKS]
+    if not names or unknown:
+        raise ConfigError(f"{flag} expects a comma list of {', '.join(_framework.FRAMEWORKS)}, but got {text!r}")
+    missing = [n for n in names if not _framework.installed(n)]
+    if missing:
+        install = " ".join(f"'{_framework.INSTALL[n]}'" for n in missing)
+        raise ConfigError(f"{flag}: {', '.join(missing)} not installed here: pip install {install}")
+    return names
+
+
 Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 Framework = Literal["tensorflow", "jax", "torch"]
 # backends a framework other than TensorFlow runs on so far (the others are tf.distribute strategies)

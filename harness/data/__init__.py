@@ -20,11 +20,11 @@ from harness.data._base import (
     resolve_data_dir,
     unread_data_dir,
 )
-from harness.data._pipeline import eval_pipeline, train_pipeline
+from harness.data._pipeline import array_batches, eval_pipeline, stream_batches, train_pipeline
 from harness.data._planesnet import PlanesNetParams
 from harness.data._synthetic import SyntheticImagesParams
 from harness.data._tabular import TableColumn, TabularDataset
-from harness.data._tiles import tile_dataset
+from harness.data._tiles import tile_dataset, tile_stream
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -37,13 +37,16 @@ __all__ = [
     "SyntheticImagesParams",
     "TableColumn",
     "TabularDataset",
+    "array_batches",
     "eval_pipeline",
     "is_synthetic",
     "list_datasets",
     "load_dataset",
     "register_dataset",
     "resolve_data_dir",
+    "stream_batches",
     "tile_dataset",
+    "tile_stream",
     "train_pipeline",
     "unread_data_dir",
 ]

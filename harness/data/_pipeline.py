@@ -7,6 +7,7 @@ TensorFlow and Keras are imported inside the functions, so that ``import harness
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -122,3 +123,21 @@ def array_batches(
             return xb, y[take]
 
     return ArrayBatches()
+
+
+def stream_batches(examples: Iterator[tuple[np.ndarray, np.ndarray]], batch_size: int) -> keras.utils.PyDataset:
+    """Endless batches of ``batch_size`` consecutive ``(x, y)`` of ``examples`` (an endless, seeded stream such
+    as the YOLO tiles), x normalized as ``train_pipeline``'s, as a PyDataset. A stream has no random access:
+    batches come in the order Keras asks for them, which is index order without worker processes."""
+    import keras
+
+    class StreamBatches(keras.utils.PyDataset):
+        @property
+        def num_batches(self) -> int | None:
+            return None
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            xs, ys = zip(*(next(examples) for _ in range(batch_size)), strict=True)
+            return normalize(np.stack(xs)), np.stack(ys).astype(np.float32)
+
+    return StreamBatches()

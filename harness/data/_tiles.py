@@ -185,6 +185,37 @@ def _apply_hue(tile: Any, rois: Any, factors: Any, delta: Any) -> tuple[Any, Any
     return tf.image.adjust_hue(scaled, delta), rois  # random_hue(0.5) is adjust_hue with delta ~ U(-0.5, 0.5)
 
 
+def hue_numpy(tile: np.ndarray, factors: np.ndarray, delta: float) -> np.ndarray:
+    """``_apply_hue`` in numpy: the channel scaling (truncated to uint8, as the reference), then the hue turned by
+    ``delta`` in HSV (matplotlib's conversions) and back to uint8 as ``tf.image.convert_image_dtype`` does."""
+    from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
+
+    scaled = (tile.astype(np.float32) * factors).astype(np.uint8)
+    hsv = rgb_to_hsv(scaled.astype(np.float32) / np.float32(255.0))
+    hsv[..., 0] = (hsv[..., 0] + delta) % 1.0
+    return (hsv_to_rgb(hsv) * 255.5).astype(np.uint8)  # x * (255 + 0.5), truncated: TensorFlow's float -> uint8
+
+
+def _check_boxes(images: AerialImages) -> None:
+    if images.num_boxes == 0:
+        raise DataError(f"no boxes in the {len(images)} training image(s): there is nothing to cut tiles around")
+
+
+def _drawn(images: AerialImages, params: AerialParams, augment: bool, seed: int) -> Iterator[tuple[Any, ...]]:
+    """Endless passes of :func:`generate_tiles`, each tile oriented iff asked, with its hue draw iff asked:
+    what :func:`tile_dataset` and :func:`tile_stream` share (every draw from numpy, seeded by ``seed``)."""
+    rotate = augment and params.data_rnd_orientation
+    hue = augment and params.data_rnd_hue
+    gen_seq, aug_seq = np.random.SeedSequence(seed).spawn(2)
+    gen_rng, aug_rng = np.random.default_rng(gen_seq), np.random.default_rng(aug_seq)
+    while True:
+        passed = generate_tiles(images, params.data_tiles_per_gt_roi, params.data_rnd_distmax, gen_rng, params.shuffle)
+        for tile, rois in passed:
+            if rotate:
+                tile, rois = orient(tile, rois, int(aug_rng.integers(4)), bool(aug_rng.integers(2)))
+            yield (tile, rois, *_hue_draw(aug_rng)) if hue else (tile, rois)
+
+
 def tile_dataset(images: AerialImages, params: AerialParams, augment: bool, seed: int) -> tf.data.Dataset:
     """Endless stream of ``(tile uint8 [256, 256, 3], rois float32 [50, 4])``, not batched.
 
@@ -197,32 +228,37 @@ def tile_dataset(images: AerialImages, params: AerialParams, augment: bool, seed
     """
     import tensorflow as tf
 
-    if images.num_boxes == 0:
-        raise DataError(f"no boxes in the {len(images)} training image(s): there is nothing to cut tiles around")
-    rotate = augment and params.data_rnd_orientation
+    _check_boxes(images)
     hue = augment and params.data_rnd_hue
-
-    def stream() -> Iterator[tuple[Any, ...]]:
-        gen_seq, aug_seq = np.random.SeedSequence(seed).spawn(2)
-        gen_rng, aug_rng = np.random.default_rng(gen_seq), np.random.default_rng(aug_seq)
-        while True:
-            passed = generate_tiles(
-                images, params.data_tiles_per_gt_roi, params.data_rnd_distmax, gen_rng, params.shuffle
-            )
-            for tile, rois in passed:
-                if rotate:
-                    tile, rois = orient(tile, rois, int(aug_rng.integers(4)), bool(aug_rng.integers(2)))
-                yield (tile, rois, *_hue_draw(aug_rng)) if hue else (tile, rois)
-
     spec: tuple[tf.TensorSpec, ...] = (
         tf.TensorSpec([TILE, TILE, 3], tf.uint8),
         tf.TensorSpec([MAX_ROIS, 4], tf.float32),
     )
     if hue:
         spec += (tf.TensorSpec([3], tf.float32), tf.TensorSpec([], tf.float32))
-    ds = tf.data.Dataset.from_generator(stream, output_signature=spec)
+    ds = tf.data.Dataset.from_generator(lambda: _drawn(images, params, augment, seed), output_signature=spec)
     if params.shuffle:
         ds = ds.shuffle(params.shuffle_buf, seed=seed)
     if hue:
         ds = ds.map(_apply_hue, num_parallel_calls=tf.data.AUTOTUNE)
     return ds
+
+
+def _shuffled(items: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
+    """tf.data's ``shuffle(size)``: fill a buffer, then emit a random element and put the next in its place."""
+    buffer = [item for _, item in zip(range(size), items, strict=False)]
+    for item in items:
+        i = int(rng.integers(len(buffer)))
+        yield buffer[i]
+        buffer[i] = item
+    yield from (buffer[i] for i in rng.permutation(len(buffer)))
+
+
+def tile_stream(images: AerialImages, params: AerialParams, augment: bool, seed: int) -> Iterator[tuple[Any, Any]]:
+    """:func:`tile_dataset`'s stream in numpy, for a machine without TensorFlow: the same tiles, orientations and
+    hue draws; the shuffle buffer (drawing from its own seeded generator) and the hue change in numpy."""
+    _check_boxes(images)  # now, not at the first tile
+    drawn = _drawn(images, params, augment, seed)
+    if params.shuffle:
+        drawn = _shuffled(drawn, params.shuffle_buf, np.random.default_rng([seed, 2]))
+    return ((hue_numpy(tile, *hue), rois) if hue else (tile, rois) for tile, rois, *hue in drawn)

@@ -2,7 +2,7 @@
 
 The talk's "real life is hard" demo: cut the image in overlapping tiles of the
 classifier's input size, at a few scales, score every tile, keep the confident
-ones and merge overlapping hits with non-max suppression (``tf.image``).
+ones and merge overlapping hits with non-max suppression (greedy, as ``tf.image``'s).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from harness.detect._runs import model_origin, run_scores
 from harness.errors import DataError, UserError
 from harness.report import md_code, md_link, md_text
+from harness.tasks import non_max_suppression
 from harness.tracking import TASK_TAG
 
 # Most pixels an image to scan may have, checked from its header before decoding, so a small
@@ -98,8 +99,8 @@ def _windows(image: np.ndarray, size: tuple[int, int], stride: int) -> tuple[np.
 
 def scan(model: Any, image: np.ndarray, settings: ScanSettings) -> list[Box]:
     """Score every window at every scale; return the boxes NMS keeps, best first."""
-    import tensorflow as tf
     from PIL import Image
+    from scipy.special import softmax
 
     _, h, w, channels = model.input_shape
     if channels != 3:
@@ -117,7 +118,7 @@ def scan(model: Any, image: np.ndarray, settings: ScanSettings) -> list[Box]:
             continue
         tiles, corners = _windows(resized, (h, w), settings.stride)
         logits = model.predict(tiles.astype(np.float32) / 255.0, batch_size=settings.batch_size, verbose=0)
-        scores = tf.nn.softmax(logits, axis=-1).numpy()[:, 1]
+        scores = softmax(np.asarray(logits, dtype=np.float64), axis=-1)[:, 1]
         keep = scores >= settings.threshold
         y1, x1 = corners[keep, 0] / scale, corners[keep, 1] / scale
         candidates.append(
@@ -126,12 +127,7 @@ def scan(model: Any, image: np.ndarray, settings: ScanSettings) -> list[Box]:
     found = np.concatenate(candidates) if candidates else np.zeros((0, 6))
     if not len(found):
         return []
-    kept = tf.image.non_max_suppression(
-        found[:, :4].astype(np.float32),
-        found[:, 4].astype(np.float32),
-        max_output_size=len(found),
-        iou_threshold=settings.iou,
-    ).numpy()
+    kept = non_max_suppression(found[:, :4], found[:, 4], settings.iou)
     return [
         Box(float(r[1]), float(r[0]), float(r[3] - r[1]), float(r[2] - r[0]), float(r[4]), float(r[5]))
         for r in found[kept]

@@ -16,6 +16,7 @@ from harness.hardware._cmle import (
     read_tier,
     training_input,
 )
+from harness.hardware._memory import gpu_count, gpu_peak_mb, reset_gpu_peak
 from harness.hardware._prices import (
     PRICES_ENV,
     CmleEntry,
@@ -46,6 +47,8 @@ __all__ = [
     "api_int",
     "cmle_mapping",
     "cpu_description",
+    "gpu_count",
+    "gpu_peak_mb",
     "is_chief",
     "load_prices",
     "load_training_job",
@@ -55,6 +58,7 @@ __all__ = [
     "probe",
     "read_tier",
     "render",
+    "reset_gpu_peak",
     "split_count",
     "tf_config",
     "training_input",

@@ -1,12 +1,12 @@
 """The hardware benchmark's tables, read back from the tracking store.
 
 ``harness bench hardware`` logs one run per measurement under a parent run; this module groups
-them per experiment x backend x batch size x precision and writes ``hardware.md|csv|png``:
+them per experiment x framework x backend x batch size x precision and writes ``hardware.md|csv|png``:
 throughput (the median over repetitions of each run's median window), time to accuracy and cost,
 and the projection of the talks' headline runs from the measured steady throughput
 (``talk_runs.yaml`` beside this module: what each run was, its size and the talk's own figure).
 Each row also has the mean and its bootstrap 95% CI over repetitions (``harness.stats.summarize``), and
-the rows of one experiment that differ in exactly one of backend, batch size and precision are compared
+the rows of one experiment that differ in exactly one of framework, backend, batch size and precision are compared
 (``harness.stats.pairwise``: Mann-Whitney U on the repetitions, Holm across the pairs of one experiment
 and measure), in ``hardware_comparisons.csv`` and a findings list that names a faster row only where
 the test says so.
@@ -43,12 +43,21 @@ from harness.report._core import (
 from harness.report._document import Document, Figure, Section
 from harness.report._publish import publish
 from harness.stats import ALPHA, NO_DIFFERENCE, PairTest, format_p, pairwise, smallest_testable, summarize, winner
-from harness.tracking import BenchHardwareRecord, Tracker, kind_filter
+from harness.tracking import FRAMEWORK_TAG, BenchHardwareRecord, Tracker, kind_filter
 
 EXPERIMENT = "bench-hardware"
-_GROUP = ["tags.bench.experiment", "tags.bench.backend", "tags.device", "tags.bench.batch_size", "tags.bench.precision"]
-_KEYS = ("experiment", "backend", "device", "batch", "precision")
-_VARIES = {"backend": "backend", "batch": "batch size", "precision": "precision"}  # compared one at a time
+_FRAMEWORK = f"tags.{FRAMEWORK_TAG}"
+_GROUP = [
+    "tags.bench.experiment",
+    _FRAMEWORK,
+    "tags.bench.backend",
+    "tags.device",
+    "tags.bench.batch_size",
+    "tags.bench.precision",
+]
+_KEYS = ("experiment", "framework", "backend", "device", "batch", "precision")
+# compared one at a time
+_VARIES = {"framework": "framework", "backend": "backend", "batch": "batch size", "precision": "precision"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +85,7 @@ class HardwareReport:
     store: Tracker | None = dataclasses.field(default=None, repr=False, compare=False)  # its HTML is logged there
     comparisons: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # a row per pair of rows
     findings: tuple[str, ...] = ()  # what the comparisons say, in words
+    frameworks: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # framework x backend, side by side
 
 
 def find_parent(tracker: Tracker, run_id: str | None) -> Any:
@@ -120,9 +130,12 @@ def _mean_ci(values: pd.Series, fmt: str) -> str:
 
 
 def _rows(frame: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
-    """Per experiment x backend x device x batch x precision: the row's key columns and its runs."""
+    """Per experiment x framework x backend x device x batch x precision: the row's key columns and its runs
+    (a run from before the framework tag trained on TensorFlow)."""
+    framework = frame[_FRAMEWORK].fillna("tensorflow") if _FRAMEWORK in frame else "tensorflow"
+    frame = frame.assign(**{_FRAMEWORK: framework})
     for key, g in frame.groupby(_GROUP, sort=False):
-        yield dict(zip(("experiment", "backend", "device", "batch", "precision"), key, strict=True)), g
+        yield dict(zip(_KEYS, key, strict=True)), g
 
 
 def _throughput(frame: pd.DataFrame) -> pd.DataFrame:
@@ -195,6 +208,34 @@ def _projections(throughput: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _side_by_side(throughput: pd.DataFrame, tta: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment, batch and precision: a column per framework x backend of the median examples/s, and
+    of the median time to target; empty unless more than one framework was measured."""
+    if not len(throughput) and not len(tta):
+        return pd.DataFrame()
+    rows = pd.concat([t for t in (throughput, tta) if len(t)])
+    if rows["framework"].nunique() < 2:
+        return pd.DataFrame()
+    keys = ["experiment", "batch", "precision"]
+    parts, order = [], []  # the columns in the order measured
+    for table, column, what in (
+        (throughput, "examples/s, median [min, max]", "examples/s"),
+        (tta, "time to target s, median [min, max]", "s to target"),
+    ):
+        if not len(table):
+            continue
+        median = table[column].astype(str).str.split(" [", n=1, regex=False).str[0]  # the median alone
+        if "reached" in table:
+            median = median.where(median != "", "not reached (" + table["reached"] + ")")
+        where = table["framework"] + " " + table["backend"]
+        order.extend(where)
+        cells = table.assign(measure=what, where=where, value=median)
+        parts.append(cells.pivot_table(index=[*keys, "measure"], columns="where", values="value", aggfunc="first"))
+    wide = pd.concat(parts)[list(dict.fromkeys(order))].reset_index()
+    wide.columns.name = None
+    return wide.fillna("")
+
+
 @dataclasses.dataclass(frozen=True)
 class _Measure:
     """What the comparisons test: one value per run, and which way is faster."""
@@ -221,14 +262,15 @@ _TTA = _Measure("time to accuracy", False, _tta_values, "the time")
 
 @dataclasses.dataclass(frozen=True)
 class _Sample:
-    """One row of a table (experiment x backend x device x batch x precision) and its repetitions."""
+    """One row of a table (experiment x framework x backend x device x batch x precision) and its repetitions."""
 
     key: dict[str, Any]
     values: dict[Hashable, float]  # run id -> value
 
     @property
     def name(self) -> str:
-        return f"{self.key['backend']} b{self.key['batch']} {self.key['precision']} ({self.key['device']})"
+        where = f"{self.key['framework']} {self.key['backend']}"
+        return f"{where} b{self.key['batch']} {self.key['precision']} ({self.key['device']})"
 
     def shown(self, dimension: str) -> str:
         """The row by the one thing it varies in: ``gpu``, ``batch 64``, ``mixed_float16``."""
@@ -236,7 +278,7 @@ class _Sample:
         return f"batch {value}" if dimension == "batch" else value
 
     def at(self, dimension: str) -> str:
-        """What the compared rows share: ``batch 64, float32`` when they differ in backend."""
+        """What the compared rows share: ``tensorflow, batch 64, float32`` when they differ in backend."""
         return ", ".join(self.shown(d) for d in _VARIES if d != dimension)
 
 
@@ -276,7 +318,7 @@ def _samples(frame: pd.DataFrame, measure: _Measure) -> dict[str, list[_Sample]]
 
 
 def _one_apart(samples: Sequence[_Sample]) -> list[tuple[_Sample, _Sample, str]]:
-    """The pairs of rows that differ in exactly one of backend, batch size and precision."""
+    """The pairs of rows that differ in exactly one of framework, backend, batch size and precision."""
     pairs = []
     for i, a in enumerate(samples):
         for b in samples[i + 1 :]:
@@ -412,19 +454,21 @@ def hardware_report(tracker: Tracker, run_id: str | None = None) -> HardwareRepo
     thr = frame[frame["tags.bench.measure"] == "throughput"]
     tta = frame[frame["tags.bench.measure"] == "time-to-accuracy"]
     throughput = _throughput(thr) if len(thr) else pd.DataFrame()
-    meta = provenance(tracker, parent, ("tensorflow", "keras", "mlflow"))
+    meta = provenance(tracker, parent, ("tensorflow", "jax", "torch", "keras", "mlflow"))
     meta.update({k: parent.data.tags.get(f"bench.{k}", "") for k in ("repeats", "windows", "quick")})
     # quick mode measures tiny stand-ins (32x32 ResNet, synthetic scenes): nothing to project from
     projections = _projections(throughput) if meta["quick"] != "true" else pd.DataFrame()
     compared = [*_compare(thr, _THROUGHPUT), *_compare(tta, _TTA)]
+    to_target = _tta(tta) if len(tta) else pd.DataFrame()
     return HardwareReport(
         throughput,
-        _tta(tta) if len(tta) else pd.DataFrame(),
+        to_target,
         projections,
         meta,
         tracker,
         comparisons=_comparisons(compared),
         findings=_findings(compared),
+        frameworks=_side_by_side(throughput, to_target),
     )
 
 
@@ -452,7 +496,7 @@ def hardware_figure(report: HardwareReport) -> Any:
     for row, exp in zip(axes, exps, strict=True):
         mine = t["experiment"] == exp
         rows = t[mine]
-        labels = [f"{r.backend} b{r.batch} {r.precision}" for r in rows.itertuples()]
+        labels = [f"{r.framework} {r.backend} b{r.batch} {r.precision}" for r in rows.itertuples()]
         row[0].barh(labels, rows["examples_per_s"], color="tab:blue")
         row[0].set_title(f"{exp}: throughput", fontsize=9, loc="left")
         row[0].set_xlabel("examples/s (median over repetitions)", fontsize=8)
@@ -495,15 +539,20 @@ _PROJECTED = (
 )
 _PROJECTIONS = "What the talks' runs would take here (projections)"
 _COMPARISONS = "Comparisons"
+_FRAMEWORKS = "Framework x backend"
+_SIDE_BY_SIDE = (
+    "The same rows side by side, a column per Keras framework and backend: the median examples/s, and the median "
+    "seconds to the target, over repetitions (the tables above have their spread; the comparisons below, their tests)."
+)
 _COMPARED = (
-    "Rows of one experiment that differ in exactly one of backend, batch size and precision, compared on "
+    "Rows of one experiment that differ in exactly one of framework, backend, batch size and precision, compared on "
     "throughput (higher is better) and time to accuracy (lower is better; a repetition that never reached the "
     "target counts as slower than every one that did): Mann-Whitney U on the repetitions (unpaired), p "
     f"Holm-corrected across the pairs of one experiment and measure. A row is named faster only where p (Holm) < "
     f"{ALPHA}; otherwise the difference is within noise, and *repeats needed* is the repetitions per row that "
     "would detect the observed difference (power 0.8). *ratio of medians*: a's median / b's."
 )
-_NO_PAIRS = "(no two rows of one experiment differ in just one of backend, batch size and precision)"
+_NO_PAIRS = "(no two rows of one experiment differ in just one of framework, backend, batch size and precision)"
 
 
 def _comparison_section(report: HardwareReport, table: pd.DataFrame) -> Section:
@@ -525,6 +574,8 @@ def hardware_document(report: HardwareReport, command: str, figure_file: str = "
     sections = [Section("Throughput", table=throughput, figures=figures)]
     if len(report.time_to_accuracy):
         sections.append(Section("Time to accuracy", table=report.time_to_accuracy))
+    if len(report.frameworks):
+        sections.append(Section(_FRAMEWORKS, text=[_SIDE_BY_SIDE], table=report.frameworks))
     if len(report.throughput) or len(report.time_to_accuracy):
         sections.append(_comparison_section(report, compared))
     if len(report.projections):
@@ -535,12 +586,17 @@ def hardware_document(report: HardwareReport, command: str, figure_file: str = "
 
 
 def write_hardware(report: HardwareReport, out_dir: Path, command: str, stem: str = "hardware") -> list[Path]:
-    """``<stem>.md``, ``.csv``, ``_comparisons.csv``, ``_projections.csv``, ``.png`` and ``.html`` (also logged
-    to the bench's parent run)."""
+    """``<stem>.md``, ``.csv``, ``_comparisons.csv``, ``_frameworks.csv``, ``_projections.csv``, ``.png`` and
+    ``.html`` (also logged to the bench's parent run)."""
     doc = hardware_document(report, command, f"{stem}.png")
     files = publish(doc, out_dir, stem, report.throughput, tracker=report.store, run_id=report.meta["parent_run_id"])
     written = [files.md, files.csv]
-    for suffix, table in (("comparisons", report.comparisons), ("projections", report.projections)):
+    tables = (
+        ("comparisons", report.comparisons),
+        ("frameworks", report.frameworks),
+        ("projections", report.projections),
+    )
+    for suffix, table in tables:
         if len(table):
             written.append(write_csv(safe_child(out_dir, f"{stem}_{suffix}.csv", what="report file"), table))
     return [*written, *files.figures, files.html]

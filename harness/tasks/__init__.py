@@ -20,6 +20,7 @@ from harness.tasks._base import (
     list_tasks,
     register_task,
 )
+from harness.tasks._yolo_boxes import non_max_suppression
 
 __all__ = [
     "UNDEFINED_TAG",
@@ -30,5 +31,6 @@ __all__ = [
     "Task",
     "get_task",
     "list_tasks",
+    "non_max_suppression",
     "register_task",
 ]

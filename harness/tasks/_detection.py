@@ -35,7 +35,6 @@ from harness.tasks._base import Column, Direction, Task, register_task
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
     from harness.data import AerialParams, ArrayDataset, DetectionDataset
 
@@ -320,14 +319,6 @@ class Detection(Task):
         "precision50": "no detection with P(plane) >= 0.5",
     }
 
-    def check_data(self, data: ArrayDataset, cfg: Config) -> None:
-        """The tiles stream through tf.data (cut, augmented and assigned there) whatever the framework."""
-        if not _framework.installed("tensorflow"):
-            raise ConfigError(
-                f"task detection cuts its tiles with tf.data, so it needs TensorFlow installed, also with "
-                f"framework={cfg.run.framework}: pip install tensorflow"
-            )
-
     def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
         from harness.models import YoloHead
 
@@ -374,20 +365,27 @@ class Detection(Task):
 
         return fn
 
-    def train_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
+    def train_dataset(self, data: ArrayDataset, cfg: Config) -> Any:
+        """Tiles cut, augmented and assigned in tf.data where TensorFlow is installed, else the same stream in
+        numpy batched by a PyDataset (the shuffle buffer's order differs: a generator of its own)."""
+        to_y = self._targets(cfg, cfg.task.cell_grow)  # type: ignore[attr-defined]
+        images, params = _aerial(data, cfg)
+        if not _framework.installed("tensorflow"):
+            from harness.data import stream_batches, tile_stream
+
+            tiles = tile_stream(images.train_images, params, params.augment, cfg.run.seed)
+            return stream_batches(((tile, to_y(rois)) for tile, rois in tiles), cfg.run.batch_size)
         import tensorflow as tf
 
         from harness.data import tile_dataset
 
         size = packing(cfg).size
-        to_y = self._targets(cfg, cfg.task.cell_grow)  # type: ignore[attr-defined]
 
         def targets(tile: Any, rois: Any) -> tuple[Any, Any]:
             y = tf.numpy_function(to_y, [rois], tf.float32, stateful=False)
             y.set_shape([size])
             return tf.cast(tile, tf.float32) / 255.0, y
 
-        images, params = _aerial(data, cfg)
         tiles = tile_dataset(images.train_images, params, params.augment, cfg.run.seed)
         return (
             tiles.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
@@ -395,14 +393,17 @@ class Detection(Task):
             .prefetch(tf.data.AUTOTUNE)
         )
 
-    def eval_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
+    def eval_dataset(self, data: ArrayDataset, cfg: Config) -> Any:
         """The fixed evaluation tiles, in order; targets with cell_grow 1 as the reference (main.py:65)."""
-        import tensorflow as tf
-
         to_y = self._targets(cfg, 1.0)
         ys = np.stack([to_y(r) for r in data.y_test]) if len(data.y_test) else np.zeros((0, packing(cfg).size))
         xs = data.x_test
         b = cfg.run.eval_batch_size
+        if not _framework.installed("tensorflow"):
+            from harness.data import array_batches
+
+            return array_batches(xs, ys.astype(np.float32), b)
+        import tensorflow as tf
 
         def batches() -> Any:  # a generator: the tiles may be larger than a graph constant may hold
             for i in range(0, len(xs), b):

@@ -223,10 +223,23 @@ def merge_detections(
     pixels, flat = pixels[keep], flat[keep]
     if len(flat) == 0:
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
-    import tensorflow as tf
-
-    chosen = tf.image.non_max_suppression(pixels[:, [1, 0, 3, 2]], flat, len(flat), iou_threshold).numpy()
+    chosen = non_max_suppression(pixels, flat, iou_threshold)
     return pixels[chosen], flat[chosen]
+
+
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """The indices of the boxes kept, best first: greedy non-max suppression as ``tf.image.non_max_suppression``
+    (the best remaining box is kept and every box whose IoU with it exceeds ``iou_threshold`` dropped), in numpy
+    so that it runs without TensorFlow. ``boxes`` [n, 4] are two opposite corners, either way round."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    kept: list[int] = []
+    while len(order):
+        best, order = order[0], order[1:]
+        kept.append(int(best))
+        order = order[_iou_matrix(b[best][None], b[order])[0] <= iou_threshold]
+    return np.asarray(kept, dtype=np.int64)
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
