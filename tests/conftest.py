@@ -16,11 +16,21 @@ from planesnet_files import write_tiny_planesnet
 SLOW_TIMEOUT_S = 600  # a fast test fails after pyproject's 30 s; an end-to-end or real-data one gets this
 
 
+def _slow(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker("slow") or item.get_closest_marker("realdata"))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        slow = item.get_closest_marker("slow") or item.get_closest_marker("realdata")
-        if slow and item.get_closest_marker("timeout") is None:
+        if _slow(item) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
+    # The files with the most end-to-end tests first, each file's tests together and in order: with
+    # `--dist loadfile` (pyproject) a worker takes a whole file (its module fixtures set up once), and the
+    # longest files starting first leave the short ones to even out the two workers' ends.
+    slow_in: dict[str, int] = {}
+    for item in items:
+        slow_in[item.nodeid.split("::")[0]] = slow_in.get(item.nodeid.split("::")[0], 0) + _slow(item)
+    items.sort(key=lambda item: -slow_in[item.nodeid.split("::")[0]])  # stable: files keep their inner order
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # harness runs from the working tree there; its process supervisor is stdlib only
+from harness.procs import Supervisor  # noqa: E402
+
 PACK = ROOT / ".device"
 LIMIT_BYTES = 64 * 2**20
 STORE = Path(tempfile.gettempdir()) / "device-store"  # the runs' tracking store and study journal
@@ -120,10 +123,19 @@ def run(out: Path, backend: str, scale: str, site: Path) -> int:
             argv += ["--tensorboard-dir", str(Path(tempfile.gettempdir()) / "device-tb")]
         started = time.monotonic()
         print(f"== {label}: {shlex.join(argv[2:])}", file=log, flush=True)
-        try:
-            code = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=limit).returncode
-        except subprocess.TimeoutExpired:
-            code = 124
+        step_log = out / "step.log"
+        # a session of its own, stopped as a group at its limit: a step's children (a study's workers, a framework's
+        # measuring process) end with it, and the next step starts on an idle machine
+        with Supervisor() as step:
+            child = step.start(label, argv, env, log=step_log)
+            while child.poll() is None and time.monotonic() - started < limit:
+                time.sleep(0.5)
+            code = child.poll()
+            if code is None:
+                step.stop()
+                code = 124
+        log.write(step_log.read_text(encoding="utf-8", errors="replace"))
+        step_log.unlink()
         failed += code != 0
         line = f"== {label}: exit {code} after {time.monotonic() - started:.0f} s (limit {limit:.0f} s)"
         print(line, file=log, flush=True)

@@ -38,9 +38,48 @@ def test_an_unknown_framework_is_refused_with_the_known_ones() -> None:
 
 @needs_jax
 def test_a_framework_other_than_tensorflow_is_refused_a_tf_distribute_backend() -> None:
-    with pytest.raises(ConfigError, match=r"trains on backend cpu or gpu .*backend=cpu:2.*framework=tensorflow"):
-        _run_section(framework="jax", backend="cpu:2").check()
+    also = r", or cpu:N and gpu:N \(keras.distribution's DataParallel\)"
+    with pytest.raises(ConfigError, match=f"trains on backend cpu or gpu \\(or auto\\){also}; backend=multi-gpu is"):
+        _run_section(framework="jax", backend="multi-gpu").check()
+    with pytest.raises(
+        ConfigError, match=r"trains on backend cpu or gpu \(or auto\); backend=cpu:2 is a tf.distribute"
+    ):
+        _run_section(framework="torch", backend="cpu:2").check()  # PyTorch: one device
     _run_section(framework="jax", backend="cpu").check()  # and cpu is fine
+    _run_section(framework="jax", backend="cpu:2", batch_size=64, eval_batch_size=500).check()  # data parallel
+    with pytest.raises(ConfigError, match=r"splits every batch over 4 devices: batch_size must be a multiple of 4, bu"):
+        _run_section(framework="jax", backend="cpu:4", batch_size=50).check()
+
+
+SHARDED = """
+from harness.hardware import make_strategy
+import keras
+strategy, hardware = make_strategy("cpu:2", "jax")
+with strategy.scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+print(type(strategy).__name__, len(model.weights[0].value.sharding.device_set), hardware.description)
+"""
+
+
+@needs_jax
+@pytest.mark.slow
+def test_jax_cpu_n_is_data_parallel_over_n_xla_devices_in_a_child_process(workdir: Path, tiny_data_dir: Path) -> None:
+    """``cpu:2`` on JAX: keras.distribution's DataParallel over two XLA host devices, which JAX takes only when it
+    starts; so the run trains in a child process started with them (this process runs TensorFlow anyway)."""
+    rc, out = run_cli(
+        "ladder", "mnist", "--scale", "smoke", "--rungs", "softmax", "--set", "framework=jax",
+        "--set", "backend=cpu:2", "--data-dir", str(tiny_data_dir), "--no-report",
+    )  # fmt: skip
+    assert rc == 0, out
+    (run,) = [r for r in store_runs(workdir, "ladder/mnist") if "mlflow.parentRunId" in r.data.tags]
+    assert run.info.status == "FINISHED" and run.data.tags["harness.framework"] == "jax"
+    assert run.data.tags["device"].endswith(", 2 XLA host devices (DataParallel)")
+    assert 0.0 < run.data.metrics["final_test_accuracy"] <= 1.0
+    # the variables a model builds under that strategy live on both devices
+    env = {**os.environ, _framework.ENV: "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("DataParallel 2 CPU: ")
 
 
 @needs_jax

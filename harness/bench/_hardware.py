@@ -2,12 +2,14 @@
 
 Every measurement is one MLflow run under one parent run (experiment ``bench-hardware``), made by
 the same executor as ladder rungs; ``harness report bench-hardware`` (report/_hardware.py) reads
-them back into the tables. Per experiment x backend x batch size, ``repeats`` times:
+them back into the tables. Per framework x experiment x backend x batch size, ``repeats`` times (Keras has
+one framework per process: a framework other than this process's is measured by a child process started on
+it, ``_elsewhere``, into the same parent run):
 
 - *throughput*: the first ``fit`` execution (tracing, compilation, the first steps) is timed apart
-  as ``bench_compile_s``; then ``windows`` timed windows of ``window_steps`` steps, one tf.function
-  execution each. A run's rate is the median window; its peak memory is the device's peak (GPU)
-  or the process's resident memory sampled at every window end (CPU).
+  as ``bench_compile_s``; then ``windows`` timed windows of ``window_steps`` steps, one compiled
+  execution (tf.function, jax.jit) each. A run's rate is the median window; its peak memory is the
+  device's peak (GPU) or the process's resident memory sampled at every window end (CPU).
 - *time to accuracy*, for experiments with a target (DAWNBench's rule): the clock starts before
   the dataset is read and stops at the first evaluation at or above the target, evaluation time
   included. The dataset is read again, timed, for every repetition.
@@ -37,7 +39,7 @@ from harness.config import Config, apply_overrides, config_from, load_mapping, p
 from harness.data import load_dataset
 from harness.errors import ConfigError, RunFailed, UserError
 from harness.executor import Executor
-from harness.hardware import gpu_count, gpu_peak_mb, reset_gpu_peak
+from harness.hardware import gpu_count, gpu_peak_mb, host_devices_flag, reset_gpu_peak
 from harness.ladders import load_ladder
 from harness.procs import Supervisor
 from harness.tasks import Task, get_task
@@ -249,7 +251,7 @@ def _shown(name: str, cfg: Config) -> ProgressSink:
 
 def _throughput(bench: Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     backend = cfg.run.backend
-    place = bench.executor.placement(backend)
+    place = bench.executor.placement(backend, cfg.run.framework)
     steps = exp.window_steps * (1 if place.hardware.backend == "cpu" else 10)
     iterations = steps * (1 + bench.request.windows)
     cfg = apply_overrides(
@@ -304,7 +306,7 @@ class TargetSink:
 
 def _time_to_accuracy(bench: Bench, exp: Experiment, cfg: Config, repeat: int) -> dict[str, float]:
     assert exp.target is not None
-    price = bench.executor.placement(cfg.run.backend).price_per_hour
+    price = bench.executor.placement(cfg.run.backend, cfg.run.framework).price_per_hour
     cfg = cfg.with_seed(repeat)
     t = time.perf_counter()
     load_dataset(cfg.data, bench.request.data_dir)  # the clock starts before the data is read
@@ -437,11 +439,16 @@ class ElsewhereJob:
 def _measure_elsewhere(job: ElsewhereJob, tracker: Tracker) -> None:
     """``job``'s one framework, measured by ``python -m harness.bench._elsewhere`` started on it, under the
     job's parent run; its progress lines share this terminal. Ctrl-C stops it (its runs end KILLED)."""
-    (framework,) = json.loads(job.request)["frameworks"]
+    request = json.loads(job.request)
+    (framework,) = request["frameworks"]
+    counted = [int(b.split(":", 1)[1]) for b in request["backends"] if b.startswith("cpu:")]
+    devices = max(counted, default=1) if framework == "jax" else 1
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp, Supervisor() as children:
         path = Path(tmp) / "job.json"
         path.write_text(json.dumps(dataclasses.asdict(job)), encoding="utf-8")
         env = {**os.environ, _framework.ENV: framework, "MLFLOW_TRACKING_URI": tracker.uri}
+        if devices > 1:  # JAX reads its CPU device count once, at start: cpu:N's measurements train in its process
+            env["XLA_FLAGS"] = host_devices_flag(devices)
         children.start(framework, [sys.executable, "-m", "harness.bench._elsewhere", str(path)], env)
         code = children.wait()[framework]
     if code != 0:

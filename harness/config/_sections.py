@@ -64,6 +64,7 @@ Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
 Framework = Literal["tensorflow", "jax", "torch"]
 # backends a framework other than TensorFlow runs on so far (the others are tf.distribute strategies)
 _SINGLE_DEVICE = ("auto", "cpu", "gpu")
+_DATA_PARALLEL = re.compile(r"(cpu|gpu):(\d+)")  # on JAX: keras.distribution.DataParallel over N devices
 
 
 def check(value: Any, ok: bool, name: str, expected: str) -> None:
@@ -262,11 +263,22 @@ class RunParams(Section):
     def _check_framework(self) -> None:
         if self.framework == "tensorflow":
             return
-        if self.backend not in _SINGLE_DEVICE:
+        counted = _DATA_PARALLEL.fullmatch(self.backend) if self.framework == "jax" else None
+        if self.backend not in _SINGLE_DEVICE and counted is None:
+            also = ", or cpu:N and gpu:N (keras.distribution's DataParallel)" if self.framework == "jax" else ""
             raise ConfigError(
-                f"framework={self.framework} trains on backend cpu or gpu (or auto) so far; backend={self.backend} "
+                f"framework={self.framework} trains on backend cpu or gpu (or auto){also}; backend={self.backend} "
                 "is a tf.distribute strategy: use framework=tensorflow for it"
             )
+        if counted is not None:  # every batch is split evenly over the N devices
+            n = int(counted.group(2))
+            for key in ("batch_size", "eval_batch_size"):
+                value = getattr(self, key)
+                if value % n:
+                    raise ConfigError(
+                        f"backend={self.backend} on JAX splits every batch over {n} devices: {key} must be a "
+                        f"multiple of {n}, but got {key}={value}"
+                    )
         if not _framework.installed(self.framework):
             raise ConfigError(
                 f"framework={self.framework} needs the {self.framework} package, which is not installed here: "

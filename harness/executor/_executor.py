@@ -40,7 +40,14 @@ from harness.data import ArrayDataset, TabularDataset, load_dataset
 from harness.errors import ConfigError
 from harness.executor._model import log_model, model_name, pending_model
 from harness.executor._multiworker import WorkerJob, run_workers
-from harness.hardware import Hardware, load_prices, make_strategy, price_per_hour
+from harness.hardware import (
+    Hardware,
+    host_devices_flag,
+    host_devices_here,
+    load_prices,
+    make_strategy,
+    price_per_hour,
+)
 from harness.tasks import UNDEFINED_TAG, get_task
 from harness.tracking import FRAMEWORK_TAG, TASK_TAG, JsonlSink, MetricSink, RunHandle, TensorBoardSink, Tracker
 
@@ -97,7 +104,7 @@ class Executor:
         self.tensorboard_dir = tensorboard_dir
         self._preloaded = dict(datasets or {})  # by dataset name, default options (benchmarks)
         self._data: dict[tuple[Any, ...], ArrayDataset] = {}
-        self._placements: dict[str, Placement] = {}
+        self._placements: dict[tuple[str, str], Placement] = {}
         self._price_table: Any = None
 
     # --- what runs share -------------------------------------------------------------------
@@ -112,22 +119,24 @@ class Executor:
         get_task(cfg.task.name).check_data(self._data[key], cfg)  # cheap; train_subset may differ per config
         return self._data[key]
 
-    def placement(self, backend: str) -> Placement:
-        """The strategy and price of ``backend`` (one strategy per backend per process)."""
-        if backend not in self._placements:
-            strategy, hardware = make_strategy(backend)
+    def placement(self, backend: str, framework: str | None = None) -> Placement:
+        """The strategy and price of ``backend`` for a run on ``framework`` (default this process's): one
+        strategy per backend and framework per process."""
+        key = (backend, framework or _framework.current())
+        if key not in self._placements:
+            strategy, hardware = make_strategy(*key)
             if self._price_table is None:
                 self._price_table = load_prices(self.prices)
             price = price_per_hour(self.priced_as or hardware.hardware, self._price_table)
-            self._placements[backend] = Placement(strategy, hardware, price)
-        return self._placements[backend]
+            self._placements[key] = Placement(strategy, hardware, price)
+        return self._placements[key]
 
     def prepare(self, configs: Sequence[Config]) -> None:
         """Load every dataset and resolve every backend now: bad input fails before any run exists."""
         for cfg in configs:
             cfg.check()
             self.data(cfg)
-            self.placement(cfg.run.backend)
+            self.placement(cfg.run.backend, cfg.run.framework)
 
     def tensorboard_logdir(self, group: str, run_id: str, name: str) -> Path:
         """``<tensorboard_dir>/<group>/<invocation or run id[:8]>/<name>``, always under ``tensorboard_dir``.
@@ -178,7 +187,7 @@ class Executor:
         """
         task = get_task(cfg.task.name)
         data = self.data(cfg)
-        place = self.placement(cfg.run.backend)
+        place = self.placement(cfg.run.backend, cfg.run.framework)
         run.stage(  # written with the params, in one call
             tags={
                 **place.tags(),
@@ -206,14 +215,26 @@ class Executor:
     def _elsewhere(self, cfg: Config) -> str:
         """Why ``cfg`` trains in other processes than this one ("" where it trains here): ``multiworker:N``'s
         N local workers, or a framework that is not this process's (Keras has one per process)."""
-        if self.placement(cfg.run.backend).hardware.local_workers:
+        if self.placement(cfg.run.backend, cfg.run.framework).hardware.local_workers:
             return f"backend={cfg.run.backend} trains on local worker processes, which"
         if cfg.run.framework != _framework.current():
             return (
                 f"framework={cfg.run.framework} trains in a child process (this process runs Keras on "
                 f"{_framework.current()}), which"
             )
+        if self._host_devices(cfg) > host_devices_here():
+            return (
+                f"backend={cfg.run.backend} on JAX trains in a child process started with that many CPU devices, which"
+            )
         return ""
+
+    @staticmethod
+    def _host_devices(cfg: Config) -> int:
+        """The CPU devices JAX must start with for ``cfg`` (``cpu:N``: N; otherwise 1)."""
+        backend = cfg.run.backend
+        if cfg.run.framework != "jax" or not backend.startswith("cpu:"):
+            return 1
+        return int(backend.split(":", 1)[1])
 
     def _execute_on_workers(
         self,
@@ -227,16 +248,20 @@ class Executor:
     ) -> RunOutcome:
         """``multiworker:N``: N local worker processes train; the chief logs into ``run``. Or a run on
         another framework than this process's: one child process trains and logs into ``run``."""
-        workers = self.placement(cfg.run.backend).hardware.local_workers
+        workers = self.placement(cfg.run.backend, cfg.run.framework).hardware.local_workers
         if extra_sinks or on_final is not None:
-            raise ConfigError(
-                f"{self._elsewhere(cfg)} runs ladders and single runs; a study's trials cannot yet run there "
-                + (
-                    "(use multiworker with TF_CONFIG, or another backend)"
-                    if workers
-                    else f"(give every trial of a study one framework, which the study starts on and its --parallel "
-                    f"workers inherit; start a worker by hand with {_framework.ENV}={cfg.run.framework})"
+            devices = self._host_devices(cfg)
+            if workers:
+                advice = "use multiworker with TF_CONFIG, or another backend"
+            elif cfg.run.framework == _framework.current() and devices > 1:
+                advice = f"start it with XLA_FLAGS={host_devices_flag(devices)} and its trials train in its process"
+            else:
+                advice = (
+                    f"give every trial of a study one framework, which the study starts on and its --parallel "
+                    f"workers inherit; start a worker by hand with {_framework.ENV}={cfg.run.framework}"
                 )
+            raise ConfigError(
+                f"{self._elsewhere(cfg)} runs ladders and single runs; a study's trials cannot yet run there ({advice})"
             )
         job = WorkerJob(
             config=cfg.to_dict(),
@@ -250,7 +275,9 @@ class Executor:
             ready_dir="",
         )
         started = time.perf_counter()
-        run_workers(run, job, workers or 1, self.tracker.uri, cfg.run.framework, cluster=bool(workers))
+        devices = self._host_devices(cfg)  # JAX reads its CPU device count once, at start
+        env = {"XLA_FLAGS": host_devices_flag(devices)} if devices > 1 else {}
+        run_workers(run, job, workers or 1, self.tracker.uri, cfg.run.framework, cluster=bool(workers), env=env)
         wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging
         chief = self.tracker.client.get_run(run.run_id).data  # what the chief logged, and tagged undefined
         logged = chief.metrics
@@ -276,7 +303,7 @@ class Executor:
 
         task = get_task(cfg.task.name)
         data = self.data(cfg)
-        place = self.placement(cfg.run.backend)
+        place = self.placement(cfg.run.backend, cfg.run.framework)
         tb_dir = self.tensorboard_logdir(group, run.run_id, name)
         with tempfile.TemporaryDirectory() as tmp:
             jsonl = Path(tmp) / "metrics.jsonl"

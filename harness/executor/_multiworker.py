@@ -137,11 +137,17 @@ def _failure(procs: list[subprocess.Popen[bytes]], codes: list[int | None], tmp:
 
 
 def run_workers(
-    run: RunHandle, job: WorkerJob, n: int, tracking_uri: str, framework: str, cluster: bool = True
+    run: RunHandle,
+    job: WorkerJob,
+    n: int,
+    tracking_uri: str,
+    framework: str,
+    cluster: bool = True,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Start ``n`` workers for ``job`` on Keras' ``framework``, supervise them to the end; raise RunFailed on
     any fault. Without ``cluster``, one worker trains alone (no ``TF_CONFIG``): a run whose framework is
-    not the supervisor's."""
+    not the supervisor's, or a JAX run that needs another CPU device count. ``env``: more for each worker."""
     limit = timeout_s()
     if not cluster and n != 1:
         raise ValueError(f"a run without a cluster has one worker, but got {n=}")
@@ -155,13 +161,13 @@ def run_workers(
         workers = Supervisor()
         try:
             for i in range(n):
-                env = {**os.environ, _framework.ENV: framework, "MLFLOW_TRACKING_URI": tracking_uri}
-                env.pop("TF_CONFIG", None)
+                own = {**os.environ, **(env or {}), _framework.ENV: framework, "MLFLOW_TRACKING_URI": tracking_uri}
+                own.pop("TF_CONFIG", None)
                 if cluster:
-                    env["TF_CONFIG"] = json.dumps({"cluster": workers_of, "task": {"type": "worker", "index": i}})
+                    own["TF_CONFIG"] = json.dumps({"cluster": workers_of, "task": {"type": "worker", "index": i}})
                 # our Ctrl-C reaches us; we stop them (or our death does)
                 argv = [sys.executable, "-m", "harness.executor._worker", str(job_path)]
-                workers.start(f"worker-{i}", argv, env, log=tmp_path / f"worker-{i}.log")
+                workers.start(f"worker-{i}", argv, own, log=tmp_path / f"worker-{i}.log")
             procs = [child.proc for child in workers.children]
             if cluster:
                 run.set_tags(

@@ -93,7 +93,7 @@ def _train(job: WorkerJob, cluster: dict[str, Any] | None, tracker: Tracker) -> 
         handle = RunHandle(tracker.client, job.run_id)
         executor.train_and_log(handle, job.experiment_id, job.name, cfg, job.group, callbacks=[Ready()])
     else:
-        place = executor.placement(cfg.run.backend)
+        place = executor.placement(cfg.run.backend, cfg.run.framework)
         train(cfg, executor.data(cfg), [], strategy=place.strategy, extra_callbacks=[Ready()])
     return 0
 

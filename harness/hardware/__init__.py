@@ -3,6 +3,8 @@
 from harness.hardware._backend import (
     Hardware,
     cpu_description,
+    host_devices_flag,
+    host_devices_here,
     is_chief,
     make_strategy,
     tf_config,
@@ -49,6 +51,8 @@ __all__ = [
     "cpu_description",
     "gpu_count",
     "gpu_peak_mb",
+    "host_devices_flag",
+    "host_devices_here",
     "is_chief",
     "load_prices",
     "load_training_job",

@@ -241,10 +241,62 @@ def _without_tensorflow(backend: str) -> Hardware:
     )
 
 
-def make_strategy(backend: str) -> tuple[Any, Hardware]:
+XLA_HOST_DEVICES = "--xla_force_host_platform_device_count"  # XLA_FLAGS: JAX's CPU as N devices
+
+
+def host_devices_flag(n: int) -> str:
+    """``XLA_FLAGS`` for a JAX process whose CPU is ``n`` devices (read once, when JAX starts its backend)."""
+    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(XLA_HOST_DEVICES)]
+    return " ".join([*kept, f"{XLA_HOST_DEVICES}={n}"])
+
+
+def host_devices_here() -> int:
+    """The CPU devices a JAX started by this process would have (``XLA_FLAGS``; 1 without the flag)."""
+    for flag in os.environ.get("XLA_FLAGS", "").split():
+        if flag.startswith(f"{XLA_HOST_DEVICES}="):
+            value = flag.split("=", 1)[1]
+            return int(value) if value.isascii() and value.isdigit() else 1
+    return 1
+
+
+def _data_parallel(kind: str, n: int) -> tuple[Any, Hardware]:
+    """``cpu:N`` / ``gpu:N`` on JAX: keras.distribution's DataParallel over N XLA host devices or the first N
+    GPUs. Its strategy only in a process running JAX (with N CPU devices, for cpu:N); elsewhere the run is
+    described, and trains in a child process started so."""
+    if kind == "cpu":
+        hardware = Hardware("cpu", "cpu", f"CPU: {cpu_description()}, {n} XLA host devices (DataParallel)")
+    else:
+        gpus = accelerators()
+        if _framework.installed("tensorflow"):
+            import tensorflow as tf
+
+            gpus = _gpu_names(tf)
+        if len(gpus) < n:
+            raise ConfigError(f"backend='gpu:{n}' needs {n} GPUs, but {len(gpus)} are visible here")
+        hardware = Hardware("multi-gpu", f"gpu:{gpus[0]} x{n}", f"{n} x {gpus[0]} (DataParallel)")
+    if _framework.current() != "jax" or (kind == "cpu" and host_devices_here() < n):
+        return None, hardware  # described here; the executor trains it in a child process started for it
+    import jax
+    import keras
+
+    try:
+        devices = jax.devices(kind)
+    except RuntimeError:  # no backend of that kind (no GPU)
+        devices = []
+    if len(devices) < n:
+        more = f" (this process started JAX with {XLA_HOST_DEVICES}={host_devices_here()})" if kind == "cpu" else ""
+        raise ConfigError(f"backend='{kind}:{n}' needs {n} {kind.upper()} devices, but JAX sees {len(devices)}{more}")
+    return keras.distribution.DataParallel(devices=devices[:n]), hardware
+
+
+def make_strategy(backend: str, framework: str | None = None) -> tuple[Any, Hardware]:
     """The strategy for ``backend`` and a description of the hardware it runs on (no strategy, None, where
-    TensorFlow is not installed: a run on another framework, on its default device)."""
+    TensorFlow is not installed: a run on another framework, on its default device). ``framework``: the run's
+    (default this process's); ``cpu:N`` and ``gpu:N`` on JAX are keras.distribution's DataParallel."""
     check_backend(backend)
+    counted = _COUNTED.fullmatch(backend)
+    if counted is not None and (framework or _framework.current()) == "jax":
+        return _data_parallel(counted.group(1), int(counted.group(2)))
     if not _framework.installed("tensorflow"):
         return None, _without_tensorflow(backend)
     import tensorflow as tf

@@ -62,7 +62,7 @@ def run_ladder(request: LadderRequest, tracker: Tracker, progress: Callable[[str
             executor = Executor(tracker, request.data_dir, request.prices, request.tensorboard_dir, request.datasets)
     executor.prepare([cfg for _, _, cfg in configs])  # data and backends checked before any run exists
     task = get_task(configs[0][2].task.name)
-    first = executor.placement(configs[0][2].run.backend)
+    first = executor.placement(configs[0][2].run.backend, configs[0][2].run.framework)
     shared = {"ladder": ladder.name, "scale": request.scale, "task": task.name, "metric": ladder.metric}
     base_tags = {**environment_tags(), **({} if priced is None else priced.tags), **fallback}
     variants = tuple(label for label in dict.fromkeys(v for _, v, _ in configs) if label)

@@ -105,7 +105,7 @@ class TrainingRunner:
         self._objective = resolved.objective
         self.executor.data(base)
         try:
-            place = self.executor.placement(base.run.backend)
+            place = self.executor.placement(base.run.backend, base.run.framework)
         except ConfigError as exc:
             if resolved.tier_backend is None:
                 raise
@@ -115,7 +115,7 @@ class TrainingRunner:
                 f"which this machine lacks ({exc}); running on backend=auto"
             )
             self._backend = "auto"
-            place = self.executor.placement("auto")
+            place = self.executor.placement("auto", base.run.framework)
         self.price_per_hour = place.price_per_hour
 
     def __call__(self, t: TrialRun) -> float:

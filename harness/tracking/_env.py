@@ -46,7 +46,9 @@ def versions() -> dict[str, str]:
         "tensorflow.version": _version("tensorflow"),
         "keras.version": _version("keras"),
         "optuna.version": _version("optuna"),
-        "mlflow.version": _version("mlflow") if _version("mlflow") != "not installed" else _version("mlflow-skinny"),
+        "mlflow.version": next(
+            (v for d in ("mlflow", "mlflow-skinny") if (v := _version(d)) != "not installed"), "not installed"
+        ),
         "python.version": platform.python_version(),
         # the other Keras backends, where installed (run.framework)
         **{f"{d}.version": v for d in ("jax", "torch") if (v := _version(d)) != "not installed"},

@@ -129,6 +129,9 @@ def train(
 
     Raises :class:`~harness.errors.RunFailed` on a non-finite loss.
     """
+    if isinstance(strategy, keras.distribution.DataParallel):  # JAX's data parallelism: on for building and fit
+        with strategy.scope():
+            return train(cfg, data, sinks, None, extra_callbacks)
     started = time.perf_counter()
     r = cfg.run
     if keras.backend.backend() != r.framework:  # the executor starts such a run in a child process
