@@ -198,7 +198,8 @@ def _projections(throughput: pd.DataFrame) -> pd.DataFrame:
                 {
                     "talk's run": run.name,
                     "size": run.how,
-                    "projected on": f"{m['backend']}: {m['device']}, batch {m['batch']}, {m['precision']}",
+                    "projected on": f"{m['framework']} on {m['backend']}: {m['device']}, batch {m['batch']}, "
+                    f"{m['precision']}",
                     "from throughput": f"{m['examples_per_s']:,.1f}/s ({run.experiment})",
                     "projected hours": f"{hours:,.2f}",
                     "projected $": "" if price in ("", "unknown", None) else f"{hours * float(price):,.2f}",
@@ -230,7 +231,9 @@ def _side_by_side(throughput: pd.DataFrame, tta: pd.DataFrame) -> pd.DataFrame:
         where = table["framework"] + " " + table["backend"]
         order.extend(where)
         cells = table.assign(measure=what, where=where, value=median)
-        parts.append(cells.pivot_table(index=[*keys, "measure"], columns="where", values="value", aggfunc="first"))
+        parts.append(
+            cells.pivot_table(index=[*keys, "measure"], columns="where", values="value", aggfunc="first", sort=False)
+        )
     wide = pd.concat(parts)[list(dict.fromkeys(order))].reset_index()
     wide.columns.name = None
     return wide.fillna("")
