@@ -87,13 +87,13 @@ def test_identical_backends_are_within_noise_and_no_backend_is_named_faster(trac
 
     (pair,) = report.comparisons.itertuples(index=False)
     assert (pair.experiment, pair.measure, pair.varies) == ("mnist-speed", "throughput", "backend")
-    assert pair.at == "batch 64, float32"
+    assert pair.at == "tensorflow, batch 64, float32"
     assert (pair.a, pair.b, pair.n) == ("cpu", "gpu", "5, 5")
     assert pair.verdict == "no significant difference" and pair.p_holm == 1.0
     assert pair[report.comparisons.columns.get_loc("ratio of medians (a/b)")] == "1.00"
     (finding,) = report.findings
     assert finding == (
-        "mnist-speed, throughput by backend (batch 64, float32): cpu vs gpu within noise "
+        "mnist-speed, throughput by backend (tensorflow, batch 64, float32): cpu vs gpu within noise "
         "(p = 1.000, Holm; no difference observed)"
     )
     md, html, csv = _written(report, tmp_path / "out")
@@ -114,9 +114,9 @@ def test_clearly_faster_backend_is_named_with_its_holm_p(tracker: Tracker, tmp_p
     assert (c["p_holm"] < 0.05).all() and list(c["p (Holm)"]) == ["0.008", "0.008"]  # 2/C(10,5): 5 vs 5 at best
     assert c.loc["throughput", "ratio of medians (a/b)"] == "0.05" and list(c["repeats needed"]) == ["", ""]
     assert report.findings == (
-        "mnist-speed, throughput by backend (batch 64, float32): gpu faster than cpu "
+        "mnist-speed, throughput by backend (tensorflow, batch 64, float32): gpu faster than cpu "
         "(median 19.80x the examples/s, p = 0.008, Holm)",
-        "mnist-speed, time to accuracy by backend (batch 64, float32): gpu faster than cpu "
+        "mnist-speed, time to accuracy by backend (tensorflow, batch 64, float32): gpu faster than cpu "
         "(median 0.10x the time, p = 0.008, Holm)",
     )
     md, html, csv = _written(report, tmp_path / "out")

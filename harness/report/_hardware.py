@@ -494,12 +494,20 @@ def hardware_figure(report: HardwareReport) -> Any:
     cost = t.apply(_usd_per_million, axis=1) if len(t) else pd.Series(dtype=float)
     priced = bool(cost.notna().any())
     exps = list(dict.fromkeys(t["experiment"]))
+    several = "framework" in t and t["framework"].nunique() > 1  # bars name the framework where it varies
+
+    def frameworks(r: Any) -> str:
+        return f"{r.framework} " if several else ""
+
     fig = Figure(figsize=(12 if priced else 8, 1.2 + 0.9 * len(t)), layout="constrained")
     axes = fig.subplots(len(exps), 2 if priced else 1, squeeze=False)
     for row, exp in zip(axes, exps, strict=True):
         mine = t["experiment"] == exp
         rows = t[mine]
-        labels = [f"{r.framework} {r.backend} b{r.batch} {r.precision}" for r in rows.itertuples()]
+        several = "framework" in t and t["framework"].nunique() > 1  # name the framework where it varies
+        labels = [
+            f"{r.framework + ' ' if several else ''}{r.backend} b{r.batch} {r.precision}" for r in rows.itertuples()
+        ]
         row[0].barh(labels, rows["examples_per_s"], color="tab:blue")
         row[0].set_title(f"{exp}: throughput", fontsize=9, loc="left")
         row[0].set_xlabel("examples/s (median over repetitions)", fontsize=8)
