@@ -60,6 +60,17 @@ def test_window_clock_takes_the_median_window_and_times_the_warm_up_apart() -> N
         WindowClock(gpu=False).summary(10, 50, None)
 
 
+def test_window_clock_counts_executions_whether_keras_calls_it_per_execution_or_per_step() -> None:
+    """TensorFlow and JAX call the batch-end hook once per execution (its last step's index); PyTorch, whose
+    trainer runs one step per call, once per step: either way a window ends after ``steps`` steps."""
+    per_execution, per_step = WindowClock(gpu=False, steps=5), WindowClock(gpu=False, steps=5)
+    for end in (4, 9, 14):
+        per_execution.on_train_batch_end(end)
+    for step in range(15):
+        per_step.on_train_batch_end(step)
+    assert len(per_execution.ends) == len(per_step.ends) == 3
+
+
 def test_target_sink_keeps_the_first_evaluation_at_the_target() -> None:
     sink = TargetSink("test_accuracy", 0.99)
     for step, acc, wall in ((50, 0.98, 5.0), (100, 0.991, 9.0), (150, 0.995, 13.0)):

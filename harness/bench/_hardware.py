@@ -180,6 +180,8 @@ class WindowClock(keras.callbacks.Callback):
         self.started = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if (batch + 1) % self.steps:  # one call per execution of ``steps`` steps, or per step (PyTorch)
+            return
         self.ends.append(time.perf_counter())
         self.rss_mb.append(rss_mb())
         if self.shown is not None and len(self.ends) < self.executions:

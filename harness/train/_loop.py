@@ -65,6 +65,14 @@ def fresh_session(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def steps_per_execution(cfg: Config) -> int:
+    """Training steps per compiled call: ``run.steps_per_execution``, cut to divide ``eval_every``; 1 on PyTorch,
+    whose Keras trainer runs one step per call (harness/config/README.md says so beside the key)."""
+    if cfg.run.framework == "torch":
+        return 1
+    return math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every)
+
+
 def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None) -> keras.Model:
     """The model of ``cfg`` compiled with the task's loss and metrics, the optimiser and schedule.
 
@@ -87,7 +95,7 @@ def build_and_compile(cfg: Config, data: ArrayDataset, task: Task | None = None)
         optimizer=optimizer,
         loss=task.loss(cfg),
         metrics=metrics,
-        steps_per_execution=math.gcd(cfg.run.steps_per_execution, cfg.run.eval_every),
+        steps_per_execution=steps_per_execution(cfg),
         # JAX compiles every step with XLA: without it, Keras runs JAX op by op, several times slower
         jit_compile=cfg.run.jit_compile or keras.backend.backend() == "jax",
     )
@@ -160,7 +168,7 @@ def train(
             strategy,
             epochs=r.iterations // r.eval_every,
             steps_per_epoch=r.eval_every,
-            steps_per_execution=math.gcd(r.steps_per_execution, r.eval_every),
+            steps_per_execution=steps_per_execution(cfg),
             loss=task.loss(cfg),
             metrics=lambda: task.metrics(cfg, data),
             eval_only=task.eval_only,
