@@ -236,7 +236,7 @@ class RunParams(Section):
     batch_size: int = 100
     eval_every: int = 250  # evaluate on the test set every N steps
     eval_batch_size: int = 1000
-    steps_per_execution: int = 50  # steps per tf.function call (speed only)
+    steps_per_execution: int = 50  # steps per compiled call (speed only; PyTorch: always 1, its trainer's limit)
     seed: int = 0
     backend: str = "auto"  # see BACKENDS; multiworker:N starts N local worker processes per run
     precision: Precision = "float32"  # Keras dtype policy: mixed_* compute in 16 bits, keep float32 weights
