@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         slow_in[item.nodeid.split("::")[0]] = slow_in.get(item.nodeid.split("::")[0], 0) + _slow(item)
     items.sort(key=lambda item: -slow_in[item.nodeid.split("::")[0]])  # stable: files keep their inner order
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_kept() -> Iterator[None]:
+    """``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``: a test calling it in this process must not send
+    a later test's runs (on the same xdist worker) to its store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,7 @@ def test_quick_bench_hardware_logs_every_measurement_and_reports_them(
 
     data = write_tiny_mnist(tmp_path / "data")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store in tmp_path
     # one experiment with a target, one batch size (each measurement is a run that costs seconds); test_replay.py
     # runs --batch-sizes 32,64
     argv = ["bench", "hardware", "--quick", "--experiments", "mnist-speed", "--backends", "cpu"]
