@@ -26,9 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _slow(item) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))
-    # The files with the most end-to-end tests first, each file's tests together and in order: with
-    # `--dist loadfile --no-loadscope-reorder` (pyproject) a worker takes a whole file (its module fixtures set
-    # up once), files in this order, and the longest starting first leave the short ones to even out the ends.
+    # The files with the most end-to-end tests first, each file's tests together and in order: xdist hands
+    # tests out in this order, so the long ones start first and the short ones even out the two workers' ends.
     slow_in: dict[str, int] = {}
     for item in items:
         slow_in[item.nodeid.split("::")[0]] = slow_in.get(item.nodeid.split("::")[0], 0) + _slow(item)

@@ -75,6 +75,10 @@ def children(tracker: Tracker, parent: Any) -> pd.DataFrame:
     return runs_frame(search(tracker, [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"))
 
 
+# Keras and the frameworks under it, as a report's versions line names them (each only where the run logged it)
+KERAS_VERSIONS = ("tensorflow", "jax", "torch", "keras")
+
+
 def provenance(tracker: Tracker, parent: Any, versions: Sequence[str]) -> dict[str, str]:
     """Where a report's numbers came from: the parent run, store, command, host, commit and versions."""
     tags = parent.data.tags

@@ -29,6 +29,7 @@ from harness.config import load_yaml
 from harness.errors import UserError
 from harness.report import _html
 from harness.report._core import (
+    KERAS_VERSIONS,
     children,
     generated_by,
     md_code,
@@ -457,7 +458,7 @@ def hardware_report(tracker: Tracker, run_id: str | None = None) -> HardwareRepo
     thr = frame[frame["tags.bench.measure"] == "throughput"]
     tta = frame[frame["tags.bench.measure"] == "time-to-accuracy"]
     throughput = _throughput(thr) if len(thr) else pd.DataFrame()
-    meta = provenance(tracker, parent, ("tensorflow", "jax", "torch", "keras", "mlflow"))
+    meta = provenance(tracker, parent, (*KERAS_VERSIONS, "mlflow"))
     meta.update({k: parent.data.tags.get(f"bench.{k}", "") for k in ("repeats", "windows", "quick")})
     # quick mode measures tiny stand-ins (32x32 ResNet, synthetic scenes): nothing to project from
     projections = _projections(throughput) if meta["quick"] != "true" else pd.DataFrame()

@@ -157,7 +157,7 @@ def ladder_report(
     curves = _curves(tracker, runs, task, metric)
     meta = {
         "ladder": ladder,
-        **_core.provenance(tracker, parent, ("tensorflow", "keras", "mlflow")),
+        **_core.provenance(tracker, parent, (*_core.KERAS_VERSIONS, "mlflow")),
         "scale": record.scale,
         "seeds": str(record.seeds),
         "device": "; ".join(filter(None, [tags.get("device", "?"), _core.frameworks(runs)])),

@@ -155,7 +155,7 @@ def study_report(tracker: Tracker, name: str) -> StudyReport:
     complete = live[live["state"] == "COMPLETE"]["objective"]
     meta = {
         "study": name,
-        **_core.provenance(tracker, parent, ("optuna", "mlflow", "tensorflow", "keras")),
+        **_core.provenance(tracker, parent, ("optuna", "mlflow", *_core.KERAS_VERSIONS)),
         "resumed": str(StudyResumed.from_tags(tags).resumed),
         "space": record.space,
         "space_source": record.space_source,
