@@ -80,6 +80,15 @@ def pack(data_dir: Path) -> Path:
     return PACK
 
 
+# ``python -m harness`` that ends (its runs KILLED) when this script dies, kill -9 included (harness.lifeline)
+WATCHED = """
+import runpy
+from harness import lifeline
+lifeline.watch_supervisor(lambda supervisor: lifeline.interrupt_self())
+runpy.run_module("harness", run_name="__main__")
+"""
+
+
 # what runs there, in order, each under its own timeout (s): 8 minutes at most, inside the device tool's 10
 # minutes a command with the wheels' install (about half a minute)
 def steps(backend: str, scale: str) -> list[tuple[str, list[str], float]]:
@@ -114,7 +123,7 @@ def run(out: Path, backend: str, scale: str, site: Path) -> int:
     common = ["--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"]
     failed = 0
     for label, args, limit in steps(backend, scale):
-        argv = [sys.executable, "-m", "harness", *args, *(common if args[0] != "backends" else [])]
+        argv = [sys.executable, "-c", WATCHED, *args, *(common if args[0] != "backends" else [])]
         if args[0] in ("ladder", "study"):
             argv += ["--no-report"]
         if args[0] == "bench":
@@ -122,7 +131,7 @@ def run(out: Path, backend: str, scale: str, site: Path) -> int:
         if args[0] == "ladder":
             argv += ["--tensorboard-dir", str(Path(tempfile.gettempdir()) / "device-tb")]
         started = time.monotonic()
-        print(f"== {label}: {shlex.join(argv[2:])}", file=log, flush=True)
+        print(f"== {label}: {shlex.join(argv[3:])}", file=log, flush=True)
         step_log = out / "step.log"
         # a session of its own, stopped as a group at its limit: a step's children (a study's workers, a framework's
         # measuring process) end with it, and the next step starts on an idle machine

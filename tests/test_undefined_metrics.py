@@ -306,7 +306,7 @@ def test_one_class_test_set_logs_and_reports_undefined_not_zero(
 
 @pytest.mark.slow
 def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
-    one_class_ladder: tuple[Path, subprocess.CompletedProcess[str]], monkeypatch: pytest.MonkeyPatch
+    one_class_ladder: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
     import mlflow.pyfunc
     import pandas as pd
@@ -315,7 +315,6 @@ def test_served_census_model_refuses_a_nan_age_naming_column_and_row(
     tmp, _ = one_class_ladder
     [run] = _rungs(tmp)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set_tracking_uri exports it too: gone after this test
     mlflow.set_tracking_uri(uri)
     x, _ = synthetic_rows(2, np.random.default_rng(1))
     rows = pd.DataFrame({c.name: x[c.name].astype(np.float64 if c.kind == "numeric" else str) for c in COLUMNS})

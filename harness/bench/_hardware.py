@@ -39,7 +39,7 @@ from harness.config import Config, apply_overrides, config_from, load_mapping, p
 from harness.data import load_dataset
 from harness.errors import ConfigError, RunFailed, UserError
 from harness.executor import Executor
-from harness.hardware import gpu_count, gpu_peak_mb, host_devices_flag, reset_gpu_peak
+from harness.hardware import gpu_count, gpu_peak_mb, host_devices_flag, host_devices_needed, reset_gpu_peak
 from harness.ladders import load_ladder
 from harness.procs import Supervisor
 from harness.tasks import Task, get_task
@@ -386,7 +386,7 @@ def run_hardware(request: HardwareRequest, tracker: Tracker, progress: Progress 
                 measure(Bench(executor, exp_id, parent, request), mine, done, total, progress)
             else:
                 alone = dataclasses.replace(request, frameworks=(framework,))
-                _measure_elsewhere(ElsewhereJob(alone.to_json(), parent.run_id, exp_id, done, total), tracker)
+                _measure_elsewhere(alone, ElsewhereJob(alone.to_json(), parent.run_id, exp_id, done, total), tracker)
             done += _measurements(request, mine)
     return parent.run_id
 
@@ -438,13 +438,11 @@ class ElsewhereJob:
     total: int
 
 
-def _measure_elsewhere(job: ElsewhereJob, tracker: Tracker) -> None:
-    """``job``'s one framework, measured by ``python -m harness.bench._elsewhere`` started on it, under the
+def _measure_elsewhere(request: HardwareRequest, job: ElsewhereJob, tracker: Tracker) -> None:
+    """``request``'s one framework, measured by ``python -m harness.bench._elsewhere`` started on it, under the
     job's parent run; its progress lines share this terminal. Ctrl-C stops it (its runs end KILLED)."""
-    request = json.loads(job.request)
-    (framework,) = request["frameworks"]
-    counted = [int(b.split(":", 1)[1]) for b in request["backends"] if b.startswith("cpu:")]
-    devices = max(counted, default=1) if framework == "jax" else 1
+    (framework,) = request.frameworks
+    devices = max(host_devices_needed(b, framework) for b in request.backends)
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp, Supervisor() as children:
         path = Path(tmp) / "job.json"
         path.write_text(json.dumps(dataclasses.asdict(job)), encoding="utf-8")

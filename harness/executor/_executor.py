@@ -44,6 +44,7 @@ from harness.hardware import (
     Hardware,
     host_devices_flag,
     host_devices_here,
+    host_devices_needed,
     load_prices,
     make_strategy,
     price_per_hour,
@@ -222,19 +223,11 @@ class Executor:
                 f"framework={cfg.run.framework} trains in a child process (this process runs Keras on "
                 f"{_framework.current()}), which"
             )
-        if self._host_devices(cfg) > host_devices_here():
+        if host_devices_needed(cfg.run.backend, cfg.run.framework) > host_devices_here():
             return (
                 f"backend={cfg.run.backend} on JAX trains in a child process started with that many CPU devices, which"
             )
         return ""
-
-    @staticmethod
-    def _host_devices(cfg: Config) -> int:
-        """The CPU devices JAX must start with for ``cfg`` (``cpu:N``: N; otherwise 1)."""
-        backend = cfg.run.backend
-        if cfg.run.framework != "jax" or not backend.startswith("cpu:"):
-            return 1
-        return int(backend.split(":", 1)[1])
 
     def _execute_on_workers(
         self,
@@ -250,7 +243,7 @@ class Executor:
         another framework than this process's: one child process trains and logs into ``run``."""
         workers = self.placement(cfg.run.backend, cfg.run.framework).hardware.local_workers
         if extra_sinks or on_final is not None:
-            devices = self._host_devices(cfg)
+            devices = host_devices_needed(cfg.run.backend, cfg.run.framework)
             if workers:
                 advice = "use multiworker with TF_CONFIG, or another backend"
             elif cfg.run.framework == _framework.current() and devices > 1:
@@ -275,7 +268,9 @@ class Executor:
             ready_dir="",
         )
         started = time.perf_counter()
-        devices = self._host_devices(cfg)  # JAX reads its CPU device count once, at start
+        devices = host_devices_needed(
+            cfg.run.backend, cfg.run.framework
+        )  # JAX reads its CPU device count once, at start
         env = {"XLA_FLAGS": host_devices_flag(devices)} if devices > 1 else {}
         run_workers(run, job, workers or 1, self.tracker.uri, cfg.run.framework, cluster=bool(workers), env=env)
         wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging

@@ -250,6 +250,12 @@ def host_devices_flag(n: int) -> str:
     return " ".join([*kept, f"{XLA_HOST_DEVICES}={n}"])
 
 
+def host_devices_needed(backend: str, framework: str) -> int:
+    """The CPU devices JAX must start with for a run on ``backend`` (``cpu:N`` on JAX: N; otherwise 1)."""
+    counted = _COUNTED.fullmatch(backend)
+    return int(counted.group(2)) if framework == "jax" and counted and counted.group(1) == "cpu" else 1
+
+
 def host_devices_here() -> int:
     """The CPU devices a JAX started by this process would have (``XLA_FLAGS``; 1 without the flag)."""
     for flag in os.environ.get("XLA_FLAGS", "").split():
