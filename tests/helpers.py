@@ -106,8 +106,12 @@ def run_cli(*args: str) -> tuple[int, str]:
     """``harness ARGS`` in this process: its exit code and everything it printed (stdout, then stderr)."""
     import io
 
+    from harness import _framework
     from harness.cli import main
 
+    # the CLI starts Keras on its runs' one framework if Keras is not imported yet: in this (shared) process,
+    # pin the default first, or a `--set framework=jax` test would leave every later test on JAX
+    _framework.start()
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         rc = main(list(args))

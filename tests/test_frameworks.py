@@ -84,10 +84,22 @@ def test_jax_cpu_n_is_data_parallel_over_n_xla_devices_in_a_child_process(workdi
 
 @needs_jax
 def test_a_model_that_trains_on_tensorflow_only_is_refused_on_jax_by_name() -> None:
-    census = {"task": "tabular", "dataset": "adult", "model": "dnn", "backend": "cpu"}
-    with pytest.raises(ConfigError, match=r"model 'dnn' does not train on framework=jax yet.*set framework=tensorflow"):
-        config_from({**census, "framework": "jax"})
-    config_from({**census, "framework": "tensorflow"})
+    """No built-in model is TensorFlow-only any more (census takes vocabulary indices): a plug-in may be."""
+    from harness import registry
+    from harness.models import DnnParams, register_model
+
+    census = {"task": "tabular", "dataset": "adult", "backend": "cpu"}
+    with registry.scoped():
+
+        @register_model("tf_only_dnn", params=DnnParams, tasks=("tabular",), frameworks=("tensorflow",))
+        def tf_only_dnn(*_: object) -> None:
+            raise AssertionError("never built: refused with the config")
+
+        with pytest.raises(ConfigError, match=r"model 'tf_only_dnn' does not train on framework=jax yet.*set fr"):
+            config_from({**census, "model": "tf_only_dnn", "framework": "jax"})
+        config_from({**census, "model": "tf_only_dnn", "framework": "tensorflow"})
+    for model in ("linear", "dnn", "wide_deep"):  # the census models train on every framework
+        config_from({**census, "model": model, "framework": "jax"})
 
 
 @pytest.mark.skipif(_framework.installed("torch"), reason="torch is installed here")
@@ -148,7 +160,10 @@ runpy.run_module("harness", run_name="__main__")
 # PlanesNet's augmented rung ran the same way by hand (`--set framework=jax`, TensorFlow blocked); CI runs MNIST and
 # the YOLO smoke ladder's first rung (synthetic scenes: tiles cut and batched in numpy), for its time, and the
 # augmentation is unit-tested below
-@pytest.mark.parametrize(("ladder", "rungs", "data"), [("mnist", "cnn", "tiny_data_dir"), ("yolo", "1", "tmp_path")])
+@pytest.mark.parametrize(
+    ("ladder", "rungs", "data"),
+    [("mnist", "cnn", "tiny_data_dir"), ("yolo", "1", "tmp_path"), ("census", "wide-deep", "tmp_path")],
+)
 def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
     tmp_path: Path, ladder: str, rungs: str, data: str, request: pytest.FixtureRequest
 ) -> None:
@@ -167,7 +182,7 @@ def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
         assert run.data.tags["harness.framework"] == "jax"
         # trained in the ladder's own process (started on JAX): a child's log would be among the artifacts
         assert not client.list_artifacts(run.info.run_id, "workers")
-        primary = "final_test_accuracy" if ladder == "mnist" else "final_test_iou_all"
+        primary = "final_test_iou_all" if ladder == "yolo" else "final_test_accuracy"
         assert 0.0 < run.data.metrics[primary] <= 1.0
         assert {"model.keras", "tensorboard"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     # TensorBoard's event files, written by the tensorboard package's writer without TensorFlow
@@ -214,6 +229,18 @@ def test_array_batches_for_evaluation_are_one_pass_in_order() -> None:
     assert batches.num_batches == 3
     assert np.concatenate([batches[i][1] for i in range(3)]).tolist() == list(range(10))
     assert batches[0][0].dtype == np.float32
+
+
+def test_array_batches_of_named_inputs_keep_rows_together_and_indices_integer() -> None:
+    """A table's columns: a dict of arrays, batched row for row; category indices stay integers."""
+    from harness.data._pipeline import array_batches
+
+    x = {"age": np.arange(10, dtype=np.float64).reshape(10, 1), "job": np.arange(10, dtype=np.int32).reshape(10, 1)}
+    y = np.arange(10)
+    for batches in (array_batches(x, y, 4, seed=1), array_batches(x, y, 4)):
+        xb, yb = batches[1]
+        assert (xb["age"].dtype, xb["job"].dtype) == (np.float32, np.int32)
+        assert xb["age"].ravel().tolist() == xb["job"].ravel().tolist() == yb.tolist()
 
 
 def test_augmentation_only_moves_pixels_within_an_image() -> None:

@@ -114,8 +114,12 @@ def served(census: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) ->
     with harness_server(census.work, "ui", "--port", str(ui_port), log_name="ui.log") as ui:
         where = str(tmp_path_factory.mktemp("linear_model"))
         net = keras.models.load_model(census.client.download_artifacts(run.info.run_id, "model.keras", where))
+        # beside model.keras: what each categorical input's index stands for
+        vocabularies = json.loads(
+            Path(census.client.download_artifacts(run.info.run_id, "vocabularies.json", where)).read_text()
+        )
         with _serving(census, run.data.tags["harness.model_uri"]) as port:
-            yield SimpleNamespace(port=port, run=run, net=net, ui=ui, ui_port=ui_port)
+            yield SimpleNamespace(port=port, run=run, net=net, vocabularies=vocabularies, ui=ui, ui_port=ui_port)
 
 
 def _post(port: int, body: str, content_type: str) -> tuple[int, dict[str, Any]]:
@@ -134,11 +138,16 @@ def _as_json(frame: Any) -> str:
     return json.dumps({"dataframe_split": json.loads(frame.to_json(orient="split", index=False))})
 
 
-def _keras_answers(net: Any, columns: dict[str, np.ndarray]) -> np.ndarray:
-    """The trained network itself (stock Keras, in this process) on one array per column."""
-    import tensorflow as tf
-
-    feed = {c.name: tf.constant(np.asarray(columns[c.name]).reshape(-1, 1)) for c in COLUMNS}
+def _keras_answers(net: Any, vocabularies: dict[str, list[str]], columns: dict[str, np.ndarray]) -> np.ndarray:
+    """The trained network itself (stock Keras, in this process) on one array per column, each category
+    looked up verbatim (no stripping) in the run's vocabularies.json, as a stock-Keras user would."""
+    feed = {}
+    for c in COLUMNS:
+        values = np.asarray(columns[c.name]).reshape(-1, 1)
+        if c.name in vocabularies:
+            index = {word: i for i, word in enumerate(vocabularies[c.name], start=1)}
+            values = np.array([[index.get(str(v), 0)] for v in values.ravel()], dtype=np.int32)
+        feed[c.name] = values
     return np.asarray(net(feed, training=False)).ravel()
 
 
@@ -155,10 +164,10 @@ def test_served_census_model_answers_rows_as_uci_writes_them(census: SimpleNames
 
     net = served.net
     x, labels, _ = read_adult_file(census.test_file)  # harness's reader: what training saw (stripped)
-    expected = _keras_answers(net, {c.name: x[c.name] for c in COLUMNS})
+    expected = _keras_answers(net, served.vocabularies, {c.name: x[c.name] for c in COLUMNS})
     spaced = {c.name: frame[c.name].to_numpy(np.float32 if c.kind == "numeric" else str) for c in COLUMNS}
     # the spaces alone change the bare network's answers: what the served model must undo
-    assert np.abs(_keras_answers(net, spaced) - expected).max() > 1e-3
+    assert np.abs(_keras_answers(net, served.vocabularies, spaced) - expected).max() > 1e-3
 
     wrong_type = frame.astype({"age": object})
     wrong_type.loc[1, "age"] = "forty"
@@ -204,7 +213,7 @@ def test_served_model_answers_raw_adult_test_rows_as_its_network(served: SimpleN
     probs = np.array([p["probability"] for p in answer["predictions"]])
     assert len(probs) == 16281
     x, _, _ = read_adult_file(test_file)
-    expected = _keras_answers(served.net, {c.name: x[c.name] for c in COLUMNS})
+    expected = _keras_answers(served.net, served.vocabularies, {c.name: x[c.name] for c in COLUMNS})
     np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-6)
 
 

@@ -2,14 +2,18 @@
 
 MLflow copies this file into the logged model and runs it when the model is
 loaded (``mlflow.pyfunc.load_model``, ``mlflow models serve``): it needs MLflow,
-Keras and pandas, never harness. Each DataFrame column feeds the model input of
-the same name (reshaped to that input's shape, cast to its dtype); the answer is
-one DataFrame column per output unit (a sigmoid model: ``probability``).
+Keras and pandas, never harness, and no TensorFlow (any Keras backend serves it).
+Each DataFrame column feeds the model input of the same name (reshaped to that
+input's shape); the answer is one DataFrame column per output unit (a sigmoid
+model: ``probability``).
 
-Rows are taken as files write them: a category's surrounding spaces are stripped
-(UCI's ``39, State-gov, ...``), as harness's readers strip every field before
-training, so that a row gets one answer however it is spaced; a numeric column
-takes numbers or the text of one. Anything else is refused with an
+Rows are taken as files write them. A categorical column (one named in the
+``vocabularies`` artifact) is looked up by ``_vocabulary.encode``, the module
+harness trained with, shipped beside this file: a category's surrounding spaces
+are stripped (UCI's ``39, State-gov, ...``), so that a row gets one answer
+however it is spaced, and a category training never saw gets the
+out-of-vocabulary index, as in training. A numeric column takes numbers or the
+text of one. Anything else is refused with an
 MlflowException naming the column (and row) -- a 400 from ``mlflow models
 serve`` -- never answered with a guess: a missing or unknown column, a category
 that is not text, a missing value, a number that is not finite.
@@ -18,6 +22,8 @@ Harness never imports this module (``set_model`` registers the model at load).
 
 from __future__ import annotations
 
+import importlib
+import json
 import math
 from typing import Any
 
@@ -65,7 +71,7 @@ def _numbers(name: str, column: pd.Series) -> np.ndarray:
     return out
 
 
-def _categories(name: str, column: pd.Series) -> np.ndarray:
+def _categories(name: str, column: pd.Series, vocabulary: list[str], encode: Any) -> np.ndarray:
     values = column.tolist()
     for i, value in enumerate(values):
         if not isinstance(value, str):
@@ -73,7 +79,7 @@ def _categories(name: str, column: pd.Series) -> np.ndarray:
                 f"input column {name!r} must hold text (categories), but row {column.index[i]} holds {value!r}; "
                 "a value not stated is sent as the training data writes it (adult: '?')"
             )
-    return np.array([v.strip() for v in values], dtype=object)
+    return np.asarray(encode(values, vocabulary))
 
 
 class KerasFrameModel(PythonModel):
@@ -81,6 +87,10 @@ class KerasFrameModel(PythonModel):
         import keras
 
         self.model = keras.models.load_model(context.artifacts["keras_model"], compile=False)
+        with open(context.artifacts["vocabularies"], encoding="utf-8") as f:
+            self.vocabularies: dict[str, list[str]] = json.load(f)
+        # shipped as code beside this file (code_paths), so importable by its own name only once loaded
+        self.encode = importlib.import_module("_vocabulary").encode
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -91,15 +101,13 @@ class KerasFrameModel(PythonModel):
             said = [f"missing input column(s) {', '.join(map(repr, missing))}"] if missing else []
             said += [f"unknown input column(s) {', '.join(map(repr, unknown))}"] if unknown else []
             raise _refuse(f"{'; '.join(said)}: the model takes exactly the columns {', '.join(expected)}")
-        import tensorflow as tf  # string inputs: Keras' predict takes no numpy strings, tf tensors it does
-
         feed = {}
         for t in self.model.inputs:
-            if t.dtype == "string":
-                values = _categories(t.name, frame[t.name]).astype(str)
+            if t.name in self.vocabularies:
+                values = _categories(t.name, frame[t.name], self.vocabularies[t.name], self.encode)
             else:
-                values = _numbers(t.name, frame[t.name]).astype(t.dtype)
-            feed[t.name] = tf.constant(values.reshape(-1, *t.shape[1:]))
+                values = _numbers(t.name, frame[t.name])
+            feed[t.name] = values.astype(t.dtype).reshape(-1, *t.shape[1:])
         n = len(frame)
         chunks = [
             np.asarray(self.model({k: v[i : i + _BATCH] for k, v in feed.items()}, training=False))

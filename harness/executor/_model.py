@@ -5,7 +5,8 @@ Two forms in every run:
 - ``model.keras``: the trained network as it trained, *uncompiled* (no optimizer,
   schedule or metrics), so stock ``keras.models.load_model`` opens it in a process
   that never imports harness; it takes what training fed it (images: float32
-  pixels / 255) and gives what training scored (a classifier: logits). Harness's
+  pixels / 255; a table: each category as its index in the run's ``vocabularies.json``)
+  and gives what training scored (a classifier: logits). Harness's
   own ``detect-*`` commands load it;
 - an MLflow model: an MLflow 3 LoggedModel of the run, named after the run
   (``mnist-08-cnn-batchnorm-s0``, ``mnist-cnn-tpe-trial-003``), carrying the run's
@@ -15,8 +16,9 @@ Two forms in every run:
   inside the model, and answers what the task serves (a classifier: class probabilities);
   its signature gives the input's shape and dtype, its metadata the range and what the
   output means. ``rows``, a model of named columns (a table's raw rows, whose example is a
-  DataFrame), is a pyfunc from code (``_frame_model.py``) that checks and strips each row, then
-  feeds each DataFrame column to the input of that name.
+  DataFrame), is a pyfunc from code (``_frame_model.py``) that checks each row, looks its categories
+  up in the vocabularies training used (stripped, by the same code), then feeds each DataFrame column
+  to the input of that name.
   ``mlflow.pyfunc.load_model("runs:/<run id>/<model name>")`` or
   ``models:/<model id>`` (the run's ``harness.model_uri`` tag) serves it.
 """
@@ -24,6 +26,7 @@ Two forms in every run:
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -116,20 +119,26 @@ def _tensor_signature(served: Any, example: np.ndarray) -> Any:
     )
 
 
-def _save_frame_model(keras_path: Path, local: Path, meta: Any, model: Any, example: Any, meaning: str) -> None:
+def _save_frame_model(
+    keras_path: Path, vocabularies: Path, local: Path, meta: Any, model: Any, example: Any, meaning: str
+) -> None:
     """A pyfunc from code around ``model.keras``: DataFrames of raw rows in, one column per output out.
 
-    Its signature states the outputs only: an input schema would make MLflow drop unknown columns
+    It ships ``vocabularies.json`` and the module that looks categories up in them (the one training
+    used). Its signature states the outputs only: an input schema would make MLflow drop unknown columns
     and coerce types before ``_frame_model`` sees them, and the model refuses those itself, each
     with the column named. The metadata lists the columns it takes."""
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
+    from harness.models import VOCABULARY_CODE
+
     outputs = model.outputs[0].shape[-1]
     names = ["probability"] if outputs == 1 else [f"output_{i}" for i in range(outputs)]
+    categorical = json.loads(vocabularies.read_text())
     columns = {
-        t.name: "string: a category (spaces around it are ignored)" if t.dtype == "string" else "number"
+        t.name: "string: a category (spaces around it are ignored)" if t.name in categorical else "number"
         for t in model.inputs
     }
     meta.metadata = {
@@ -143,7 +152,8 @@ def _save_frame_model(keras_path: Path, local: Path, meta: Any, model: Any, exam
     mlflow.pyfunc.save_model(
         str(local),
         python_model=str(Path(__file__).with_name("_frame_model.py")),
-        artifacts={"keras_model": str(keras_path)},
+        artifacts={"keras_model": str(keras_path), "vocabularies": str(vocabularies)},
+        code_paths=[str(VOCABULARY_CODE)],
         mlflow_model=meta,
         signature=ModelSignature(outputs=Schema([ColSpec("float", n) for n in names])),
         input_example=example,  # two raw rows: the request a user copies from the UI
@@ -199,8 +209,13 @@ def log_model(run: RunHandle, model_id: str, model: Any, task: Any, data: Any, s
                 metadata=described,
             )
         elif task.served_flavour == "rows":  # named columns: a DataFrame of raw rows
+            from harness.models import VOCABULARIES_FILE
+
             _, meaning = task.served_output(exported.outputs[0], data)
-            _save_frame_model(path, local, meta, exported, example, meaning)
+            vocabularies = Path(tmp) / VOCABULARIES_FILE  # beside model.keras too: its categorical inputs' meaning
+            vocabularies.write_text(json.dumps(dict(task.input_vocabularies(data)), indent=1))
+            run.log_artifact(vocabularies)
+            _save_frame_model(path, vocabularies, local, meta, exported, example, meaning)
         else:
             raise ValueError(
                 f"task {task.name!r}: served_flavour must be 'keras' or 'rows', but got {task.served_flavour!r}"

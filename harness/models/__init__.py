@@ -17,9 +17,12 @@ from harness.models._mlp import MlpParams
 from harness.models._registry import create_model, list_models, register_model
 from harness.models._resnet import ResNetParams
 from harness.models._tabular import ColumnStats, DnnParams, LinearParams, TabularSchema, WideDeepParams
+from harness.models._vocabulary import VOCABULARIES_FILE, VOCABULARY_CODE
 from harness.models._yolo import DarknetParams, SqueezenetParams, YoloHead
 
 __all__ = [
+    "VOCABULARIES_FILE",
+    "VOCABULARY_CODE",
     "CnnParams",
     "ColumnStats",
     "DarknetParams",

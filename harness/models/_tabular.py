@@ -1,11 +1,13 @@
 """Models for tables of mixed columns: linear (wide), DNN (deep) and wide & deep.
 
 Every model starts with its own preprocessing layers, built from the task's
-:class:`~harness.data.TabularSchema` (training statistics, no ``adapt`` pass):
-``Normalization`` of each numeric column, ``StringLookup`` of each categorical
-column with one out-of-vocabulary index for values training never saw, then a
-one-hot encoding (wide) or an embedding (deep). The saved model therefore takes
-raw rows. The output is ``P(class 1)`` from a float32 sigmoid.
+:class:`TabularSchema` (training statistics, no ``adapt`` pass): ``Normalization``
+of each numeric column; each categorical column arrives as its index in the
+training vocabulary (``TabularSchema.encode``, the rule in ``_vocabulary``: 0 for a
+value training never saw), then a one-hot encoding (wide) or an embedding (deep).
+No string tensors, so the models train on TensorFlow, JAX and PyTorch alike; the
+served model (a pyfunc) looks raw rows up with the same rule. The output is
+``P(class 1)`` from a float32 sigmoid.
 :class:`TabularSchema` is to these models what ``YoloHead`` is to the YOLO ones:
 the spec the task hands the factory.
 """
@@ -15,8 +17,11 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
+
 from harness.config import MAX_LAYERS, MAX_WIDTH, ModelParams, check, check_range, check_sizes
 from harness.models._registry import register_model
+from harness.models._vocabulary import encode
 
 if TYPE_CHECKING:
     import keras
@@ -32,7 +37,7 @@ class ColumnStats:
     kind: Kind
     mean: float = 0.0  # numeric: Normalization's mean and variance
     variance: float = 1.0
-    vocabulary: tuple[str, ...] = ()  # categorical: StringLookup's, most frequent first
+    vocabulary: tuple[str, ...] = ()  # categorical: index i + 1 is vocabulary[i]; most frequent first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +45,22 @@ class TabularSchema:
     """What a tabular model is built from (the task computes it from the training rows)."""
 
     columns: tuple[ColumnStats, ...]
+
+    def encode(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw columns (name -> values) as the model's inputs: one ``[N, 1]`` array per column,
+        float32 numbers, or int32 vocabulary indices for a categorical column."""
+        out = {}
+        for col in self.columns:
+            values = np.asarray(columns[col.name]).reshape(-1)
+            if col.kind == "numeric":
+                out[col.name] = values.astype(np.float32).reshape(-1, 1)
+            else:
+                out[col.name] = encode(values.tolist(), col.vocabulary).reshape(-1, 1)
+        return out
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        """Categorical input -> its vocabulary (what the served model looks raw rows up in)."""
+        return {c.name: list(c.vocabulary) for c in self.columns if c.kind == "categorical"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +99,7 @@ class WideDeepParams(DnnParams):
 class _Inputs:
     raw: dict[str, Any]  # column name -> keras.Input (what the model takes)
     numeric: Any  # normalised numerics, [B, n_numeric]
-    lookups: dict[str, Any]  # categorical column -> integer index, [B, 1]
+    lookups: dict[str, Any]  # categorical column -> its vocabulary index, [B, 1]
     sizes: dict[str, int]  # categorical column -> number of indices (vocabulary + 1 OOV)
 
 
@@ -95,12 +116,8 @@ def _inputs(schema: TabularSchema) -> _Inputs:
             norm = keras.layers.Normalization(mean=col.mean, variance=col.variance, name=f"{col.name}_norm")
             numeric.append(norm(raw[col.name]))
         else:
-            raw[col.name] = keras.Input(shape=(1,), name=col.name, dtype="string")
-            lookup = keras.layers.StringLookup(
-                vocabulary=list(col.vocabulary), num_oov_indices=1, name=f"{col.name}_lookup"
-            )
-            lookups[col.name] = lookup(raw[col.name])
-            sizes[col.name] = len(col.vocabulary) + 1
+            raw[col.name] = lookups[col.name] = keras.Input(shape=(1,), name=col.name, dtype="int32")
+            sizes[col.name] = len(col.vocabulary) + 1  # + the out-of-vocabulary index 0
     merged = keras.layers.Concatenate(name="numeric")(numeric) if len(numeric) > 1 else numeric[0]
     return _Inputs(raw, merged, lookups, sizes)
 
@@ -143,17 +160,13 @@ def _deep_logit(inp: _Inputs, p: DnnParams) -> Any:
     return keras.layers.Dense(1, name="deep_logit")(x)
 
 
-# raw rows in: string columns meet StringLookup inside the model, and only TensorFlow has string tensors
-TF_ONLY = ("tensorflow",)
-
-
 def _probability(logit: Any) -> Any:
     import keras
 
     return keras.layers.Activation("sigmoid", dtype="float32", name="probability")(logit)
 
 
-@register_model("linear", params=LinearParams, tasks=("tabular",), frameworks=TF_ONLY)
+@register_model("linear", params=LinearParams, tasks=("tabular",))
 def linear(p: LinearParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 
@@ -161,7 +174,7 @@ def linear(p: LinearParams, input_shape: tuple[int, ...], outputs: TabularSchema
     return keras.Model(inp.raw, _probability(_wide_logit(inp)), name="linear")
 
 
-@register_model("dnn", params=DnnParams, tasks=("tabular",), frameworks=TF_ONLY)
+@register_model("dnn", params=DnnParams, tasks=("tabular",))
 def dnn(p: DnnParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 
@@ -169,7 +182,7 @@ def dnn(p: DnnParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> k
     return keras.Model(inp.raw, _probability(_deep_logit(inp, p)), name="dnn")
 
 
-@register_model("wide_deep", params=WideDeepParams, tasks=("tabular",), frameworks=TF_ONLY)
+@register_model("wide_deep", params=WideDeepParams, tasks=("tabular",))
 def wide_deep(p: WideDeepParams, input_shape: tuple[int, ...], outputs: TabularSchema) -> keras.Model:
     import keras
 

@@ -123,6 +123,12 @@ class Task:
         images are raw ``uint8`` pixels (the served model scales them itself; its signature)."""
         return data.x_test[:2]
 
+    def input_vocabularies(self, data: ArrayDataset) -> Mapping[str, Sequence[str]]:
+        """Input name -> the categories its integer index stands for (index ``i + 1``: ``vocabulary[i]``;
+        0: any other), for a model of named columns (``served_flavour`` "rows"): its served model looks raw
+        rows up in them (``harness.models._vocabulary``). None here."""
+        return {}
+
     def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
         """The served model's output built on the trained model's symbolic ``outputs`` (a classifier
         adds its softmax), and what it means, in words (the MLflow model's metadata)."""

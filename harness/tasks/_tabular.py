@@ -1,8 +1,10 @@
 """Tabular binary classification: rows of mixed columns in, P(positive class) out.
 
-The model carries its own preprocessing (normalisation, string lookup), so it
-takes raw rows: a dict of ``[N, 1]`` column arrays in training, a DataFrame of
-raw values once served (``executor._frame_model``). It ends in a sigmoid: the
+The model carries its own normalisation and takes each category as its index in
+the training vocabulary (``TabularSchema.encode``: no string tensors, so it trains
+on every framework): a dict of ``[N, 1]`` column arrays in training; served, a
+DataFrame of raw values, looked up by the same rule (``executor._frame_model``,
+which ships ``models/_vocabulary.py``; :meth:`input_vocabularies`). It ends in a sigmoid: the
 probability of class 1 (adult: income ``>50K``) is what a served model answers.
 Reported beside accuracy: AUC, precision and recall of class 1 (``+`` in reports), and the
 majority-class baseline (the accuracy of always answering the most frequent
@@ -24,17 +26,34 @@ from harness.tasks._base import Column, Direction, ServedFlavour, Task, register
 
 if TYPE_CHECKING:
     import keras
-    import tensorflow as tf
 
-    from harness.data import ArrayDataset
+    from harness.data import ArrayDataset, TabularDataset
+    from harness.models import TabularSchema
 
 
-def _table(data: ArrayDataset) -> Any:
+def _table(data: ArrayDataset) -> TabularDataset:
     from harness.data import TabularDataset
 
     if not isinstance(data, TabularDataset):
         raise TypeError(f"task 'tabular' needs a table (a TabularDataset), but dataset {data.name!r} is not one")
     return data
+
+
+def _schema(table: TabularDataset) -> TabularSchema:
+    """Each column's training statistics: nothing of the test split leaks into the model."""
+    from harness.models import ColumnStats, TabularSchema
+
+    stats = []
+    for col in table.columns:
+        values = table.x_train[col.name]
+        if col.kind == "numeric":
+            v = values.astype(np.float64)
+            stats.append(ColumnStats(col.name, "numeric", float(v.mean()), float(max(v.var(), 1e-12))))
+        else:
+            counts = Counter(values.tolist())
+            vocab = tuple(sorted(counts, key=lambda k: (-counts[k], k)))
+            stats.append(ColumnStats(col.name, "categorical", vocabulary=vocab))
+    return TabularSchema(tuple(stats))
 
 
 @register_task
@@ -75,22 +94,10 @@ class Tabular(Task):
 
     def outputs(self, data: ArrayDataset, cfg: Config) -> Any:
         """The schema (columns with training statistics and vocabularies): the model's inputs and head."""
-        from harness.models import ColumnStats, TabularSchema
-
         table = _table(data)
         if table.num_classes != 2:
             raise ValueError(f"task 'tabular' is binary, but {data.name!r} has {table.num_classes} classes")
-        stats = []
-        for col in table.columns:  # training rows only: nothing of the test split leaks into the model
-            values = table.x_train[col.name]
-            if col.kind == "numeric":
-                v = values.astype(np.float64)
-                stats.append(ColumnStats(col.name, "numeric", float(v.mean()), float(max(v.var(), 1e-12))))
-            else:
-                counts = Counter(values.tolist())
-                vocab = tuple(sorted(counts, key=lambda k: (-counts[k], k)))
-                stats.append(ColumnStats(col.name, "categorical", vocabulary=vocab))
-        return TabularSchema(tuple(stats))
+        return _schema(table)
 
     def loss(self, cfg: Config) -> keras.losses.Loss:
         import keras
@@ -110,28 +117,28 @@ class Tabular(Task):
             DefinedRecall(name="recall"),
         ]
 
-    def train_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
-        import tensorflow as tf
+    def train_dataset(self, data: ArrayDataset, cfg: Config) -> Any:
+        from harness.data import train_pipeline
 
         table = _table(data)
-        y = data.y_train.astype(np.float32).reshape(-1, 1)
-        ds = tf.data.Dataset.from_tensor_slices((table.features(data.x_train), y))
-        ds = ds.shuffle(len(y), seed=cfg.run.seed, reshuffle_each_iteration=True).repeat()
-        return ds.batch(cfg.run.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        x = _schema(table).encode(table.features(data.x_train))
+        return train_pipeline(x, data.y_train.astype(np.float32).reshape(-1, 1), cfg.run.batch_size, cfg.run.seed)
 
-    def eval_dataset(self, data: ArrayDataset, cfg: Config) -> tf.data.Dataset:
-        import tensorflow as tf
+    def eval_dataset(self, data: ArrayDataset, cfg: Config) -> Any:
+        from harness.data import eval_pipeline
 
         table = _table(data)
-        y = data.y_test.astype(np.float32).reshape(-1, 1)
-        ds = tf.data.Dataset.from_tensor_slices((table.features(data.x_test), y))
-        return ds.batch(cfg.run.eval_batch_size).cache().prefetch(tf.data.AUTOTUNE)
+        x = _schema(table).encode(table.features(data.x_test))
+        return eval_pipeline(x, data.y_test.astype(np.float32).reshape(-1, 1), cfg.run.eval_batch_size)
 
     served_flavour: ClassVar[ServedFlavour] = "rows"  # raw rows in: the model's preprocessing layers read them
 
     def example_input(self, data: ArrayDataset) -> Any:
         """Two raw test rows as a DataFrame: the served model's input (and its MLflow signature)."""
         return _table(data).frame(data.x_test[:2])
+
+    def input_vocabularies(self, data: ArrayDataset) -> dict[str, list[str]]:
+        return _schema(_table(data)).vocabularies()
 
     def served_output(self, outputs: Any, data: ArrayDataset) -> tuple[Any, str]:
         names: tuple[str, ...] = getattr(data, "class_names", ())
