@@ -85,12 +85,11 @@ def test_an_installed_plugin_runs_ladder_parallel_study_and_reports(installed: S
     from mlflow.tracking import MlflowClient
 
     py, work = installed.python, installed.work
-    ladder = _harness(py, work, "ladder", installed.ladder_file, "--scale", "smoke", "--no-report")
+    # the ladder writes its own report (the plug-in's columns); the study's is rebuilt by `report study`
+    ladder = _harness(py, work, "ladder", installed.ladder_file, "--scale", "smoke", "--out", "reports")
     assert ladder.returncode == 0, ladder.stdout + ladder.stderr
     study = _harness(py, work, "study", str(installed.space_file), "--parallel", "2", "--no-report")
     assert study.returncode == 0, study.stdout + study.stderr
-    ladder_report = _harness(py, work, "report", "ladder", LADDER, "--out", "reports")
-    assert ladder_report.returncode == 0, ladder_report.stdout + ladder_report.stderr
     study_report = _harness(py, work, "report", "study", STUDY, "--out", "reports")
     assert study_report.returncode == 0, study_report.stdout + study_report.stderr
 
