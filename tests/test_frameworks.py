@@ -157,12 +157,13 @@ runpy.run_module("harness", run_name="__main__")
 
 @needs_jax
 @pytest.mark.slow
-# PlanesNet's augmented rung ran the same way by hand (`--set framework=jax`, TensorFlow blocked); CI runs MNIST and
-# the YOLO smoke ladder's first rung (synthetic scenes: tiles cut and batched in numpy), for its time, and the
-# augmentation is unit-tested below
+# one rung of each task's smoke ladder, for CI's time: MNIST's softmax (arrays batched by a PyDataset), YOLO's first
+# rung (synthetic scenes: tiles cut and batched in numpy; its convolutions), census' wide & deep (a table's named
+# columns, categories as vocabulary indices). PlanesNet's augmented rung ran the same way by hand (`--set
+# framework=jax`, TensorFlow blocked), and the augmentation is unit-tested below
 @pytest.mark.parametrize(
     ("ladder", "rungs", "data"),
-    [("mnist", "cnn", "tiny_data_dir"), ("yolo", "1", "tmp_path"), ("census", "wide-deep", "tmp_path")],
+    [("mnist", "softmax", "tiny_data_dir"), ("yolo", "1", "tmp_path"), ("census", "wide-deep", "tmp_path")],
 )
 def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
     tmp_path: Path, ladder: str, rungs: str, data: str, request: pytest.FixtureRequest
