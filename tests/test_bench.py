@@ -5,8 +5,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import shutil
+
 import pytest
+from helpers import run_cli
 from mnist_files import write_tiny_mnist
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "bench"
+
+
+def test_report_bench_rebuilds_the_committed_pages_from_bench_json_alone(tmp_path: Path) -> None:
+    """bench.json is the benchmark's store: `harness report bench` renders the committed bench.md from it, to the
+    byte, and its HTML page beside it; a folder without one, or a file that is not one, is exit 2 in one line."""
+    shutil.copyfile(COMMITTED / "bench.json", tmp_path / "bench.json")
+    rc, out = run_cli("report", "bench", "--out", str(tmp_path))
+    assert rc == 0, out
+    assert (tmp_path / "bench.md").read_text(encoding="utf-8") == (COMMITTED / "bench.md").read_text(encoding="utf-8")
+    page = (tmp_path / "bench.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<title>Harness benchmarks</title>" in page
+    assert page == (COMMITTED / "bench.html").read_text(encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out = run_cli("report", "bench", "--out", str(empty))
+    assert rc == 2 and f"{empty / 'bench.json'}: no bench.json here" in out and "Traceback" not in out
+    (empty / "bench.json").write_text("[1, 2]", encoding="utf-8")
+    rc, out = run_cli("report", "bench", "--out", str(empty))
+    assert rc == 2 and "not a benchmark's results (expected a JSON object with a 'meta' section)" in out
+    assert not (empty / "bench.md").exists()
 
 
 @pytest.mark.slow
@@ -20,7 +45,7 @@ def test_quick_benchmark_training_sections(tmp_path: Path, monkeypatch: pytest.M
     results = run_benchmarks(data_dir=str(data_dir), out_dir=out, quick=True, only=only)
 
     md, js = out / "bench.md", out / "bench.json"
-    assert md.is_file() and js.is_file()
+    assert md.is_file() and js.is_file() and (out / "bench.html").is_file()
     saved = json.loads(js.read_text(encoding="utf-8"))
     assert saved == json.loads(json.dumps(results))
     assert set(only) <= saved.keys() and "yolo" not in saved

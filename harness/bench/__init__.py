@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         parse_experiments,
         run_hardware,
     )
+    from harness.bench._report import read_results, write_pages
     from harness.bench._run import run_benchmarks
     from harness.bench._settings import SECTIONS, parse_sections, parse_study_trials
 
@@ -37,6 +38,8 @@ _EXPORTS = {
     "SECTIONS": "_settings",
     "parse_sections": "_settings",
     "parse_study_trials": "_settings",
+    "read_results": "_report",
+    "write_pages": "_report",
     "run_benchmarks": "_run",
 }
 
@@ -49,8 +52,10 @@ __all__ = [  # the keys of _EXPORTS, written out so that linters see the TYPE_CH
     "parse_experiments",
     "parse_sections",
     "parse_study_trials",
+    "read_results",
     "run_benchmarks",
     "run_hardware",
+    "write_pages",
 ]
 
 

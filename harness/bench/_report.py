@@ -1,8 +1,9 @@
-"""bench.md (for people) and bench.json (every raw number) from one benchmark run.
+"""bench.md and bench.html (for people) and bench.json (every raw number) from one benchmark run.
 
-bench.json is the results dict as measured (and what ``--only`` keeps of earlier runs); bench.md is a
-report :class:`~harness.report.Document` built from typed sections read back from it, written
-by the one Markdown renderer every report uses.
+bench.json is the results dict as measured (and what ``--only`` keeps of earlier runs); bench.md and
+bench.html are one report :class:`~harness.report.Document` built from typed sections read back from it,
+written by the Markdown and HTML renderers every report uses. ``harness report bench`` rebuilds both
+from a bench.json alone (bench.json is this benchmark's store).
 """
 
 from __future__ import annotations
@@ -461,11 +462,28 @@ def bench_document(results: dict[str, Any]) -> Document:
     return Document("Harness benchmarks", lead, built, generated=command, footer=[_FOOTER])
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    return report.render_markdown(bench_document(results))
+def write_pages(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """bench.md and bench.html of ``results`` (one document, two renderers)."""
+    doc = bench_document(results)
+    return write_file(out_dir / "bench.md", report.render_markdown(doc)), report.write_html(out_dir / "bench.html", doc)
 
 
-def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+def write_report(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path, Path]:
+    """bench.md, bench.html and bench.json; each written whole (write_file: a temporary file, then renamed)."""
+    md, page = write_pages(results, out_dir)
     # bench.json is also where `--only` keeps the sections it does not measure again: never half written
-    md = write_file(out_dir / "bench.md", render_markdown(results))
-    return md, write_file(out_dir / "bench.json", json.dumps(results, indent=2) + "\n")
+    return md, page, write_file(out_dir / "bench.json", json.dumps(results, indent=2) + "\n")
+
+
+def read_results(out_dir: Path) -> dict[str, Any]:
+    """The results a benchmark run wrote to ``out_dir``'s bench.json, checked enough to render."""
+    path = out_dir / "bench.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no bench.json here (expected the output folder of `harness bench`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read it as a benchmark's results ({exc})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("meta"), dict):
+        raise UserError(f"{path}: not a benchmark's results (expected a JSON object with a 'meta' section)")
+    return results

@@ -1,4 +1,4 @@
-"""The benchmark driver: load the data once, run (a) to (d) or a subset, write bench.md and bench.json."""
+"""The benchmark driver: load the data once, run (a) to (d) or a subset, write bench.md, bench.html and bench.json."""
 
 from __future__ import annotations
 
@@ -121,6 +121,6 @@ def run_benchmarks(
         else:
             assert data is not None
             results[key] = {"measured": stamp, **measure[key](data)}
-    md, js = write_report(results, out_dir)
-    progress(f"wrote {md} and {js}")
+    md, page, js = write_report(results, out_dir)
+    progress(f"wrote {md}, {page} and {js}")
     return results

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
             "harness report ladder mnist",
             "harness report study mnist-cnn-tpe",
             "harness report bench-hardware",
+            "harness report bench",
         ),
     )
     rep_sub = rep.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -334,6 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     rh.add_argument("--run", help="parent run id (default: the latest finished one)")
     rh.add_argument("--out", default="results/bench", help="output directory (default results/bench)")
     _add_tracking(rh)
+
+    rb = rep_sub.add_parser(
+        "bench",
+        help="bench.md and bench.html of a `harness bench` run, rebuilt from its bench.json",
+        formatter_class=RAW,
+        epilog=examples("harness report bench", "harness report bench --out /tmp/bench"),
+    )
+    rb.add_argument("--out", default="results/bench", help="the folder holding bench.json (default results/bench)")
     return parser
 
 
