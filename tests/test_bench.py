@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import run_cli
