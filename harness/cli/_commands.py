@@ -151,6 +151,16 @@ def bench_hardware(args: argparse.Namespace, command_line: str) -> int:
     return report_hardware(run_id, args.out, tracker.uri, f"harness report bench-hardware --run {run_id}")
 
 
+def report_bench(args: argparse.Namespace) -> int:
+    """bench.md and bench.html again from the bench.json in ``--out``: the benchmark's store, nothing measured."""
+    from harness.bench import read_results, write_pages
+
+    results = read_results(Path(args.out))  # checked before Keras starts
+    _framework.start(args.verbose)  # the sections' task columns import Keras: its start-up lines hidden
+    print("wrote " + " and ".join(map(str, write_pages(results, Path(args.out)))))
+    return 0
+
+
 def report_hardware(run_id: str | None, out: str, uri: str | None, command_line: str) -> int:
     from harness.report import hardware_report, write_hardware
     from harness.tracking import Tracker

@@ -104,12 +104,7 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
     if args.command in _studies.COMMANDS or (args.command == "report" and args.kind in _studies.REPORTS):
         return _studies.dispatch(args, command_line)
     if args.command == "report" and args.kind == "bench":
-        from harness.bench import read_results, write_pages
-
-        results = read_results(Path(args.out))  # bench.json is the benchmark's store: nothing is measured
-        _framework.start(args.verbose)  # the sections' task columns import Keras: its start-up lines hidden
-        print("wrote " + " and ".join(map(str, write_pages(results, Path(args.out)))))
-        return 0
+        return _commands.report_bench(args)
     if args.command == "report" and args.kind == "bench-hardware":
         return _commands.report_hardware(args.run, args.out, args.tracking_uri, command_line)
     if args.command == "report":

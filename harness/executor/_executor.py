@@ -268,9 +268,8 @@ class Executor:
             ready_dir="",
         )
         started = time.perf_counter()
-        devices = host_devices_needed(
-            cfg.run.backend, cfg.run.framework
-        )  # JAX reads its CPU device count once, at start
+        # JAX reads its CPU device count once, at start
+        devices = host_devices_needed(cfg.run.backend, cfg.run.framework)
         env = {"XLA_FLAGS": host_devices_flag(devices)} if devices > 1 else {}
         run_workers(run, job, workers or 1, self.tracker.uri, cfg.run.framework, cluster=bool(workers), env=env)
         wall = time.perf_counter() - started  # start-up, connecting, training and the chief's logging

@@ -29,7 +29,7 @@ import contextlib
 import json
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +120,14 @@ def _tensor_signature(served: Any, example: np.ndarray) -> Any:
 
 
 def _save_frame_model(
-    keras_path: Path, vocabularies: Path, local: Path, meta: Any, model: Any, example: Any, meaning: str
+    keras_path: Path,
+    vocabularies: Path,
+    categorical: Collection[str],
+    local: Path,
+    meta: Any,
+    model: Any,
+    example: Any,
+    meaning: str,
 ) -> None:
     """A pyfunc from code around ``model.keras``: DataFrames of raw rows in, one column per output out.
 
@@ -136,7 +143,6 @@ def _save_frame_model(
 
     outputs = model.outputs[0].shape[-1]
     names = ["probability"] if outputs == 1 else [f"output_{i}" for i in range(outputs)]
-    categorical = json.loads(vocabularies.read_text())
     columns = {
         t.name: "string: a category (spaces around it are ignored)" if t.name in categorical else "number"
         for t in model.inputs
@@ -212,10 +218,11 @@ def log_model(run: RunHandle, model_id: str, model: Any, task: Any, data: Any, s
             from harness.models import VOCABULARIES_FILE
 
             _, meaning = task.served_output(exported.outputs[0], data)
+            words = dict(task.input_vocabularies(data))
             vocabularies = Path(tmp) / VOCABULARIES_FILE  # beside model.keras too: its categorical inputs' meaning
-            vocabularies.write_text(json.dumps(dict(task.input_vocabularies(data)), indent=1))
+            vocabularies.write_text(json.dumps(words, indent=1))
             run.log_artifact(vocabularies)
-            _save_frame_model(path, vocabularies, local, meta, exported, example, meaning)
+            _save_frame_model(path, vocabularies, words.keys(), local, meta, exported, example, meaning)
         else:
             raise ValueError(
                 f"task {task.name!r}: served_flavour must be 'keras' or 'rows', but got {task.served_flavour!r}"
