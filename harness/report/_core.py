@@ -171,7 +171,8 @@ def md_commit(commit: str) -> str:
 # HTML entities, not backslashes: an entity is inert in every Markdown flavour and inside a GFM table, and
 # the HTML pages (_html.inline) keep exactly these as they are. ``|`` splits a table cell; ``<``/``>`` open
 # HTML (<script>, <img onerror=...>) and autolinks (<javascript:...>); ``[``/``]`` links and images; a
-# backtick a code span; ``*`` emphasis (harness's own **bold** around a name); ``\\`` escapes the next mark.
+# backtick a code span; ``*`` emphasis (harness's own **bold** around a name); ``\\`` escapes the next mark;
+# U+0001 is tabulate's separating-line marker: a cell of it alone turned its whole row into a rule.
 MD_ESCAPES = {
     "<": "&lt;",
     ">": "&gt;",
@@ -181,6 +182,7 @@ MD_ESCAPES = {
     "]": "&#93;",
     "*": "&#42;",
     "\\": "&#92;",
+    "\x01": "&#1;",
 }
 _MD_TABLE = str.maketrans(MD_ESCAPES)
 # brackets make a link only as "[..](", "[..][" or "[..]:": elsewhere ("median [min, max]") they stay readable
