@@ -8,6 +8,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import work_in
 from PIL import Image
@@ -77,18 +78,22 @@ def test_scan_finds_each_object_once_and_logs_to_the_run(workdir: Path, model_ru
     assert found["count"] == 2
     corners = sorted((round(b["x"]), round(b["y"])) for b in found["boxes"])
     assert corners == [(40, 30), (110, 80)]
-    assert Image.open(out / "scene_detections.png").size == (160, 120)
+    with Image.open(out / "scene_detections.jpg") as picture:
+        assert (picture.format, picture.size) == ("JPEG", (160, 120))
     client = Tracker().client
     assert {a.path for a in client.list_artifacts(model_run, "detect_scan")} == {
-        "detect_scan/scene_detections.png",
-        "detect_scan/scene_detections.json",
-        "detect_scan/summary.md",
+        f"detect_scan/{name}"
+        for name in ("scene_detections.jpg", "scene_detections.json", "summary.md", "summary.html", "summary.csv")
     }
     assert client.get_run(model_run).data.metrics["detect_scan/scene"] == 2
     summary = (out / "summary.md").read_text()
     assert f"Command: `harness {' '.join(argv)}`" in summary
     assert f"MLflow run `{model_run}`" in summary and "rung `tiny`" in summary
-    assert "| [scene.png](scene_detections.png) | 160×120 | 2 |" in summary
+    assert "| scene.png | 160×120 | 2 |" in summary and "![scene.png](scene_detections.jpg)" in summary
+    # the page shows the picture beside it; the CSV holds the numbers
+    assert '<img src="scene_detections.jpg" alt="scene.png"' in (out / "summary.html").read_text()
+    row = pd.read_csv(out / "summary.csv").iloc[0]
+    assert (row["image"], row["width"], row["height"], row["detections"]) == ("scene.png", 160, 120, 2)
 
 
 @pytest.mark.parametrize(

@@ -204,10 +204,12 @@ def test_detect_boxes_draws_a_smoke_run(in_smoke: Path) -> None:
     argv = ["detect-boxes", "yolo/grid16x16x2-swarm", "--held-out", "1", "--threshold", "0.1", "--out", "boxes"]
     rc, out = run_cli(*argv)
     assert rc == 0, out[-3000:]
-    pngs = sorted(in_smoke.glob("boxes/*/*.png"))
-    assert len(pngs) == 1
+    pictures = sorted(in_smoke.glob("boxes/*/*.jpg"))
+    assert len(pictures) == 1
     summary = next(in_smoke.glob("boxes/*/summary.md")).read_text(encoding="utf-8")
-    assert "held out" in summary and "AP@0.5" in summary
+    assert "held out" in summary and "AP@0.5" in summary and f"]({pictures[0].name})" in summary
+    page = next(in_smoke.glob("boxes/*/summary.html")).read_text(encoding="utf-8")
+    assert f'<img src="{pictures[0].name}"' in page
     import json
 
     found = json.loads(next(in_smoke.glob("boxes/*/*.json")).read_text(encoding="utf-8"))

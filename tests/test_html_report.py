@@ -21,9 +21,10 @@ from PIL import Image
 
 from harness.cli import main
 from harness.report import LadderReport, StudyReport
-from harness.report._document import Document, Section
+from harness.report._document import Document, Picture, Section, render_markdown
 from harness.report._hardware import HardwareReport, hardware_figure
 from harness.report._html import numeric_columns, write_html
+from harness.report._html import render_html as render_html_text
 from harness.report._ladder import best_figure, captions, curves_figure
 from harness.report._study import study_figure
 
@@ -123,6 +124,16 @@ def test_one_document_gives_the_markdown_and_the_html_the_same_sections(tmp_path
     assert Image.open(files.figures[0]).format == "PNG" and files.csv.read_text() == '"acc"\n0.991\n'
     with pytest.raises(ValueError, match="align"):
         Table(["a", "b"], [["1", "2"]], "l")
+
+
+def test_pictures_are_files_beside_the_report_linked_from_both_formats() -> None:
+    doc = Document("d", [], [Section("Images", notes=["n"], pictures=[Picture("a b.jpg", "a&#42;.png", "cap *x*")])])
+    md, page = render_markdown(doc), render_html_text(doc)
+    assert "![a&#42;.png](a%20b.jpg)\n\ncap *x*" in md  # the alt text escaped once, the file name encoded
+    assert '<img src="a%20b.jpg" alt="a*.png" loading="lazy">' in page and "cap <em>x</em>" in page
+    for file in ("../x.jpg", "sub/x.jpg", "", ".."):  # one file beside the report, never a path out of it
+        with pytest.raises(ValueError, match="one file beside the report"):
+            Picture(file, "alt")
 
 
 def test_a_page_that_fails_to_render_leaves_the_old_file(tmp_path: Path) -> None:

@@ -265,7 +265,7 @@ def detect_boxes(args: argparse.Namespace, command_line: str) -> int:
     out_dir = run_dir(Path(args.out), run.data.tags.get("mlflow.runName", run_id[:8]))
     summary = write_boxes(items, out_dir, run, cfg, args.threshold, command_line, args.max_side)
     tracker.client.log_artifacts(run_id, str(out_dir), "detect_boxes")
-    print(f"wrote {summary}")
+    print(f"wrote {summary.md} and {summary.html.name}")
     return 0
 
 
@@ -332,15 +332,16 @@ def detect_scan(args: argparse.Namespace, command_line: str) -> int:
     results = []
     for path, image in images.items():
         boxes = scan(model, image, settings)
-        png, js = write_outputs(path, image, boxes, settings, run_id, out_dir)
-        tracker.client.log_artifact(run_id, str(png), "detect_scan")
+        picture, js = write_outputs(path, image, boxes, settings, run_id, out_dir)
+        tracker.client.log_artifact(run_id, str(picture), "detect_scan")
         tracker.client.log_artifact(run_id, str(js), "detect_scan")
         tracker.client.log_metric(run_id, f"detect_scan/{path.stem}", len(boxes))
         results.append(ScanResult(path, image.shape[0], image.shape[1], tuple(boxes)))
-        print(f"{path}: {len(boxes)} detections -> {png}")
+        print(f"{path}: {len(boxes)} detections -> {picture}")
     summary = write_summary(out_dir, run, results, settings, command_line)
-    tracker.client.log_artifact(run_id, str(summary), "detect_scan")
-    print(f"wrote {summary}")
+    for file in (summary.md, summary.html, summary.csv):
+        tracker.client.log_artifact(run_id, str(file), "detect_scan")
+    print(f"wrote {summary.md} and {summary.html.name}")
     return 0
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import harness.data
 import harness.models  # noqa: F401  (these register the sections a run's config.yaml names)
 from harness.config import Config, config_from_sections, load_mapping, read_config_text
-from harness.detect._runs import model_origin, run_scores
+from harness.detect._runs import PICTURE_SUFFIX, model_origin, run_scores, write_picture
 from harness.errors import UserError
-from harness.report import md_code, md_link, md_text
+from harness.report import Document, Picture, Published, Section, Table, md_code, md_text, publish
 from harness.tasks import get_task
 from harness.tracking import Tracker
 
@@ -73,27 +74,14 @@ def draw(item: ImageBoxes, max_side: int) -> Any:
 
 def write_boxes(
     items: Sequence[ImageBoxes], out_dir: Path, run: Any, cfg: Config, threshold: float, command: str, max_side: int
-) -> Path:
-    """One PNG and one JSON per image, and ``summary.md``; returns the summary's path."""
+) -> Published:
+    """One JPEG and one JSON per image, and the summary report (``summary.md``, ``.html``, ``.csv``) showing them."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    tags = run.data.tags
     ladder, rung, _, seed = model_origin(run)
-    lines = [  # run, ladder and rung names and the command are user text: md_text / md_code
-        f"# Detections — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
-        "",
-        f"Command: {md_code(command)}",
-        "",
-        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung "
-        f"{md_code(rung)}, seed {md_text(seed)}",
-        f"- Its scores ({md_text(cfg.task.name)}): {run_scores(run, cfg.task.name)}",
-        f"- Boxes drawn: score ≥ {threshold:g}, as the task finds them (red); true boxes (green, as trained)",
-        "",
-        "| image | kind | true boxes | found |",
-        "|---|---|---:|---:|",
-    ]
+    rows, pictures = [], []
     for item in items:
         stem = Path(item.name).stem
-        draw(item, max_side).save(out_dir / f"{stem}.png")
+        write_picture(draw(item, max_side), out_dir / f"{stem}{PICTURE_SUFFIX}")
         (out_dir / f"{stem}.json").write_text(
             json.dumps(
                 {
@@ -108,9 +96,27 @@ def write_boxes(
             encoding="utf-8",
         )
         kind = "held out" if item.truth is not None else "extra (no annotations)"
-        n_true = "–" if item.truth is None else str(len(item.truth))
-        lines.append(f"| {md_link(item.name, f'{stem}.png')} | {kind} | {n_true} | {len(item.found)} |")
-    lines.append("")
-    summary = out_dir / "summary.md"
-    summary.write_text("\n".join(lines), encoding="utf-8")
-    return summary
+        n_true = None if item.truth is None else len(item.truth)
+        rows.append((item.name, kind, n_true, len(item.found), f"{stem}{PICTURE_SUFFIX}"))
+        counts = f"{len(item.found)} found" + ("" if n_true is None else f", {n_true} true")
+        pictures.append(
+            Picture(f"{stem}{PICTURE_SUFFIX}", md_text(item.name), f"{md_text(item.name)} ({kind}): {counts}")
+        )
+    table = Table(
+        ["image", "kind", "true boxes", "found"],
+        [[md_text(name), kind, "–" if n is None else str(n), str(found)] for name, kind, n, found, _ in rows],
+        align="llrr",
+    )
+    doc = Document(  # run, ladder and rung names and the command are user text: md_text / md_code
+        title=f"Detections — {md_text(run.data.tags.get('mlflow.runName', run.info.run_id))}",
+        generated=f"Command: {md_code(command)}",
+        lead=[
+            f"Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung {md_code(rung)}, "
+            f"seed {md_text(seed)}",
+            f"Its scores ({md_text(cfg.task.name)}): {run_scores(run, cfg.task.name)}",
+            f"Boxes drawn: score ≥ {threshold:g}, as the task finds them (red); true boxes (green, as trained)",
+        ],
+        sections=[Section("Images", table=table, pictures=pictures)],
+    )
+    csv = pd.DataFrame(rows, columns=["image", "kind", "true boxes", "found", "picture"])
+    return publish(doc, out_dir, "summary", csv)

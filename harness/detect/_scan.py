@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from harness.detect._runs import model_origin, run_scores
+from harness.detect._runs import PICTURE_SUFFIX, model_origin, run_scores, write_picture
 from harness.errors import DataError, UserError
-from harness.report import md_code, md_link, md_text
+from harness.report import Document, Picture, Published, Section, Table, md_code, md_text, publish
 from harness.tasks import non_max_suppression
 from harness.tracking import TASK_TAG
 
@@ -149,9 +150,10 @@ def draw(image: np.ndarray, boxes: Sequence[Box]) -> Any:
 def write_outputs(
     image_path: Path, image: np.ndarray, boxes: Sequence[Box], settings: ScanSettings, run_id: str, out_dir: Path
 ) -> tuple[Path, Path]:
+    """The annotated image (JPEG) and the detections (JSON) of one scanned image."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    png, js = out_dir / f"{image_path.stem}_detections.png", out_dir / f"{image_path.stem}_detections.json"
-    draw(image, boxes).save(png)
+    picture = write_picture(draw(image, boxes), out_dir / f"{image_path.stem}_detections{PICTURE_SUFFIX}")
+    js = out_dir / f"{image_path.stem}_detections.json"
     js.write_text(
         json.dumps(
             {
@@ -167,7 +169,7 @@ def write_outputs(
         ),
         encoding="utf-8",
     )
-    return png, js
+    return picture, js
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,40 +180,59 @@ class ScanResult:
     boxes: tuple[Box, ...]
 
 
-def write_summary(out_dir: Path, run: Any, results: Sequence[ScanResult], settings: ScanSettings, command: str) -> Path:
-    """``summary.md``: the model (its run and what it scored on its own eval split) and detections per image.
+def write_summary(
+    out_dir: Path, run: Any, results: Sequence[ScanResult], settings: ScanSettings, command: str
+) -> Published:
+    """The summary report (``summary.md``, ``.html``, ``.csv``): the model (its run and what it scored on its own
+    eval split), detections per image, and the annotated images.
 
     ``run`` is the MLflow run of the model. The scenes have no ground truth, so detections are
-    counted, not split into true and false positives: the annotated PNGs are the evidence.
+    counted, not split into true and false positives: the annotated images are the evidence.
     """
-    tags = run.data.tags
     ladder, rung, variant, seed = model_origin(run)
-    lines = [  # run, ladder, rung and variant names and the command are user text: md_text / md_code
-        f"# Detection scan — {md_text(tags.get('mlflow.runName', run.info.run_id))}",
-        "",
-        f"Command: {md_code(command)}",
-        "",
-        f"- Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung "
-        f"{md_code(rung)}, variant {md_code(variant)}, seed {md_text(seed)}",
-        f"- On its own eval tiles: {run_scores(run, tags.get(TASK_TAG))}",
-        f"- Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
-        f"P(plane) ≥ {settings.threshold:g}, NMS IoU {settings.iou:g}",
-        "",
-        "| image | size (px) | detections | max P(plane) | median P(plane) |",
-        "|---|---|---:|---:|---:|",
-    ]
+    rows, pictures = [], []
     for r in results:
         scores = [b.score for b in r.boxes]
-        best = f"{max(scores):.3f}" if scores else "–"
-        median = f"{float(np.median(scores)):.3f}" if scores else "–"
-        png = f"{r.image.stem}_detections.png"
-        lines.append(f"| {md_link(r.image.name, png)} | {r.width}×{r.height} | {len(r.boxes)} | {best} | {median} |")
-    lines += [
-        "",
-        "These scenes have no ground-truth boxes: a detection here is any window the classifier scored "
-        "above the threshold, plane or not. Look at the PNGs to tell them apart.",
-        "",
-    ]
-    path = out_dir / "summary.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+        best = max(scores) if scores else None
+        median = float(np.median(scores)) if scores else None
+        file = f"{r.image.stem}_detections{PICTURE_SUFFIX}"
+        rows.append((r.image.name, r.width, r.height, len(r.boxes), best, median, file))
+        pictures.append(Picture(file, md_text(r.image.name), f"{md_text(r.image.name)}: {len(r.boxes)} detections"))
+    table = Table(
+        ["image", "size (px)", "detections", "max P(plane)", "median P(plane)"],
+        [
+            [
+                md_text(name),
+                f"{w}×{h}",
+                str(n),
+                "–" if best is None else f"{best:.3f}",
+                "–" if med is None else f"{med:.3f}",
+            ]
+            for name, w, h, n, best, med, _ in rows
+        ],
+        align="lrrrr",
+    )
+    doc = Document(  # run, ladder, rung and variant names and the command are user text: md_text / md_code
+        title=f"Detection scan — {md_text(run.data.tags.get('mlflow.runName', run.info.run_id))}",
+        generated=f"Command: {md_code(command)}",
+        lead=[
+            f"Model: MLflow run {md_code(run.info.run_id)}, ladder {md_code(ladder)}, rung {md_code(rung)}, "
+            f"variant {md_code(variant)}, seed {md_text(seed)}",
+            f"On its own eval tiles: {run_scores(run, run.data.tags.get(TASK_TAG))}",
+            f"Scan: scales {', '.join(f'{s:g}' for s in settings.scales)}, stride {settings.stride} px, "
+            f"P(plane) ≥ {settings.threshold:g}, NMS IoU {settings.iou:g}",
+        ],
+        sections=[
+            Section(
+                "Images",
+                table=table,
+                after=[
+                    "These scenes have no ground-truth boxes: a detection here is any window the classifier scored "
+                    "above the threshold, plane or not. Look at the images to tell them apart."
+                ],
+                pictures=pictures,
+            )
+        ],
+    )
+    columns = ["image", "width", "height", "detections", "max P(plane)", "median P(plane)", "picture"]
+    return publish(doc, out_dir, "summary", pd.DataFrame(rows, columns=columns))

@@ -16,7 +16,7 @@ from harness.report._compare import (
     write_compare_report,
 )
 from harness.report._core import md_code, md_link, md_text, number, write_csv, write_file
-from harness.report._document import Document, Figure, Section, Table, render_markdown
+from harness.report._document import Document, Figure, Picture, Section, Table, render_markdown
 from harness.report._hardware import HardwareReport, hardware_report, write_hardware
 from harness.report._html import render_html, write_html
 from harness.report._ladder import (
@@ -55,6 +55,7 @@ __all__ = [
     "Figure",
     "HardwareReport",
     "LadderReport",
+    "Picture",
     "PriceOn",
     "Published",
     "Section",

@@ -33,6 +33,20 @@ class Figure:
 
 
 @dataclasses.dataclass(frozen=True)
+class Picture:
+    """An image file the report's writer already put beside it (an annotated detection): linked from the
+    Markdown and shown by the HTML page from beside it, not embedded (whole aerial images are megabytes)."""
+
+    file: str
+    alt: str
+    caption: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.file or "/" in self.file or "\\" in self.file or self.file in (".", ".."):
+            raise ValueError(f"a picture is one file beside the report, but got {self.file=}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Table:
     """A table of cells written as Markdown (their own `code` and **bold**), columns aligned as ``align``
     says (``l`` or ``r`` per column; left by default): the bench's hand-laid tables."""
@@ -54,7 +68,7 @@ class Table:
 @dataclasses.dataclass(frozen=True)
 class Section:
     """A heading, then paragraphs (``text``), bullets (``notes``), figures with their ``caption``, a table,
-    and paragraphs after it (``after``: what the table shows, in words)."""
+    paragraphs after it (``after``: what the table shows, in words), then pictures (files beside the report)."""
 
     heading: str
     table: pd.DataFrame | Table | None = None
@@ -65,6 +79,7 @@ class Section:
     after: Sequence[str] = ()
     # lines already written as Markdown by a module outside report/ (the bench's sections d-f): shown as they are
     markdown: Sequence[str] = ()
+    pictures: Sequence[Picture] = ()
 
     def __post_init__(self) -> None:
         if not self.heading.strip():
@@ -130,6 +145,10 @@ def _section(section: Section) -> list[str]:
     if section.markdown:
         blocks.append("\n".join(section.markdown).strip("\n"))
     blocks += section.after
+    for picture in section.pictures:
+        blocks.append("!" + _core.md_link(_plain_marks(picture.alt), picture.file))
+        if picture.caption:
+            blocks.append(picture.caption)
     return [f"## {section.heading}", *blocks] if blocks else []
 
 

@@ -1,7 +1,8 @@
 """A report's :class:`~harness.report._document.Document` as one self-contained HTML file: inline CSS,
 tables, figures embedded as PNG data URIs. The file needs nothing else to open (no external URL, no
 script), so it can be mailed, archived or logged to the report's MLflow parent run beside the runs it
-was built from (``_publish.publish``).
+was built from (``_publish.publish``). The one exception: a section's pictures (annotated detections,
+megabytes each) are image files beside the page, shown by relative links.
 
 Text is written as the Markdown reports write it: `code`, **bold** and *emphasis* are kept; every
 other character is escaped, except the entities that ``_core.md_text`` puts in place of a user's marks
@@ -15,6 +16,7 @@ import functools
 import html
 import io
 import re
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -171,6 +173,12 @@ def _section(section: Section, slug: str) -> list[str]:
     if section.markdown:  # Markdown built outside report/: shown as written, never as markup
         out.append(f'<pre class="markdown">{html.escape(chr(10).join(section.markdown).strip())}</pre>')
     out += [f"<p>{inline(line)}</p>" for line in section.after]
+    for picture in section.pictures:
+        src = html.escape(urllib.parse.quote(picture.file), quote=True)
+        out.append(f'<figure><img src="{src}" alt="{html.escape(_plain(picture.alt))}" loading="lazy">')
+        if picture.caption:
+            out.append(f"<figcaption>{inline(picture.caption)}</figcaption>")
+        out.append("</figure>")
     out.append("</section>")
     return out
 
