@@ -6,6 +6,12 @@ whose runs all use one framework starts this process on it (``start``); a run wh
 from the process's trains in a child process (``executor``), which starts on the run's framework.
 Importing a framework takes seconds: a command answers a bad argument or config before paying for it.
 TensorFlow is imported whenever it is installed, whatever the framework: the data pipelines are tf.data.
+
+JAX compiles every program of a run anew (Keras builds a fresh train step per model), so a ladder's seeds
+and rungs of one architecture, or a study's trials, compile the same programs again. ``start`` turns on
+JAX's persistent compilation cache (keyed by the compiled program, the JAX version and the device), shared
+by a command's child processes through the environment: ``HARNESS_JAX_CACHE`` names its folder (default
+``~/.cache/harness/jax``) or ``off``; a user's own ``JAX_COMPILATION_CACHE_DIR`` is left as it is.
 """
 
 from __future__ import annotations
@@ -14,13 +20,16 @@ import contextlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableMapping
+from pathlib import Path
 
 FRAMEWORKS = ("tensorflow", "jax", "torch")
 DEFAULT = "tensorflow"
 ENV = "KERAS_BACKEND"
 # what to install for each (jax[cpu] on a CPU; see jax's install guide for CUDA)
 INSTALL = {"tensorflow": "tensorflow", "jax": "jax[cpu]", "torch": "torch"}
+JAX_CACHE_ENV = "HARNESS_JAX_CACHE"  # the folder of JAX's persistent compilation cache, or "off"
+JAX_CACHE_MAX_BYTES = 2**30  # JAX evicts the least recently used programs past this
 
 
 def installed(framework: str) -> bool:
@@ -51,6 +60,7 @@ def start(verbose: bool = False, frameworks: Iterable[str] = ()) -> None:
     operations", "failed call to cuInit") there before any log level applies. Does nothing once Keras is
     imported. An import error still raises, with its message, once stderr is back."""
     wanted = set(frameworks)
+    jax_cache(os.environ)  # before JAX is imported (it reads these once); children inherit them
     if "keras" not in sys.modules:
         os.environ[ENV] = wanted.pop() if len(wanted) == 1 else current()
     if "keras" in sys.modules and "tensorflow" in sys.modules:
@@ -61,6 +71,19 @@ def start(verbose: bool = False, frameworks: Iterable[str] = ()) -> None:
 
             tf.config.list_physical_devices("GPU")
         import keras  # noqa: F401 (Keras fixes its backend here, once)
+
+
+def jax_cache(environ: MutableMapping[str, str]) -> None:
+    """Point JAX's persistent compilation cache at ``HARNESS_JAX_CACHE`` (default ``~/.cache/harness/jax``)
+    in ``environ``, caching every program however fast it compiled (a smoke run's hundreds of small ones
+    add up); nothing where it is ``off`` or the user set ``JAX_COMPILATION_CACHE_DIR``."""
+    choice = environ.get(JAX_CACHE_ENV, "")
+    if choice == "off" or "JAX_COMPILATION_CACHE_DIR" in environ:
+        return
+    home = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    environ["JAX_COMPILATION_CACHE_DIR"] = choice or str(Path(home) / "harness" / "jax")
+    environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(JAX_CACHE_MAX_BYTES))
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests import mnist_files, plan
 from helpers import REAL_DATA, missing_real_data
 from mnist_files import write_tiny_mnist
 from planesnet_files import write_tiny_planesnet
+
+# JAX's compilation cache, which harness turns on for JAX runs: one folder for this session's workers and the
+# commands they start (a program compiled by one test is loaded by the next), never the user's ~/.cache
+os.environ.setdefault("HARNESS_JAX_CACHE", str(Path(tempfile.gettempdir()) / f"harness-tests-jax-cache-{os.getuid()}"))
 
 SLOW_TIMEOUT_S = 600  # a fast test fails after pyproject's 30 s; an end-to-end or real-data one gets this
 

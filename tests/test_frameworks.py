@@ -104,6 +104,20 @@ def test_a_model_that_trains_on_tensorflow_only_is_refused_on_jax_by_name() -> N
 
 
 @pytest.mark.skipif(_framework.installed("torch"), reason="torch is installed here")
+def test_jax_compiles_into_a_persistent_cache_unless_off_or_the_users_own(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    _framework.jax_cache(env)
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "harness" / "jax")
+    assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0"  # a smoke run's many small programs too
+    named = {_framework.JAX_CACHE_ENV: str(tmp_path / "mine")}
+    _framework.jax_cache(named)
+    assert named["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
+    for kept in ({_framework.JAX_CACHE_ENV: "off"}, {"JAX_COMPILATION_CACHE_DIR": "/theirs"}):
+        before = dict(kept)
+        _framework.jax_cache(kept)
+        assert kept == before
+
+
 def test_a_framework_that_is_not_installed_names_what_to_install() -> None:
     with pytest.raises(ConfigError, match=r"framework=torch needs the torch package.*pip install 'torch'"):
         _run_section(framework="torch", backend="cpu").check()
@@ -171,10 +185,12 @@ def test_a_smoke_ladder_runs_on_jax_where_tensorflow_cannot_be_imported(
     env = {k: v for k, v in os.environ.items() if k not in (_framework.ENV, "MLFLOW_TRACKING_URI")}
     argv = [sys.executable, "-c", NO_TENSORFLOW, "ladder", ladder, "--scale", "smoke", "--set", "framework=jax"]
     argv += ["--data-dir", str(request.getfixturevalue(data)), "--no-report"]
-    proc = subprocess.run(
-        argv, cwd=tmp_path, env={**env, "HARNESS_OFFLINE": "1"}, capture_output=True, text=True, timeout=600
-    )
+    cache = tmp_path / "jax-cache"
+    env.update(HARNESS_OFFLINE="1", **{_framework.JAX_CACHE_ENV: str(cache)})
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert any(cache.iterdir())  # the compiled programs, for the next run of the same models
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = [r for r in store_runs(tmp_path, f"ladder/{ladder}") if "mlflow.parentRunId" in r.data.tags]
     assert sorted(r.data.tags["harness.rung"] for r in runs) == sorted(rung.name for rung in load_ladder(ladder).rungs)

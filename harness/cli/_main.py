@@ -127,6 +127,8 @@ def _dispatch(args: argparse.Namespace, command_line: str) -> int:
         _servers.ui(args.tracking_uri, args.host, args.port, args.workers)
     if args.command == "tensorboard":
         _servers.tensorboard(args.logdir, args.host, args.port)
+    if args.command == "bench":  # its compile column times a cold compile on every framework alike
+        os.environ[_framework.JAX_CACHE_ENV] = "off"
     if args.command == "bench" and args.suite == "hardware":
         return _commands.bench_hardware(args, command_line)
     if args.command == "bench":
