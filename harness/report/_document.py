@@ -42,7 +42,7 @@ class Picture:
     caption: str = ""
 
     def __post_init__(self) -> None:
-        if not self.file or "/" in self.file or "\\" in self.file or self.file in (".", ".."):
+        if not self.file or "/" in self.file or self.file in (".", ".."):
             raise ValueError(f"a picture is one file beside the report, but got {self.file=}")
 
 
