@@ -76,14 +76,16 @@ def start(verbose: bool = False, frameworks: Iterable[str] = ()) -> None:
 def jax_cache(environ: MutableMapping[str, str]) -> None:
     """Point JAX's persistent compilation cache at ``HARNESS_JAX_CACHE`` (default ``~/.cache/harness/jax``)
     in ``environ``, caching every program however fast it compiled (a smoke run's hundreds of small ones
-    add up); nothing where it is ``off`` or the user set ``JAX_COMPILATION_CACHE_DIR``."""
+    add up), at most 1 GiB where the ``filelock`` package is installed (else unbounded: JAX needs it to evict);
+    nothing where it is ``off`` or the user set ``JAX_COMPILATION_CACHE_DIR``."""
     choice = environ.get(JAX_CACHE_ENV, "")
     if choice == "off" or "JAX_COMPILATION_CACHE_DIR" in environ:
         return
     home = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     environ["JAX_COMPILATION_CACHE_DIR"] = choice or str(Path(home) / "harness" / "jax")
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(JAX_CACHE_MAX_BYTES))
+    if importlib.util.find_spec("filelock") is not None:  # JAX refuses a size limit without it (it locks to evict)
+        environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(JAX_CACHE_MAX_BYTES))
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ worker imported before; a command whose runs all use one framework starts on it 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -116,6 +117,17 @@ def test_jax_compiles_into_a_persistent_cache_unless_off_or_the_users_own(tmp_pa
         before = dict(kept)
         _framework.jax_cache(kept)
         assert kept == before
+
+
+def test_the_jax_cache_is_bounded_only_where_jax_can_evict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bounded = {_framework.JAX_CACHE_ENV: str(tmp_path)}
+    _framework.jax_cache(bounded)  # filelock is here (the dev extra): JAX evicts past the limit
+    assert bounded["JAX_COMPILATION_CACHE_MAX_SIZE"] == str(2**30)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "filelock" else real(name, *a))
+    unbounded = {_framework.JAX_CACHE_ENV: str(tmp_path)}
+    _framework.jax_cache(unbounded)  # JAX raises on a size limit it cannot enforce without filelock
+    assert "JAX_COMPILATION_CACHE_MAX_SIZE" not in unbounded and unbounded["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path)
 
 
 def test_a_framework_that_is_not_installed_names_what_to_install() -> None:
