@@ -82,7 +82,12 @@ def jax_cache(environ: MutableMapping[str, str]) -> None:
     if choice == "off" or "JAX_COMPILATION_CACHE_DIR" in environ:
         return
     home = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    environ["JAX_COMPILATION_CACHE_DIR"] = choice or str(Path(home) / "harness" / "jax")
+    folder = Path(choice or Path(home) / "harness" / "jax")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a folder this user cannot write: JAX would fail the run at its first compile; compile uncached
+    environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
     environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     if importlib.util.find_spec("filelock") is not None:  # JAX refuses a size limit without it (it locks to evict)
         environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(JAX_CACHE_MAX_BYTES))

@@ -113,7 +113,9 @@ def test_jax_compiles_into_a_persistent_cache_unless_off_or_the_users_own(tmp_pa
     named = {_framework.JAX_CACHE_ENV: str(tmp_path / "mine")}
     _framework.jax_cache(named)
     assert named["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")
-    for kept in ({_framework.JAX_CACHE_ENV: "off"}, {"JAX_COMPILATION_CACHE_DIR": "/theirs"}):
+    (tmp_path / "file").write_text("")
+    unwritable = {_framework.JAX_CACHE_ENV: str(tmp_path / "file" / "cache")}  # not a folder: no cache, no failure
+    for kept in ({_framework.JAX_CACHE_ENV: "off"}, {"JAX_COMPILATION_CACHE_DIR": "/theirs"}, unwritable):
         before = dict(kept)
         _framework.jax_cache(kept)
         assert kept == before
