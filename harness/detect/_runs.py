@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.executor import MODEL_ARTIFACT
-from harness.report import find_study_run
+from harness.report import find_study_run, write_file
 from harness.tracking import RUNG_TAG, VARIANT_TAG, RungRecord, StudyBest, Tracker, kind_of, quote, tag_filter
 
 
@@ -126,8 +127,7 @@ PICTURE_SUFFIX = ".jpg"  # annotated photos: JPEG is a fifth of PNG's size, and 
 
 
 def write_picture(image: Any, path: Path) -> Path:
-    """A drawn detection (a PIL image) as a JPEG at ``path``, written atomically (a reader never sees half)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.convert("RGB").save(tmp, format="JPEG", quality=90)
-    tmp.replace(path)
-    return path
+    """A drawn detection (a PIL image) as a JPEG at ``path``, replaced whole as every report file is."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    return write_file(path, buffer.getvalue())
