@@ -104,7 +104,6 @@ def test_a_model_that_trains_on_tensorflow_only_is_refused_on_jax_by_name() -> N
         config_from({**census, "model": model, "framework": "jax"})
 
 
-@pytest.mark.skipif(_framework.installed("torch"), reason="torch is installed here")
 def test_jax_compiles_into_a_persistent_cache_unless_off_or_the_users_own(tmp_path: Path) -> None:
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     _framework.jax_cache(env)
@@ -132,6 +131,7 @@ def test_the_jax_cache_is_bounded_only_where_jax_can_evict(tmp_path: Path, monke
     assert "JAX_COMPILATION_CACHE_MAX_SIZE" not in unbounded and unbounded["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path)
 
 
+@pytest.mark.skipif(_framework.installed("torch"), reason="torch is installed here")
 def test_a_framework_that_is_not_installed_names_what_to_install() -> None:
     with pytest.raises(ConfigError, match=r"framework=torch needs the torch package.*pip install 'torch'"):
         _run_section(framework="torch", backend="cpu").check()
