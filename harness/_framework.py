@@ -77,10 +77,10 @@ def jax_cache(environ: MutableMapping[str, str]) -> None:
     """Point JAX's persistent compilation cache at ``HARNESS_JAX_CACHE`` (default ``~/.cache/harness/jax``)
     in ``environ``, caching every program however fast it compiled (a smoke run's hundreds of small ones
     add up), at most 1 GiB where the ``filelock`` package is installed (else unbounded: JAX needs it to evict);
-    nothing where it is ``off`` or the user set ``JAX_COMPILATION_CACHE_DIR``."""
+    nothing where it is ``off``, the user set ``JAX_COMPILATION_CACHE_DIR``, or JAX is not installed."""
     choice = environ.get(JAX_CACHE_ENV, "")
-    if choice == "off" or "JAX_COMPILATION_CACHE_DIR" in environ:
-        return
+    if choice == "off" or "JAX_COMPILATION_CACHE_DIR" in environ or not installed("jax"):
+        return  # off, the user's own, or no JAX here (no folder made for nothing)
     home = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     folder = Path(choice or Path(home) / "harness" / "jax")
     try:
